@@ -1,0 +1,28 @@
+package reliable
+
+import "net/netip"
+
+// PacketConn is the packet I/O seam beneath a Raptor endpoint (docs/PROTOCOL.md §2).
+// The kernel UDP implementation lives in this package (NewUDPConn); the DPDK
+// implementation lives in package dpdk; the simulated network in internal/simnet.
+// Its method set uses standard-library types only, so an implementation needs to
+// import nothing from Raptor.
+//
+// One goroutine calls ReadBatch (the endpoint's receive loop) while others may
+// call WriteBatch concurrently; implementations must allow that.
+type PacketConn interface {
+	// ReadBatch blocks until at least one datagram is available and then reads up
+	// to len(bufs) of them without blocking further. For each i < n, datagram i
+	// is bufs[i][:sizes[i]] and came from addrs[i]. A datagram larger than its
+	// buffer is truncated to it. After Close, ReadBatch returns an error that
+	// wraps net.ErrClosed. len(sizes) and len(addrs) are at least len(bufs).
+	ReadBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort) (n int, err error)
+	// WriteBatch sends bufs[i] to addrs[i] for every i < len(bufs) and returns
+	// how many were handed to the network. n < len(bufs) comes with an error.
+	// It may block briefly while the device queue is full; it never retains bufs.
+	WriteBatch(bufs [][]byte, addrs []netip.AddrPort) (n int, err error)
+	// LocalAddr is the address peers send to.
+	LocalAddr() netip.AddrPort
+	// Close unblocks ReadBatch and releases the device. It is idempotent.
+	Close() error
+}
