@@ -1,0 +1,281 @@
+// Package udpio is Raptor's kernel UDP packet path: it implements the
+// reliable.PacketConn seam (batched reads and writes of datagrams with
+// netip addresses) over a *net.UDPConn.
+//
+// On Linux the batches go straight to recvmmsg(2) and sendmmsg(2) through the
+// socket's syscall.RawConn, with message headers, iovecs and raw socket
+// addresses preallocated per Conn and reused, so a steady-state ReadBatch or
+// WriteBatch allocates nothing. golang.org/x/net's ipv4/ipv6
+// PacketConn.ReadBatch allocates a net.IP and a *net.UDPAddr per received
+// datagram, so it is used only on other platforms (and, on Linux, when the
+// test hook selects it for comparison). Socket buffers are raised to
+// SocketBufferSize (SO_RCVBUFFORCE/SO_SNDBUFFORCE when privileged, falling
+// back to SO_RCVBUF/SO_SNDBUF); the sizes the kernel granted are in Stats.
+//
+// One goroutine may call ReadBatch while any number call WriteBatch; writes
+// are serialised on one mutex that guards the reusable send headers.
+package udpio
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// SocketBufferSize is the receive and send buffer size requested from the
+// kernel for every Conn (the kernel may grant less, or double it: see
+// Stats.RecvBuffer and Stats.SendBuffer).
+const SocketBufferSize = 4 << 20
+
+// MaxBatch is the largest number of datagrams passed to one recvmmsg or
+// sendmmsg call (Linux UIO_MAXIOV). Longer WriteBatch calls are split; a
+// ReadBatch returns at most MaxBatch datagrams.
+const MaxBatch = 1024
+
+// Stats are the cumulative counters of a Conn.
+type Stats struct {
+	DatagramsRead    uint64 // datagrams returned by ReadBatch
+	BytesRead        uint64 // bytes returned by ReadBatch (after truncation)
+	ReadSyscalls     uint64 // successful receive system calls
+	Truncated        uint64 // datagrams larger than their buffer
+	DatagramsWritten uint64 // datagrams accepted by the kernel
+	BytesWritten     uint64 // bytes accepted by the kernel
+	WriteSyscalls    uint64 // successful send system calls
+	SendErrors       uint64 // WriteBatch calls that failed on a datagram
+	RecvBuffer       int    // effective SO_RCVBUF in bytes
+	SendBuffer       int    // effective SO_SNDBUF in bytes
+}
+
+// OpError is the error of a failed ReadBatch or WriteBatch. It names the
+// local address, the datagram index in the batch and its peer address (for
+// writes), and unwraps to the cause (net.ErrClosed after Close).
+type OpError struct {
+	Op    string         // "read" or "write"
+	Local netip.AddrPort // the Conn's address
+	Index int            // index in the batch of the failing datagram, or -1
+	Addr  netip.AddrPort // the destination of the failing datagram (writes)
+	Err   error          // the cause
+}
+
+func (e *OpError) Error() string {
+	if e.Op == "write" && e.Index >= 0 {
+		return fmt.Sprintf("udpio: %s from %v to %v (batch index %d): %v", e.Op, e.Local, e.Addr, e.Index, e.Err)
+	}
+	return fmt.Sprintf("udpio: %s on %v: %v", e.Op, e.Local, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *OpError) Unwrap() error { return e.Err }
+
+// errShortSlices is returned when sizes or addrs are shorter than bufs.
+var errShortSlices = errors.New("sizes or addrs shorter than bufs")
+
+// Conn is a UDP socket implementing reliable.PacketConn with batched I/O.
+type Conn struct {
+	uc    *net.UDPConn
+	rc    syscall.RawConn
+	laddr netip.AddrPort
+	v6    bool // the socket is AF_INET6 (possibly dual-stack)
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+
+	rmu sync.Mutex // one reader at a time; guards the read state
+	wmu sync.Mutex // guards the reusable write state
+
+	useXNet bool // route I/O through golang.org/x/net (always off Linux)
+	xn      *xnetIO
+	raw     *rawIO // nil off Linux
+
+	rcvbuf, sndbuf int
+
+	datagramsRead, bytesRead, readSyscalls, truncated   atomic.Uint64
+	datagramsWritten, bytesWritten, writeSyscalls, errs atomic.Uint64
+}
+
+// Listen opens a UDP socket on addr ("host:port", IPv4 or IPv6; port 0
+// picks a free port) and wraps it with New.
+func Listen(addr string) (*Conn, error) {
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("udpio: resolve %q: %w", addr, err)
+	}
+	uc, err := net.ListenUDP("udp", ua)
+	if err != nil {
+		return nil, fmt.Errorf("udpio: listen %q: %w", addr, err)
+	}
+	c, err := New(uc)
+	if err != nil {
+		uc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// New wraps an open UDP socket. The Conn owns it from then on: Close closes
+// it. New raises the socket buffers to SocketBufferSize.
+func New(uc *net.UDPConn) (*Conn, error) {
+	if uc == nil {
+		return nil, errors.New("udpio: New: nil *net.UDPConn")
+	}
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("udpio: syscall conn of %v: %w", uc.LocalAddr(), err)
+	}
+	ua, ok := uc.LocalAddr().(*net.UDPAddr)
+	if !ok || ua == nil {
+		return nil, fmt.Errorf("udpio: local address %v is not UDP", uc.LocalAddr())
+	}
+	c := &Conn{uc: uc, rc: rc}
+	lap := ua.AddrPort()
+	c.laddr = netip.AddrPortFrom(lap.Addr().Unmap(), lap.Port())
+	c.v6, err = socketIsIPv6(rc, ua)
+	if err != nil {
+		return nil, fmt.Errorf("udpio: socket family of %v: %w", c.laddr, err)
+	}
+	c.rcvbuf, c.sndbuf = setBuffers(rc, uc, SocketBufferSize)
+	c.xn = newXNetIO(uc, c.v6)
+	c.raw = newRawIO()
+	c.useXNet = c.raw == nil
+	return c, nil
+}
+
+// LocalAddr is the address peers send to (IPv4-mapped addresses unmapped).
+func (c *Conn) LocalAddr() netip.AddrPort { return c.laddr }
+
+// Stats returns a snapshot of the counters.
+func (c *Conn) Stats() Stats {
+	return Stats{
+		DatagramsRead:    c.datagramsRead.Load(),
+		BytesRead:        c.bytesRead.Load(),
+		ReadSyscalls:     c.readSyscalls.Load(),
+		Truncated:        c.truncated.Load(),
+		DatagramsWritten: c.datagramsWritten.Load(),
+		BytesWritten:     c.bytesWritten.Load(),
+		WriteSyscalls:    c.writeSyscalls.Load(),
+		SendErrors:       c.errs.Load(),
+		RecvBuffer:       c.rcvbuf,
+		SendBuffer:       c.sndbuf,
+	}
+}
+
+// Close closes the socket and unblocks ReadBatch, which then returns an
+// error wrapping net.ErrClosed. It is idempotent.
+func (c *Conn) Close() error {
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		c.closeErr = c.uc.Close()
+	})
+	return c.closeErr
+}
+
+// ReadBatch blocks until at least one datagram has arrived, then reads up to
+// min(len(bufs), MaxBatch) datagrams without blocking further. Datagram i is
+// bufs[i][:sizes[i]] from addrs[i]; a datagram longer than its buffer is
+// truncated (and counted in Stats.Truncated). IPv4-mapped source addresses
+// are unmapped. Only one goroutine should read at a time.
+func (c *Conn) ReadBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort) (int, error) {
+	if len(sizes) < len(bufs) || len(addrs) < len(bufs) {
+		return 0, &OpError{Op: "read", Local: c.laddr, Index: -1, Err: fmt.Errorf("%w: len(bufs)=%d len(sizes)=%d len(addrs)=%d", errShortSlices, len(bufs), len(sizes), len(addrs))}
+	}
+	if len(bufs) == 0 {
+		return 0, nil
+	}
+	if len(bufs) > MaxBatch {
+		bufs = bufs[:MaxBatch]
+	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	var n, nbytes, ntrunc int
+	var err error
+	if c.useXNet {
+		n, nbytes, ntrunc, err = c.xn.read(bufs, sizes, addrs)
+	} else {
+		n, nbytes, ntrunc, err = c.raw.read(c.rc, bufs, sizes, addrs)
+	}
+	if n > 0 {
+		c.readSyscalls.Add(1)
+		c.datagramsRead.Add(uint64(n))
+		c.bytesRead.Add(uint64(nbytes))
+		if ntrunc > 0 {
+			c.truncated.Add(uint64(ntrunc))
+		}
+	}
+	if err != nil {
+		return n, c.opErr("read", -1, netip.AddrPort{}, err)
+	}
+	return n, nil
+}
+
+// WriteBatch sends bufs[i] to addrs[i] for each i, in order, using as few
+// sendmmsg calls as the kernel allows. It blocks while the socket send
+// buffer is full. It returns how many datagrams the kernel accepted; when
+// that is less than len(bufs) the error is an *OpError naming the index and
+// destination of the datagram that failed (the ones after it were not
+// attempted). It never retains bufs. Safe for concurrent use.
+func (c *Conn) WriteBatch(bufs [][]byte, addrs []netip.AddrPort) (int, error) {
+	if len(addrs) < len(bufs) {
+		return 0, &OpError{Op: "write", Local: c.laddr, Index: -1, Err: fmt.Errorf("%w: len(bufs)=%d len(addrs)=%d", errShortSlices, len(bufs), len(addrs))}
+	}
+	if len(bufs) == 0 {
+		return 0, nil
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	total := 0
+	for total < len(bufs) {
+		end := min(len(bufs), total+MaxBatch)
+		var n, nbytes, calls int
+		var err error
+		if c.useXNet {
+			n, nbytes, calls, err = c.xn.write(c.v6, bufs[total:end], addrs[total:end])
+		} else {
+			n, nbytes, calls, err = c.raw.write(c.rc, c.v6, bufs[total:end], addrs[total:end])
+		}
+		c.writeSyscalls.Add(uint64(calls))
+		c.datagramsWritten.Add(uint64(n))
+		c.bytesWritten.Add(uint64(nbytes))
+		total += n
+		if err != nil {
+			c.errs.Add(1)
+			return total, c.opErr("write", total, addrs[total], err)
+		}
+	}
+	return total, nil
+}
+
+// opErr builds the typed error, mapping any error after Close to one that
+// wraps net.ErrClosed.
+func (c *Conn) opErr(op string, idx int, addr netip.AddrPort, err error) error {
+	if c.closed.Load() && !errors.Is(err, net.ErrClosed) {
+		err = fmt.Errorf("%w (%v)", net.ErrClosed, err)
+	}
+	return &OpError{Op: op, Local: c.laddr, Index: idx, Addr: addr, Err: err}
+}
+
+// errAddrFamily reports a destination that the socket's family cannot reach.
+var errAddrFamily = errors.New("address family not supported by socket")
+
+// destIP returns the 16-byte (v6 socket) or 4-byte form of the destination.
+func destIP(v6 bool, a netip.Addr) (ip [16]byte, n int, err error) {
+	if !a.IsValid() {
+		return ip, 0, fmt.Errorf("invalid destination address %v", a)
+	}
+	if v6 {
+		return a.As16(), 16, nil
+	}
+	if a.Is4In6() {
+		a = a.Unmap()
+	}
+	if !a.Is4() {
+		return ip, 0, fmt.Errorf("%w: %v on an IPv4 socket", errAddrFamily, a)
+	}
+	a4 := a.As4()
+	copy(ip[:], a4[:])
+	return ip, 4, nil
+}

@@ -1,0 +1,291 @@
+//go:build linux
+
+package udpio
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+const msgTrunc = unix.MSG_TRUNC
+
+// rawIO drives recvmmsg/sendmmsg directly. Reads and writes have separate
+// header arrays (a reader and writers run concurrently); each is guarded by
+// the Conn's rmu or wmu respectively.
+type rawIO struct {
+	r, w mmsgState
+	// zones caches interface index <-> name for link-local addresses.
+	zoneName  map[uint32]string
+	zoneIndex map[string]uint32
+}
+
+// mmsgState is one direction's reusable kernel headers plus the bound
+// callback handed to RawConn.Read/Write (bound once, so no closure is
+// allocated per call).
+type mmsgState struct {
+	hs    []unix.Mmsghdr
+	iovs  []unix.Iovec
+	names []unix.RawSockaddrInet6
+	cnt   int // messages to pass to the kernel
+	n     int // result
+	err   error
+	fn    func(fd uintptr) bool
+}
+
+func newRawIO() *rawIO {
+	r := &rawIO{zoneName: map[uint32]string{}, zoneIndex: map[string]uint32{}}
+	r.r.fn = r.r.recvmmsg
+	r.w.fn = r.w.sendmmsg
+	return r
+}
+
+func (s *mmsgState) grow(n int) {
+	if len(s.hs) >= n {
+		return
+	}
+	s.hs = make([]unix.Mmsghdr, n)
+	s.iovs = make([]unix.Iovec, n)
+	s.names = make([]unix.RawSockaddrInet6, n)
+}
+
+func (s *mmsgState) set(i int, b []byte, namelen uint32) {
+	iov := &s.iovs[i]
+	if len(b) > 0 {
+		iov.Base = &b[0]
+	} else {
+		iov.Base = nil
+	}
+	iov.SetLen(len(b))
+	h := &s.hs[i]
+	h.Len = 0
+	h.Hdr.Name = (*byte)(unsafe.Pointer(&s.names[i]))
+	h.Hdr.Namelen = namelen
+	h.Hdr.Iov = iov
+	h.Hdr.SetIovlen(1)
+	h.Hdr.Control = nil
+	h.Hdr.SetControllen(0)
+	h.Hdr.Flags = 0
+}
+
+// clear drops the references to caller buffers.
+func (s *mmsgState) clear(n int) {
+	for i := 0; i < n; i++ {
+		s.iovs[i].Base = nil
+	}
+}
+
+func (s *mmsgState) recvmmsg(fd uintptr) bool {
+	for {
+		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.hs[0])), uintptr(s.cnt), 0, 0, 0)
+		switch e {
+		case 0:
+			s.n, s.err = int(r), nil
+			return true
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		default:
+			s.n, s.err = 0, os.NewSyscallError("recvmmsg", e)
+			return true
+		}
+	}
+}
+
+func (s *mmsgState) sendmmsg(fd uintptr) bool {
+	for {
+		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.hs[0])), uintptr(s.cnt), 0, 0, 0)
+		switch e {
+		case 0:
+			s.n, s.err = int(r), nil
+			return true
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		default:
+			s.n, s.err = 0, os.NewSyscallError("sendmmsg", e)
+			return true
+		}
+	}
+}
+
+func (r *rawIO) read(rc syscall.RawConn, bufs [][]byte, sizes []int, addrs []netip.AddrPort) (n, nbytes, ntrunc int, err error) {
+	s := &r.r
+	s.grow(len(bufs))
+	for i, b := range bufs {
+		s.set(i, b, unix.SizeofSockaddrInet6)
+	}
+	s.cnt = len(bufs)
+	s.n, s.err = 0, nil
+	rerr := rc.Read(s.fn)
+	s.clear(len(bufs))
+	if rerr != nil {
+		return 0, 0, 0, rerr
+	}
+	if s.err != nil {
+		return 0, 0, 0, s.err
+	}
+	for i := 0; i < s.n; i++ {
+		h := &s.hs[i]
+		sizes[i] = int(h.Len)
+		nbytes += int(h.Len)
+		if h.Hdr.Flags&unix.MSG_TRUNC != 0 {
+			ntrunc++
+		}
+		addrs[i] = r.parse(&s.names[i])
+	}
+	return s.n, nbytes, ntrunc, nil
+}
+
+func (r *rawIO) parse(sa *unix.RawSockaddrInet6) netip.AddrPort {
+	switch sa.Family {
+	case unix.AF_INET:
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), ntohs(sa4.Port))
+	case unix.AF_INET6:
+		a := netip.AddrFrom16(sa.Addr).Unmap()
+		if sa.Scope_id != 0 && a.Is6() {
+			a = a.WithZone(r.zone(sa.Scope_id))
+		}
+		return netip.AddrPortFrom(a, ntohs(sa.Port))
+	}
+	return netip.AddrPort{}
+}
+
+func (r *rawIO) zone(idx uint32) string {
+	if z, ok := r.zoneName[idx]; ok {
+		return z
+	}
+	z := strconv.FormatUint(uint64(idx), 10)
+	if ifi, err := net.InterfaceByIndex(int(idx)); err == nil {
+		z = ifi.Name
+	}
+	if len(r.zoneName) < 64 {
+		r.zoneName[idx] = z
+	}
+	return z
+}
+
+func (r *rawIO) zoneIdx(z string) uint32 {
+	if i, ok := r.zoneIndex[z]; ok {
+		return i
+	}
+	var idx uint32
+	if ifi, err := net.InterfaceByName(z); err == nil {
+		idx = uint32(ifi.Index)
+	} else if v, err := strconv.ParseUint(z, 10, 32); err == nil {
+		idx = uint32(v)
+	}
+	if len(r.zoneIndex) < 64 {
+		r.zoneIndex[z] = idx
+	}
+	return idx
+}
+
+func ntohs(p uint16) uint16 {
+	var b [2]byte
+	binary.NativeEndian.PutUint16(b[:], p)
+	return binary.BigEndian.Uint16(b[:])
+}
+
+func htons(p uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], p)
+	return binary.NativeEndian.Uint16(b[:])
+}
+
+func (r *rawIO) write(rc syscall.RawConn, v6 bool, bufs [][]byte, addrs []netip.AddrPort) (n, nbytes, calls int, err error) {
+	s := &r.w
+	s.grow(len(bufs))
+	cnt := len(bufs)
+	var encErr error
+	for i := 0; i < cnt; i++ {
+		ip, l, e := destIP(v6, addrs[i].Addr())
+		if e != nil {
+			cnt, encErr = i, e
+			break
+		}
+		sa := &s.names[i]
+		if l == 4 {
+			sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+			*sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Port: htons(addrs[i].Port())}
+			copy(sa4.Addr[:], ip[:4])
+			s.set(i, bufs[i], unix.SizeofSockaddrInet4)
+		} else {
+			*sa = unix.RawSockaddrInet6{Family: unix.AF_INET6, Port: htons(addrs[i].Port()), Addr: ip}
+			if z := addrs[i].Addr().Zone(); z != "" {
+				sa.Scope_id = r.zoneIdx(z)
+			}
+			s.set(i, bufs[i], unix.SizeofSockaddrInet6)
+		}
+	}
+	defer s.clear(cnt)
+	for n < cnt {
+		s.cnt = cnt - n
+		s.n, s.err = 0, nil
+		// Point the kernel at the unsent tail.
+		hs := s.hs
+		s.hs = s.hs[n:]
+		werr := rc.Write(s.fn)
+		s.hs = hs
+		if werr != nil {
+			return n, nbytes, calls, werr
+		}
+		if s.err != nil {
+			return n, nbytes, calls, s.err
+		}
+		if s.n <= 0 {
+			return n, nbytes, calls, errors.New("sendmmsg sent nothing")
+		}
+		calls++
+		for i := n; i < n+s.n; i++ {
+			nbytes += len(bufs[i])
+		}
+		n += s.n
+	}
+	return n, nbytes, calls, encErr
+}
+
+// socketIsIPv6 reports whether the socket is AF_INET6 (Go opens a dual-stack
+// AF_INET6 socket for wildcard listens such as "0.0.0.0:0" or ":0").
+func socketIsIPv6(rc syscall.RawConn, _ *net.UDPAddr) (bool, error) {
+	var dom int
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		dom, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
+	}); err != nil {
+		return false, err
+	}
+	if serr != nil {
+		return false, fmt.Errorf("getsockopt SO_DOMAIN: %w", serr)
+	}
+	return dom == unix.AF_INET6, nil
+}
+
+// setBuffers requests size bytes for both socket buffers, first with the
+// privileged *BUFFORCE options (which ignore net.core.[rw]mem_max), then the
+// ordinary ones, and returns what the kernel reports.
+func setBuffers(rc syscall.RawConn, _ *net.UDPConn, size int) (rcv, snd int) {
+	_ = rc.Control(func(fd uintptr) {
+		f := int(fd)
+		if unix.SetsockoptInt(f, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, size) != nil {
+			_ = unix.SetsockoptInt(f, unix.SOL_SOCKET, unix.SO_RCVBUF, size)
+		}
+		if unix.SetsockoptInt(f, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, size) != nil {
+			_ = unix.SetsockoptInt(f, unix.SOL_SOCKET, unix.SO_SNDBUF, size)
+		}
+		rcv, _ = unix.GetsockoptInt(f, unix.SOL_SOCKET, unix.SO_RCVBUF)
+		snd, _ = unix.GetsockoptInt(f, unix.SOL_SOCKET, unix.SO_SNDBUF)
+	})
+	return rcv, snd
+}

@@ -1,0 +1,34 @@
+//go:build !linux
+
+package udpio
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"syscall"
+)
+
+const msgTrunc = 0x20 // MSG_TRUNC on the BSDs; used only to count truncation
+
+type rawIO struct{}
+
+func newRawIO() *rawIO { return nil }
+
+func (*rawIO) read(syscall.RawConn, [][]byte, []int, []netip.AddrPort) (int, int, int, error) {
+	return 0, 0, 0, errors.New("raw mmsg path not available")
+}
+
+func (*rawIO) write(syscall.RawConn, bool, [][]byte, []netip.AddrPort) (int, int, int, error) {
+	return 0, 0, 0, errors.New("raw mmsg path not available")
+}
+
+func socketIsIPv6(_ syscall.RawConn, ua *net.UDPAddr) (bool, error) {
+	return ua.IP.To4() == nil, nil
+}
+
+func setBuffers(_ syscall.RawConn, uc *net.UDPConn, size int) (int, int) {
+	_ = uc.SetReadBuffer(size)
+	_ = uc.SetWriteBuffer(size)
+	return size, size // not reported portably
+}
