@@ -1,0 +1,87 @@
+package schema
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/hamba/avro/v2"
+)
+
+// MaxSchemaSize bounds the text accepted by Parse, so a hostile request cannot
+// make the parser build an arbitrarily large tree.
+const MaxSchemaSize = 1 << 20
+
+// Schema is a parsed Avro schema. It is immutable and safe for concurrent use.
+type Schema struct {
+	avro      avro.Schema
+	text      string // normalised full JSON form: defaults, aliases and docs kept
+	canonical string // Avro Parsing Canonical Form
+
+	identOnce sync.Once
+	ident     *Resolver
+	identErr  error
+}
+
+// Parse parses an Avro schema written in JSON. Named types are resolved
+// within this text only: nothing is shared between calls.
+func Parse(text string) (s *Schema, err error) {
+	if len(text) > MaxSchemaSize {
+		return nil, &ParseError{Reason: fmt.Sprintf("schema is %d bytes, limit is %d", len(text), MaxSchemaSize)}
+	}
+	// Defence in depth: the Avro parser handles untrusted registry input, and a
+	// panic in it must become an error, not a crashed server.
+	defer func() {
+		if r := recover(); r != nil {
+			s, err = nil, &ParseError{Reason: fmt.Sprintf("parser failed: %v", r)}
+		}
+	}()
+	if !json.Valid([]byte(text)) {
+		return nil, &ParseError{Reason: fmt.Sprintf("not JSON: %.60q", text)}
+	}
+	as, perr := avro.ParseBytesWithCache([]byte(text), "", &avro.SchemaCache{})
+	if perr != nil {
+		return nil, &ParseError{Reason: perr.Error(), Err: perr}
+	}
+	full, merr := json.Marshal(as)
+	if merr != nil {
+		return nil, &ParseError{Reason: "cannot normalise: " + merr.Error(), Err: merr}
+	}
+	return &Schema{avro: as, text: string(full), canonical: as.String()}, nil
+}
+
+// MustParse is Parse for schemas known to be valid (tests, constants). It
+// panics on error.
+func MustParse(text string) *Schema {
+	s, err := Parse(text)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// String returns the normalised JSON form of the schema: compact, with
+// defaults, aliases, docs and properties kept. The registry stores and
+// compares this form, so two texts differing only in layout get one ID.
+func (s *Schema) String() string { return s.text }
+
+// Canonical returns the Avro Parsing Canonical Form (Avro specification,
+// "Parsing Canonical Form for Schemas"): names fully qualified, defaults,
+// aliases and docs stripped.
+func (s *Schema) Canonical() string { return s.canonical }
+
+// Fingerprint returns the SHA-256 fingerprint of the canonical form.
+func (s *Schema) Fingerprint() [32]byte { return s.avro.Fingerprint() }
+
+// Avro returns the underlying hamba/avro schema.
+func (s *Schema) Avro() avro.Schema { return s.avro }
+
+// Type returns the Avro type of the schema's top level, for example "record".
+func (s *Schema) Type() string { return string(deref(s.avro).Type()) }
+
+func deref(s avro.Schema) avro.Schema {
+	if r, ok := s.(*avro.RefSchema); ok {
+		return r.Schema()
+	}
+	return s
+}
