@@ -51,6 +51,9 @@ func (x *xnetIO) read(bufs [][]byte, sizes []int, addrs []netip.AddrPort) (n, nb
 	} else {
 		n, err = x.p4.ReadBatch(ms, 0)
 	}
+	if n < 0 || err != nil {
+		n = 0 // x/net reports -1 from a failed recvmmsg
+	}
 	for i := 0; i < n; i++ {
 		sizes[i] = ms[i].N
 		nbytes += ms[i].N
@@ -107,6 +110,9 @@ func (x *xnetIO) write(v6 bool, bufs [][]byte, addrs []netip.AddrPort) (n, nbyte
 			m, err = x.p6.WriteBatch(x.wmsgs[n:cnt], 0)
 		} else {
 			m, err = x.p4.WriteBatch(x.wmsgs[n:cnt], 0)
+		}
+		if m < 0 {
+			m = 0
 		}
 		if m > 0 {
 			calls++
