@@ -30,14 +30,19 @@ func (f *AckFrame) Acks(pn uint64) bool {
 	return false
 }
 
+// encoded returns the ranges Append encodes: the newest MaxAckRanges.
+func (f *AckFrame) encoded() []AckRange {
+	if len(f.Ranges) > MaxAckRanges {
+		return f.Ranges[:MaxAckRanges]
+	}
+	return f.Ranges
+}
+
 func (f *AckFrame) validate() error {
 	if len(f.Ranges) == 0 {
 		return &FormatError{What: "ACK range count", Value: 0, Why: "an ACK frame needs a range"}
 	}
-	if len(f.Ranges) > MaxAckRanges {
-		return &FormatError{What: "ACK range count", Value: uint64(len(f.Ranges)), Why: "more than 64"}
-	}
-	for i, r := range f.Ranges {
+	for i, r := range f.encoded() {
 		if r.Smallest > r.Largest || r.Largest > MaxPacketNumber {
 			return &FormatError{What: "ACK range", Value: r.Largest, Why: "smallest above largest or beyond 2^62-1"}
 		}
@@ -49,19 +54,21 @@ func (f *AckFrame) validate() error {
 }
 
 // Append appends the frame: type, largest, ack delay, range count - 1,
-// first range length, then (gap, length) for every further range.
+// first range length, then (gap, length) for every further range. Of more
+// than MaxAckRanges ranges only the first (newest) MaxAckRanges are encoded.
 func (f *AckFrame) Append(b []byte) ([]byte, error) {
 	if err := f.validate(); err != nil {
 		return b, err
 	}
-	r0 := f.Ranges[0]
+	ranges := f.encoded()
+	r0 := ranges[0]
 	b = append(b, byte(FrameAck))
 	b = AppendVarint(b, r0.Largest)
 	b = AppendVarint(b, f.AckDelay)
-	b = AppendVarint(b, uint64(len(f.Ranges)-1))
+	b = AppendVarint(b, uint64(len(ranges)-1))
 	b = AppendVarint(b, r0.Largest-r0.Smallest)
 	prev := r0.Smallest
-	for _, r := range f.Ranges[1:] {
+	for _, r := range ranges[1:] {
 		b = AppendVarint(b, prev-r.Largest-2)
 		b = AppendVarint(b, r.Largest-r.Smallest)
 		prev = r.Smallest
@@ -74,10 +81,11 @@ func (f *AckFrame) Length() int {
 	if len(f.Ranges) == 0 {
 		return 0
 	}
-	r0 := f.Ranges[0]
-	n := 1 + VarintLen(r0.Largest) + VarintLen(f.AckDelay) + VarintLen(uint64(len(f.Ranges)-1)) + VarintLen(r0.Largest-r0.Smallest)
+	ranges := f.encoded()
+	r0 := ranges[0]
+	n := 1 + VarintLen(r0.Largest) + VarintLen(f.AckDelay) + VarintLen(uint64(len(ranges)-1)) + VarintLen(r0.Largest-r0.Smallest)
 	prev := r0.Smallest
-	for _, r := range f.Ranges[1:] {
+	for _, r := range ranges[1:] {
 		n += VarintLen(prev-r.Largest-2) + VarintLen(r.Largest-r.Smallest)
 		prev = r.Smallest
 	}
