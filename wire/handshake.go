@@ -34,18 +34,29 @@ const (
 	maxParams                 = 64
 )
 
-// Append appends the parameters as a count followed by (id, value) varint pairs.
+// Append appends the parameters as a count followed by (id, value) varint
+// pairs. A parameter whose value is 0 is left out: an absent parameter parses
+// as 0, and max_datagram_size may not be sent as 0.
 func (p *Params) Append(b []byte) []byte {
-	b = AppendVarint(b, 6)
-	for _, kv := range [...][2]uint64{
+	kvs := [...][2]uint64{
 		{paramInitialMaxData, p.InitialMaxData},
 		{paramInitialMaxStreamData, p.InitialMaxStreamData},
 		{paramMaxStreams, p.MaxStreams},
 		{paramIdleTimeout, p.IdleTimeoutMillis},
 		{paramMaxDatagramSize, p.MaxDatagramSize},
 		{paramMaxAckDelay, p.MaxAckDelayMicros},
-	} {
-		b = AppendVarint(AppendVarint(b, kv[0]), min(kv[1], MaxVarint))
+	}
+	n := 0
+	for _, kv := range kvs {
+		if kv[1] != 0 {
+			n++
+		}
+	}
+	b = AppendVarint(b, uint64(n))
+	for _, kv := range kvs {
+		if kv[1] != 0 {
+			b = AppendVarint(AppendVarint(b, kv[0]), min(kv[1], MaxVarint))
+		}
 	}
 	return b
 }
