@@ -1,0 +1,325 @@
+package benchkit
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// FlagError reports a command-line flag with a value the bench rejects.
+type FlagError struct {
+	Flag   string
+	Value  string
+	Reason string
+}
+
+func (e *FlagError) Error() string {
+	return fmt.Sprintf("bench: --%s %q: %s", e.Flag, e.Value, e.Reason)
+}
+
+// Config is a parsed bench command line.
+type Config struct {
+	Suite      string // rtt, throughput, kafka, all, serve
+	Transports []Named
+	Sizes      []int
+	Opts       Options
+	Format     string // table, json, markdown
+	Plot       string
+	Title      string
+	Listen     string
+	ServeFor   time.Duration
+}
+
+const usageText = `Usage: %s <rtt|throughput|kafka|all|serve> [flags]
+
+Suites:
+  rtt         ping-pong of one message at a time after warm-up: latency percentiles
+  throughput  one-way stream for a fixed duration, one Write per message,
+              counted at the receiver: msgs/s, MB/s, CPU s per million messages
+  kafka       franz-go producer -> embedded broker -> consumer over the transport:
+              end-to-end latency at --rate records/s, and records/s at full speed
+  all         rtt, throughput and kafka in turn
+  serve       run bench servers for a client elsewhere (--listen HOST:PORT; each
+              transport on PORT+offset: udp 0, tcp 1, raptor 2, kcp 3, quic 4)
+
+Flags:
+`
+
+// ParseArgs parses a bench command line against the transports of reg.
+func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Config, error) {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			fmt.Fprintf(stderr, usageText, prog)
+			return nil, flag.ErrHelp
+		}
+		return nil, fmt.Errorf("bench: missing suite: one of rtt, throughput, kafka, all, serve")
+	}
+	cfg := &Config{Suite: args[0]}
+	switch cfg.Suite {
+	case "rtt", "throughput", "kafka", "all", "serve":
+	default:
+		return nil, fmt.Errorf("bench: unknown suite %q: one of rtt, throughput, kafka, all, serve", cfg.Suite)
+	}
+	fs := flag.NewFlagSet(prog+" "+cfg.Suite, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, usageText, prog)
+		fs.PrintDefaults()
+	}
+	defSizes := "64,1024"
+	if cfg.Suite == "kafka" {
+		defSizes = "64"
+	}
+	transports := fs.String("transport", strings.Join(reg.Names(), ","), "comma-separated transports: "+strings.Join(reg.Names(), ", "))
+	sizes := fs.String("size", defSizes, "comma-separated message (request) sizes in bytes, each in [16, 1048576]")
+	reply := fs.Int("reply", 0, "rtt reply size in bytes (0: same as the request)")
+	count := fs.Int("count", 0, "rtt round trips measured (default 20000); kafka records at the fixed rate (default 5000)")
+	warmup := fs.Int("warmup", 1000, "unmeasured round trips (kafka records, at most 500) first")
+	maxMsgs := fs.Int("max-messages", 100_000_000, "upper bound of messages per throughput or kafka-max run")
+	duration := fs.Duration("duration", 3*time.Second, "how long throughput and kafka-max send")
+	timeout := fs.Duration("timeout", 45*time.Second, "upper bound of one run; an rtt run cut short reports what it measured")
+	lossTimeout := fs.Duration("loss-timeout", 200*time.Millisecond, "udp: how long a round trip waits before counting the datagram lost")
+	rate := fs.Int("rate", 2000, "kafka offered rate in records/s")
+	jsonOut := fs.Bool("json", false, "one JSON object per result per line")
+	mdOut := fs.Bool("markdown", false, "a Markdown table")
+	plotFile := fs.String("plot", "", "also draw latency and throughput charts into this PNG file")
+	title := fs.String("title", "raptor bench", "chart title")
+	remote := fs.String("remote", "", "HOST:PORT of a 'bench serve' server (default: a server in this process on loopback)")
+	listen := fs.String("listen", "", "serve: HOST:PORT base address to listen on")
+	serveFor := fs.Duration("serve-for", time.Hour, "serve: stop after this long")
+	noProgress := fs.Bool("no-progress", false, "no progress bar on stderr")
+	if err := fs.Parse(args[1:]); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("bench: unexpected argument %q (flags only after the suite)", fs.Arg(0))
+	}
+	names := splitList(*transports)
+	if len(names) == 0 {
+		return nil, &FlagError{Flag: "transport", Value: *transports, Reason: "no transport named"}
+	}
+	ts, err := reg.Lookup(names)
+	if err != nil {
+		return nil, &FlagError{Flag: "transport", Value: *transports, Reason: err.Error()}
+	}
+	cfg.Transports = ts
+	for _, s := range splitList(*sizes) {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return nil, &FlagError{Flag: "size", Value: s, Reason: "not a whole number of bytes"}
+		}
+		if n < minSize || n > maxSize {
+			return nil, &FlagError{Flag: "size", Value: s, Reason: fmt.Sprintf("outside [%d, %d]", minSize, maxSize)}
+		}
+		cfg.Sizes = append(cfg.Sizes, n)
+	}
+	if len(cfg.Sizes) == 0 {
+		return nil, &FlagError{Flag: "size", Value: *sizes, Reason: "no size given"}
+	}
+	checks := []struct {
+		ok        bool
+		flag, val string
+		reason    string
+	}{
+		{*reply == 0 || (*reply >= minSize && *reply <= maxSize), "reply", fmt.Sprint(*reply), fmt.Sprintf("outside [%d, %d]", minSize, maxSize)},
+		{*count >= 0 && *count <= 10_000_000, "count", fmt.Sprint(*count), "outside [1, 10000000]"},
+		{*warmup >= 0 && *warmup <= 1_000_000, "warmup", fmt.Sprint(*warmup), "outside [0, 1000000]"},
+		{*maxMsgs >= 1, "max-messages", fmt.Sprint(*maxMsgs), "must be at least 1"},
+		{*duration >= 10*time.Millisecond && *duration <= 10*time.Minute, "duration", duration.String(), "outside [10ms, 10m]"},
+		{*timeout >= time.Second && *timeout <= 30*time.Minute, "timeout", timeout.String(), "outside [1s, 30m]"},
+		{*lossTimeout >= time.Millisecond && *lossTimeout <= 10*time.Second, "loss-timeout", lossTimeout.String(), "outside [1ms, 10s]"},
+		{*rate >= 1 && *rate <= 1_000_000, "rate", fmt.Sprint(*rate), "outside [1, 1000000] records/s"},
+		{*serveFor >= time.Second && *serveFor <= 24*time.Hour, "serve-for", serveFor.String(), "outside [1s, 24h]"},
+		{!(*jsonOut && *mdOut), "markdown", "true", "--json and --markdown exclude each other"},
+		{*remote == "" || cfg.Suite != "kafka", "remote", *remote, "the kafka suite runs in one process"},
+		{*remote == "" || cfg.Suite != "serve", "remote", *remote, "serve takes --listen, not --remote"},
+		{cfg.Suite != "serve" || *listen != "", "listen", *listen, "serve needs a HOST:PORT base address"},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			return nil, &FlagError{Flag: c.flag, Value: c.val, Reason: c.reason}
+		}
+	}
+	if *remote != "" {
+		if _, err := RemoteAddr(*remote, "udp"); err != nil {
+			return nil, &FlagError{Flag: "remote", Value: *remote, Reason: err.Error()}
+		}
+	}
+	if *listen != "" {
+		if _, err := RemoteAddr(*listen, "udp"); err != nil {
+			return nil, &FlagError{Flag: "listen", Value: *listen, Reason: err.Error()}
+		}
+	}
+	if *plotFile != "" && !strings.HasSuffix(strings.ToLower(*plotFile), ".png") {
+		return nil, &FlagError{Flag: "plot", Value: *plotFile, Reason: "the chart is a PNG: name the file *.png"}
+	}
+	w := *warmup
+	if w == 0 {
+		w = -1
+	}
+	cfg.Opts = Options{
+		Reply: *reply, Count: *count, MaxMessages: *maxMsgs, Warmup: w, Duration: *duration, Timeout: *timeout,
+		LossTimeout: *lossTimeout, Rate: *rate, Remote: *remote,
+	}
+	if !*noProgress {
+		cfg.Opts.Progress = stderr
+	}
+	cfg.Format = "table"
+	if *jsonOut {
+		cfg.Format = "json"
+	} else if *mdOut {
+		cfg.Format = "markdown"
+	}
+	cfg.Plot, cfg.Title, cfg.Listen, cfg.ServeFor = *plotFile, *title, *listen, *serveFor
+	return cfg, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Main runs a bench command line (args after "bench") and returns the exit
+// status: 0 when every run succeeded, 1 when one failed, 2 on a usage error.
+func Main(prog string, args []string, stdout, stderr io.Writer, reg *Registry) int {
+	cfg, err := ParseArgs(prog, args, reg, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		fmt.Fprintf(stderr, "Run '%s -h' for usage.\n", prog)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if cfg.Suite == "serve" {
+		return serve(ctx, cfg, stderr)
+	}
+	m := ThisMachine()
+	switch cfg.Format {
+	case "json":
+		fmt.Fprintln(stderr, m.Header())
+	default:
+		fmt.Fprintln(stdout, m.Header())
+	}
+	results, failed := RunAll(ctx, cfg, func(r Result) {
+		if cfg.Format == "json" {
+			WriteJSON(stdout, []Result{r})
+		}
+	}, stderr)
+	switch cfg.Format {
+	case "table":
+		WriteTable(stdout, results)
+	case "markdown":
+		WriteMarkdown(stdout, results)
+	}
+	if cfg.Plot != "" && len(results) > 0 {
+		if err := WritePlot(cfg.Plot, cfg.Title, results); err != nil {
+			fmt.Fprintln(stderr, err)
+			failed = true
+		}
+	}
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+// RunAll runs the configured suites over every configured transport and
+// size, calling each with every result as it is made; failures are written
+// to stderr and reported by failed.
+func RunAll(ctx context.Context, cfg *Config, each func(Result), stderr io.Writer) (results []Result, failed bool) {
+	suites := []string{cfg.Suite}
+	if cfg.Suite == "all" {
+		suites = []string{"rtt", "throughput", "kafka"}
+	}
+	add := func(r Result) {
+		results = append(results, r)
+		if each != nil {
+			each(r)
+		}
+	}
+	for _, suite := range suites {
+		for _, t := range cfg.Transports {
+			for _, size := range cfg.Sizes {
+				if ctx.Err() != nil {
+					return results, true
+				}
+				o := cfg.Opts
+				o.Size = size
+				var err error
+				switch suite {
+				case "rtt":
+					var r Result
+					if r, err = RunRTT(ctx, t, o); err == nil {
+						add(r)
+					}
+				case "throughput":
+					var r Result
+					if r, err = RunThroughput(ctx, t, o); err == nil {
+						add(r)
+					}
+				case "kafka":
+					st, ok := t.(Transport)
+					if !ok {
+						if cfg.Suite == "kafka" {
+							fmt.Fprintf(stderr, "bench: kafka over %s skipped: it needs a stream transport\n", t.Name())
+						}
+						continue
+					}
+					if cfg.Suite == "all" && size != cfg.Sizes[0] {
+						continue // kafka once per transport in "all", at the first size
+					}
+					var rs []Result
+					rs, err = RunKafka(ctx, st, o)
+					for _, r := range rs {
+						add(r)
+					}
+				}
+				if err != nil {
+					fmt.Fprintf(stderr, "bench: %s over %s (%d B) failed: %v\n", suite, t.Name(), size, err)
+					failed = true
+				}
+			}
+		}
+	}
+	return results, failed
+}
+
+func serve(ctx context.Context, cfg *Config, stderr io.Writer) int {
+	ctx, cancel := context.WithTimeout(ctx, cfg.ServeFor)
+	defer cancel()
+	var servers []Server
+	defer func() {
+		for _, s := range servers {
+			s.Close()
+		}
+	}()
+	for _, t := range cfg.Transports {
+		addr, _ := RemoteAddr(cfg.Listen, t.Name())
+		s, err := StartServer(ctx, t, addr)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		servers = append(servers, s)
+		fmt.Fprintf(stderr, "bench: serving %s on %s\n", t.Name(), s.Addr())
+	}
+	fmt.Fprintf(stderr, "bench: ready (stops on SIGINT/SIGTERM or after %v)\n", cfg.ServeFor)
+	<-ctx.Done()
+	return 0
+}

@@ -1,0 +1,195 @@
+package benchkit
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// RunKafka runs a franz-go producer → embedded kfake broker → franz-go
+// consumer over t (the broker listens on t, both clients dial over t) and
+// returns two results: end-to-end latency at the fixed offered rate
+// (suite "kafka", o.Rate records/s, o.Count records after o.Warmup) and the
+// consumed record rate when the producer goes as fast as it can for
+// o.Duration (suite "kafka-max"). Linger is 0; acks are all (the default).
+func RunKafka(ctx context.Context, t Transport, o Options) ([]Result, error) {
+	if o.Count == 0 {
+		o.Count = 5000
+	}
+	o = o.withDefaults()
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	if o.Rate == 0 {
+		o.Rate = 2000
+	}
+	if o.Warmup > 500 {
+		o.Warmup = 500
+	}
+	if o.Remote != "" {
+		return nil, fmt.Errorf("bench: the kafka suite runs in one process; --remote %q is not supported for it", o.Remote)
+	}
+	listen := func(network, addr string) (net.Listener, error) { return t.Listen(ctx, addr) }
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "rate", "max"), kfake.ListenFn(listen))
+	if err != nil {
+		return nil, fmt.Errorf("bench: %s: embedded broker: %w", t.Name(), err)
+	}
+	defer cluster.Close()
+	common := []kgo.Opt{
+		kgo.SeedBrokers(cluster.ListenAddrs()...),
+		kgo.Dialer(func(ctx context.Context, _, host string) (net.Conn, error) { return t.Dial(ctx, host) }),
+		kgo.RetryTimeout(10 * time.Second),
+	}
+	var out []Result
+	r, err := kafkaPhase(ctx, t.Name(), "rate", common, o, false)
+	if err != nil {
+		return out, err
+	}
+	out = append(out, r)
+	r, err = kafkaPhase(ctx, t.Name(), "max", common, o, true)
+	if err != nil {
+		return out, err
+	}
+	return append(out, r), nil
+}
+
+func kafkaPhase(ctx context.Context, name, topic string, common []kgo.Opt, o Options, full bool) (Result, error) {
+	phaseTimeout := o.Timeout
+	if !full {
+		phaseTimeout = max(o.Timeout, time.Duration(float64(o.Warmup+o.Count)/float64(o.Rate)*float64(time.Second))+15*time.Second)
+	} else {
+		phaseTimeout = max(o.Timeout, o.Duration+15*time.Second)
+	}
+	ctx, cancel := context.WithTimeout(ctx, phaseTimeout)
+	defer cancel()
+	res := Result{Suite: SuiteKafka, Transport: name, Size: o.Size}
+	if full {
+		res.Suite = SuiteKafkaMax
+	}
+	prod, err := kgo.NewClient(append(common, kgo.ProducerLinger(0), kgo.DefaultProduceTopic(topic),
+		kgo.MaxBufferedRecords(10000))...)
+	if err != nil {
+		return res, fmt.Errorf("bench: %s kafka producer: %w", name, err)
+	}
+	defer prod.Close()
+	cons, err := kgo.NewClient(append(common, kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(500*time.Millisecond))...)
+	if err != nil {
+		return res, fmt.Errorf("bench: %s kafka consumer: %w", name, err)
+	}
+	defer cons.Close()
+
+	base := time.Now()
+	h := newHist()
+	var (
+		produced, failed atomic.Int64
+		prodDone         atomic.Bool
+		firstErr         error
+		errOnce          sync.Once
+		received, seen   int64
+		firstRecv        time.Time
+		lastRecv         time.Time
+	)
+	warm := int64(o.Warmup)
+	if full {
+		warm = 0
+	}
+	consDone := make(chan struct{})
+	go func() {
+		defer close(consDone)
+		for ctx.Err() == nil {
+			if prodDone.Load() && seen >= produced.Load()-failed.Load() {
+				return
+			}
+			pctx, pcancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			fs := cons.PollFetches(pctx)
+			pcancel()
+			now := time.Since(base)
+			fs.EachRecord(func(r *kgo.Record) {
+				if len(r.Value) < 16 {
+					return
+				}
+				sent := time.Duration(binary.BigEndian.Uint64(r.Value))
+				seq := int64(binary.BigEndian.Uint64(r.Value[8:]))
+				seen++
+				if seq < warm {
+					return
+				}
+				h.RecordValue(int64(max(now-sent, 1)))
+				if received == 0 {
+					firstRecv = base.Add(now)
+				}
+				lastRecv = base.Add(now)
+				received++
+			})
+		}
+	}()
+
+	bar := startProgress(o.Progress, fmt.Sprintf("%s %s %dB", res.Suite, name, o.Size), 1)
+	before := sampleCost()
+	promise := func(_ *kgo.Record, err error) {
+		if err != nil {
+			failed.Add(1)
+			errOnce.Do(func() { firstErr = err })
+		}
+	}
+	stop := time.Now().Add(o.Duration)
+	interval := time.Second / time.Duration(o.Rate)
+	total := int64(o.Warmup + o.Count)
+	start := time.Now()
+	for i := int64(0); ctx.Err() == nil; i++ {
+		if full {
+			if i >= int64(o.MaxMessages) || (i&255 == 0 && time.Now().After(stop)) {
+				break
+			}
+			if i&1023 == 0 {
+				bar.set(time.Since(start).Seconds() / o.Duration.Seconds())
+			}
+		} else {
+			if i >= total {
+				break
+			}
+			if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+				time.Sleep(d) // pacing of the offered rate, not synchronisation
+			}
+			bar.set(float64(i) / float64(total))
+		}
+		v := make([]byte, o.Size)
+		binary.BigEndian.PutUint64(v, uint64(time.Since(base)))
+		binary.BigEndian.PutUint64(v[8:], uint64(i))
+		produced.Add(1)
+		prod.Produce(ctx, &kgo.Record{Value: v}, promise)
+	}
+	prod.Flush(ctx)
+	prodDone.Store(true)
+	<-consDone
+	bar.stop()
+	after := sampleCost()
+
+	res.Sent = produced.Load() - warm
+	res.Received = received
+	res.Elapsed = lastRecv.Sub(firstRecv)
+	if firstErr != nil && received == 0 {
+		return res, fmt.Errorf("bench: %s kafka produce: %w", name, firstErr)
+	}
+	res.setCost(before, after)
+	res.setPercentiles(h)
+	if res.Sent > 0 {
+		res.LossPct = 100 * float64(max(res.Sent-res.Received, 0)) / float64(res.Sent)
+	}
+	if res.Elapsed > 0 {
+		res.MsgsPerS = float64(res.Received) / res.Elapsed.Seconds()
+		res.MBPerS = res.MsgsPerS * float64(o.Size) / 1e6
+	}
+	if ctx.Err() != nil && received < res.Sent {
+		return res, fmt.Errorf("bench: %s kafka %s: consumed %d of %d records before the %v bound", name, res.Suite, received, res.Sent, phaseTimeout)
+	}
+	return res, nil
+}

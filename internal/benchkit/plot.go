@@ -1,0 +1,166 @@
+package benchkit
+
+import (
+	"fmt"
+	"image/color"
+	"os"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+)
+
+// WritePlot draws the results into a PNG at path: latency percentiles (log
+// scale, one line per suite/transport/size) and, when there are throughput
+// results, their message rates as bars.
+func WritePlot(path, title string, rs []Result) error {
+	var lat, thr []Result
+	for _, r := range rs {
+		if r.MaxUs > 0 {
+			lat = append(lat, r)
+		}
+		if r.Suite == SuiteThroughput || r.Suite == SuiteKafkaMax {
+			thr = append(thr, r)
+		}
+	}
+	var plots []*plot.Plot
+	if len(lat) > 0 {
+		p, err := latencyPlot(title, lat)
+		if err != nil {
+			return err
+		}
+		plots = append(plots, p)
+	}
+	if len(thr) > 0 {
+		p, err := throughputPlot(title, thr)
+		if err != nil {
+			return err
+		}
+		plots = append(plots, p)
+	}
+	if len(plots) == 0 {
+		return fmt.Errorf("bench: nothing to plot into %s", path)
+	}
+	const w, h = 11 * vg.Inch, 6 * vg.Inch
+	img := vgimg.New(w, h*vg.Length(len(plots)))
+	dc := draw.New(img)
+	rows := make([][]*plot.Plot, len(plots))
+	for i, p := range plots {
+		rows[i] = []*plot.Plot{p}
+	}
+	t := draw.Tiles{Rows: len(plots), Cols: 1, PadY: vg.Millimeter * 6, PadTop: vg.Millimeter * 2,
+		PadBottom: vg.Millimeter * 2, PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 2}
+	canvases := plot.Align(rows, t, dc)
+	for i, p := range plots {
+		p.Draw(canvases[i][0])
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return fmt.Errorf("bench: write %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+func label(r Result) string {
+	s := fmt.Sprintf("%s %s %dB", r.Suite, r.Transport, r.Size)
+	if r.Reply != 0 {
+		s = fmt.Sprintf("%s %s %d/%dB", r.Suite, r.Transport, r.Size, r.Reply)
+	}
+	return s
+}
+
+// logTicks labels a log axis at 1, 10, 100... with plain numbers.
+type logTicks struct{}
+
+func (logTicks) Ticks(min, max float64) []plot.Tick {
+	var ts []plot.Tick
+	for v := 1e-3; v <= max*10; v *= 10 {
+		if v < min/10 {
+			continue
+		}
+		ts = append(ts, plot.Tick{Value: v, Label: fmtNum(v)})
+		for k := 2.0; k < 10; k++ {
+			ts = append(ts, plot.Tick{Value: v * k})
+		}
+	}
+	return ts
+}
+
+func latencyPlot(title string, rs []Result) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = title + " — latency percentiles"
+	p.Y.Label.Text = "µs (log scale)"
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = logTicks{}
+	names := []string{"p50", "p90", "p99", "p99.9", "max"}
+	p.NominalX(names...)
+	p.Legend.Top = true
+	p.Legend.Left = true
+	for i, r := range rs {
+		vals := []float64{r.P50us, r.P90us, r.P99us, r.P999us, r.MaxUs}
+		pts := make(plotter.XYs, 0, len(vals))
+		for j, v := range vals {
+			pts = append(pts, plotter.XY{X: float64(j), Y: max(v, 0.1)})
+		}
+		l, s, err := plotter.NewLinePoints(pts)
+		if err != nil {
+			return nil, err
+		}
+		c := plotutil.Color(i)
+		l.Color, s.Color = c, c
+		l.Dashes = plotutil.Dashes(i / 7)
+		s.Shape = plotutil.Shape(i)
+		p.Add(l, s)
+		p.Legend.Add(label(r), l, s)
+	}
+	return p, nil
+}
+
+func throughputPlot(title string, rs []Result) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = title + " — throughput (counted at the receiver)"
+	p.Y.Label.Text = "million messages/s"
+	vals := make(plotter.Values, len(rs))
+	names := make([]string, len(rs))
+	for i, r := range rs {
+		vals[i] = r.MsgsPerS / 1e6
+		names[i] = fmt.Sprintf("%s\n%s %dB", r.Suite, r.Transport, r.Size)
+	}
+	b, err := plotter.NewBarChart(vals, vg.Points(22))
+	if err != nil {
+		return nil, err
+	}
+	b.Color = color.RGBA{R: 60, G: 110, B: 190, A: 255}
+	b.LineStyle.Width = 0
+	p.Add(b)
+	p.NominalX(names...)
+	p.X.Tick.Label.Font.Size = vg.Points(8)
+	labels, err := plotter.NewLabels(plotter.XYLabels{XYs: barTops(vals), Labels: mLabels(rs)})
+	if err == nil {
+		p.Add(labels)
+	}
+	return p, nil
+}
+
+func barTops(v plotter.Values) plotter.XYs {
+	out := make(plotter.XYs, len(v))
+	for i, y := range v {
+		out[i] = plotter.XY{X: float64(i) - 0.25, Y: y}
+	}
+	return out
+}
+
+func mLabels(rs []Result) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = fmt.Sprintf("%.2fM", r.MsgsPerS/1e6)
+	}
+	return out
+}
