@@ -153,9 +153,9 @@ type Event struct {
 
 // Stats are cumulative counters of a Network.
 type Stats struct {
-	Sent       uint64 // datagrams accepted by WriteBatch
-	Delivered  uint64 // datagrams queued at a receiver (duplicates included)
-	Duplicated uint64 // extra copies scheduled
+	Sent       uint64                 // datagrams accepted by WriteBatch
+	Delivered  uint64                 // datagrams queued at a receiver (duplicates included)
+	Duplicated uint64                 // extra copies scheduled
 	Dropped    [numDropReasons]uint64 // indexed by DropReason; see Drops
 }
 
