@@ -24,6 +24,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // SocketBufferSize is the receive and send buffer size requested from the
@@ -147,6 +148,12 @@ func New(uc *net.UDPConn) (*Conn, error) {
 
 // LocalAddr is the address peers send to (IPv4-mapped addresses unmapped).
 func (c *Conn) LocalAddr() netip.AddrPort { return c.laddr }
+
+// SetReadDeadline makes a blocked or future ReadBatch return an error
+// wrapping os.ErrDeadlineExceeded once t has passed; the zero time disables
+// the deadline. It is not part of the PacketConn seam (the Raptor receive
+// loop blocks until Close) but bounds reads in tests and tools.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.uc.SetReadDeadline(t) }
 
 // Stats returns a snapshot of the counters.
 func (c *Conn) Stats() Stats {

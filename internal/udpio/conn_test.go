@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -331,4 +332,17 @@ func ExampleListen() {
 	// Output:
 	// 1 <nil>
 	// 1 <nil> hello true
+}
+
+func TestReadDeadline(t *testing.T) {
+	for _, p := range paths {
+		t.Run(p.name, func(t *testing.T) {
+			c := listen(t, "127.0.0.1:0", p.xnet)
+			c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+			_, err := c.ReadBatch([][]byte{make([]byte, 8)}, make([]int, 1), make([]netip.AddrPort, 1))
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("ReadBatch past deadline: %v", err)
+			}
+		})
+	}
 }
