@@ -12,7 +12,7 @@ import (
 func BenchmarkPingPong(b *testing.B) {
 	for _, p := range paths {
 		b.Run(p.name, func(b *testing.B) {
-			cli, srv := listen(b, "127.0.0.1:0", p.xnet), listen(b, "127.0.0.1:0", p.xnet)
+			cli, srv := listenPath(b, "127.0.0.1:0", p), listenPath(b, "127.0.0.1:0", p)
 			go func() {
 				bufs := [][]byte{make([]byte, 1500)}
 				sizes := make([]int, 1)
@@ -54,7 +54,7 @@ func BenchmarkOneWayBatch64(b *testing.B) {
 	const batch, size, window = 64, 1200, 2048
 	for _, p := range paths {
 		b.Run(p.name, func(b *testing.B) {
-			tx, rx := listen(b, "127.0.0.1:0", p.xnet), listen(b, "127.0.0.1:0", p.xnet)
+			tx, rx := listenPath(b, "127.0.0.1:0", p), listenPath(b, "127.0.0.1:0", p)
 			var received atomic.Int64
 			progress := make(chan struct{}, 1)
 			done := make(chan struct{})

@@ -47,6 +47,8 @@ type Stats struct {
 	BytesWritten     uint64 // bytes accepted by the kernel
 	WriteSyscalls    uint64 // successful send system calls
 	SendErrors       uint64 // WriteBatch calls that failed on a datagram
+	GSOMessages      uint64 // messages sent with UDP_SEGMENT (each carrying 2..64 datagrams)
+	GSO              bool   // UDP_SEGMENT in use for runs of equal-size datagrams to one address
 	RecvBuffer       int    // effective SO_RCVBUF in bytes
 	SendBuffer       int    // effective SO_SNDBUF in bytes
 }
@@ -141,7 +143,7 @@ func New(uc *net.UDPConn) (*Conn, error) {
 	}
 	c.rcvbuf, c.sndbuf = setBuffers(rc, uc, SocketBufferSize)
 	c.xn = newXNetIO(uc, c.v6)
-	c.raw = newRawIO()
+	c.raw = newRawIO(rc)
 	c.useXNet = c.raw == nil
 	return c, nil
 }
@@ -157,7 +159,13 @@ func (c *Conn) SetReadDeadline(t time.Time) error { return c.uc.SetReadDeadline(
 
 // Stats returns a snapshot of the counters.
 func (c *Conn) Stats() Stats {
+	gso, gsoMsgs := c.raw.gsoStats()
+	if c.useXNet {
+		gso = false
+	}
 	return Stats{
+		GSO:              gso,
+		GSOMessages:      gsoMsgs,
 		DatagramsRead:    c.datagramsRead.Load(),
 		BytesRead:        c.bytesRead.Load(),
 		ReadSyscalls:     c.readSyscalls.Load(),

@@ -24,13 +24,19 @@ type packetConn interface {
 var _ packetConn = (*Conn)(nil)
 
 type path struct {
-	name string
-	xnet bool
+	name  string
+	xnet  bool
+	nogso bool
 }
 
-var paths = []path{{"raw", false}, {"xnet", true}}
+var paths = []path{{"raw", false, false}, {"raw-nogso", false, true}, {"xnet", true, true}}
 
 func listen(tb testing.TB, addr string, xnet bool) *Conn {
+	return listenPath(tb, addr, path{xnet: xnet})
+}
+
+func listenPath(tb testing.TB, addr string, p path) *Conn {
+	xnet := p.xnet
 	tb.Helper()
 	c, err := Listen(addr)
 	if err != nil {
@@ -43,6 +49,9 @@ func listen(tb testing.TB, addr string, xnet bool) *Conn {
 		c.useXNet = true
 	} else if c.useXNet {
 		tb.Skip("raw mmsg path only on Linux")
+	}
+	if p.nogso && c.raw != nil {
+		c.raw.setGSO(false)
 	}
 	tb.Cleanup(func() { c.Close() })
 	return c
@@ -342,6 +351,59 @@ func TestReadDeadline(t *testing.T) {
 			_, err := c.ReadBatch([][]byte{make([]byte, 8)}, make([]int, 1), make([]netip.AddrPort, 1))
 			if !errors.Is(err, os.ErrDeadlineExceeded) {
 				t.Fatalf("ReadBatch past deadline: %v", err)
+			}
+		})
+	}
+}
+
+// TestGSORuns sends runs that GSO can coalesce (equal sizes to one address,
+// a shorter last one) mixed with runs it cannot (other address, other size),
+// and checks every datagram arrives byte-exact and in order.
+func TestGSORuns(t *testing.T) {
+	for _, p := range paths {
+		t.Run(p.name, func(t *testing.T) {
+			tx := listenPath(t, "127.0.0.1:0", p)
+			rx1, rx2 := listen(t, "127.0.0.1:0", false), listen(t, "127.0.0.1:0", false)
+			var bufs [][]byte
+			var dst []netip.AddrPort
+			add := func(to *Conn, size int) {
+				b := make([]byte, size)
+				for j := range b {
+					b[j] = byte(len(bufs)*31 + j)
+				}
+				bufs = append(bufs, b)
+				dst = append(dst, to.LocalAddr())
+			}
+			for i := 0; i < 100; i++ { // equal sizes to rx1: two GSO messages
+				add(rx1, 1200)
+			}
+			add(rx1, 700) // shorter tail joins the second run
+			add(rx2, 1200)
+			add(rx2, 1300) // larger: new run
+			for i := 0; i < 10; i++ {
+				add(rx2, 60)
+			}
+			n, err := tx.WriteBatch(bufs, dst)
+			if n != len(bufs) || err != nil {
+				t.Fatalf("WriteBatch = %d, %v", n, err)
+			}
+			got1, _ := readN(t, rx1, 101, 2048)
+			got2, _ := readN(t, rx2, 12, 2048)
+			got := append(got1, got2...)
+			for i := range got {
+				if !bytes.Equal(got[i], bufs[i]) {
+					t.Fatalf("datagram %d: %d bytes, want %d", i, len(got[i]), len(bufs[i]))
+				}
+			}
+			st := tx.Stats()
+			t.Logf("stats %+v", st)
+			// rx1: 54 (54*1200 <= 65507 < 55*1200) then 46+1 with the short tail;
+			// rx2: 1200 alone, 1300 with one 60 as its short tail, then 9*60.
+			if st.GSO && st.GSOMessages != 4 {
+				t.Fatalf("GSOMessages = %d, want 4", st.GSOMessages)
+			}
+			if p.name == "raw" && !st.GSO {
+				t.Logf("kernel without UDP_SEGMENT: GSO not exercised")
 			}
 		})
 	}

@@ -13,7 +13,11 @@ const msgTrunc = 0x20 // MSG_TRUNC on the BSDs; used only to count truncation
 
 type rawIO struct{}
 
-func newRawIO() *rawIO { return nil }
+func newRawIO(syscall.RawConn) *rawIO { return nil }
+
+func (*rawIO) gsoStats() (bool, uint64) { return false, 0 }
+
+func (*rawIO) setGSO(bool) {}
 
 func (*rawIO) read(syscall.RawConn, [][]byte, []int, []netip.AddrPort) (int, int, int, error) {
 	return 0, 0, 0, errors.New("raw mmsg path not available")
