@@ -1,0 +1,201 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+)
+
+// LogFileName is the name of the file store's log inside its directory.
+const LogFileName = "schemas.log"
+
+// maxFrame bounds one log frame: a schema is at most schema.MaxSchemaSize, so
+// anything much larger is corruption, not data.
+const maxFrame = 4 << 20
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// FileStore is the embedded store: an append-only log in one file, every
+// write fsynced before it is acknowledged, so a registered schema survives a
+// crash. Frame layout: u32 length of the body, u32 CRC-32C of the body, then
+// the body: u8 flags (1 = tombstone), u32 key length, key JSON, value JSON.
+// A torn frame at the tail (a crash in mid-write) is cut off on open.
+type FileStore struct {
+	dir string
+	log *slog.Logger
+
+	mu     sync.Mutex
+	f      *os.File
+	apply  func(Record)
+	closed bool
+}
+
+// OpenFileStore opens (creating if needed) the log in dir and takes an
+// exclusive lock on it, so two registries cannot share one directory.
+func OpenFileStore(dir string, log *slog.Logger) (*FileStore, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("registry: create data dir %q: %w", dir, err)
+	}
+	path := filepath.Join(dir, LogFileName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("registry: open %q: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("registry: %q is locked by another registry: %w", path, err)
+	}
+	if err := syncDir(dir); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &FileStore{dir: dir, f: f, log: log}, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("registry: open dir %q: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("registry: fsync dir %q: %w", dir, err)
+	}
+	return nil
+}
+
+// Start replays the log.
+func (s *FileStore) Start(_ context.Context, apply func(Record)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return os.ErrClosed
+	}
+	data, err := io.ReadAll(io.NewSectionReader(s.f, 0, 1<<62))
+	if err != nil {
+		return fmt.Errorf("registry: read log in %q: %w", s.dir, err)
+	}
+	good := 0
+	for good < len(data) {
+		rec, n, err := parseFrame(data[good:])
+		if err != nil {
+			s.log.Warn("schema log: cutting torn tail", "dir", s.dir, "offset", good, "dropped_bytes", len(data)-good, "reason", err)
+			break
+		}
+		apply(rec)
+		good += n
+	}
+	if good < len(data) {
+		if err := s.f.Truncate(int64(good)); err != nil {
+			return fmt.Errorf("registry: truncate torn log in %q at %d: %w", s.dir, good, err)
+		}
+		if err := s.f.Sync(); err != nil {
+			return fmt.Errorf("registry: fsync log in %q: %w", s.dir, err)
+		}
+	}
+	if _, err := s.f.Seek(int64(good), io.SeekStart); err != nil {
+		return fmt.Errorf("registry: seek log in %q: %w", s.dir, err)
+	}
+	s.apply = apply
+	return nil
+}
+
+// Write appends recs as frames in one write and fsyncs before applying them.
+func (s *FileStore) Write(_ context.Context, recs []Record) error {
+	var buf []byte
+	for _, r := range recs {
+		buf = appendFrame(buf, r)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return os.ErrClosed
+	}
+	if s.apply == nil {
+		return errors.New("registry: file store written before Start")
+	}
+	if _, err := s.f.Write(buf); err != nil {
+		return fmt.Errorf("registry: append to log in %q: %w", s.dir, err)
+	}
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("registry: fsync log in %q: %w", s.dir, err)
+	}
+	for _, r := range recs {
+		s.apply(r)
+	}
+	return nil
+}
+
+// Sync is immediate: only this process writes the file.
+func (s *FileStore) Sync(context.Context) error { return nil }
+
+// Close closes the file and releases its lock.
+func (s *FileStore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	return s.f.Close()
+}
+
+func appendFrame(dst []byte, r Record) []byte {
+	key := r.Key.Bytes()
+	var body []byte
+	flags := byte(0)
+	if r.Value == nil {
+		flags = 1
+	}
+	body = append(body, flags)
+	body = binary.BigEndian.AppendUint32(body, uint32(len(key)))
+	body = append(body, key...)
+	body = append(body, r.Value...)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(body)))
+	dst = binary.BigEndian.AppendUint32(dst, crc32.Checksum(body, crcTable))
+	return append(dst, body...)
+}
+
+// parseFrame parses one frame, returning the record and the bytes consumed.
+func parseFrame(b []byte) (Record, int, error) {
+	if len(b) < 8 {
+		return Record{}, 0, fmt.Errorf("frame header of %d bytes, need 8", len(b))
+	}
+	n := binary.BigEndian.Uint32(b)
+	if n < 5 || n > maxFrame {
+		return Record{}, 0, fmt.Errorf("frame length %d out of range [5, %d]", n, maxFrame)
+	}
+	if uint64(len(b)-8) < uint64(n) {
+		return Record{}, 0, fmt.Errorf("frame of %d bytes, only %d left", n, len(b)-8)
+	}
+	body := b[8 : 8+n]
+	if got, want := crc32.Checksum(body, crcTable), binary.BigEndian.Uint32(b[4:]); got != want {
+		return Record{}, 0, fmt.Errorf("frame checksum %08x, want %08x", got, want)
+	}
+	flags := body[0]
+	kl := binary.BigEndian.Uint32(body[1:])
+	if uint64(kl) > uint64(len(body)-5) {
+		return Record{}, 0, fmt.Errorf("key length %d exceeds frame", kl)
+	}
+	key, err := DecodeKey(body[5 : 5+kl])
+	if err != nil {
+		return Record{}, 0, err
+	}
+	rec := Record{Key: key}
+	if flags&1 == 0 {
+		rec.Value = bytes.Clone(body[5+kl:])
+	}
+	return rec, int(8 + n), nil
+}
