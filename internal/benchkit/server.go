@@ -192,8 +192,14 @@ func serveConn(c net.Conn) error {
 			var t [tallyLen]byte
 			binary.BigEndian.PutUint64(t[:], n)
 			binary.BigEndian.PutUint64(t[8:], uint64(el))
-			_, err := c.Write(t[:])
-			return err
+			if _, err := c.Write(t[:]); err != nil {
+				return err
+			}
+			// Linger until the client has read the tally and closes: some
+			// transports (quic) drop unsent data when closed at once.
+			c.SetReadDeadline(time.Now().Add(lingerTimeout))
+			io.Copy(io.Discard, c)
+			return nil
 		}
 		if n == 0 {
 			first = time.Now()
@@ -201,6 +207,9 @@ func serveConn(c net.Conn) error {
 		n++
 	}
 }
+
+// lingerTimeout bounds how long a sink waits for its client to close.
+const lingerTimeout = 10 * time.Second
 
 func eofOK(err error) error {
 	if errors.Is(err, io.EOF) {
