@@ -55,6 +55,7 @@ type ConfigError struct {
 	Value any
 }
 
+// Error names the field and the rejected value.
 func (e *ConfigError) Error() string { return fmt.Sprintf("impair: invalid %s: %v", e.Field, e.Value) }
 
 // Validate reports the first out-of-range field. Wrap clamps such values

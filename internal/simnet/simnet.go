@@ -65,6 +65,7 @@ type ConfigError struct {
 	Value any
 }
 
+// Error names the field and the rejected value.
 func (e *ConfigError) Error() string {
 	return fmt.Sprintf("simnet: invalid %s: %v", e.Field, e.Value)
 }
@@ -134,6 +135,7 @@ const (
 
 var dropNames = [...]string{"none", "loss", "mtu", "queue", "recv-queue", "partition", "no-endpoint"}
 
+// String returns the reason's short name (for example "loss").
 func (r DropReason) String() string {
 	if int(r) < len(dropNames) {
 		return dropNames[r]
@@ -320,6 +322,14 @@ func (n *Network) SetDefaultLink(cfg LinkConfig) error {
 	n.def = cfg
 	n.mu.Unlock()
 	return nil
+}
+
+// DefaultLink returns the settings of directions without an override, for
+// changing one field: cfg := n.DefaultLink(); cfg.Loss = 1; n.SetDefaultLink(cfg).
+func (n *Network) DefaultLink() LinkConfig {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.def
 }
 
 // SetLink overrides the settings of the direction from -> to (call it twice

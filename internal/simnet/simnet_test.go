@@ -238,10 +238,14 @@ func TestOutageAndRestore(t *testing.T) {
 		go func() { done <- drain(t, b, start, 3*time.Second) }()
 		for i := 0; i < 50; i++ { // one datagram every 100ms for 5s
 			switch i {
-			case 10:
-				n.SetDefaultLink(LinkConfig{Delay: time.Millisecond, Loss: 1})
+			case 10: // a 2 s total outage
+				cfg := n.DefaultLink()
+				cfg.Loss = 1
+				n.SetDefaultLink(cfg)
 			case 30:
-				n.SetDefaultLink(LinkConfig{Delay: time.Millisecond})
+				cfg := n.DefaultLink()
+				cfg.Loss = 0
+				n.SetDefaultLink(cfg)
 			}
 			send(t, a, addrB, []byte{byte(i)})
 			time.Sleep(100 * time.Millisecond)

@@ -64,6 +64,7 @@ type OpError struct {
 	Err   error          // the cause
 }
 
+// Error names the operation, the addresses and the batch index.
 func (e *OpError) Error() string {
 	if e.Op == "write" && e.Index >= 0 {
 		return fmt.Sprintf("udpio: %s from %v to %v (batch index %d): %v", e.Op, e.Local, e.Addr, e.Index, e.Err)

@@ -9,7 +9,7 @@ import (
 	"syscall"
 )
 
-const msgTrunc = 0x20 // MSG_TRUNC on the BSDs; used only to count truncation
+const msgTrunc = 0x10 // MSG_TRUNC on Darwin and the BSDs; used only to count truncation
 
 type rawIO struct{}
 
