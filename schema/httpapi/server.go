@@ -1,0 +1,545 @@
+// Package httpapi serves a schema registry over the REST API of the Confluent
+// Schema Registry, so that existing clients (franz-go's pkg/sr, Confluent's
+// serializers, curl scripts) work unchanged. Errors carry Confluent's bodies
+// ({"error_code": 40401, "message": "..."}) and HTTP statuses.
+//
+// Several instances may serve one shared store: reads are answered locally by
+// every instance; writes are forwarded to the primary named in Config, and
+// the forwarding instance then waits until it sees the write.
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/raptormq/raptor/schema"
+	"github.com/raptormq/raptor/schema/registry"
+)
+
+// ContentType is the media type of every response body.
+const ContentType = "application/vnd.schemaregistry.v1+json"
+
+// MaxBodySize bounds request bodies: a schema is at most schema.MaxSchemaSize,
+// and JSON escaping can double it.
+const MaxBodySize = 2*schema.MaxSchemaSize + 4096
+
+// Config configures a Server. Only Registry is required.
+type Config struct {
+	// Registry answers the requests.
+	Registry *registry.Registry
+	// Primary is the base URL (http://host:port) of the instance that
+	// performs writes. Empty: this instance is the primary.
+	Primary string
+	// Client forwards writes to the primary. Default: a client with a 30 s timeout.
+	Client *http.Client
+	// Logger receives request errors. Default: discard.
+	Logger *slog.Logger
+}
+
+// Server is an http.Handler for the registry API.
+type Server struct {
+	reg     *registry.Registry
+	primary string
+	client  *http.Client
+	log     *slog.Logger
+	mux     *http.ServeMux
+}
+
+// New returns a Server for cfg.
+func New(cfg Config) (*Server, error) {
+	if cfg.Registry == nil {
+		return nil, errors.New("httpapi: Config.Registry is required")
+	}
+	if cfg.Primary != "" {
+		u, err := url.Parse(cfg.Primary)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("httpapi: primary URL %q is not http(s)://host:port", cfg.Primary)
+		}
+	}
+	s := &Server{reg: cfg.Registry, primary: strings.TrimRight(cfg.Primary, "/"), client: cfg.Client, log: cfg.Logger}
+	if s.client == nil {
+		s.client = &http.Client{Timeout: 30 * time.Second}
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	m := http.NewServeMux()
+	m.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, struct{}{}) })
+	m.HandleFunc("GET /subjects", s.subjects)
+	m.HandleFunc("GET /subjects/{subject}/versions", s.versions)
+	m.HandleFunc("POST /subjects/{subject}/versions", s.write(s.register))
+	m.HandleFunc("GET /subjects/{subject}/versions/{version}", s.version)
+	m.HandleFunc("GET /subjects/{subject}/versions/{version}/schema", s.versionSchema)
+	m.HandleFunc("DELETE /subjects/{subject}/versions/{version}", s.write(s.deleteVersion))
+	m.HandleFunc("POST /subjects/{subject}", s.lookup)
+	m.HandleFunc("DELETE /subjects/{subject}", s.write(s.deleteSubject))
+	m.HandleFunc("GET /schemas", s.allSchemas)
+	m.HandleFunc("GET /schemas/types", s.types)
+	m.HandleFunc("GET /schemas/ids/{id}", s.schemaByID)
+	m.HandleFunc("GET /schemas/ids/{id}/schema", s.rawSchemaByID)
+	m.HandleFunc("GET /schemas/ids/{id}/subjects", s.subjectsByID)
+	m.HandleFunc("GET /schemas/ids/{id}/versions", s.versionsByID)
+	m.HandleFunc("GET /config", s.getConfig)
+	m.HandleFunc("PUT /config", s.write(s.putConfig))
+	m.HandleFunc("DELETE /config", s.write(s.deleteConfig))
+	m.HandleFunc("GET /config/{subject}", s.getConfig)
+	m.HandleFunc("PUT /config/{subject}", s.write(s.putConfig))
+	m.HandleFunc("DELETE /config/{subject}", s.write(s.deleteConfig))
+	m.HandleFunc("POST /compatibility/subjects/{subject}/versions/{version}", s.compatibility)
+	m.HandleFunc("POST /compatibility/subjects/{subject}/versions", s.compatibility)
+	s.mux = m
+	return s, nil
+}
+
+// ServeHTTP routes the request; unknown paths get Confluent's JSON 404/405.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		// Tell a wrong method from an unknown path.
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, p := s.mux.Handler(probe); p != "" {
+				writeError(w, &registry.Error{Code: http.StatusMethodNotAllowed, Message: "HTTP 405 Method Not Allowed: " + r.Method + " " + r.URL.Path})
+				return
+			}
+		}
+		writeError(w, &registry.Error{Code: http.StatusNotFound, Message: "HTTP 404 Not Found: " + r.URL.Path})
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error_code":500,"message":"cannot encode response"}`)
+	}
+	w.Header().Set("Content-Type", ContentType)
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+type errorBody struct {
+	ErrorCode int    `json:"error_code"`
+	Message   string `json:"message"`
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	var re *registry.Error
+	if !errors.As(err, &re) {
+		re = &registry.Error{Code: 50001, Message: err.Error()}
+	}
+	writeJSON(w, re.HTTPStatus(), errorBody{ErrorCode: re.Code, Message: re.Message})
+}
+
+func flag(r *http.Request, name string) bool {
+	v, _ := strconv.ParseBool(r.URL.Query().Get(name))
+	return v
+}
+
+func badBody(err error) error {
+	return &registry.Error{Code: http.StatusUnprocessableEntity, Message: "Unrecognizable request body: " + err.Error()}
+}
+
+func decodeBody(w http.ResponseWriter, r *http.Request, into any) error {
+	body := http.MaxBytesReader(w, r.Body, MaxBodySize)
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(into); err != nil {
+		return badBody(err)
+	}
+	return nil
+}
+
+// schemaRequest is the body of register, lookup and compatibility requests.
+type schemaRequest struct {
+	Schema     string            `json:"schema"`
+	SchemaType string            `json:"schemaType"`
+	References []json.RawMessage `json:"references"`
+	ID         int               `json:"id"`
+	Version    int               `json:"version"`
+}
+
+func readSchemaRequest(w http.ResponseWriter, r *http.Request) (schemaRequest, error) {
+	var req schemaRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		return req, err
+	}
+	if len(req.References) > 0 {
+		return req, &registry.Error{Code: registry.CodeInvalidSchema, Message: "Invalid schema: schema references are not supported by this registry"}
+	}
+	if req.ID > 0 || req.Version > 0 {
+		return req, &registry.Error{Code: 42205, Message: fmt.Sprintf("Registering with an explicit id (%d) or version (%d) needs IMPORT mode, which this registry does not support", req.ID, req.Version)}
+	}
+	return req, nil
+}
+
+func pathID(r *http.Request) (int, error) {
+	id, err := strconv.Atoi(r.PathValue("id"))
+	if err != nil || id < 1 {
+		return 0, &registry.Error{Code: registry.CodeSchemaNotFound, Message: fmt.Sprintf("Schema not found: %q is not a schema id", r.PathValue("id"))}
+	}
+	return id, nil
+}
+
+// write wraps a mutating handler: on a secondary it forwards the request to
+// the primary, then waits until this instance has read the write back.
+func (s *Server) write(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.primary == "" {
+			h(w, r)
+			return
+		}
+		s.forward(w, r)
+	}
+}
+
+func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodySize))
+	if err != nil {
+		writeError(w, badBody(err))
+		return
+	}
+	target := s.primary + r.URL.EscapedPath()
+	if r.URL.RawQuery != "" {
+		target += "?" + r.URL.RawQuery
+	}
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, target, bytes.NewReader(body))
+	if err != nil {
+		writeError(w, &registry.Error{Code: registry.CodeForwardError, Message: "Error while forwarding the request to the primary: " + err.Error()})
+		return
+	}
+	req.Header.Set("Content-Type", ContentType)
+	req.Header.Set("Accept", ContentType)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		s.log.Warn("schema registry: forwarding to primary failed", "primary", s.primary, "method", r.Method, "path", r.URL.Path, "error", err)
+		writeError(w, &registry.Error{Code: registry.CodeForwardError, Message: "Error while forwarding the request to the primary " + s.primary + ": " + err.Error()})
+		return
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodySize))
+	if err != nil {
+		writeError(w, &registry.Error{Code: registry.CodeForwardError, Message: "Error while reading the primary's response: " + err.Error()})
+		return
+	}
+	if resp.StatusCode < 300 {
+		// Read-your-writes: answer once this instance sees the new records.
+		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+		defer cancel()
+		if err := s.reg.Sync(ctx); err != nil {
+			writeError(w, &registry.Error{Code: registry.CodeOperationTimeout, Message: "Write done on the primary, but this instance did not catch up: " + err.Error()})
+			return
+		}
+	}
+	w.Header().Set("Content-Type", ContentType)
+	w.WriteHeader(resp.StatusCode)
+	w.Write(out)
+}
+
+func (s *Server) subjects(w http.ResponseWriter, r *http.Request) {
+	deletedOnly := flag(r, "deletedOnly")
+	all := s.reg.Subjects(flag(r, "deleted") || deletedOnly)
+	var live map[string]bool
+	if deletedOnly {
+		live = map[string]bool{}
+		for _, sub := range s.reg.Subjects(false) {
+			live[sub] = true
+		}
+	}
+	prefix := r.URL.Query().Get("subjectPrefix")
+	out := []string{}
+	for _, sub := range all {
+		if strings.HasPrefix(sub, prefix) && !live[sub] {
+			out = append(out, sub)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) versions(w http.ResponseWriter, r *http.Request) {
+	vs, err := s.reg.Versions(r.PathValue("subject"), flag(r, "deleted"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, vs)
+}
+
+type registerResponse struct {
+	ID int `json:"id"`
+}
+
+func (s *Server) register(w http.ResponseWriter, r *http.Request) {
+	req, err := readSchemaRequest(w, r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	sv, err := s.reg.Register(r.Context(), r.PathValue("subject"), req.SchemaType, req.Schema)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, registerResponse{ID: sv.ID})
+}
+
+func (s *Server) findVersion(w http.ResponseWriter, r *http.Request) (registry.SubjectVersion, bool) {
+	v, err := registry.ParseVersion(r.PathValue("version"))
+	if err == nil {
+		var sv registry.SubjectVersion
+		sv, err = s.reg.Version(r.PathValue("subject"), v, flag(r, "deleted"))
+		if err == nil {
+			return sv, true
+		}
+	}
+	writeError(w, err)
+	return registry.SubjectVersion{}, false
+}
+
+func (s *Server) version(w http.ResponseWriter, r *http.Request) {
+	if sv, ok := s.findVersion(w, r); ok {
+		writeJSON(w, http.StatusOK, sv)
+	}
+}
+
+func (s *Server) versionSchema(w http.ResponseWriter, r *http.Request) {
+	if sv, ok := s.findVersion(w, r); ok {
+		w.Header().Set("Content-Type", ContentType)
+		io.WriteString(w, sv.Schema)
+	}
+}
+
+func (s *Server) deleteVersion(w http.ResponseWriter, r *http.Request) {
+	v, err := registry.ParseVersion(r.PathValue("version"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	deleted, err := s.reg.DeleteVersion(r.Context(), r.PathValue("subject"), v, flag(r, "permanent"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, deleted)
+}
+
+func (s *Server) lookup(w http.ResponseWriter, r *http.Request) {
+	req, err := readSchemaRequest(w, r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	sv, err := s.reg.Lookup(r.PathValue("subject"), req.SchemaType, req.Schema, flag(r, "deleted"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, sv)
+}
+
+func (s *Server) deleteSubject(w http.ResponseWriter, r *http.Request) {
+	vs, err := s.reg.DeleteSubject(r.Context(), r.PathValue("subject"), flag(r, "permanent"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, vs)
+}
+
+func (s *Server) allSchemas(w http.ResponseWriter, r *http.Request) {
+	prefix := r.URL.Query().Get("subjectPrefix")
+	deleted, latestOnly := flag(r, "deleted"), flag(r, "latestOnly")
+	out := []registry.SubjectVersion{}
+	for _, sub := range s.reg.Subjects(deleted) {
+		if !strings.HasPrefix(sub, prefix) {
+			continue
+		}
+		vs, err := s.reg.Versions(sub, deleted)
+		if err != nil {
+			continue // deleted between the two calls
+		}
+		if latestOnly {
+			vs = vs[len(vs)-1:]
+		}
+		for _, v := range vs {
+			if sv, err := s.reg.Version(sub, v, deleted); err == nil {
+				out = append(out, sv)
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) types(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, []string{"AVRO"})
+}
+
+type schemaResponse struct {
+	Schema string `json:"schema"`
+}
+
+func (s *Server) schemaByID(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err == nil {
+		var text string
+		if text, err = s.reg.SchemaByID(id); err == nil {
+			writeJSON(w, http.StatusOK, schemaResponse{Schema: text})
+			return
+		}
+	}
+	writeError(w, err)
+}
+
+func (s *Server) rawSchemaByID(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err == nil {
+		var text string
+		if text, err = s.reg.SchemaByID(id); err == nil {
+			w.Header().Set("Content-Type", ContentType)
+			io.WriteString(w, text)
+			return
+		}
+	}
+	writeError(w, err)
+}
+
+func (s *Server) usages(w http.ResponseWriter, r *http.Request) ([]registry.SubjectVersion, bool) {
+	id, err := pathID(r)
+	if err == nil {
+		var vs []registry.SubjectVersion
+		if vs, err = s.reg.VersionsByID(id, flag(r, "deleted")); err == nil {
+			return vs, true
+		}
+	}
+	writeError(w, err)
+	return nil, false
+}
+
+func (s *Server) subjectsByID(w http.ResponseWriter, r *http.Request) {
+	vs, ok := s.usages(w, r)
+	if !ok {
+		return
+	}
+	out := []string{}
+	for _, v := range vs {
+		if len(out) == 0 || out[len(out)-1] != v.Subject {
+			out = append(out, v.Subject)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+type subjectVersion struct {
+	Subject string `json:"subject"`
+	Version int    `json:"version"`
+}
+
+func (s *Server) versionsByID(w http.ResponseWriter, r *http.Request) {
+	vs, ok := s.usages(w, r)
+	if !ok {
+		return
+	}
+	out := make([]subjectVersion, len(vs))
+	for i, v := range vs {
+		out[i] = subjectVersion{Subject: v.Subject, Version: v.Version}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+type configResponse struct {
+	CompatibilityLevel string `json:"compatibilityLevel"`
+}
+
+type configUpdate struct {
+	Compatibility string `json:"compatibility"`
+}
+
+// configDeleted carries both spellings: Confluent names the level
+// "compatibilityLevel" in this reply, franz-go's client reads "compatibility".
+type configDeleted struct {
+	Compatibility      string `json:"compatibility"`
+	CompatibilityLevel string `json:"compatibilityLevel"`
+}
+
+func (s *Server) getConfig(w http.ResponseWriter, r *http.Request) {
+	subject := r.PathValue("subject")
+	level, configured := s.reg.Level(subject)
+	if !configured && !flag(r, "defaultToGlobal") {
+		writeError(w, &registry.Error{Code: registry.CodeSubjectLevelCompatNotConfigured, Message: "Subject '" + subject + "' does not have subject-level compatibility configured"})
+		return
+	}
+	writeJSON(w, http.StatusOK, configResponse{CompatibilityLevel: string(level)})
+}
+
+func (s *Server) putConfig(w http.ResponseWriter, r *http.Request) {
+	var req configUpdate
+	if err := decodeBody(w, r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	level, err := schema.ParseLevel(req.Compatibility)
+	if err != nil {
+		writeError(w, registry.ErrInvalidLevel(err))
+		return
+	}
+	if err := s.reg.SetLevel(r.Context(), r.PathValue("subject"), level); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, configUpdate{Compatibility: string(level)})
+}
+
+func (s *Server) deleteConfig(w http.ResponseWriter, r *http.Request) {
+	prev, err := s.reg.DeleteLevel(r.Context(), r.PathValue("subject"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, configDeleted{Compatibility: string(prev), CompatibilityLevel: string(prev)})
+}
+
+type compatibilityResponse struct {
+	IsCompatible bool     `json:"is_compatible"`
+	Messages     []string `json:"messages,omitempty"`
+}
+
+func (s *Server) compatibility(w http.ResponseWriter, r *http.Request) {
+	version := 0 // all versions
+	if text := r.PathValue("version"); text != "" {
+		v, err := registry.ParseVersion(text)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		version = v
+	}
+	req, err := readSchemaRequest(w, r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	ok, msgs, err := s.reg.CheckCompatibility(r.PathValue("subject"), version, req.SchemaType, req.Schema)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	resp := compatibilityResponse{IsCompatible: ok}
+	if flag(r, "verbose") {
+		resp.Messages = msgs
+		if resp.Messages == nil {
+			resp.Messages = []string{}
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
