@@ -61,3 +61,42 @@ func TestIPv6SocketUnmapsIPv4(t *testing.T) {
 		})
 	}
 }
+
+// TestGSOFallback makes the kernel refuse UDP_SEGMENT messages (a socket
+// with SO_NO_CHECK gets EINVAL for GSO) and checks that WriteBatch resends
+// the run as single datagrams and stops trying GSO for that segment size.
+func TestGSOFallback(t *testing.T) {
+	tx := listen(t, "127.0.0.1:0", false)
+	if !tx.Stats().GSO {
+		t.Skip("kernel without UDP_SEGMENT")
+	}
+	rx := listen(t, "127.0.0.1:0", false)
+	var serr error
+	tx.rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_NO_CHECK, 1) })
+	if serr != nil {
+		t.Skipf("SO_NO_CHECK: %v", serr)
+	}
+	bufs := make([][]byte, 20)
+	dst := make([]netip.AddrPort, 20)
+	for i := range bufs {
+		bufs[i] = make([]byte, 1200)
+		bufs[i][0] = byte(i)
+		dst[i] = rx.LocalAddr()
+	}
+	for round := 0; round < 2; round++ {
+		if n, err := tx.WriteBatch(bufs, dst); n != 20 || err != nil {
+			t.Fatalf("round %d: WriteBatch = %d, %v", round, n, err)
+		}
+		got, _ := readN(t, rx, 20, 2048)
+		for i, g := range got {
+			if len(g) != 1200 || g[0] != byte(i) {
+				t.Fatalf("round %d: datagram %d wrong", round, i)
+			}
+		}
+	}
+	st := tx.Stats()
+	if st.GSOMessages != 0 || tx.raw.g.maxSeg != 1199 || st.SendErrors != 0 {
+		t.Fatalf("GSOMessages=%d maxSeg=%d SendErrors=%d; want 0, 1199, 0", st.GSOMessages, tx.raw.g.maxSeg, st.SendErrors)
+	}
+	t.Logf("stats %+v", st)
+}
