@@ -3,7 +3,7 @@ package reliable
 import "net/netip"
 
 // PacketConn is the packet I/O seam beneath a Raptor endpoint (docs/PROTOCOL.md §2).
-// The kernel UDP implementation lives in this package (NewUDPConn); the DPDK
+// The kernel UDP implementation is internal/udpio (used by Listen and Dial); the DPDK
 // implementation lives in package dpdk; the simulated network in internal/simnet.
 // Its method set uses standard-library types only, so an implementation needs to
 // import nothing from Raptor.

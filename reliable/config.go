@@ -1,0 +1,137 @@
+package reliable
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Config tunes an endpoint and its sessions. The zero value of every field
+// means the documented default; Listen and Dial validate it up front.
+type Config struct {
+	// MaxDatagramSize is the largest UDP payload sent. Default 1452 (fits a
+	// 1500-byte MTU over IPv6). Range 1200..65527.
+	MaxDatagramSize int
+	// HandshakeTimeout bounds Dial's handshake. Default 5s.
+	HandshakeTimeout time.Duration
+	// IdleTimeout ends a session that received nothing for this long; the
+	// smaller of both sides' values applies. Default 30s.
+	IdleTimeout time.Duration
+	// KeepAlive is the interval of PINGs on an otherwise silent session.
+	// Default IdleTimeout/3; negative disables keepalives.
+	KeepAlive time.Duration
+	// MinRTO is the floor of the retransmission timeout. Default 2ms.
+	MinRTO time.Duration
+	// MaxRTO caps the backed-off retransmission timeout. Default 1s.
+	MaxRTO time.Duration
+	// MaxAckDelay is how long a receiver may hold an ACK hoping to piggyback
+	// it. Default 1ms.
+	MaxAckDelay time.Duration
+	// FlushDelay lets small writes wait this long for more data to fill a
+	// datagram. Default 0: send as soon as the session's sender runs, which
+	// already coalesces every write that arrived while it was busy.
+	FlushDelay time.Duration
+	// StreamReceiveWindow is the per-stream receive window. Default 1 MiB.
+	StreamReceiveWindow int
+	// SessionReceiveWindow is the per-session receive window over all
+	// streams. Default 4 MiB.
+	SessionReceiveWindow int
+	// StreamSendBuffer is how many bytes a stream holds written but not yet
+	// acknowledged before Write blocks (backpressure). Default 1 MiB.
+	StreamSendBuffer int
+	// MaxStreams is how many streams the peer may have open at once.
+	// Default 1024.
+	MaxStreams int
+	// MaxSessions bounds the sessions a listener holds. Default 4096.
+	MaxSessions int
+	// AcceptBacklog bounds streams waiting in Accept. Default 256.
+	AcceptBacklog int
+	// CloseTimeout bounds how long a graceful Close waits for written data to
+	// be acknowledged. Default 5s.
+	CloseTimeout time.Duration
+	// Congestion chooses the congestion controller: "newreno" (default) or
+	// "none" (no congestion window; for benchmarks on a dedicated link).
+	Congestion string
+	// Logger receives session events. Default: slog.Default() at Warn and above
+	// for errors only.
+	Logger *slog.Logger
+}
+
+// Defaults, see the fields of Config.
+const (
+	DefaultMaxDatagramSize      = 1452
+	DefaultHandshakeTimeout     = 5 * time.Second
+	DefaultIdleTimeout          = 30 * time.Second
+	DefaultMinRTO               = 2 * time.Millisecond
+	DefaultMaxRTO               = time.Second
+	DefaultMaxAckDelay          = time.Millisecond
+	DefaultStreamReceiveWindow  = 1 << 20
+	DefaultSessionReceiveWindow = 4 << 20
+	DefaultStreamSendBuffer     = 1 << 20
+	DefaultMaxStreams           = 1024
+	DefaultMaxSessions          = 4096
+	DefaultAcceptBacklog        = 256
+	DefaultCloseTimeout         = 5 * time.Second
+)
+
+// populate returns a copy of c with defaults filled in, or an error naming the
+// first invalid field.
+func (c *Config) populate() (*Config, error) {
+	var n Config
+	if c != nil {
+		n = *c
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	defi := func(d *int, v int) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	defi(&n.MaxDatagramSize, DefaultMaxDatagramSize)
+	def(&n.HandshakeTimeout, DefaultHandshakeTimeout)
+	def(&n.IdleTimeout, DefaultIdleTimeout)
+	def(&n.KeepAlive, n.IdleTimeout/3)
+	def(&n.MinRTO, DefaultMinRTO)
+	def(&n.MaxRTO, DefaultMaxRTO)
+	def(&n.MaxAckDelay, DefaultMaxAckDelay)
+	defi(&n.StreamReceiveWindow, DefaultStreamReceiveWindow)
+	defi(&n.SessionReceiveWindow, DefaultSessionReceiveWindow)
+	defi(&n.StreamSendBuffer, DefaultStreamSendBuffer)
+	defi(&n.MaxStreams, DefaultMaxStreams)
+	defi(&n.MaxSessions, DefaultMaxSessions)
+	defi(&n.AcceptBacklog, DefaultAcceptBacklog)
+	def(&n.CloseTimeout, DefaultCloseTimeout)
+	if n.Congestion == "" {
+		n.Congestion = "newreno"
+	}
+	if n.Logger == nil {
+		n.Logger = slog.Default()
+	}
+	switch {
+	case n.MaxDatagramSize < 1200 || n.MaxDatagramSize > 65527:
+		return nil, fmt.Errorf("raptor: Config.MaxDatagramSize %d out of range 1200..65527", n.MaxDatagramSize)
+	case n.HandshakeTimeout < 0:
+		return nil, fmt.Errorf("raptor: Config.HandshakeTimeout %v is negative", n.HandshakeTimeout)
+	case n.IdleTimeout < 0:
+		return nil, fmt.Errorf("raptor: Config.IdleTimeout %v is negative", n.IdleTimeout)
+	case n.MinRTO < 0 || n.MaxRTO < n.MinRTO:
+		return nil, fmt.Errorf("raptor: Config.MinRTO %v / MaxRTO %v: need 0 <= MinRTO <= MaxRTO", n.MinRTO, n.MaxRTO)
+	case n.MaxAckDelay < 0 || n.MaxAckDelay > time.Second:
+		return nil, fmt.Errorf("raptor: Config.MaxAckDelay %v out of range 0..1s", n.MaxAckDelay)
+	case n.FlushDelay < 0 || n.FlushDelay > 100*time.Millisecond:
+		return nil, fmt.Errorf("raptor: Config.FlushDelay %v out of range 0..100ms", n.FlushDelay)
+	case n.StreamReceiveWindow < 1<<10 || n.SessionReceiveWindow < n.StreamReceiveWindow:
+		return nil, fmt.Errorf("raptor: Config.StreamReceiveWindow %d / SessionReceiveWindow %d: need 1 KiB <= stream <= session", n.StreamReceiveWindow, n.SessionReceiveWindow)
+	case n.StreamSendBuffer < 1<<10:
+		return nil, fmt.Errorf("raptor: Config.StreamSendBuffer %d below 1 KiB", n.StreamSendBuffer)
+	case n.MaxStreams < 1 || n.MaxSessions < 1 || n.AcceptBacklog < 1:
+		return nil, fmt.Errorf("raptor: Config.MaxStreams %d, MaxSessions %d, AcceptBacklog %d must be positive", n.MaxStreams, n.MaxSessions, n.AcceptBacklog)
+	case n.Congestion != "newreno" && n.Congestion != "none":
+		return nil, fmt.Errorf("raptor: Config.Congestion %q unknown (want \"newreno\" or \"none\")", n.Congestion)
+	}
+	return &n, nil
+}

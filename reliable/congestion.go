@@ -1,0 +1,129 @@
+package reliable
+
+import (
+	"math"
+	"time"
+)
+
+// CongestionControl decides how many bytes may be in flight. Implementations
+// are told about every sent, acknowledged and lost packet; time is passed in.
+type CongestionControl interface {
+	// OnPacketSent records a packet of bytes that counts in flight.
+	OnPacketSent(now time.Time, bytes int)
+	// OnAck records acknowledged bytes of a packet sent at sentAt.
+	OnAck(now time.Time, bytes int, sentAt time.Time, rtt *rttStats)
+	// OnLoss records lost bytes of a packet sent at sentAt (a congestion event
+	// unless one already started after sentAt).
+	OnLoss(now time.Time, bytes int, sentAt time.Time)
+	// OnPersistentCongestion collapses the window after repeated timeouts.
+	OnPersistentCongestion()
+	// Window is the congestion window in bytes.
+	Window() int
+}
+
+// newReno is NewReno congestion control in bytes (RFC 9002 §7, RFC 6582).
+type newReno struct {
+	mss           int
+	cwnd          int
+	ssthresh      int
+	recoveryStart time.Time
+	ackedInCA     int
+}
+
+const (
+	initialWindowPackets = 32
+	minWindowPackets     = 2
+)
+
+func newNewReno(mss int) *newReno {
+	return &newReno{mss: mss, cwnd: initialWindowPackets * mss, ssthresh: math.MaxInt}
+}
+
+func (c *newReno) OnPacketSent(time.Time, int) {}
+
+func (c *newReno) OnAck(now time.Time, bytes int, sentAt time.Time, _ *rttStats) {
+	if !sentAt.After(c.recoveryStart) && !c.recoveryStart.IsZero() {
+		return // acknowledged during recovery: no growth
+	}
+	if c.cwnd < c.ssthresh {
+		c.cwnd += bytes
+		return
+	}
+	c.ackedInCA += bytes
+	if c.ackedInCA >= c.cwnd {
+		c.ackedInCA -= c.cwnd
+		c.cwnd += c.mss
+	}
+}
+
+func (c *newReno) OnLoss(now time.Time, bytes int, sentAt time.Time) {
+	if !c.recoveryStart.IsZero() && !sentAt.After(c.recoveryStart) {
+		return // one reduction per recovery period
+	}
+	c.recoveryStart = now
+	c.cwnd = max(c.cwnd/2, minWindowPackets*c.mss)
+	c.ssthresh = c.cwnd
+	c.ackedInCA = 0
+}
+
+func (c *newReno) OnPersistentCongestion() {
+	c.cwnd = minWindowPackets * c.mss
+	c.ackedInCA = 0
+}
+
+func (c *newReno) Window() int { return c.cwnd }
+
+// noCongestion never limits the sender beyond flow control.
+type noCongestion struct{}
+
+func (noCongestion) OnPacketSent(time.Time, int)                {}
+func (noCongestion) OnAck(time.Time, int, time.Time, *rttStats) {}
+func (noCongestion) OnLoss(time.Time, int, time.Time)           {}
+func (noCongestion) OnPersistentCongestion()                    {}
+func (noCongestion) Window() int                                { return math.MaxInt / 2 }
+
+// pacer spreads packets at 1.25 × cwnd / srtt with a burst allowance, as a
+// token bucket measured in bytes.
+type pacer struct {
+	budget   int // bytes that may go now
+	last     time.Time
+	maxBurst int
+}
+
+func (p *pacer) rate(cwnd int, srtt time.Duration) float64 { // bytes per ns
+	if srtt <= 0 {
+		srtt = time.Microsecond
+	}
+	return 1.25 * float64(cwnd) / float64(srtt)
+}
+
+// refill adds tokens for the time since the last call.
+func (p *pacer) refill(now time.Time, cwnd int, srtt time.Duration) {
+	if p.last.IsZero() {
+		p.budget = p.maxBurst
+		p.last = now
+		return
+	}
+	el := now.Sub(p.last)
+	if el <= 0 {
+		return
+	}
+	add := float64(el) * p.rate(cwnd, srtt)
+	if add > float64(p.maxBurst) {
+		p.budget = p.maxBurst
+	} else {
+		p.budget = min(p.maxBurst, p.budget+int(add))
+	}
+	p.last = now
+}
+
+// delay is how long until size bytes may be sent (0 if now).
+func (p *pacer) delay(size, cwnd int, srtt time.Duration) time.Duration {
+	if p.budget >= size {
+		return 0
+	}
+	d := time.Duration(float64(size-p.budget) / p.rate(cwnd, srtt))
+	return max(d, time.Microsecond)
+}
+
+func (p *pacer) onSent(size int) { p.budget -= size }

@@ -1,0 +1,68 @@
+package reliable
+
+import (
+	"sync"
+	"time"
+)
+
+// deadline is a settable point in time whose expiry closes a channel, so a
+// blocked Read or Write can select on it. Setting a new deadline while a call
+// is blocked takes effect at once.
+type deadline struct {
+	mu    sync.Mutex
+	timer *time.Timer
+	ch    chan struct{} // closed when the deadline has passed
+}
+
+func newDeadline() *deadline { return &deadline{ch: make(chan struct{})} }
+
+func closedChan(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+func (d *deadline) set(t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil && !d.timer.Stop() {
+		<-d.ch // the timer fired: wait until its callback closed ch
+	}
+	d.timer = nil
+	expired := closedChan(d.ch)
+	if t.IsZero() {
+		if expired {
+			d.ch = make(chan struct{})
+		}
+		return
+	}
+	if dur := time.Until(t); dur > 0 {
+		if expired {
+			d.ch = make(chan struct{})
+		}
+		ch := d.ch
+		d.timer = time.AfterFunc(dur, func() { close(ch) })
+		return
+	}
+	if !expired {
+		close(d.ch)
+	}
+}
+
+// wait returns a channel that is closed when the deadline passes.
+func (d *deadline) wait() chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ch
+}
+
+func (d *deadline) stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+}

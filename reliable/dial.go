@@ -1,0 +1,272 @@
+package reliable
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/raptormq/raptor/internal/udpio"
+	"github.com/raptormq/raptor/wire"
+)
+
+// Dial opens a session to the Raptor listener at addr ("host:port") over
+// kernel UDP, from a new local socket that the session owns.
+func Dial(ctx context.Context, addr string, cfg *Config) (*Session, error) {
+	c, err := cfg.populate()
+	if err != nil {
+		return nil, err
+	}
+	raddr, err := resolve(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	local := "0.0.0.0:0"
+	if raddr.Addr().Is6() {
+		local = "[::]:0"
+	}
+	pc, err := udpio.Listen(local)
+	if err != nil {
+		return nil, fmt.Errorf("raptor: dial %s: local socket: %w", addr, err)
+	}
+	return dialPacket(ctx, pc, raddr, c)
+}
+
+// DialPacket opens a session to raddr over any packet path. The session owns
+// pc and closes it when it ends.
+func DialPacket(ctx context.Context, pc PacketConn, raddr netip.AddrPort, cfg *Config) (*Session, error) {
+	c, err := cfg.populate()
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	return dialPacket(ctx, pc, raddr, c)
+}
+
+func resolve(ctx context.Context, addr string) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("raptor: bad address %q: %w", addr, err)
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(ips) == 0 {
+		return netip.AddrPort{}, fmt.Errorf("raptor: resolve %q: %w", host, err)
+	}
+	p, err := net.DefaultResolver.LookupPort(ctx, "udp", port)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("raptor: bad port in %q: %w", addr, err)
+	}
+	ip := ips[0]
+	for _, c := range ips { // prefer IPv4: loopback setups often lack ::1
+		if c.Unmap().Is4() {
+			ip = c
+			break
+		}
+	}
+	return netip.AddrPortFrom(ip.Unmap(), uint16(p)), nil
+}
+
+func dialPacket(ctx context.Context, pc PacketConn, raddr netip.AddrPort, cfg *Config) (*Session, error) {
+	e := newEndpoint(pc, cfg)
+	e.closeWhenIdle = true
+	s := newSession(e, true, randomID(), raddr)
+	now := time.Now()
+	s.hsDst = randomID()
+	s.hsNext = now
+	s.hsInterval = initialHSResend
+	s.hsDeadline = now.Add(cfg.HandshakeTimeout)
+	e.sessions[s.localID] = s
+	e.stats.sessionsOpened.Add(1)
+	e.start()
+	e.startSession(s)
+	select {
+	case <-s.established:
+	case <-ctx.Done():
+		s.CloseWithError(CodeNoError, "dial cancelled")
+		return nil, fmt.Errorf("raptor: dial %s: %w", raddr, ctx.Err())
+	}
+	s.mu.Lock()
+	err := s.hsErr
+	s.mu.Unlock()
+	if err != nil {
+		<-s.done
+		return nil, fmt.Errorf("raptor: dial %s: %w", raddr, err)
+	}
+	return s, nil
+}
+
+// handleHandshakeLocked processes Retry, Accept and VersionNegotiation on a
+// dialing session. It returns false for a malformed packet.
+func (s *Session) handleHandshakeLocked(h wire.LongHeader, body []byte, now time.Time) bool {
+	if s.state != stateHandshake {
+		return true // a duplicate or late handshake packet
+	}
+	switch h.Type {
+	case wire.TypeRetry:
+		tok, err := wire.ParseRetry(body)
+		if err != nil {
+			return false
+		}
+		s.hsToken = append(s.hsToken[:0], tok...)
+		s.hsDst = h.SrcID
+		s.hsNext = now
+		s.hsInterval = initialHSResend
+	case wire.TypeAccept:
+		p, err := wire.ParseAccept(body)
+		if err != nil {
+			return false
+		}
+		s.remoteID = h.SrcID
+		s.applyPeerParamsLocked(p)
+		s.state = stateEstablished
+		s.lastRecv = now
+		s.lastSent = now
+		close(s.established)
+	case wire.TypeVersionNegotiation:
+		vs, err := wire.ParseVersionNegotiation(nil, body)
+		if err != nil {
+			return false
+		}
+		s.closeLocked(fmt.Errorf("raptor: peer %s speaks versions %x, not %x: %w", s.peer, vs, wire.Version1, &wire.UnsupportedVersionError{Version: wire.Version1}), false)
+	}
+	return true
+}
+
+// afterReceive runs on the read loop after a batch touched the session: it
+// wakes the run loop when there is something to send or an earlier deadline.
+func (s *Session) afterReceive() {
+	s.mu.Lock()
+	wake := s.state != stateEstablished || s.ackNow || len(s.naks) > 0 || s.maxDataQueued ||
+		s.maxStreamsQueued || s.sendQueueHead < len(s.sendQueue) || s.graceful
+	if !wake {
+		next := s.nextDeadlineLocked()
+		wake = !next.IsZero() && (s.armed.IsZero() || next.Before(s.armed))
+	}
+	s.mu.Unlock()
+	if wake {
+		s.wakeSender()
+	}
+}
+
+// Dialer opens streams over Raptor, reusing one session per remote address.
+// Its DialContext fits franz-go's kgo.Dialer and, wrapped, gRPC's
+// WithContextDialer. The zero value is ready to use with default Config.
+type Dialer struct {
+	// Config applies to every session the dialer opens.
+	Config *Config
+
+	mu       sync.Mutex
+	sessions map[string]*dialEntry
+	closed   bool
+}
+
+type dialEntry struct {
+	ready chan struct{}
+	s     *Session
+	err   error
+}
+
+// ErrDialerClosed is returned by DialContext after Close.
+var ErrDialerClosed = fmt.Errorf("raptor: dialer closed: %w", net.ErrClosed)
+
+// DialContext opens a new stream to addr. network is ignored ("udp",
+// "raptor" and "tcp" are all accepted, since callers written for TCP pass
+// "tcp"). A dead session is replaced once per call.
+func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	for attempt := 0; ; attempt++ {
+		s, err := d.session(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		st, err := s.OpenStream(ctx)
+		if err == nil {
+			return st, nil
+		}
+		d.forget(addr, s)
+		if attempt > 0 || ctx.Err() != nil {
+			return nil, err
+		}
+	}
+}
+
+func (d *Dialer) session(ctx context.Context, addr string) (*Session, error) {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil, ErrDialerClosed
+	}
+	if d.sessions == nil {
+		d.sessions = make(map[string]*dialEntry)
+	}
+	if e := d.sessions[addr]; e != nil {
+		d.mu.Unlock()
+		select {
+		case <-e.ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if e.err == nil {
+			select {
+			case <-e.s.Done():
+				d.forget(addr, e.s)
+				return d.session(ctx, addr)
+			default:
+				return e.s, nil
+			}
+		}
+		d.forget(addr, nil)
+		return nil, e.err
+	}
+	e := &dialEntry{ready: make(chan struct{})}
+	d.sessions[addr] = e
+	d.mu.Unlock()
+	e.s, e.err = Dial(ctx, addr, d.Config)
+	close(e.ready)
+	if e.err != nil {
+		d.forget(addr, nil)
+		return nil, e.err
+	}
+	return e.s, nil
+}
+
+// forget drops a failed or dead session from the cache.
+func (d *Dialer) forget(addr string, s *Session) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if e := d.sessions[addr]; e != nil && (s == nil || e.s == s) {
+		select {
+		case <-e.ready:
+			delete(d.sessions, addr)
+		default:
+		}
+	}
+}
+
+// Close closes every session the dialer opened (gracefully). Later dials fail.
+func (d *Dialer) Close() error {
+	d.mu.Lock()
+	d.closed = true
+	var list []*Session
+	for _, e := range d.sessions {
+		select {
+		case <-e.ready:
+			if e.s != nil {
+				list = append(list, e.s)
+			}
+		default:
+		}
+	}
+	d.sessions = nil
+	d.mu.Unlock()
+	var errs []error
+	for _, s := range list {
+		errs = append(errs, s.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,393 @@
+package reliable
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/raptormq/raptor/wire"
+)
+
+type sessionState uint8
+
+const (
+	stateHandshake sessionState = iota // client: Initial sent, waiting for Retry/Accept
+	stateEstablished
+	stateClosing // CLOSE sent or received: answering stragglers, then gone
+	stateClosed
+)
+
+// Session is one Raptor association between two endpoints: a handshake, then
+// many streams sharing loss recovery, congestion control and flow control
+// (docs/PROTOCOL.md §8).
+type Session struct {
+	ep        *endpoint
+	clientKey clientKey // listener side: the client's address and ID
+	touched   bool      // read loop: already in this batch's wake list
+	cfg       *Config
+	isClient  bool
+	localID   wire.ConnID
+	peer      netip.AddrPort
+	peerAddr  net.Addr
+
+	wake         chan struct{} // wakes the run loop (cap 1)
+	wakePending  atomic.Bool
+	established  chan struct{} // closed when the handshake completes
+	done         chan struct{} // closed when the session has ended
+	acceptQ      chan *Stream  // streams the peer opened (client sessions)
+	streamCredit chan struct{} // MAX_STREAMS raised (cap 1)
+	stats        counters
+
+	mu sync.Mutex
+	// everything below is guarded by mu
+	state    sessionState
+	err      error // why the session ended
+	remoteID wire.ConnID
+
+	// handshake (client)
+	hsToken    []byte
+	hsDst      wire.ConnID
+	hsNext     time.Time
+	hsInterval time.Duration
+	hsDeadline time.Time
+	hsErr      error
+
+	peerParams  wire.Params
+	idleTimeout time.Duration
+
+	// sending
+	nextPN        uint64
+	sent          sentHistory
+	rtt           rttStats
+	cc            CongestionControl
+	pacer         pacer
+	inFlight      int
+	ptoCount      int
+	probes        int // packets that may go regardless of the congestion window
+	lossTime      time.Time
+	lastEliciting time.Time // when the last ack-eliciting packet left
+	largestAcked  uint64
+	anyAcked      bool
+	lastSent      time.Time
+	pingQueued    bool
+	closeQueued   bool
+	closeByUs     bool // we sent CLOSE: repeat it to stragglers while lingering
+	closeCode     uint64
+	closeReason   string
+	drainUntil    time.Time
+	graceful      bool       // Close called: end once all data is acknowledged
+	armed         time.Time  // when the run loop's timer fires
+	pacingAt      time.Time  // pacing holds stream data until then
+	flushAt       time.Time  // FlushDelay holds a small write until then
+	pending       sentPacket // record of the packet being built
+
+	// receiving
+	recvd          rangeSet // packet numbers received (a window of them)
+	recvHorizon    uint64   // packet numbers below were forgotten
+	largestRecv    uint64
+	largestRecvAt  time.Time
+	anyRecv        bool
+	ackPending     bool // something to acknowledge
+	ackNow         bool
+	ackDeadline    time.Time
+	elicitingSince int
+	naks           []wire.AckRange
+	lastRecv       time.Time
+
+	// flow control
+	peerMaxData   uint64 // session bytes we may send
+	sentData      uint64
+	recvMaxData   uint64 // session bytes the peer may send
+	recvData      uint64
+	consumed      uint64
+	maxDataQueued bool
+
+	// streams
+	streams          map[uint64]*Stream
+	nextLocal        uint64 // next stream ID we open
+	localOpened      uint64 // streams we opened
+	peerMaxStreams   uint64 // streams we may open (peer's limit)
+	peerOpenedIdx    uint64 // peer stream IDs below nextPeer(idx) were opened
+	peerClosed       uint64 // peer streams finished (credit returned)
+	maxPeerStreams   uint64 // limit we advertised
+	maxStreamsQueued bool
+	sendQueue        []*Stream
+	sendQueueHead    int
+	requeue          []*Stream
+
+	// packing scratch, reused
+	ackFrame wire.AckFrame
+	nakFrame wire.NakFrame
+	outBufs  [][]byte
+	outAddrs []netip.AddrPort
+	outPool  []*[]byte
+}
+
+func newSession(ep *endpoint, isClient bool, localID wire.ConnID, peer netip.AddrPort) *Session {
+	cfg := ep.cfg
+	s := &Session{
+		ep: ep, cfg: cfg, isClient: isClient, localID: localID, peer: peer,
+		peerAddr:       net.UDPAddrFromAddrPort(peer),
+		wake:           make(chan struct{}, 1),
+		established:    make(chan struct{}),
+		done:           make(chan struct{}),
+		streamCredit:   make(chan struct{}, 1),
+		streams:        make(map[uint64]*Stream),
+		recvMaxData:    uint64(cfg.SessionReceiveWindow),
+		maxPeerStreams: uint64(cfg.MaxStreams),
+		idleTimeout:    cfg.IdleTimeout,
+	}
+	if isClient {
+		s.acceptQ = make(chan *Stream, cfg.AcceptBacklog)
+	} else {
+		s.nextLocal = 1
+	}
+	if cfg.Congestion == "none" {
+		s.cc = noCongestion{}
+	} else {
+		s.cc = newNewReno(cfg.MaxDatagramSize)
+	}
+	s.pacer.maxBurst = 16 * cfg.MaxDatagramSize
+	return s
+}
+
+// localParams are the transport parameters this side announces.
+func (s *Session) localParams() wire.Params {
+	return wire.Params{
+		InitialMaxData:       uint64(s.cfg.SessionReceiveWindow),
+		InitialMaxStreamData: uint64(s.cfg.StreamReceiveWindow),
+		MaxStreams:           uint64(s.cfg.MaxStreams),
+		IdleTimeoutMillis:    uint64(s.cfg.IdleTimeout / time.Millisecond),
+		MaxDatagramSize:      uint64(s.cfg.MaxDatagramSize),
+		MaxAckDelayMicros:    uint64(s.cfg.MaxAckDelay / time.Microsecond),
+	}
+}
+
+// applyPeerParamsLocked takes the peer's parameters at the end of the handshake.
+func (s *Session) applyPeerParamsLocked(p wire.Params) {
+	s.peerParams = p
+	s.peerMaxData = p.InitialMaxData
+	s.peerMaxStreams = p.MaxStreams
+	if p.IdleTimeoutMillis > 0 {
+		s.idleTimeout = min(s.idleTimeout, time.Duration(p.IdleTimeoutMillis)*time.Millisecond)
+	}
+	for _, st := range s.streams {
+		st.peerMax = max(st.peerMax, p.InitialMaxStreamData)
+	}
+}
+
+// peerMaxAckDelay is the ACK delay the peer announced.
+func (s *Session) peerMaxAckDelay() time.Duration {
+	return time.Duration(s.peerParams.MaxAckDelayMicros) * time.Microsecond
+}
+
+// maxPacket is the largest datagram we may send the peer.
+func (s *Session) maxPacket() int {
+	m := s.cfg.MaxDatagramSize
+	if p := int(s.peerParams.MaxDatagramSize); p > 0 && p < m {
+		m = p
+	}
+	return m
+}
+
+// LocalAddr is the local UDP address.
+func (s *Session) LocalAddr() net.Addr { return net.UDPAddrFromAddrPort(s.ep.pc.LocalAddr()) }
+
+// RemoteAddr is the peer's UDP address.
+func (s *Session) RemoteAddr() net.Addr { return s.peerAddr }
+
+// Done is closed when the session has ended; Err then says why.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err returns why the session ended, or nil while it is alive.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Stats returns the session's counters.
+func (s *Session) Stats() Stats {
+	var st Stats
+	s.stats.addTo(&st)
+	return st
+}
+
+// OpenStream opens a new stream. It blocks while the peer's stream limit is
+// reached, until ctx ends.
+func (s *Session) OpenStream(ctx context.Context) (*Stream, error) {
+	for {
+		s.mu.Lock()
+		if s.err != nil {
+			err := s.err
+			s.mu.Unlock()
+			return nil, err
+		}
+		if s.localOpened < s.peerMaxStreams {
+			st := newStream(s, s.nextLocal)
+			s.nextLocal += 2
+			s.localOpened++
+			st.needOpen = true
+			s.streams[st.id] = st
+			s.stats.streamsOpened.Add(1)
+			s.enqueueLocked(st)
+			s.mu.Unlock()
+			s.wakeSender()
+			return st, nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.streamCredit:
+		case <-s.done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("raptor: open stream to %s: %w", s.peer, ctx.Err())
+		}
+	}
+}
+
+// AcceptStream returns the next stream the peer opened. On a listener's
+// session, streams go to the Listener's Accept instead.
+func (s *Session) AcceptStream(ctx context.Context) (*Stream, error) {
+	if s.acceptQ == nil {
+		return nil, fmt.Errorf("raptor: AcceptStream on a listener's session: use Listener.Accept")
+	}
+	select {
+	case st := <-s.acceptQ:
+		return st, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-s.done:
+		select {
+		case st := <-s.acceptQ:
+			return st, nil
+		default:
+		}
+		return nil, s.Err()
+	}
+}
+
+// Close ends the session gracefully: it waits until every byte written on its
+// streams has been acknowledged (at most Config.CloseTimeout), then tells the
+// peer. Close is idempotent.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	if s.err == nil && s.state == stateEstablished {
+		s.graceful = true
+	}
+	s.mu.Unlock()
+	s.wakeSender()
+	t := time.NewTimer(s.cfg.CloseTimeout)
+	defer t.Stop()
+	select {
+	case <-s.done:
+		return nil
+	case <-t.C:
+	}
+	return s.CloseWithError(CodeNoError, "close timeout: unacknowledged data discarded")
+}
+
+// CloseWithError ends the session at once: unsent data is discarded and the
+// peer receives code and reason.
+func (s *Session) CloseWithError(code uint64, reason string) error {
+	s.mu.Lock()
+	s.closeLocked(&SessionError{Code: code, Reason: reason}, true)
+	s.mu.Unlock()
+	s.wakeSender()
+	<-s.done
+	return nil
+}
+
+// closeLocked ends the session with err; if sendClose the peer gets a CLOSE.
+func (s *Session) closeLocked(err error, sendClose bool) {
+	if s.err != nil {
+		return
+	}
+	s.err = err
+	if se, ok := err.(*SessionError); ok && sendClose {
+		s.closeQueued, s.closeByUs = true, true
+		s.closeCode, s.closeReason = se.Code, se.Reason
+	}
+	if s.hsErr == nil {
+		s.hsErr = err
+	}
+	for _, st := range s.streams {
+		st.failLocked(err)
+	}
+	if s.state == stateHandshake {
+		close(s.established)
+	}
+	s.state = stateClosing
+	// Linger a few RTOs to answer the peer's retransmissions with CLOSE.
+	linger := min(3*s.rtt.rto(s.cfg.MinRTO, s.peerMaxAckDelay()), time.Second)
+	if !sendClose {
+		linger = 0
+	}
+	s.drainUntil = time.Now().Add(linger)
+	signal(s.streamCredit)
+	s.wakeSenderLocked()
+}
+
+// wakeSender makes the run loop look for work. Cheap when already pending.
+func (s *Session) wakeSender() {
+	if s.wakePending.CompareAndSwap(false, true) {
+		signal(s.wake)
+	}
+}
+
+func (s *Session) wakeSenderLocked() { s.wakeSender() }
+
+// enqueueLocked puts st on the send queue if it is not there yet.
+func (s *Session) enqueueLocked(st *Stream) {
+	if st.inSendQueue || st.removed {
+		return
+	}
+	st.inSendQueue = true
+	if h := s.sendQueueHead; h > 0 && h >= len(s.sendQueue)/2 {
+		n := copy(s.sendQueue, s.sendQueue[h:])
+		clear(s.sendQueue[n:])
+		s.sendQueue, s.sendQueueHead = s.sendQueue[:n], 0
+	}
+	s.sendQueue = append(s.sendQueue, st)
+}
+
+// removeStreamLocked forgets a finished stream and returns credit to the peer.
+func (s *Session) removeStreamLocked(st *Stream) {
+	delete(s.streams, st.id)
+	s.stats.streamsClosed.Add(1)
+	if s.isPeerStream(st.id) {
+		s.peerClosed++
+		// Return stream credit in batches of an eighth of the limit.
+		if want := s.peerClosed + uint64(s.cfg.MaxStreams); want >= s.maxPeerStreams+max(1, uint64(s.cfg.MaxStreams)/8) {
+			s.maxPeerStreams = want
+			s.maxStreamsQueued = true
+			s.wakeSenderLocked()
+		}
+	}
+}
+
+// isPeerStream reports whether the peer opened stream id.
+func (s *Session) isPeerStream(id uint64) bool { return (id&1 == 0) != s.isClient }
+
+// onReceivedLocked accounts n new bytes against the session window.
+func (s *Session) onReceivedLocked(n uint64) error {
+	s.recvData += n
+	if s.recvData > s.recvMaxData {
+		return &SessionError{Code: CodeFlowControl, Reason: fmt.Sprintf("peer sent %d bytes, session window is %d", s.recvData, s.recvMaxData)}
+	}
+	return nil
+}
+
+// onConsumedLocked returns n read bytes of session credit to the peer.
+func (s *Session) onConsumedLocked(n uint64) {
+	s.consumed += n
+	win := uint64(s.cfg.SessionReceiveWindow)
+	if s.recvMaxData-s.consumed < win/2 {
+		s.recvMaxData = s.consumed + win
+		s.maxDataQueued = true
+		s.wakeSenderLocked()
+	}
+}

@@ -1,0 +1,483 @@
+package reliable
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/raptormq/raptor/wire"
+)
+
+const maxSendBatch = 32 // datagrams built per run-loop pass (one WriteBatch)
+
+// run is the session's goroutine: it builds and sends packets and keeps the
+// session's one timer armed at the earliest deadline.
+func (s *Session) run() {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		now := time.Now()
+		s.mu.Lock()
+		s.onTimersLocked(now)
+		n, more := s.packLocked(now)
+		finished := s.state == stateClosing && !s.closeQueued && !now.Before(s.drainUntil)
+		next := s.nextDeadlineLocked()
+		s.armed = next
+		if finished {
+			s.state = stateClosed
+		}
+		s.mu.Unlock()
+		if n > 0 {
+			s.flush(n)
+		}
+		if finished {
+			s.ep.sessionDone(s)
+			return
+		}
+		if more {
+			continue
+		}
+		if next.IsZero() {
+			timer.Stop()
+		} else {
+			timer.Reset(time.Until(next))
+		}
+		select {
+		case <-s.wake:
+			s.wakePending.Store(false)
+		case <-timer.C:
+		}
+	}
+}
+
+// flush sends the n datagrams built by packLocked and recycles their buffers.
+func (s *Session) flush(n int) {
+	sent, err := s.ep.pc.WriteBatch(s.outBufs[:n], s.outAddrs[:n])
+	if err != nil && sent < n {
+		s.ep.sendErrors.Add(1)
+		if s.ep.cfg.Logger.Enabled(nil, -4) {
+			s.ep.cfg.Logger.Debug("raptor: send failed; loss recovery will resend", "peer", s.peer, "err", err)
+		}
+	}
+	for i := 0; i < n; i++ {
+		s.ep.putBuf(s.outPool[i])
+		s.outBufs[i] = nil
+	}
+	s.outBufs, s.outAddrs, s.outPool = s.outBufs[:0], s.outAddrs[:0], s.outPool[:0]
+}
+
+// rtoLocked is the backed-off retransmission timeout.
+func (s *Session) rtoLocked() time.Duration {
+	rto := s.rtt.rto(s.cfg.MinRTO, s.peerMaxAckDelay())
+	for i := 0; i < s.ptoCount && rto < s.cfg.MaxRTO; i++ {
+		rto *= 2
+	}
+	return min(rto, s.cfg.MaxRTO)
+}
+
+// onTimersLocked runs every deadline that has passed.
+func (s *Session) onTimersLocked(now time.Time) {
+	switch s.state {
+	case stateHandshake:
+		if !now.Before(s.hsDeadline) {
+			s.closeLocked(&HandshakeTimeoutError{Remote: s.peer.String(), After: s.cfg.HandshakeTimeout}, false)
+		}
+		return
+	case stateEstablished:
+	default:
+		return
+	}
+	if idle := now.Sub(s.lastRecv); idle >= s.idleTimeout {
+		s.closeLocked(&SessionError{Code: CodeIdleTimeout, Reason: fmt.Sprintf("no packet from %s for %v", s.peer, idle.Round(time.Millisecond))}, true)
+		return
+	}
+	if s.graceful && s.allAckedLocked() {
+		s.closeLocked(&SessionError{Code: CodeNoError, Reason: "session closed"}, true)
+		return
+	}
+	if !s.ackDeadline.IsZero() && !now.Before(s.ackDeadline) {
+		s.ackNow = true
+	}
+	if !s.lossTime.IsZero() && !now.Before(s.lossTime) {
+		s.detectLossesLocked(now)
+		s.sent.popDone()
+	}
+	if p := s.sent.oldest(); p != nil && !now.Before(s.lastEliciting.Add(s.rtoLocked())) {
+		// Retransmission timeout: resend the oldest packet's contents as a probe.
+		s.ptoCount++
+		s.stats.rtos.Add(1)
+		s.onPacketLostLocked(p, now)
+		s.sent.popDone()
+		s.probes = 2
+		s.lastEliciting = now
+		if s.ptoCount >= 3 {
+			s.cc.OnPersistentCongestion()
+		}
+		if len(s.sendQueue) == s.sendQueueHead {
+			s.pingQueued = true
+		}
+	}
+	if ka := s.cfg.KeepAlive; ka > 0 && now.Sub(s.lastRecv) >= ka && now.Sub(s.lastSent) >= ka {
+		s.pingQueued = true
+	}
+}
+
+// allAckedLocked reports whether every byte written has been acknowledged.
+func (s *Session) allAckedLocked() bool {
+	for _, st := range s.streams {
+		if st.resetQueued {
+			if !st.resetAcked {
+				return false
+			}
+			continue
+		}
+		if st.sendBase != st.writeOff || st.needOpen || (st.finQueued && !st.finAcked) {
+			return false
+		}
+	}
+	return true
+}
+
+// nextDeadlineLocked is the earliest time the run loop must act by itself.
+func (s *Session) nextDeadlineLocked() time.Time {
+	var next time.Time
+	at := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	switch s.state {
+	case stateHandshake:
+		at(s.hsNext)
+		at(s.hsDeadline)
+		return next
+	case stateClosing:
+		at(s.drainUntil)
+		return next
+	case stateClosed:
+		return next
+	}
+	at(s.lastRecv.Add(s.idleTimeout))
+	if s.ackPending && !s.ackDeadline.IsZero() {
+		at(s.ackDeadline)
+	}
+	at(s.lossTime)
+	if s.sent.oldest() != nil {
+		at(s.lastEliciting.Add(s.rtoLocked()))
+	}
+	if ka := s.cfg.KeepAlive; ka > 0 {
+		at(maxTime(s.lastRecv, s.lastSent).Add(ka))
+	}
+	at(s.pacingAt)
+	at(s.flushAt)
+	return next
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// newOut takes a pooled buffer for the next datagram.
+func (s *Session) newOut() ([]byte, *[]byte) {
+	bp := s.ep.getBuf()
+	return (*bp)[:0], bp
+}
+
+func (s *Session) queueOut(b []byte, bp *[]byte) {
+	*bp = b[:0]
+	s.outBufs = append(s.outBufs, b)
+	s.outAddrs = append(s.outAddrs, s.peer)
+	s.outPool = append(s.outPool, bp)
+	s.stats.packetsSent.Add(1)
+	s.stats.bytesSent.Add(uint64(len(b)))
+}
+
+// packLocked builds the datagrams to send now (at most maxSendBatch) and
+// reports whether more are waiting.
+func (s *Session) packLocked(now time.Time) (int, bool) {
+	switch s.state {
+	case stateHandshake:
+		if !now.Before(s.hsNext) {
+			b, bp := s.newOut()
+			params := s.localParams()
+			b = wire.AppendInitial(b, wire.LongHeader{Version: wire.Version1, DstID: s.hsDst, SrcID: s.localID}, s.hsToken, &params)
+			s.queueOut(b, bp)
+			s.hsNext = now.Add(s.hsInterval)
+			s.hsInterval = min(2*s.hsInterval, time.Second)
+			return 1, false
+		}
+		return 0, false
+	case stateClosing:
+		if s.closeQueued {
+			s.closeQueued = false
+			if s.remoteID == (wire.ConnID{}) {
+				return 0, false
+			}
+			b, bp := s.newOut()
+			hdr := wire.ShortHeader{DstID: s.remoteID, PacketNumber: s.nextPN}
+			s.nextPN++
+			b = hdr.Append(b)
+			cf := wire.CloseFrame{ErrorCode: s.closeCode, Reason: []byte(s.closeReason)}
+			b, _ = cf.Append(b)
+			s.queueOut(b, bp)
+			return 1, false
+		}
+		return 0, false
+	case stateClosed:
+		return 0, false
+	}
+	s.pacer.refill(now, s.cc.Window(), s.rtt.srtt())
+	s.pacingAt, s.flushAt = time.Time{}, time.Time{}
+	n := 0
+	for n < maxSendBatch {
+		if !s.packOneLocked(now) {
+			break
+		}
+		n++
+	}
+	return n, n == maxSendBatch
+}
+
+// packOneLocked builds one datagram if there is anything worth sending.
+func (s *Session) packOneLocked(now time.Time) bool {
+	limit := s.maxPacket()
+	b, bp := s.newOut()
+	hdr := wire.ShortHeader{DstID: s.remoteID, PacketNumber: s.nextPN}
+	b = hdr.Append(b)
+	rec := &s.pending
+	*rec = sentPacket{pn: s.nextPN, sentAt: now}
+	hasAck, hasNak, eliciting, hasData := false, false, false, false
+
+	if s.ackPending {
+		s.ackFrame.Ranges = s.ackFrame.Ranges[:0]
+		for i := len(s.recvd.s) - 1; i >= 0 && len(s.ackFrame.Ranges) < wire.MaxAckRanges; i-- {
+			r := s.recvd.s[i]
+			s.ackFrame.Ranges = append(s.ackFrame.Ranges, wire.AckRange{Smallest: r.lo, Largest: r.hi - 1})
+		}
+		s.ackFrame.AckDelay = uint64(max(0, now.Sub(s.largestRecvAt)) / time.Microsecond)
+		if nb, err := s.ackFrame.Append(b); err == nil {
+			b, hasAck = nb, true
+		}
+	}
+	if len(s.naks) > 0 {
+		s.nakFrame.Ranges = s.naks
+		if nb, err := s.nakFrame.Append(b); err == nil && len(nb) <= limit {
+			b, hasNak = nb, true
+		}
+	}
+	if s.maxDataQueued {
+		f := wire.MaxDataFrame{Max: s.recvMaxData}
+		b, _ = f.Append(b)
+		rec.ctl |= ctlMaxData
+		eliciting = true
+	}
+	if s.maxStreamsQueued {
+		f := wire.MaxStreamsFrame{Max: s.maxPeerStreams}
+		b, _ = f.Append(b)
+		rec.ctl |= ctlMaxStreams
+		eliciting = true
+	}
+	if s.pingQueued {
+		f := wire.PingFrame{}
+		b, _ = f.Append(b)
+		rec.ctl |= ctlPing
+		eliciting = true
+	}
+	congOK := s.inFlight+limit <= s.cc.Window() || s.probes > 0
+	paceOK := true
+	if congOK {
+		if d := s.pacer.delay(limit, s.cc.Window(), s.rtt.srtt()); d > 0 && s.probes == 0 {
+			paceOK = false
+			s.pacingAt = now.Add(d)
+		}
+	}
+	if congOK && paceOK {
+		// Round-robin over streams with work; a stream that still has work and
+		// was stopped by the packet's room goes to the back of the queue.
+		requeue := s.requeue[:0]
+		for s.sendQueueHead < len(s.sendQueue) && rec.nchunks < maxChunksPerPacket && limit-len(b) > 24 {
+			st := s.sendQueue[s.sendQueueHead]
+			s.sendQueue[s.sendQueueHead] = nil
+			s.sendQueueHead++
+			st.inSendQueue = false
+			var data, full bool
+			b, data, full = s.packStreamLocked(st, b, limit, rec, now)
+			if data {
+				hasData = true
+			}
+			if rec.nchunks > 0 {
+				eliciting = true
+			}
+			if st.hasSendWorkLocked() && !st.removed && !s.blockedLocked(st) {
+				requeue = append(requeue, st)
+				if full {
+					break
+				}
+			}
+		}
+		if s.sendQueueHead == len(s.sendQueue) {
+			s.sendQueue, s.sendQueueHead = s.sendQueue[:0], 0
+		}
+		for i, st := range requeue {
+			s.enqueueLocked(st)
+			requeue[i] = nil
+		}
+		s.requeue = requeue[:0]
+	}
+	if !eliciting && !hasNak && !(hasAck && s.ackNow) {
+		s.ep.putBuf(bp)
+		return false
+	}
+	// Commit: the packet goes out.
+	s.nextPN++
+	s.lastSent = now
+	if hasAck {
+		s.ackPending, s.ackNow, s.ackDeadline, s.elicitingSince = false, false, time.Time{}, 0
+		s.stats.acksSent.Add(1)
+	}
+	if hasNak {
+		s.naks = s.naks[:0]
+		s.stats.naksSent.Add(1)
+	}
+	s.maxDataQueued, s.maxStreamsQueued, s.pingQueued = false, false, false
+	if eliciting {
+		rec.size = len(b)
+		*s.sent.push() = *rec
+		s.inFlight += len(b)
+		s.cc.OnPacketSent(now, len(b))
+		s.lastEliciting = now
+		if s.probes > 0 {
+			s.probes--
+		}
+	}
+	if hasData {
+		s.pacer.onSent(len(b))
+	}
+	s.stats.cwnd.Store(int64(s.cc.Window()))
+	s.stats.inflight.Store(int64(s.inFlight))
+	s.stats.srtt.Store(int64(s.rtt.srtt()))
+	s.queueOut(b, bp)
+	return true
+}
+
+// blockedLocked reports whether st's only work is new data that flow control
+// holds back (it is requeued when the window opens).
+func (s *Session) blockedLocked(st *Stream) bool {
+	if st.resetQueued || st.maxDataQueued || st.stopQueued || st.needOpen || !st.retx.empty() {
+		return false
+	}
+	if st.finQueued && !st.finSent && st.sendNext == st.writeOff {
+		return false
+	}
+	return st.sendNext >= st.peerMax || s.sentData >= s.peerMaxData || !s.flushAt.IsZero()
+}
+
+// packStreamLocked appends st's pending frames to b. It reports whether stream
+// data went in and whether the packet is full.
+func (s *Session) packStreamLocked(st *Stream, b []byte, limit int, rec *sentPacket, now time.Time) ([]byte, bool, bool) {
+	add := func(c chunk) bool {
+		rec.chunks[rec.nchunks] = c
+		rec.nchunks++
+		return int(rec.nchunks) == maxChunksPerPacket
+	}
+	if st.resetQueued && !st.resetSent {
+		f := wire.ResetStreamFrame{StreamID: st.id, ErrorCode: st.resetCode, FinalSize: st.sendNext}
+		if len(b)+f.Length() > limit {
+			return b, false, true
+		}
+		b, _ = f.Append(b)
+		st.resetSent = true
+		if add(chunk{stream: st.id, kind: chunkReset}) {
+			return b, false, true
+		}
+	}
+	if st.stopQueued {
+		f := wire.StopSendingFrame{StreamID: st.id, ErrorCode: st.stopCode}
+		if len(b)+f.Length() > limit {
+			return b, false, true
+		}
+		b, _ = f.Append(b)
+		st.stopQueued = false
+		if add(chunk{stream: st.id, kind: chunkStop}) {
+			return b, false, true
+		}
+	}
+	if st.maxDataQueued {
+		f := wire.MaxStreamDataFrame{StreamID: st.id, Max: st.recvMax}
+		if len(b)+f.Length() > limit {
+			return b, false, true
+		}
+		b, _ = f.Append(b)
+		st.maxDataQueued = false
+		if add(chunk{stream: st.id, kind: chunkMSD}) {
+			return b, false, true
+		}
+	}
+	if st.resetQueued {
+		st.maybeRemoveLocked()
+		return b, false, false
+	}
+	data := false
+	// Retransmissions first: they hold up the receiver.
+	for !st.retx.empty() {
+		sp, _ := st.retx.first()
+		f := wire.StreamFrame{StreamID: st.id, Offset: sp.lo, HasLen: true}
+		room := limit - len(b) - f.HeaderLen() - 2
+		if room <= 0 {
+			return b, data, true
+		}
+		n := min(sp.hi-sp.lo, uint64(room))
+		f.Data = st.sendBytes(sp.lo, n)
+		f.Fin = st.finQueued && sp.lo+n == st.writeOff && st.writeOff == st.sendNext
+		b, _ = f.Append(b)
+		st.retx.remove(sp.lo, sp.lo+n)
+		if f.Fin {
+			st.finSent = true
+		}
+		data = true
+		if add(chunk{stream: st.id, off: sp.lo, n: uint32(n), fin: f.Fin}) {
+			return b, data, true
+		}
+	}
+	// New data, within both flow-control windows.
+	avail := st.writeOff - st.sendNext
+	credit := min(st.peerMax-min(st.peerMax, st.sendNext), s.peerMaxData-min(s.peerMaxData, s.sentData))
+	n := min(avail, credit)
+	if n > 0 && s.cfg.FlushDelay > 0 && !st.finQueued {
+		// Hold a small write back briefly so that more can join it.
+		if n < uint64(limit-len(b)-32) && now.Sub(st.pendingSince) < s.cfg.FlushDelay {
+			s.flushAt = st.pendingSince.Add(s.cfg.FlushDelay)
+			return b, data, false
+		}
+	}
+	finNow := st.finQueued && !st.finSent && st.sendNext+n == st.writeOff
+	if n == 0 && !st.needOpen && !finNow {
+		return b, data, false
+	}
+	f := wire.StreamFrame{StreamID: st.id, Offset: st.sendNext, HasLen: true}
+	room := limit - len(b) - f.HeaderLen() - 2
+	if room < 0 || (room == 0 && n > 0) {
+		return b, data, true
+	}
+	full := false
+	if n > uint64(room) {
+		n, full, finNow = uint64(room), true, false
+	}
+	f.Data = st.sendBytes(st.sendNext, n)
+	f.Fin = finNow
+	b, _ = f.Append(b)
+	c := chunk{stream: st.id, off: st.sendNext, n: uint32(n), fin: finNow}
+	st.sendNext += n
+	s.sentData += n
+	s.stats.streamBytesSent.Add(n)
+	st.needOpen = false
+	if finNow {
+		st.finSent = true
+	}
+	if add(c) {
+		full = true
+	}
+	return b, true, full
+}
