@@ -1,0 +1,67 @@
+// Command tunbridge is the userspace impairment bridge of
+// scripts/lossy-bench.sh: the kernel here has no netem, so two TUN devices,
+// later moved into two network namespaces, are joined by this process, which
+// holds every IP packet for a fixed one-way delay (one timer heap per
+// direction, never a timer per packet) and optionally drops packets with a
+// seeded random source. The script drops with nftables instead by default.
+//
+//	tunbridge --a rbtA --b rbtB --delay 1ms [--loss 0.01 --seed 1] --ready FILE
+//
+// It creates both devices, writes FILE once they exist (so that the script
+// can move them into their namespaces), and runs until SIGINT/SIGTERM or
+// --max-time, then prints its counters.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/raptormq/raptor/bench/impair"
+)
+
+func main() {
+	a := flag.String("a", "rbtA", "name of the first TUN device")
+	b := flag.String("b", "rbtB", "name of the second TUN device")
+	delay := flag.Duration("delay", time.Millisecond, "one-way delay added to every packet")
+	jitter := flag.Duration("jitter", 0, "uniform random extra delay in [0, jitter)")
+	loss := flag.Float64("loss", 0, "probability in [0, 1) of dropping each packet, each direction")
+	seed := flag.Uint64("seed", 1, "seed of the loss and jitter random source")
+	queue := flag.Int("queue", 4096, "packets held per direction at most; more are dropped and counted")
+	ready := flag.String("ready", "", "file written once both devices exist")
+	maxTime := flag.Duration("max-time", time.Hour, "stop after this long")
+	flag.Parse()
+	cfg := impair.Config{Delay: *delay, Jitter: *jitter, Loss: *loss, Seed: *seed, Queue: *queue}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "tunbridge:", err)
+		os.Exit(2)
+	}
+	ta, err := impair.OpenTUN(*a)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tunbridge:", err)
+		os.Exit(1)
+	}
+	tb, err := impair.OpenTUN(*b)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tunbridge:", err)
+		os.Exit(1)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, *maxTime)
+	defer cancel()
+	br := impair.NewBridge(ta, tb, cfg)
+	if *ready != "" {
+		if err := os.WriteFile(*ready, []byte("ready\n"), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "tunbridge:", err)
+			os.Exit(1)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "tunbridge: %s <-> %s, delay %v, jitter %v, loss %.3f, seed %d\n", *a, *b, *delay, *jitter, *loss, *seed)
+	br.Run(ctx)
+	fmt.Fprintln(os.Stderr, "tunbridge:", br.Stats())
+}
