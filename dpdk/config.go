@@ -74,6 +74,10 @@ type Config struct {
 	// min to max while nothing arrives. Defaults 50 µs and 200 µs. A negative
 	// IdleSleepMax busy-polls forever (a dedicated core in production).
 	IdleSleepMin, IdleSleepMax time.Duration
+	// IdleSleepDeep is the longer sleep bound used once nothing was received
+	// or sent for IdleDeepAfter, so that an idle port costs little CPU (each
+	// wake-up of a Go thread costs tens of µs of CPU). Defaults 1 ms and 10 ms.
+	IdleSleepDeep, IdleDeepAfter time.Duration
 	// TxWait is how long WriteBatch retries while the device transmit queue
 	// is full before it drops the rest and returns an error. Default 200 µs.
 	TxWait time.Duration
@@ -86,21 +90,23 @@ type Config struct {
 
 // Defaults of Config fields.
 const (
-	DefaultMTU          = 1500
-	DefaultMempoolSize  = 8191
-	DefaultMempoolCache = 256
-	DefaultBurst        = 32
-	MaxBurst            = 512
-	DefaultRing         = 1024
-	DefaultRxQueue      = 4096
-	DefaultARPQueue     = 256
-	DefaultARPTimeout   = 60 * time.Second
-	DefaultARPRetry     = 200 * time.Millisecond
-	DefaultARPRetries   = 5
-	DefaultIdleSpin     = 20 * time.Microsecond
-	DefaultIdleSleepMin = 50 * time.Microsecond
-	DefaultIdleSleepMax = 200 * time.Microsecond
-	DefaultTxWait       = 200 * time.Microsecond
+	DefaultMTU           = 1500
+	DefaultMempoolSize   = 8191
+	DefaultMempoolCache  = 256
+	DefaultBurst         = 32
+	MaxBurst             = 512
+	DefaultRing          = 1024
+	DefaultRxQueue       = 4096
+	DefaultARPQueue      = 256
+	DefaultARPTimeout    = 60 * time.Second
+	DefaultARPRetry      = 200 * time.Millisecond
+	DefaultARPRetries    = 5
+	DefaultIdleSpin      = 20 * time.Microsecond
+	DefaultIdleSleepMin  = 50 * time.Microsecond
+	DefaultIdleSleepMax  = 200 * time.Microsecond
+	DefaultIdleSleepDeep = time.Millisecond
+	DefaultIdleDeepAfter = 10 * time.Millisecond
+	DefaultTxWait        = 200 * time.Microsecond
 )
 
 // ErrNotBuilt is returned by Open and OpenRingPair in a binary built without
@@ -294,6 +300,8 @@ func (c Config) resolve(needDevice bool) (*resolved, error) {
 	defD(&r.IdleSpin, DefaultIdleSpin)
 	defD(&r.IdleSleepMin, DefaultIdleSleepMin)
 	defD(&r.IdleSleepMax, DefaultIdleSleepMax)
+	defD(&r.IdleSleepDeep, DefaultIdleSleepDeep)
+	defD(&r.IdleDeepAfter, DefaultIdleDeepAfter)
 	defD(&r.TxWait, DefaultTxWait)
 	if r.Logger == nil {
 		r.Logger = slog.Default()

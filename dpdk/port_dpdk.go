@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Port is one DPDK Ethernet port (one rx and one tx queue) carrying UDP
@@ -76,8 +78,7 @@ type Port struct {
 	flushA      []netip.AddrPort
 	lastDev     C.struct_rte_eth_stats // snapshot at Close
 
-	sleeping atomic.Bool
-	kick     chan struct{}
+	txActive atomic.Bool
 	quit     chan struct{}
 	done     chan struct{}
 	stopping atomic.Bool
@@ -290,7 +291,6 @@ func newPort(r *resolved, name string, id C.uint16_t, keepPool **C.struct_rte_me
 		errClosed: fmt.Errorf("dpdk: port %q: %w", name, net.ErrClosed),
 		q:         make([]rxItem, r.RxQueue),
 		ready:     make(chan struct{}, 1),
-		kick:      make(chan struct{}, 1),
 		quit:      make(chan struct{}),
 		done:      make(chan struct{}),
 		deliver:   make([]rxItem, 0, r.Burst),
@@ -410,12 +410,8 @@ func (p *Port) WriteBatch(bufs [][]byte, addrs []netip.AddrPort) (int, error) {
 	p.txmu.Lock()
 	n, err := p.writeLocked(bufs, addrs)
 	p.txmu.Unlock()
-	if p.sleeping.Load() {
-		// A reply is likely soon: wake the poll loop from its idle sleep.
-		select {
-		case p.kick <- struct{}{}:
-		default:
-		}
+	if !p.txActive.Load() {
+		p.txActive.Store(true) // a reply is likely: the poll loop spins again
 	}
 	return n, err
 }
@@ -562,15 +558,16 @@ func (p *Port) sendARPLocked(op uint16, ethDst, tha macAddr, tpa netip.Addr) {
 }
 
 // poll is the receive loop: one locked OS thread, rx bursts while traffic
-// flows, then a short spin, then sleeps doubling from IdleSleepMin to
-// IdleSleepMax (woken early by WriteBatch and Close).
+// flows, then a spin of IdleSpin, then sleeps doubling from IdleSleepMin to
+// IdleSleepMax, and up to IdleSleepDeep once idle for IdleDeepAfter. The sleep is a nanosleep of the locked thread with a 1 µs
+// timer slack: Go timers round sub-millisecond sleeps up to 1 ms. A
+// WriteBatch restarts the spin after the current sleep (a reply is likely).
 func (p *Port) poll() {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer close(p.done)
+	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 1000, 0, 0, 0) // this thread only
 	c := p.cfg
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
 	lastRx := p.now()
 	nextTick := lastRx + int64(arpTick)
 	sleep := c.IdleSleepMin
@@ -592,21 +589,22 @@ func (p *Port) poll() {
 			p.tickARP(now)
 			nextTick = now + int64(arpTick)
 		}
+		if p.txActive.Load() {
+			p.txActive.Store(false)
+			lastRx = now
+			sleep = c.IdleSleepMin
+		}
 		if c.IdleSleepMax < 0 || now-lastRx < int64(c.IdleSpin) {
 			continue
 		}
-		p.sleeping.Store(true)
 		p.ctr[cPollSleeps].Add(1)
-		timer.Reset(sleep)
-		select {
-		case <-timer.C:
+		ts := unix.NsecToTimespec(int64(sleep))
+		_ = unix.Nanosleep(&ts, nil)
+		if now-lastRx >= int64(c.IdleDeepAfter) {
+			sleep = min(2*sleep, max(c.IdleSleepMax, c.IdleSleepDeep))
+		} else {
 			sleep = min(2*sleep, c.IdleSleepMax)
-		case <-p.kick:
-			lastRx = p.now() // spin again: a reply is due
-			sleep = c.IdleSleepMin
-		case <-p.quit:
 		}
-		p.sleeping.Store(false)
 	}
 }
 
