@@ -1,0 +1,218 @@
+package reliable
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/raptormq/raptor/internal/simnet"
+)
+
+var (
+	simServer = netip.MustParseAddrPort("10.0.0.1:9000")
+	simClient = netip.MustParseAddrPort("10.0.0.2:5000")
+)
+
+// simPair builds a listener and a dialed session over a simulated network.
+// It must run inside a synctest bubble.
+func simPair(t *testing.T, seed int64, link simnet.LinkConfig, cfg *Config) (*simnet.Network, *Listener, *Session) {
+	t.Helper()
+	nw, err := simnet.New(simnet.Config{Seed: seed, Link: link, RecvQueue: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := nw.Listen(simServer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := nw.Listen(simClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ListenPacket(sc, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := DialPacket(ctx, cc, simServer, cfg)
+	if err != nil {
+		t.Fatalf("seed %d: dial: %v", seed, err)
+	}
+	return nw, l, s
+}
+
+// exchange moves size bytes each way on each of n streams and checks them.
+func exchange(t *testing.T, seed int64, l *Listener, s *Session, n, size int) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(uint64(seed), 1))
+	payload := func(i int, dir byte) []byte {
+		b := make([]byte, size)
+		r := rand.New(rand.NewPCG(uint64(seed)+uint64(i), uint64(dir)))
+		for j := range b {
+			b[j] = byte(r.Uint32())
+		}
+		return b
+	}
+	_ = rng
+	var wg sync.WaitGroup
+	errs := make(chan error, 4*n)
+	// Server: each accepted stream reads the client's bytes and writes its own.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < n; i++ {
+			st, err := l.AcceptStream(context.Background())
+			if err != nil {
+				errs <- fmt.Errorf("accept: %w", err)
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// The first 4 bytes name the client stream index.
+				var idx [4]byte
+				if _, err := io.ReadFull(st, idx[:]); err != nil {
+					errs <- fmt.Errorf("server read index: %w", err)
+					return
+				}
+				k := int(idx[0])
+				go func() {
+					st.Write(payload(k, 's'))
+					st.CloseWrite()
+				}()
+				got, err := io.ReadAll(st)
+				if err != nil {
+					errs <- fmt.Errorf("server stream %d read: %w", k, err)
+					return
+				}
+				if !bytes.Equal(got, payload(k, 'c')) {
+					errs <- fmt.Errorf("server stream %d: got %d bytes, want %d (content differs)", k, len(got), size)
+				}
+			}()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := s.OpenStream(context.Background())
+			if err != nil {
+				errs <- err
+				return
+			}
+			go func() {
+				st.Write([]byte{byte(i), 0, 0, 0})
+				st.Write(payload(i, 'c'))
+				st.CloseWrite()
+			}()
+			got, err := io.ReadAll(st)
+			if err != nil {
+				errs <- fmt.Errorf("client stream %d read: %w", i, err)
+				return
+			}
+			if !bytes.Equal(got, payload(i, 's')) {
+				errs <- fmt.Errorf("client stream %d: got %d bytes, want %d (content differs)", i, len(got), size)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("seed %d: %v", seed, err)
+	}
+}
+
+// TestSimLossyTransfer moves 8 MiB each way on 4 concurrent streams through
+// 20% loss, 5% duplication and heavy reordering, for 50 seeds.
+func TestSimLossyTransfer(t *testing.T) {
+	seeds := 50
+	if testing.Short() {
+		seeds = 5
+	}
+	link := simnet.LinkConfig{Loss: 0.20, Duplicate: 0.05, Reorder: 0.25, ReorderDelay: 3 * time.Millisecond,
+		Delay: 2 * time.Millisecond, Jitter: time.Millisecond}
+	for seed := int64(1); seed <= int64(seeds); seed++ {
+		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
+			t.Logf("seed %d", seed)
+			synctest.Test(t, func(t *testing.T) {
+				nw, l, s := simPair(t, seed, link, nil)
+				defer nw.Close()
+				start := time.Now()
+				exchange(t, seed, l, s, 4, 2<<20)
+				st := s.Stats()
+				t.Logf("virtual time %v, retransmits %d, naks sent/recv %d/%d, rtos %d, dups %d", time.Since(start), st.Retransmits, st.NaksSent, st.NaksReceived, st.RTOs, st.Duplicates)
+				s.CloseWithError(0, "done")
+				l.Close()
+			})
+		})
+	}
+}
+
+// TestSimBlackout survives a 2 s period of 100% loss in the middle of a transfer.
+func TestSimBlackout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		link := simnet.LinkConfig{Loss: 0.02, Delay: time.Millisecond}
+		nw, l, s := simPair(t, 7, link, nil)
+		defer nw.Close()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			exchange(t, 7, l, s, 2, 4<<20)
+		}()
+		time.Sleep(50 * time.Millisecond) // virtual time: let the transfer start
+		blackout := link
+		blackout.Loss = 1
+		nw.SetDefaultLink(blackout)
+		time.Sleep(2 * time.Second) // virtual: the blackout lasts 2 s
+		nw.SetDefaultLink(link)
+		<-done
+		if err := s.Err(); err != nil {
+			t.Fatalf("session died across the blackout: %v", err)
+		}
+		t.Logf("rtos %d retransmits %d", s.Stats().RTOs, s.Stats().Retransmits)
+		s.CloseWithError(0, "done")
+		l.Close()
+	})
+}
+
+// TestSimPeerDisappears: a peer that vanishes is detected within IdleTimeout.
+func TestSimPeerDisappears(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := &Config{IdleTimeout: 3 * time.Second}
+		nw, l, s := simPair(t, 3, simnet.LinkConfig{Delay: time.Millisecond}, cfg)
+		defer nw.Close()
+		st, err := s.OpenStream(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Write([]byte("hello"))
+		acc, err := l.AcceptStream(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 5)
+		io.ReadFull(acc, buf)
+		nw.Partition(simClient, netip.AddrPort{})
+		start := time.Now()
+		_, err = st.Read(buf)
+		took := time.Since(start)
+		var se *SessionError
+		if !errors.As(err, &se) || se.Code != CodeIdleTimeout {
+			t.Fatalf("read after peer vanished: %v, want idle timeout SessionError", err)
+		}
+		if took > 3*time.Second+100*time.Millisecond {
+			t.Fatalf("detected after %v, configured 3s", took)
+		}
+		t.Logf("peer loss detected after %v: %v", took, err)
+		l.Close()
+	})
+}
