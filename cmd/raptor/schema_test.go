@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lineWriter hands the first line written to it to a channel.
+type lineWriter struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	first chan string
+	sent  bool
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if !w.sent {
+		if line, _, ok := strings.Cut(w.buf.String(), "\n"); ok {
+			w.sent = true
+			w.first <- line
+		}
+	}
+	return len(p), nil
+}
+
+func TestSchemaCLI(t *testing.T) {
+	dir := t.TempDir()
+	v1 := filepath.Join(dir, "v1.avsc")
+	v2 := filepath.Join(dir, "v2.avsc")
+	bad := filepath.Join(dir, "bad.avsc")
+	os.WriteFile(v1, []byte(`{"type":"record","name":"T","fields":[{"name":"a","type":"int"}]}`), 0o644)
+	os.WriteFile(v2, []byte(`{"type":"record","name":"T","fields":[{"name":"a","type":"int"},{"name":"b","type":"int","default":1}]}`), 0o644)
+	os.WriteFile(bad, []byte(`{"type":"record","name":"T","fields":[{"name":"a","type":"string"}]}`), 0o644)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	serveCtx, stop := context.WithCancel(ctx)
+	out := &lineWriter{first: make(chan string, 1)}
+	var errOut bytes.Buffer
+	done := make(chan int, 1)
+	go func() { done <- schemaServe(serveCtx, []string{"--listen", "127.0.0.1:0", "--data", filepath.Join(dir, "data")}, out, &errOut) }()
+	var url string
+	select {
+	case line := <-out.first:
+		url = regexp.MustCompile(`http://\S+`).FindString(line)
+	case code := <-done:
+		t.Fatalf("serve exited %d: %s", code, errOut.String())
+	case <-ctx.Done():
+		t.Fatal("serve did not start")
+	}
+
+	tests := []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"schema", "register", "--url", url, "--subject", "s", "--schema", v1}, 0, "subject s version 1 id 1"},
+		{[]string{"schema", "check", "--url", url, "--subject", "s", "--schema", v2}, 0, "compatible with subject s"},
+		{[]string{"schema", "check", "--url", url, "--subject", "s", "--schema", bad}, 1, "incompatible"},
+		{[]string{"schema", "register", "--url", url, "--subject", "s", "--schema", v2}, 0, "version 2 id 2"},
+		{[]string{"schema", "register", "--url", url, "--subject", "s", "--schema", bad}, 1, ""},
+		{[]string{"schema", "get", "--url", url, "--subject", "s"}, 0, "version 2 id 2"},
+		{[]string{"schema", "get", "--url", url, "--id", "1"}, 0, `"name":"a"`},
+		{[]string{"schema", "get", "--url", url, "--id", "9"}, 1, ""},
+		{[]string{"schema", "get", "--url", url}, 2, ""},
+		{[]string{"schema", "bogus"}, 2, ""},
+		{[]string{"schema"}, 2, "Usage"},
+	}
+	for _, tc := range tests {
+		var o, e bytes.Buffer
+		code := run(tc.args, &o, &e)
+		if code != tc.code || !strings.Contains(o.String(), tc.out) {
+			t.Fatalf("%v: exit %d (want %d), stdout %q (want %q), stderr %q", tc.args, code, tc.code, o.String(), tc.out, e.String())
+		}
+	}
+	stop()
+	if code := <-done; code != 0 {
+		t.Fatalf("serve exit %d: %s", code, errOut.String())
+	}
+	// Flag errors.
+	var o, e bytes.Buffer
+	if code := schemaServe(ctx, []string{"--listen", "127.0.0.1:0"}, &o, &e); code != 2 {
+		t.Fatalf("serve without a store: exit %d", code)
+	}
+}
