@@ -48,7 +48,9 @@ func TestSchemaCLI(t *testing.T) {
 	out := &lineWriter{first: make(chan string, 1)}
 	var errOut bytes.Buffer
 	done := make(chan int, 1)
-	go func() { done <- schemaServe(serveCtx, []string{"--listen", "127.0.0.1:0", "--data", filepath.Join(dir, "data")}, out, &errOut) }()
+	go func() {
+		done <- schemaServe(serveCtx, []string{"--listen", "127.0.0.1:0", "--data", filepath.Join(dir, "data")}, out, &errOut)
+	}()
 	var url string
 	select {
 	case line := <-out.first:
