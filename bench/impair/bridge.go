@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,11 +74,12 @@ type Stats struct {
 	Forwarded [2]uint64 // A→B, B→A
 	Lost      [2]uint64 // dropped by the random source
 	Overflow  [2]uint64 // dropped because the queue was full
+	WriteErrs [2]uint64 // dropped because the destination refused them (down)
 }
 
 func (s Stats) String() string {
-	return fmt.Sprintf("A→B forwarded %d lost %d overflow %d; B→A forwarded %d lost %d overflow %d",
-		s.Forwarded[0], s.Lost[0], s.Overflow[0], s.Forwarded[1], s.Lost[1], s.Overflow[1])
+	return fmt.Sprintf("A→B forwarded %d lost %d overflow %d write errors %d; B→A forwarded %d lost %d overflow %d write errors %d",
+		s.Forwarded[0], s.Lost[0], s.Overflow[0], s.WriteErrs[0], s.Forwarded[1], s.Lost[1], s.Overflow[1], s.WriteErrs[1])
 }
 
 // Bridge joins two devices.
@@ -127,6 +129,7 @@ func (br *Bridge) Stats() Stats {
 		s.Forwarded[i] = d.forwarded.Load()
 		s.Lost[i] = d.lost.Load()
 		s.Overflow[i] = d.overflow.Load()
+		s.WriteErrs[i] = d.writeErrs.Load()
 	}
 	return s
 }
@@ -165,7 +168,7 @@ type direction struct {
 	free     [][]byte
 	wake     chan struct{}
 
-	forwarded, lost, overflow atomic.Uint64
+	forwarded, lost, overflow, writeErrs atomic.Uint64
 }
 
 func newDirection(src, dst Device, cfg Config, seed uint64) *direction {
@@ -249,7 +252,13 @@ func (d *direction) writeLoop(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return nil
 				}
-				return fmt.Errorf("impair: write: %w", err)
+				if errors.Is(err, io.ErrClosedPipe) || errors.Is(err, os.ErrClosed) {
+					return fmt.Errorf("impair: write: %w", err)
+				}
+				// A device that is down (EIO) or full drops the packet,
+				// as a link would; count it and go on.
+				d.writeErrs.Add(1)
+				continue
 			}
 			d.forwarded.Add(1)
 			continue

@@ -265,17 +265,28 @@ func TestTableAndPlotOfAllSuites(t *testing.T) {
 	}
 }
 
-func TestProgressBarDrawsAndFinishes(t *testing.T) {
-	old := progressDelay
-	progressDelay = 0
-	defer func() { progressDelay = old }()
+func TestProgressBar(t *testing.T) {
+	// A run shorter than the delay prints nothing.
 	var buf syncBuffer
-	p := startProgress(&buf, "label", 10)
+	p := startProgress(&buf, "short", 10)
 	p.set(5)
 	p.stop()
 	p.stop() // idempotent
-	if s := buf.String(); !strings.Contains(s, "label") || !strings.Contains(s, "100%") {
-		t.Fatalf("progress output %q", s)
+	if s := buf.String(); s != "" {
+		t.Fatalf("short run printed %q", s)
+	}
+	// The drawing itself: in place on a terminal, lines elsewhere.
+	var out bytes.Buffer
+	q := &progress{w: &out, label: "rtt tcp 64B", total: 10, tty: true}
+	q.draw(5)
+	if got := out.String(); !strings.HasPrefix(got, "\r") || !strings.Contains(got, "rtt tcp 64B") || !strings.Contains(got, " 50%") || strings.Count(got, "#") != 15 {
+		t.Fatalf("tty bar %q", got)
+	}
+	out.Reset()
+	q.tty = false
+	q.draw(20)
+	if got := out.String(); !strings.HasSuffix(got, "100%\n") {
+		t.Fatalf("log bar %q", got)
 	}
 	var nilBar *progress
 	nilBar.set(1)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,7 @@ type progress struct {
 	wg    sync.WaitGroup
 	once  sync.Once
 	drawn bool
+	tty   bool // redraw in place; otherwise one line every few seconds
 }
 
 func startProgress(w io.Writer, label string, total float64) *progress {
@@ -33,6 +35,11 @@ func startProgress(w io.Writer, label string, total float64) *progress {
 		return nil
 	}
 	p := &progress{w: w, label: label, total: total, done: make(chan struct{})}
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			p.tty = true
+		}
+	}
 	p.wg.Add(1)
 	go p.loop()
 	return p
@@ -51,7 +58,7 @@ func (p *progress) stop() {
 	p.once.Do(func() {
 		close(p.done)
 		p.wg.Wait()
-		if p.drawn {
+		if p.drawn && p.tty {
 			p.draw(p.total)
 			fmt.Fprintln(p.w)
 		}
@@ -67,7 +74,11 @@ func (p *progress) loop() {
 		return
 	case <-first.C:
 	}
-	tick := time.NewTicker(200 * time.Millisecond)
+	every := 5 * time.Second
+	if p.tty {
+		every = 200 * time.Millisecond
+	}
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		p.drawn = true
@@ -85,5 +96,9 @@ func (p *progress) draw(pos float64) {
 	f := pos / p.total
 	f = max(0, min(1, f))
 	full := int(f * width)
-	fmt.Fprintf(p.w, "\r%-28s [%s%s] %3.0f%%", p.label, strings.Repeat("#", full), strings.Repeat(".", width-full), 100*f)
+	start, end := "\r", ""
+	if !p.tty {
+		start, end = "", "\n"
+	}
+	fmt.Fprintf(p.w, "%s%-28s [%s%s] %3.0f%%%s", start, p.label, strings.Repeat("#", full), strings.Repeat(".", width-full), 100*f, end)
 }

@@ -233,6 +233,7 @@ func rttStream(ctx context.Context, t Transport, addr string, o Options, res *Re
 	defer bar.stop()
 	before := sampleCost()
 	start := time.Now()
+	err = nil
 	for i := 0; i < o.Warmup+o.Count; i++ {
 		if i == o.Warmup {
 			h.Reset()
@@ -241,11 +242,13 @@ func rttStream(ctx context.Context, t Transport, addr string, o Options, res *Re
 		}
 		binary.BigEndian.PutUint64(req[:8], uint64(i))
 		t0 := time.Now()
-		if _, err := c.Write(req); err != nil {
-			return timeoutOK(ctx, fmt.Errorf("bench: %s rtt write %d: %w", t.Name(), i, err))
+		if _, err = c.Write(req); err != nil {
+			err = fmt.Errorf("bench: %s rtt write %d: %w", t.Name(), i, err)
+			break
 		}
-		if _, err := io.ReadFull(c, resp); err != nil {
-			return timeoutOK(ctx, fmt.Errorf("bench: %s rtt read %d: %w", t.Name(), i, err))
+		if _, err = io.ReadFull(c, resp); err != nil {
+			err = fmt.Errorf("bench: %s rtt read %d: %w", t.Name(), i, err)
+			break
 		}
 		d := time.Since(t0)
 		if got := binary.BigEndian.Uint64(resp[:8]); got != uint64(i) {
@@ -264,7 +267,7 @@ func rttStream(ctx context.Context, t Transport, addr string, o Options, res *Re
 	if res.Elapsed > 0 {
 		res.MsgsPerS = float64(res.Received) / res.Elapsed.Seconds()
 	}
-	return nil
+	return timeoutOK(ctx, err)
 }
 
 // timeoutOK turns an error caused by the run's own time bound into a
@@ -292,6 +295,7 @@ func rttDatagram(ctx context.Context, t DatagramTransport, addr string, o Option
 	defer bar.stop()
 	before := sampleCost()
 	start := time.Now()
+	err = nil
 	for i := 0; i < o.Warmup+o.Count; i++ {
 		if ctx.Err() != nil {
 			break
@@ -305,20 +309,21 @@ func rttDatagram(ctx context.Context, t DatagramTransport, addr string, o Option
 		binary.BigEndian.PutUint64(req[1:9], uint64(i))
 		t0 := time.Now()
 		c.SetReadDeadline(t0.Add(o.LossTimeout))
-		if _, err := c.Write(req); err != nil {
-			return timeoutOK(ctx, fmt.Errorf("bench: %s rtt write %d: %w", t.Name(), i, err))
+		if _, err = c.Write(req); err != nil && !isRefused(err) {
+			err = fmt.Errorf("bench: %s rtt write %d: %w", t.Name(), i, err)
+			break
 		}
 		res.Sent++
 		for {
-			n, err := c.Read(resp)
+			var n int
+			n, err = c.Read(resp)
 			if err != nil {
-				if errors.Is(err, os.ErrDeadlineExceeded) {
+				if errors.Is(err, os.ErrDeadlineExceeded) || isRefused(err) {
+					err = nil
 					break // lost: counted by Sent - Received
 				}
-				if isRefused(err) { // server not yet there or gone: lost
-					break
-				}
-				return timeoutOK(ctx, fmt.Errorf("bench: %s rtt read %d: %w", t.Name(), i, err))
+				err = fmt.Errorf("bench: %s rtt read %d: %w", t.Name(), i, err)
+				break
 			}
 			if n >= 9 && resp[0] == dgEchoed && binary.BigEndian.Uint64(resp[1:9]) == uint64(i) {
 				if i >= o.Warmup {
@@ -328,6 +333,9 @@ func rttDatagram(ctx context.Context, t DatagramTransport, addr string, o Option
 				break
 			}
 			// a late reply to an earlier round trip: ignore it
+		}
+		if err != nil {
+			break
 		}
 		bar.set(float64(i + 1))
 	}
@@ -340,7 +348,7 @@ func rttDatagram(ctx context.Context, t DatagramTransport, addr string, o Option
 	if res.Elapsed > 0 {
 		res.MsgsPerS = float64(res.Received) / res.Elapsed.Seconds()
 	}
-	return nil
+	return timeoutOK(ctx, err)
 }
 
 func isRefused(err error) bool {

@@ -5,10 +5,11 @@
 // direction, never a timer per packet) and optionally drops packets with a
 // seeded random source. The script drops with nftables instead by default.
 //
-//	tunbridge --a rbtA --b rbtB --delay 1ms [--loss 0.01 --seed 1] --ready FILE
+//	tunbridge --a rbtA --a-netns /run/netns/A --b rbtB --b-netns /run/netns/B \
+//	          --delay 1ms [--loss 0.01 --seed 1] --ready FILE
 //
-// It creates both devices, writes FILE once they exist (so that the script
-// can move them into their namespaces), and runs until SIGINT/SIGTERM or
+// It creates both devices (each in its namespace with --a-netns/--b-netns),
+// writes FILE once they exist, and runs until SIGINT/SIGTERM or
 // --max-time, then prints its counters.
 package main
 
@@ -27,6 +28,8 @@ import (
 func main() {
 	a := flag.String("a", "rbtA", "name of the first TUN device")
 	b := flag.String("b", "rbtB", "name of the second TUN device")
+	nsA := flag.String("a-netns", "", "create the first device in this network namespace (e.g. /run/netns/A)")
+	nsB := flag.String("b-netns", "", "create the second device in this network namespace")
 	delay := flag.Duration("delay", time.Millisecond, "one-way delay added to every packet")
 	jitter := flag.Duration("jitter", 0, "uniform random extra delay in [0, jitter)")
 	loss := flag.Float64("loss", 0, "probability in [0, 1) of dropping each packet, each direction")
@@ -40,12 +43,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "tunbridge:", err)
 		os.Exit(2)
 	}
-	ta, err := impair.OpenTUN(*a)
+	ta, err := impair.OpenTUNIn(*a, *nsA)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tunbridge:", err)
 		os.Exit(1)
 	}
-	tb, err := impair.OpenTUN(*b)
+	tb, err := impair.OpenTUNIn(*b, *nsB)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tunbridge:", err)
 		os.Exit(1)
@@ -62,6 +65,8 @@ func main() {
 		}
 	}
 	fmt.Fprintf(os.Stderr, "tunbridge: %s <-> %s, delay %v, jitter %v, loss %.3f, seed %d\n", *a, *b, *delay, *jitter, *loss, *seed)
-	br.Run(ctx)
+	if err := br.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "tunbridge:", err)
+	}
 	fmt.Fprintln(os.Stderr, "tunbridge:", br.Stats())
 }
