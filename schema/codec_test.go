@@ -379,3 +379,35 @@ func TestPlainMsgpackInterop(t *testing.T) {
 		t.Fatalf("got %#v", got)
 	}
 }
+
+func BenchmarkEncode(b *testing.B) {
+	s := MustParse(userV1)
+	v := sampleV1()
+	buf := make([]byte, 0, 512)
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if buf, err = s.AppendEncode(buf[:0], v); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeResolved(b *testing.B) {
+	w, r := MustParse(userV1), MustParse(userV2)
+	res, err := NewResolver(w, r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body, err := w.Encode(sampleV1())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := res.Decode(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -255,26 +255,56 @@ func (e *encoder) mapValue(s *avro.MapSchema, v any, path string, depth int) err
 	return nil
 }
 
-func (e *encoder) record(s *avro.RecordSchema, v any, path string, depth int) error {
-	keys, get, ok := stringMap(v)
-	if !ok {
-		return encErr(path, "want map[string]any or a struct for record %s, got %T", s.FullName(), v)
+// fieldSource reads record fields from a map[string]any or, through
+// reflection, from any map with string keys.
+type fieldSource struct {
+	m  map[string]any
+	rv reflect.Value
+}
+
+func (f fieldSource) len() int {
+	if f.m != nil {
+		return len(f.m)
 	}
-	for _, k := range keys {
-		if !slices.ContainsFunc(s.Fields(), func(f *avro.Field) bool { return f.Name() == k }) {
-			return encErr(joinPath(path, k), "field %q is not in record %s", k, s.FullName())
+	return f.rv.Len()
+}
+
+func (f fieldSource) get(k string) (any, bool) {
+	if f.m != nil {
+		v, ok := f.m[k]
+		return v, ok
+	}
+	v := f.rv.MapIndex(reflect.ValueOf(k).Convert(f.rv.Type().Key()))
+	if !v.IsValid() {
+		return nil, false
+	}
+	return v.Interface(), true
+}
+
+func (e *encoder) record(s *avro.RecordSchema, v any, path string, depth int) error {
+	var src fieldSource
+	if m, ok := v.(map[string]any); ok {
+		src.m = m
+		if m == nil {
+			src.m = map[string]any{}
 		}
+	} else if rv := reflect.ValueOf(v); rv.Kind() == reflect.Map && rv.Type().Key().Kind() == reflect.String {
+		src.rv = rv
+	} else {
+		return encErr(path, "want map[string]any or a struct for record %s, got %T", s.FullName(), v)
 	}
 	if err := e.m.EncodeMapLen(len(s.Fields())); err != nil {
 		return err
 	}
+	found := 0
 	for _, f := range s.Fields() {
 		fpath := joinPath(path, f.Name())
 		if err := e.m.EncodeString(f.Name()); err != nil {
 			return err
 		}
-		if _, present := slices.BinarySearch(keys, f.Name()); present {
-			if err := e.encode(f.Type(), get(f.Name()), fpath, depth+1); err != nil {
+		if x, present := src.get(f.Name()); present {
+			found++
+			if err := e.encode(f.Type(), x, fpath, depth+1); err != nil {
 				return err
 			}
 			continue
@@ -288,6 +318,14 @@ func (e *encoder) record(s *avro.RecordSchema, v any, path string, depth int) er
 		e.defaults = saved
 		if err != nil {
 			return err
+		}
+	}
+	if found != src.len() {
+		keys, _, _ := stringMap(v)
+		for _, k := range keys {
+			if !slices.ContainsFunc(s.Fields(), func(f *avro.Field) bool { return f.Name() == k }) {
+				return encErr(joinPath(path, k), "field %q is not in record %s", k, s.FullName())
+			}
 		}
 	}
 	return nil
