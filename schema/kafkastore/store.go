@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -193,20 +194,55 @@ func (s *Store) Write(ctx context.Context, recs []registry.Record) error {
 }
 
 // Sync waits until every record present on the topic when called has been
-// applied.
+// applied. A topic that was just created may not be listed yet: the end
+// offset is asked again until ctx ends.
 func (s *Store) Sync(ctx context.Context) error {
-	offs, err := s.adm.ListEndOffsets(ctx, s.topic)
+	end, err := s.endOffset(ctx)
 	if err != nil {
-		return fmt.Errorf("kafkastore: end offset of %q: %w", s.topic, err)
+		return err
 	}
-	o, ok := offs.Lookup(s.topic, 0)
-	if !ok {
-		return fmt.Errorf("kafkastore: no end offset for %q partition 0", s.topic)
+	return s.waitApplied(ctx, end)
+}
+
+func (s *Store) endOffset(ctx context.Context) (int64, error) {
+	backoff := 20 * time.Millisecond
+	for {
+		offs, err := s.adm.ListEndOffsets(ctx, s.topic)
+		if err == nil {
+			o, ok := offs.Lookup(s.topic, 0)
+			switch {
+			case ok && o.Err == nil:
+				return o.Offset, nil
+			case ok:
+				err = o.Err
+			default:
+				err = errNotListed
+			}
+		}
+		if !retriable(err) {
+			return 0, fmt.Errorf("kafkastore: end offset of %q: %w", s.topic, err)
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return 0, fmt.Errorf("kafkastore: end offset of %q: %w (last error: %v)", s.topic, ctx.Err(), err)
+		case <-t.C:
+		}
+		backoff = min(2*backoff, time.Second)
 	}
-	if o.Err != nil {
-		return fmt.Errorf("kafkastore: end offset of %q: %w", s.topic, o.Err)
+}
+
+var errNotListed = errors.New("partition 0 not listed yet")
+
+// retriable reports whether err is worth retrying: Kafka's retriable errors
+// and a partition missing from a fresh topic's metadata.
+func retriable(err error) bool {
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Retriable
 	}
-	return s.waitApplied(ctx, o.Offset)
+	return errors.Is(err, errNotListed)
 }
 
 // Close stops consuming and closes the client. It is idempotent.

@@ -181,6 +181,9 @@ func (r *Registry) write(ctx context.Context, recs ...Record) error {
 func (r *Registry) sortedVersions(subject string, deleted bool) []*VersionValue {
 	var out []*VersionValue
 	for _, v := range r.subjects[subject] {
+		if r.ids[v.ID] == nil {
+			continue // its ID record was malformed and skipped: nothing to serve
+		}
 		if deleted || !v.Deleted {
 			out = append(out, v)
 		}
