@@ -22,31 +22,42 @@ func countOpts(size, n int) Options {
 	return Options{Size: size, MaxMessages: n, Count: n, Warmup: 10, Duration: 2 * time.Minute, Timeout: 2 * time.Minute}
 }
 
-func TestThroughputCountsEveryMessageTCP(t *testing.T) {
-	for _, size := range []int{16, 64, 1000, 1024, 65536} {
-		t.Run(fmt.Sprint(size), func(t *testing.T) {
-			n := 20000
-			if size >= 65536 {
-				n = 500
-			}
-			r, err := RunThroughput(context.Background(), TCP{}, countOpts(size, n))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r.Sent != int64(n) || r.Received != r.Sent || r.LossPct != 0 {
-				t.Fatalf("sent %d, received %d, loss %.2f%%; want %d, %d, 0", r.Sent, r.Received, r.LossPct, n, n)
-			}
-			if r.MsgsPerS <= 0 || r.MBPerS <= 0 {
-				t.Fatalf("rates not computed: %+v", r)
-			}
-		})
+// reliable lists the stream transports of this module.
+func reliableTransports() []Transport { return []Transport{TCP{}, &Raptor{}} }
+
+func TestThroughputCountsEveryMessage(t *testing.T) {
+	for _, tr := range reliableTransports() {
+		for _, size := range []int{16, 64, 1000, 1024, 65536} {
+			t.Run(fmt.Sprintf("%s/%d", tr.Name(), size), func(t *testing.T) {
+				n := 20000
+				if size >= 65536 {
+					n = 500
+				}
+				r, err := RunThroughput(context.Background(), tr, countOpts(size, n))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Sent != int64(n) || r.Received != r.Sent || r.LossPct != 0 {
+					t.Fatalf("sent %d, received %d, loss %.2f%%; want %d, %d, 0", r.Sent, r.Received, r.LossPct, n, n)
+				}
+				if r.MsgsPerS <= 0 || r.MBPerS <= 0 {
+					t.Fatalf("rates not computed: %+v", r)
+				}
+			})
+		}
 	}
 }
 
-func TestRTTCountsEveryRoundTripTCP(t *testing.T) {
+func TestRTTCountsEveryRoundTrip(t *testing.T) {
+	for _, tr := range reliableTransports() {
+		t.Run(tr.Name(), func(t *testing.T) { testRTTCounts(t, tr) })
+	}
+}
+
+func testRTTCounts(t *testing.T, tr Transport) {
 	o := countOpts(64, 300)
 	o.Reply = 1024
-	r, err := RunRTT(context.Background(), TCP{}, o)
+	r, err := RunRTT(context.Background(), tr, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,9 +94,15 @@ func TestUDPCountsLoss(t *testing.T) {
 	}
 }
 
-func TestKafkaCountsEveryRecordTCP(t *testing.T) {
+func TestKafkaCountsEveryRecord(t *testing.T) {
+	for _, tr := range reliableTransports() {
+		t.Run(tr.Name(), func(t *testing.T) { testKafkaCounts(t, tr) })
+	}
+}
+
+func testKafkaCounts(t *testing.T, tr Transport) {
 	o := Options{Size: 64, Count: 200, Warmup: 20, Rate: 2000, Duration: 200 * time.Millisecond, MaxMessages: 3000, Timeout: time.Minute}
-	rs, err := RunKafka(context.Background(), TCP{}, o)
+	rs, err := RunKafka(context.Background(), tr, o)
 	if err != nil {
 		t.Fatal(err)
 	}

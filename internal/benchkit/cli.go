@@ -216,6 +216,13 @@ func Main(prog string, args []string, stdout, stderr io.Writer, reg *Registry) i
 	default:
 		fmt.Fprintln(stdout, m.Header())
 	}
+	defer func() {
+		for _, t := range cfg.Transports {
+			if c, ok := t.(io.Closer); ok {
+				c.Close()
+			}
+		}
+	}()
 	results, failed := RunAll(ctx, cfg, func(r Result) {
 		if cfg.Format == "json" {
 			WriteJSON(stdout, []Result{r})
