@@ -44,7 +44,7 @@ func TestSharedTopic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cluster.Close()
+	t.Cleanup(cluster.Close) // after the registries' cleanups: they close first
 	brokers := cluster.ListenAddrs()
 
 	primary := open(t, ctx, brokers, true)
