@@ -3,6 +3,7 @@ package schema
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -133,6 +134,11 @@ func TestParse(t *testing.T) {
 		{"duplicate field", rec(fA + "," + fA), false},
 		{"unknown named ref", rec(`{"name":"a","type":"Nope"}`), false},
 		{"empty", ``, false},
+		{"trailing data", `"int" "long"`, false},
+		{"nested too deep", strings.Repeat("[", MaxNesting+1) + strings.Repeat("]", MaxNesting+1), false},
+		{"too many symbols", `{"type":"enum","name":"E","symbols":[` + strings.TrimSuffix(strings.Repeat(`"A",`, MaxArrayLen+1), ",") + `]}`, false},
+		{"too large", `"` + strings.Repeat(" ", MaxSchemaSize) + `"`, false},
+		{"recursive", `{"type":"record","name":"L","fields":[{"name":"next","type":["null","L"]}]}`, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -254,10 +254,25 @@ func (c *compiler) record(w, r *avro.RecordSchema, path string) (node, error) {
 		return nil, err
 	}
 	matched := make([]bool, len(r.Fields()))
+	byName := make(map[string]int, len(r.Fields()))
+	byAlias := map[string]int{}
+	for i, rf := range r.Fields() {
+		byName[rf.Name()] = i
+		for _, a := range rf.Aliases() {
+			if _, dup := byAlias[a]; !dup {
+				byAlias[a] = i
+			}
+		}
+	}
 	for i, wf := range w.Fields() {
 		fpath := joinPath(path, wf.Name())
 		n.index[wf.Name()] = i
-		ri := readerField(r, wf)
+		ri, ok := byName[wf.Name()]
+		if !ok {
+			if ri, ok = byAlias[wf.Name()]; !ok {
+				ri = -1
+			}
+		}
 		if ri < 0 {
 			skip, err := c.compile(wf.Type(), wf.Type(), fpath)
 			if err != nil {
@@ -292,22 +307,6 @@ func (c *compiler) record(w, r *avro.RecordSchema, path string) (node, error) {
 		n.defaults = append(n.defaults, fieldDefault{name: rf.Name(), value: v})
 	}
 	return n, nil
-}
-
-// readerField finds the reader field for writer field wf: by name, then by
-// the reader field's aliases.
-func readerField(r *avro.RecordSchema, wf *avro.Field) int {
-	for i, rf := range r.Fields() {
-		if rf.Name() == wf.Name() {
-			return i
-		}
-	}
-	for i, rf := range r.Fields() {
-		if slices.Contains(rf.Aliases(), wf.Name()) {
-			return i
-		}
-	}
-	return -1
 }
 
 func (c *compiler) writerUnion(w *avro.UnionSchema, r avro.Schema, path string) (node, error) {

@@ -3,6 +3,8 @@ package schema
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"strings"
 	"sync"
 
 	"github.com/hamba/avro/v2"
@@ -11,6 +13,64 @@ import (
 // MaxSchemaSize bounds the text accepted by Parse, so a hostile request cannot
 // make the parser build an arbitrarily large tree.
 const MaxSchemaSize = 1 << 20
+
+// MaxArrayLen bounds every JSON array of a schema text (record fields, enum
+// symbols, union branches, array defaults), and MaxNodes its JSON values in
+// all, and MaxNesting the depth of nested JSON containers: the Avro parser and compatibility checker are quadratic in the number
+// of fields of a record, so these limits keep a hostile registration cheap.
+const (
+	MaxArrayLen = 1000
+	MaxNodes    = 100_000
+	MaxNesting  = 256
+)
+
+// checkShape rejects texts that are not JSON or exceed MaxArrayLen or
+// MaxNodes, streaming the tokens without building a tree.
+func checkShape(text string) error {
+	dec := json.NewDecoder(strings.NewReader(text))
+	dec.UseNumber()
+	var arrays []int // element counts of the open containers; -1 for objects
+	nodes := 0
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			if nodes == 0 {
+				return &ParseError{Reason: "empty schema text"}
+			}
+			return nil
+		}
+		if err != nil {
+			return &ParseError{Reason: "not JSON: " + err.Error(), Err: err}
+		}
+		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
+			arrays = arrays[:len(arrays)-1]
+			continue
+		}
+		if len(arrays) > 0 && arrays[len(arrays)-1] >= 0 {
+			arrays[len(arrays)-1]++
+			if arrays[len(arrays)-1] > MaxArrayLen {
+				return &ParseError{Reason: fmt.Sprintf("a JSON array has more than %d elements", MaxArrayLen)}
+			}
+		}
+		if len(arrays) == 0 && nodes > 0 {
+			return &ParseError{Reason: "trailing data after the schema"}
+		}
+		nodes++
+		if nodes > MaxNodes {
+			return &ParseError{Reason: fmt.Sprintf("more than %d JSON values", MaxNodes)}
+		}
+		if d, ok := tok.(json.Delim); ok {
+			if len(arrays) >= MaxNesting {
+				return &ParseError{Reason: fmt.Sprintf("JSON nested deeper than %d", MaxNesting)}
+			}
+			if d == '[' {
+				arrays = append(arrays, 0)
+			} else {
+				arrays = append(arrays, -1)
+			}
+		}
+	}
+}
 
 // Schema is a parsed Avro schema. It is immutable and safe for concurrent use.
 type Schema struct {
@@ -36,8 +96,8 @@ func Parse(text string) (s *Schema, err error) {
 			s, err = nil, &ParseError{Reason: fmt.Sprintf("parser failed: %v", r)}
 		}
 	}()
-	if !json.Valid([]byte(text)) {
-		return nil, &ParseError{Reason: fmt.Sprintf("not JSON: %.60q", text)}
+	if err := checkShape(text); err != nil {
+		return nil, err
 	}
 	as, perr := avro.ParseBytesWithCache([]byte(text), "", &avro.SchemaCache{})
 	if perr != nil {
