@@ -136,6 +136,9 @@ type Result struct {
 	Elapsed time.Duration `json:"-"`
 	// Reply is the reply size of an rtt run, when it differs from Size.
 	Reply int `json:"-"`
+	// Condition names the network conditions ("1% loss, 1ms delay") when
+	// they are not clean loopback.
+	Condition string `json:"-"`
 }
 
 // Suite names as they appear in results.

@@ -329,3 +329,54 @@ func TestUnknownTransportError(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+func TestSaveLoadReportTargets(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.jsonl")
+	rs := []Result{
+		{Suite: SuiteRTT, Transport: "raptor", Size: 64, P50us: 12, P99us: 30, MaxUs: 40, GCs: 2, Sent: 5, Received: 5, Elapsed: time.Second},
+		{Suite: SuiteRTT, Transport: "udp", Size: 64, P50us: 10, P99us: 15, MaxUs: 20},
+		{Suite: SuiteRTT, Transport: "raptor", Size: 1024, Reply: 64, P99us: 5000, P999us: 25000, MaxUs: 30000, Condition: "1% loss"},
+		{Suite: SuiteThroughput, Transport: "raptor", Size: 64, MsgsPerS: 3e6},
+		{Suite: SuiteThroughput, Transport: "tcp", Size: 64, MsgsPerS: 1e6},
+	}
+	if err := SaveResults(path, rs[:2]); err != nil {
+		t.Fatal(err)
+	}
+	if err := SaveResults(path, rs[2:]); err != nil { // appends
+		t.Fatal(err)
+	}
+	got, err := LoadResults(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(rs) {
+		t.Fatalf("round trip\n got %+v\nwant %+v", got, rs)
+	}
+	var out bytes.Buffer
+	WriteTargets(&out, got, "1% loss", "")
+	s := out.String()
+	for _, want := range []string{
+		"RTT 64 B p50, raptor ÷ raw udp (12.0 ÷ 10.0 µs): 1.20× (aim ≤ 1.3×) — **met**",
+		"RTT 64 B p99, raptor ÷ raw udp (30.0 ÷ 15.0 µs): 2.00× (aim ≤ 1.5×) — **not met**",
+		"throughput 64 B, raptor ÷ tcp (3000000 ÷ 1000000 msgs/s): 3.00× (aim ≥ 3×) — **met**",
+		"throughput 64 B, raptor ÷ quic (3000000 ÷ 0 msgs/s): not measured",
+		"p99 at 1% loss, raptor (tcp: 0 ms): 5.0 ms (aim ≤ 10 ms) — **met**",
+		"p99.9 at 1% loss, raptor (tcp: 0 ms): 25.0 ms (aim ≤ 20 ms) — **not met**",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("targets lack %q:\n%s", want, s)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	plot := filepath.Join(dir, "r.png")
+	if code := Main("b", []string{"report", "--plot", plot, path}, &stdout, &stderr, Default()); code != 0 {
+		t.Fatalf("report exit %d: %s", code, stderr.String())
+	}
+	if strings.Count(stdout.String(), "\n") != 2+len(rs) {
+		t.Fatalf("report:\n%s", stdout.String())
+	}
+	if code := Main("b", []string{"report"}, &stdout, &stderr, Default()); code != 2 {
+		t.Fatalf("report without files: exit %d", code)
+	}
+}

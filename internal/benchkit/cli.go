@@ -36,9 +36,16 @@ type Config struct {
 	Title      string
 	Listen     string
 	ServeFor   time.Duration
+	Save       string   // archive file results are appended to
+	Condition  string   // network conditions recorded with each result
+	Files      []string // report: archives to read
+	Targets    bool     // report: also the issue's targets, as a list
+	Lossy1     string   // report: condition of the 1% loss results
+	Lossy5     string   // report: condition of the 5% loss results
 }
 
 const usageText = `Usage: %s <rtt|throughput|kafka|all|serve> [flags]
+       %s report [--targets] [--plot FILE.png] ARCHIVE.jsonl...
 
 Suites:
   rtt         ping-pong of one message at a time after warm-up: latency percentiles
@@ -49,6 +56,7 @@ Suites:
   all         rtt, throughput and kafka in turn
   serve       run bench servers for a client elsewhere (--listen HOST:PORT; each
               transport on PORT+offset: udp 0, tcp 1, raptor 2, kcp 3, quic 4)
+  report      Markdown tables (and charts, targets) from archives written by --save
 
 Flags:
 `
@@ -57,21 +65,21 @@ Flags:
 func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Config, error) {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintf(stderr, usageText, prog)
+			fmt.Fprintf(stderr, usageText, prog, prog)
 			return nil, flag.ErrHelp
 		}
-		return nil, fmt.Errorf("bench: missing suite: one of rtt, throughput, kafka, all, serve")
+		return nil, fmt.Errorf("bench: missing suite: one of rtt, throughput, kafka, all, serve, report")
 	}
 	cfg := &Config{Suite: args[0]}
 	switch cfg.Suite {
-	case "rtt", "throughput", "kafka", "all", "serve":
+	case "rtt", "throughput", "kafka", "all", "serve", "report":
 	default:
-		return nil, fmt.Errorf("bench: unknown suite %q: one of rtt, throughput, kafka, all, serve", cfg.Suite)
+		return nil, fmt.Errorf("bench: unknown suite %q: one of rtt, throughput, kafka, all, serve, report", cfg.Suite)
 	}
 	fs := flag.NewFlagSet(prog+" "+cfg.Suite, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, usageText, prog)
+		fmt.Fprintf(stderr, usageText, prog, prog)
 		fs.PrintDefaults()
 	}
 	defSizes := "64,1024"
@@ -96,8 +104,27 @@ func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Co
 	listen := fs.String("listen", "", "serve: HOST:PORT base address to listen on")
 	serveFor := fs.Duration("serve-for", time.Hour, "serve: stop after this long")
 	noProgress := fs.Bool("no-progress", false, "no progress bar on stderr")
+	save := fs.String("save", "", "also append every result, with all its fields, to this archive (JSON lines) for 'report'")
+	condition := fs.String("condition", "", "network conditions recorded with the results in --save (e.g. \"1% loss, 1ms delay\")")
+	targets := fs.Bool("targets", false, "report: also list how raptor compares with the targets of issue 3")
+	lossy1 := fs.String("lossy1", "", "report --targets: the condition of the 1% loss results")
+	lossy5 := fs.String("lossy5", "", "report --targets: the condition of the 5% loss results")
 	if err := fs.Parse(args[1:]); err != nil {
 		return nil, err
+	}
+	if cfg.Suite == "report" {
+		if fs.NArg() == 0 {
+			return nil, fmt.Errorf("bench: report needs at least one archive written by --save")
+		}
+		cfg.Files, cfg.Targets, cfg.Lossy1, cfg.Lossy5 = fs.Args(), *targets, *lossy1, *lossy5
+		cfg.Format, cfg.Plot, cfg.Title = "markdown", *plotFile, *title
+		if *jsonOut {
+			cfg.Format = "json"
+		}
+		if cfg.Plot != "" && !strings.HasSuffix(strings.ToLower(cfg.Plot), ".png") {
+			return nil, &FlagError{Flag: "plot", Value: cfg.Plot, Reason: "the chart is a PNG: name the file *.png"}
+		}
+		return cfg, nil
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("bench: unexpected argument %q (flags only after the suite)", fs.Arg(0))
@@ -179,6 +206,7 @@ func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Co
 		cfg.Format = "markdown"
 	}
 	cfg.Plot, cfg.Title, cfg.Listen, cfg.ServeFor = *plotFile, *title, *listen, *serveFor
+	cfg.Save, cfg.Condition = *save, *condition
 	return cfg, nil
 }
 
@@ -209,6 +237,9 @@ func Main(prog string, args []string, stdout, stderr io.Writer, reg *Registry) i
 	if cfg.Suite == "serve" {
 		return serve(ctx, cfg, stderr)
 	}
+	if cfg.Suite == "report" {
+		return report(cfg, stdout, stderr)
+	}
 	m := ThisMachine()
 	switch cfg.Format {
 	case "json":
@@ -228,6 +259,12 @@ func Main(prog string, args []string, stdout, stderr io.Writer, reg *Registry) i
 			WriteJSON(stdout, []Result{r})
 		}
 	}, stderr)
+	if cfg.Save != "" && len(results) > 0 {
+		if err := SaveResults(cfg.Save, results); err != nil {
+			fmt.Fprintln(stderr, err)
+			failed = true
+		}
+	}
 	switch cfg.Format {
 	case "table":
 		WriteTable(stdout, results)
@@ -255,6 +292,7 @@ func RunAll(ctx context.Context, cfg *Config, each func(Result), stderr io.Write
 		suites = []string{"rtt", "throughput", "kafka"}
 	}
 	add := func(r Result) {
+		r.Condition = cfg.Condition
 		results = append(results, r)
 		if each != nil {
 			each(r)
@@ -328,5 +366,31 @@ func serve(ctx context.Context, cfg *Config, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "bench: ready (stops on SIGINT/SIGTERM or after %v)\n", cfg.ServeFor)
 	<-ctx.Done()
+	return 0
+}
+
+func report(cfg *Config, stdout, stderr io.Writer) int {
+	var all []Result
+	for _, f := range cfg.Files {
+		rs, err := LoadResults(f)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		all = append(all, rs...)
+	}
+	if cfg.Targets {
+		WriteTargets(stdout, all, cfg.Lossy1, cfg.Lossy5)
+	} else if cfg.Format == "json" {
+		WriteJSON(stdout, all)
+	} else {
+		WriteMarkdown(stdout, all)
+	}
+	if cfg.Plot != "" {
+		if err := WritePlot(cfg.Plot, cfg.Title, all); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+	}
 	return 0
 }
