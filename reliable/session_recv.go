@@ -26,7 +26,7 @@ func (s *Session) handleShortLocked(h wire.ShortHeader, hdrLen int, pkt []byte, 
 		}
 		if f != nil {
 			switch f.(type) {
-			case *wire.AckFrame:
+			case *wire.AckFrame, *wire.NakFrame, *wire.CloseFrame:
 			default:
 				eliciting = true
 			}

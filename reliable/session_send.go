@@ -87,7 +87,7 @@ func (s *Session) onTimersLocked(now time.Time) {
 		return
 	}
 	if idle := now.Sub(s.lastRecv); idle >= s.idleTimeout {
-		s.closeLocked(&SessionError{Code: CodeIdleTimeout, Reason: fmt.Sprintf("no packet from %s for %v", s.peer, idle.Round(time.Millisecond))}, true)
+		s.closeLocked(&SessionError{Code: CodeIdleTimeout, Reason: fmt.Sprintf("no packet from %s for %v", s.peer, idle.Round(time.Millisecond))}, false)
 		return
 	}
 	if s.graceful && s.allAckedLocked() {
@@ -116,7 +116,7 @@ func (s *Session) onTimersLocked(now time.Time) {
 			s.pingQueued = true
 		}
 	}
-	if ka := s.cfg.KeepAlive; ka > 0 && now.Sub(s.lastRecv) >= ka && now.Sub(s.lastSent) >= ka {
+	if ka := s.cfg.KeepAlive; ka > 0 && len(s.streams) > 0 && now.Sub(s.lastRecv) >= ka && now.Sub(s.lastSent) >= ka {
 		s.pingQueued = true
 	}
 }
@@ -164,7 +164,7 @@ func (s *Session) nextDeadlineLocked() time.Time {
 	if s.sent.oldest() != nil {
 		at(s.lastEliciting.Add(s.rtoLocked()))
 	}
-	if ka := s.cfg.KeepAlive; ka > 0 {
+	if ka := s.cfg.KeepAlive; ka > 0 && len(s.streams) > 0 {
 		at(maxTime(s.lastRecv, s.lastSent).Add(ka))
 	}
 	at(s.pacingAt)

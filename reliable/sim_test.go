@@ -134,9 +134,11 @@ func exchange(t *testing.T, seed int64, l *Listener, s *Session, n, size int) {
 // TestSimLossyTransfer moves 8 MiB each way on 4 concurrent streams through
 // 20% loss, 5% duplication and heavy reordering, for 50 seeds.
 func TestSimLossyTransfer(t *testing.T) {
+	// 50 seeds run in the plain pass of scripts/test.sh; under the race
+	// detector (10x slower) a subset keeps CI bounded.
 	seeds := 50
-	if testing.Short() {
-		seeds = 5
+	if testing.Short() || raceEnabled {
+		seeds = 6
 	}
 	link := simnet.LinkConfig{Loss: 0.20, Duplicate: 0.05, Reorder: 0.25, ReorderDelay: 3 * time.Millisecond,
 		Delay: 2 * time.Millisecond, Jitter: time.Millisecond}
