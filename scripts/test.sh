@@ -29,6 +29,9 @@ go vet ./...
 log "go test -race -shuffle=on"
 go test -race -shuffle=on -timeout 20m -count=1 ./...
 
+log "simulated-network protocol tests, all 50 seeds (plain build; the race pass runs a subset)"
+go test -count=1 -timeout 15m -run 'TestSim' ./reliable/
+
 log "fuzz targets (${FUZZTIME} each)"
 for pkg in $(go list ./...); do
   dir=$(go list -f '{{.Dir}}' "$pkg")
