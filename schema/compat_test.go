@@ -175,3 +175,30 @@ func TestNormalisedForm(t *testing.T) {
 		t.Fatal("canonical form should drop defaults")
 	}
 }
+
+// Defaults of bytes and fixed survive normalisation and resolve to the bytes
+// the Avro specification gives them (code points 0-255).
+func TestBytesDefaultsSurviveNormalisation(t *testing.T) {
+	w := MustParse(rec(fA))
+	r := MustParse(rec(fA + `,{"name":"raw","type":"bytes","default":"\u00ffab"},{"name":"f","type":{"type":"fixed","name":"F2","size":2},"default":"xy"}`))
+	again := MustParse(r.String())
+	if again.String() != r.String() {
+		t.Fatalf("normalised form not stable:\n%s\n%s", r, again)
+	}
+	res, err := NewResolver(w, again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := w.Encode(map[string]any{"a": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := res.Decode(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := v.(map[string]any)
+	if string(m["raw"].([]byte)) != "\xffab" || string(m["f"].([]byte)) != "xy" {
+		t.Fatalf("defaults %q %q", m["raw"], m["f"])
+	}
+}

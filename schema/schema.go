@@ -103,11 +103,31 @@ func Parse(text string) (s *Schema, err error) {
 	if perr != nil {
 		return nil, &ParseError{Reason: perr.Error(), Err: perr}
 	}
-	full, merr := json.Marshal(as)
-	if merr != nil {
-		return nil, &ParseError{Reason: "cannot normalise: " + merr.Error(), Err: merr}
+	full, nerr := normalise(text)
+	if nerr != nil {
+		return nil, &ParseError{Reason: "cannot normalise: " + nerr.Error(), Err: nerr}
 	}
-	return &Schema{avro: as, text: string(full), canonical: as.String()}, nil
+	return &Schema{avro: as, text: full, canonical: as.String()}, nil
+}
+
+// normalise re-encodes a JSON text compactly with object keys sorted,
+// numbers and strings kept as written. (hamba/avro's own MarshalJSON is not
+// used: it writes bytes and fixed defaults as base64 or number arrays, which
+// would change their values.)
+func normalise(text string) (string, error) {
+	dec := json.NewDecoder(strings.NewReader(text))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(b.String(), "\n"), nil
 }
 
 // MustParse is Parse for schemas known to be valid (tests, constants). It
@@ -120,8 +140,8 @@ func MustParse(text string) *Schema {
 	return s
 }
 
-// String returns the normalised JSON form of the schema: compact, with
-// defaults, aliases, docs and properties kept. The registry stores and
+// String returns the normalised JSON form of the schema: the text as
+// written, compact, object keys sorted, nothing dropped. The registry stores and
 // compares this form, so two texts differing only in layout get one ID.
 func (s *Schema) String() string { return s.text }
 
