@@ -15,8 +15,10 @@
 # Usage: scripts/lossy-bench.sh [OUTDIR]
 #   env: LOSSES="1 5" DELAY=1ms COUNT=2000 SIZE=1024 REPLY=1024
 #        TRANSPORTS=raptor,tcp,kcp,quic,udp TIMEOUT=40s LOSS_VIA=nft|bridge SEED=1
-# Writes OUTDIR/lossy-N.md (Markdown table) and OUTDIR/bench-lossy-N.png per
-# loss level N, and prints the tables.
+#        BIN=... TUNBRIDGE=... (prebuilt binaries; default: build bench/ here)
+# Writes OUTDIR/lossy-N.md (Markdown table), OUTDIR/lossy-N.jsonl (archive for
+# `raptor-bench-all report`) and OUTDIR/bench-lossy-N.png per loss level N, and
+# prints the tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +41,7 @@ if [ "$LOSS_VIA" = nft ] && ! command -v nft >/dev/null 2>&1; then
 fi
 
 mkdir -p "$OUT"
+rm -f "$OUT"/lossy-*.jsonl
 TAG=rb$$
 NSA=${TAG}a NSB=${TAG}b TUNA=${TAG}ta TUNB=${TAG}tb
 WORK=$(mktemp -d)
@@ -64,8 +67,13 @@ wait_for() { # FILE PATTERN SECONDS: poll a log for a line (scripts may poll; te
   echo "lossy-bench: timed out waiting for '$2' in $1:" >&2; cat "$1" >&2; return 1
 }
 
-echo "== building" >&2
-(cd bench && go build -o "$WORK/raptor-bench-all" ./cmd/raptor-bench-all && go build -o "$WORK/tunbridge" ./cmd/tunbridge)
+if [ -n "${BIN:-}" ] && [ -n "${TUNBRIDGE:-}" ]; then
+  cp "$BIN" "$WORK/raptor-bench-all"
+  cp "$TUNBRIDGE" "$WORK/tunbridge"
+else
+  echo "== building" >&2
+  (cd bench && go build -o "$WORK/raptor-bench-all" ./cmd/raptor-bench-all && go build -o "$WORK/tunbridge" ./cmd/tunbridge)
+fi
 
 BRIDGE_LOSS=0
 run_bridge() { # LOSS_FRACTION
@@ -129,6 +137,7 @@ for loss in $LOSSES; do
   ip netns exec "$NSA" "$WORK/raptor-bench-all" rtt --transport "$TRANSPORTS" --remote "10.77.0.2:$BASE_PORT" \
     --size "$SIZE" --reply "$REPLY" --count "$COUNT" --warmup 100 --timeout "$TIMEOUT" --loss-timeout 1s \
     --markdown --plot "$OUT/bench-lossy-$loss.png" \
+    --save "$OUT/lossy-$loss.jsonl" --condition "${loss}% loss, ${DELAY} one-way delay" \
     --title "rtt ${SIZE}/${REPLY} B, ${loss}% loss, ${DELAY} one-way delay" | tee "$OUT/lossy-$loss.md"
   if [ "$LOSS_VIA" = nft ]; then
     ip netns exec "$NSA" nft list table netdev rbloss | grep -o 'counter packets [0-9]*' | sed "s/^/  $NSA drops: /" >&2
