@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // lineWriter hands the first line written to it to a channel.
@@ -31,6 +33,78 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// startServe runs schemaServe until the test ends and returns its URL.
+func startServe(t *testing.T, ctx context.Context, args ...string) string {
+	t.Helper()
+	serveCtx, stop := context.WithCancel(ctx)
+	out := &lineWriter{first: make(chan string, 1)}
+	var errOut syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- schemaServe(serveCtx, append([]string{"--listen", "127.0.0.1:0"}, args...), out, &errOut) }()
+	t.Cleanup(func() {
+		stop()
+		if code := <-done; code != 0 {
+			t.Errorf("serve %v exit %d: %s", args, code, errOut.String())
+		}
+	})
+	select {
+	case line := <-out.first:
+		return regexp.MustCompile(`http://\S+`).FindString(line)
+	case code := <-done:
+		done <- code
+		t.Fatalf("serve %v exited %d: %s", args, code, errOut.String())
+	case <-ctx.Done():
+		t.Fatalf("serve %v did not start", args)
+	}
+	return ""
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestSchemaServeKafka runs a primary and a secondary on the Kafka store of
+// an embedded kfake broker: a schema registered through the secondary is
+// served by the primary.
+func TestSchemaServeKafka(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	brokers := strings.Join(cluster.ListenAddrs(), ",")
+	primary := startServe(t, ctx, "--brokers", brokers)
+	secondary := startServe(t, ctx, "--brokers", brokers, "--primary-url", primary)
+	schemaFile := filepath.Join(t.TempDir(), "s.avsc")
+	os.WriteFile(schemaFile, []byte(`{"type":"record","name":"K","fields":[{"name":"k","type":"string"}]}`), 0o644)
+	var o, e bytes.Buffer
+	if code := run([]string{"schema", "register", "--url", secondary, "--subject", "k", "--schema", schemaFile}, &o, &e); code != 0 {
+		t.Fatalf("register via secondary: %d %s", code, e.String())
+	}
+	o.Reset()
+	if code := run([]string{"schema", "get", "--url", primary, "--subject", "k"}, &o, &e); code != 0 || !strings.Contains(o.String(), "version 1 id 1") {
+		t.Fatalf("get via primary: %d %q %s", code, o.String(), e.String())
+	}
+	if code := schemaServe(ctx, []string{"--data", t.TempDir(), "--primary-url", primary}, &o, &e); code != 2 {
+		t.Fatalf("--primary-url with a file store: exit %d", code)
+	}
 }
 
 func TestSchemaCLI(t *testing.T) {
