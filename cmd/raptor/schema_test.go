@@ -42,7 +42,9 @@ func startServe(t *testing.T, ctx context.Context, args ...string) string {
 	out := &lineWriter{first: make(chan string, 1)}
 	var errOut syncBuffer
 	done := make(chan int, 1)
-	go func() { done <- schemaServe(serveCtx, append([]string{"--listen", "127.0.0.1:0"}, args...), out, &errOut) }()
+	go func() {
+		done <- schemaServe(serveCtx, append([]string{"--listen", "127.0.0.1:0"}, args...), out, &errOut)
+	}()
 	t.Cleanup(func() {
 		stop()
 		if code := <-done; code != 0 {
