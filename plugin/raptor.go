@@ -1,5 +1,3 @@
-//go:build !raptor_stub
-
 package plugin
 
 import (
