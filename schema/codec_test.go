@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -408,6 +409,32 @@ func BenchmarkDecodeResolved(b *testing.B) {
 	for b.Loop() {
 		if _, err := res.Decode(body); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// A length prefix claiming 4 GiB (str32, bin32, array32, map32) is rejected
+// without allocating for it: the bytes allocated stay small.
+func TestHugeLengthPrefixNotAllocated(t *testing.T) {
+	s := MustParse(`{"type":"record","name":"R","fields":[{"name":"s","type":"string"},{"name":"b","type":"bytes"},{"name":"a","type":{"type":"array","items":"int"}},{"name":"m","type":{"type":"map","values":"int"}}]}`)
+	bodies := [][]byte{
+		{0x84, 0xa1, 's', 0xdb, 0xff, 0xff, 0xff, 0xff},
+		{0x84, 0xa1, 's', 0xa0, 0xa1, 'b', 0xc6, 0xff, 0xff, 0xff, 0xff},
+		{0x84, 0xa1, 's', 0xa0, 0xa1, 'b', 0xc4, 0x00, 0xa1, 'a', 0xdd, 0xff, 0xff, 0xff, 0xff},
+		{0x84, 0xa1, 's', 0xa0, 0xa1, 'b', 0xc4, 0x00, 0xa1, 'a', 0x90, 0xa1, 'm', 0xdf, 0xff, 0xff, 0xff, 0xff},
+	}
+	for i, body := range bodies {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range 100 {
+			_, err := s.Decode(body)
+			if !errors.Is(err, ErrTruncated) {
+				t.Fatalf("body %d: want ErrTruncated, got %v", i, err)
+			}
+		}
+		runtime.ReadMemStats(&after)
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+			t.Fatalf("body %d: 100 decodes allocated %d bytes", i, grew)
 		}
 	}
 }
