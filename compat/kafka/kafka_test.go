@@ -1,0 +1,90 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/raptormq/raptor/plugin"
+)
+
+func TestDialerMapping(t *testing.T) {
+	d, err := NewDialer(
+		WithBrokerMap(map[string]string{"kafka-1:9092": "raptor://10.0.0.7:7000"}),
+		WithGateways("kafka-2:9092", "raptor://gw-a:9092", "raptor://gw-b:9092"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for host, want := range map[string][]string{
+		"kafka-0:9092": {"raptor://kafka-0:9092"},
+		"kafka-1:9092": {"raptor://10.0.0.7:7000"},
+		"kafka-2:9092": {"raptor://gw-a:9092", "raptor://gw-b:9092"},
+	} {
+		if got := d.Endpoint(host); !slices.Equal(got, want) {
+			t.Errorf("Endpoint(%s) = %v, want %v", host, got, want)
+		}
+	}
+	if d.Failover("kafka-2:9092") == nil || d.Failover("kafka-1:9092") != nil {
+		t.Error("failover dialer only for gateway lists")
+	}
+	_, err = NewDialer(WithBrokerMap(map[string]string{"k:1": "quic://h:1"}))
+	var se *plugin.SchemeError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "raptor://") {
+		t.Fatalf("bad scheme error: %v", err)
+	}
+	if _, err := NewDialer(WithScheme("udp")); err == nil {
+		t.Fatal("scheme udp accepted")
+	}
+}
+
+// TestBrokerServesTCPAndRaptor produces over TCP and consumes over Raptor
+// from one embedded broker port.
+func TestBrokerServesTCPAndRaptor(t *testing.T) {
+	b, err := NewBroker(BrokerConfig{Topics: []string{"t"}, Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic("t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	for i := 0; i < 10; i++ {
+		if err := prod.ProduceSync(ctx, kgo.StringRecord("r")).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := NewDialer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	cons, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), d.Opt(), kgo.ConsumeTopics("t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	got := 0
+	for got < 10 {
+		f := cons.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("consumed %d of 10: %v", got, err)
+		}
+		got += len(f.Records())
+	}
+	if st := d.Transport(); st == nil {
+		t.Fatal("no transport")
+	}
+	b.Close()
+	b.Close()
+}
