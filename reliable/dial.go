@@ -145,8 +145,7 @@ func (s *Session) afterReceive() {
 	wake := s.state != stateEstablished || s.ackNow || len(s.naks) > 0 || s.maxDataQueued ||
 		s.maxStreamsQueued || s.sendQueueHead < len(s.sendQueue) || s.graceful
 	if !wake {
-		next := s.nextDeadlineLocked()
-		wake = !next.IsZero() && (s.armed.IsZero() || next.Before(s.armed))
+		s.armLocked(false) // a new ACK or loss deadline: no need to wake anyone
 	}
 	s.mu.Unlock()
 	if wake {

@@ -41,6 +41,7 @@ type Session struct {
 	acceptQ      chan *Stream  // streams the peer opened (client sessions)
 	streamCredit chan struct{} // MAX_STREAMS raised (cap 1)
 	stats        counters
+	timer        *time.Timer // the session's one timer; Reset only under mu
 
 	mu sync.Mutex
 	// everything below is guarded by mu
@@ -81,6 +82,7 @@ type Session struct {
 	drainUntil    time.Time
 	graceful      bool       // Close called: end once all data is acknowledged
 	armed         time.Time  // when the run loop's timer fires
+	sending       bool       // a goroutine is building and writing packets (owns out*)
 	pacingAt      time.Time  // pacing holds stream data until then
 	flushAt       time.Time  // FlushDelay holds a small write until then
 	pending       sentPacket // record of the packet being built
@@ -152,6 +154,8 @@ func newSession(ep *endpoint, isClient bool, localID wire.ConnID, peer netip.Add
 		s.cc = newNewReno(cfg.MaxDatagramSize)
 	}
 	s.pacer.maxBurst = 16 * cfg.MaxDatagramSize
+	s.timer = time.NewTimer(time.Hour)
+	s.timer.Stop()
 	return s
 }
 

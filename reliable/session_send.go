@@ -12,40 +12,90 @@ const maxSendBatch = 32 // datagrams built per run-loop pass (one WriteBatch)
 // run is the session's goroutine: it builds and sends packets and keeps the
 // session's one timer armed at the earliest deadline.
 func (s *Session) run() {
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	defer s.timer.Stop()
 	for {
 		now := time.Now()
 		s.mu.Lock()
 		s.onTimersLocked(now)
-		n, more := s.packLocked(now)
-		finished := s.state == stateClosing && !s.closeQueued && !now.Before(s.drainUntil)
-		next := s.nextDeadlineLocked()
-		s.armed = next
+		n, more, owner := 0, false, false
+		if !s.sending {
+			// Another goroutine may be sending inline (Stream.Write); it wakes
+			// us when it is done if work remains.
+			s.sending, owner = true, true
+			n, more = s.packLocked(now)
+		}
+		finished := s.state == stateClosing && !s.closeQueued && !now.Before(s.drainUntil) && !s.sending
+		if owner && n == 0 {
+			s.sending = false
+			finished = s.state == stateClosing && !s.closeQueued && !now.Before(s.drainUntil)
+		}
 		if finished {
 			s.state = stateClosed
 		}
+		s.armLocked(true)
 		s.mu.Unlock()
 		if n > 0 {
 			s.flush(n)
+			s.mu.Lock()
+			s.sending = false
+			s.mu.Unlock()
 		}
 		if finished {
 			s.ep.sessionDone(s)
 			return
 		}
-		if more {
-			continue
-		}
-		if next.IsZero() {
-			timer.Stop()
-		} else {
-			timer.Reset(time.Until(next))
+		if more || n > 0 {
+			continue // look again: more may have been queued while we wrote
 		}
 		select {
 		case <-s.wake:
 			s.wakePending.Store(false)
-		case <-timer.C:
+		case <-s.timer.C:
 		}
+	}
+}
+
+// armLocked points the session timer at the earliest deadline. Called by the
+// run loop (exact, may move the timer later) and by other goroutines after
+// they changed state (only ever moves it earlier, so nobody needs to wake the
+// run loop just to re-arm).
+func (s *Session) armLocked(exact bool) {
+	next := s.nextDeadlineLocked()
+	switch {
+	case next.IsZero():
+		if exact {
+			s.timer.Stop()
+			s.armed = time.Time{}
+		}
+	case exact || s.armed.IsZero() || next.Before(s.armed):
+		s.timer.Reset(time.Until(next))
+		s.armed = next
+	}
+}
+
+// sendInline sends from the calling goroutine instead of handing over to the
+// run loop, when the session is quiet (nothing in flight, nobody sending):
+// a request/response exchange then costs no goroutine switch. It is called
+// with s.mu held and returns with it released.
+func (s *Session) sendInlineUnlock() {
+	if s.sending || s.inFlight > 0 || s.state != stateEstablished || s.cfg.FlushDelay > 0 {
+		s.mu.Unlock()
+		s.wakeSender()
+		return
+	}
+	s.sending = true
+	n, more := s.packLocked(time.Now())
+	s.armLocked(false)
+	s.mu.Unlock()
+	if n > 0 {
+		s.flush(n)
+	}
+	s.mu.Lock()
+	s.sending = false
+	again := more || s.sendQueueHead < len(s.sendQueue) || s.ackNow || len(s.naks) > 0
+	s.mu.Unlock()
+	if again {
+		s.wakeSender()
 	}
 }
 

@@ -195,8 +195,7 @@ func (st *Stream) Write(p []byte) (int, error) {
 			st.sendBuf = append(st.sendBuf, p[:n]...)
 			st.writeOff += uint64(n)
 			s.enqueueLocked(st)
-			s.mu.Unlock()
-			s.wakeSender()
+			s.sendInlineUnlock()
 			total += n
 			p = p[n:]
 			if len(p) == 0 {
