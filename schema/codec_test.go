@@ -438,3 +438,50 @@ func TestHugeLengthPrefixNotAllocated(t *testing.T) {
 		}
 	}
 }
+
+// TestUnionResolution resolves unions across versions, bare and tagged.
+func TestUnionResolution(t *testing.T) {
+	tests := []struct {
+		name           string
+		writer, reader string
+		in, want       any
+	}{
+		{"nullable int to nullable long", `["null","int"]`, `["null","long"]`, 5, int64(5)},
+		{"nullable null to nullable long", `["null","int"]`, `["null","long"]`, nil, nil},
+		{"tagged int/long to double", `["int","long"]`, `"double"`, int64(1) << 40, float64(1 << 40)},
+		{"plain to nullable", `"string"`, `["null","string"]`, "s", "s"},
+		{"int into union picks exact branch", `"int"`, `["long","int"]`, 3, int32(3)},
+		{"int into union promotes", `"int"`, `["null","double"]`, 3, float64(3)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w, r := MustParse(tc.writer), MustParse(tc.reader)
+			body, err := w.Encode(tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := NewResolver(w, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := res.Decode(body)
+			if err != nil || !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %#v %v, want %#v", got, err, tc.want)
+			}
+		})
+	}
+	// A writer branch the reader cannot take fails when used, naming it.
+	w, r := MustParse(`["null","string"]`), MustParse(`["null","int"]`)
+	res, err := NewResolver(w, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := res.Decode([]byte{0xc0}); err != nil || v != nil {
+		t.Fatalf("null branch: %v %v", v, err)
+	}
+	body, _ := w.Encode("x")
+	var re *ResolveError
+	if _, err := res.Decode(body); !errors.As(err, &re) {
+		t.Fatalf("string branch: want ResolveError, got %v", err)
+	}
+}

@@ -43,6 +43,8 @@ func TestCompatibilityMatrix(t *testing.T) {
 		{"enum symbol removed", rec(fEnumABC), rec(fEnumAB), false, true},
 		{"change type", rec(fA), rec(`{"name":"a","type":"string"}`), false, false},
 		{"identical", rec(fA), rec(fA), true, true},
+		{"rename record with alias", rec(fA), `{"type":"record","name":"U","namespace":"m","aliases":["m.T"],"fields":[` + fA + `]}`, true, false},
+		{"nullable widened", rec(`{"name":"o","type":["null","int"],"default":null}`), rec(`{"name":"o","type":["null","long"],"default":null}`), true, false},
 	}
 	for _, p := range pairs {
 		for _, level := range Levels {

@@ -46,7 +46,8 @@ func (r *Resolver) Writer() *Schema { return r.writer }
 func (r *Resolver) Reader() *Schema { return r.reader }
 
 // Decode decodes one msgpack body (without the frame header). The whole body
-// must be consumed. Errors are *DecodeError.
+// must be consumed. Errors are *DecodeError, or *ResolveError when the data
+// uses a writer union branch that the reader cannot take.
 func (r *Resolver) Decode(body []byte) (any, error) {
 	d := dec{n: len(body)}
 	d.r.Reset(body)
