@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -75,6 +76,7 @@ func classify(c byte) kind {
 type dec struct {
 	r     bytes.Reader
 	m     *msgpack.Decoder
+	body  []byte
 	n     int
 	depth int
 }
@@ -213,7 +215,31 @@ func (d *dec) readString(path string) (string, error) {
 	if !utf8.Valid(b) {
 		return "", d.fail(path, "string is not valid UTF-8", nil)
 	}
-	return string(b), nil
+	if len(b) == 0 {
+		return "", nil
+	}
+	// b was allocated for this string alone and is not referenced elsewhere.
+	return unsafe.String(&b[0], len(b)), nil
+}
+
+// readKey returns a str value as a sub-slice of the body, without copying:
+// for record field names, which are only looked up.
+func (d *dec) readKey(path string) ([]byte, error) {
+	if _, err := d.expect(path, kStr); err != nil {
+		return nil, err
+	}
+	n, err := d.m.DecodeBytesLen()
+	if err != nil {
+		return nil, d.fail(path, "bad length prefix", err)
+	}
+	if n < 0 || n > d.r.Len() {
+		return nil, d.fail(path, fmt.Sprintf("length prefix %d exceeds the %d bytes left", n, d.r.Len()), ErrTruncated)
+	}
+	start := d.off()
+	if _, err := d.r.Seek(int64(n), io.SeekCurrent); err != nil {
+		return nil, d.fail(path, "seek past key", err)
+	}
+	return d.body[start : start+n], nil
 }
 
 // readLen reads an array or map header. Every element takes at least one byte

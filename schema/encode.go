@@ -434,7 +434,7 @@ func defaultValue(s avro.Schema, def any, path string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := dec{n: buf.Len()}
+	d := dec{n: buf.Len(), body: buf.Bytes()}
 	d.r.Reset(buf.Bytes())
 	d.m = msgpack.NewDecoder(&d.r)
 	v, err := n.read(&d)

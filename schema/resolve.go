@@ -49,7 +49,7 @@ func (r *Resolver) Reader() *Schema { return r.reader }
 // must be consumed. Errors are *DecodeError, or *ResolveError when the data
 // uses a writer union branch that the reader cannot take.
 func (r *Resolver) Decode(body []byte) (any, error) {
-	d := dec{n: len(body)}
+	d := dec{n: len(body), body: body}
 	d.r.Reset(body)
 	d.m = msgpack.GetDecoder()
 	d.m.Reset(&d.r)
@@ -600,20 +600,30 @@ func (n *recordNode) read(d *dec) (any, error) {
 	}
 	defer d.leave()
 	out := make(map[string]any, len(n.fields)+len(n.defaults))
-	seen := make([]bool, len(n.fields))
+	var small uint64 // seen fields, for records of up to 64 fields
+	var seen []bool
+	if len(n.fields) > 64 {
+		seen = make([]bool, len(n.fields))
+	}
 	for range l {
-		k, err := d.readString(n.path)
+		k, err := d.readKey(n.path)
 		if err != nil {
 			return nil, err
 		}
-		i, ok := n.index[k]
+		i, ok := n.index[string(k)]
 		if !ok {
 			return nil, d.fail(n.path, fmt.Sprintf("field %q is not in writer record %s", k, n.name), nil)
 		}
-		if seen[i] {
-			return nil, d.fail(joinPath(n.path, k), fmt.Sprintf("field %q appears twice", k), nil)
+		var dup bool
+		if seen != nil {
+			dup, seen[i] = seen[i], true
+		} else {
+			dup = small&(1<<i) != 0
+			small |= 1 << i
 		}
-		seen[i] = true
+		if dup {
+			return nil, d.fail(joinPath(n.path, string(k)), fmt.Sprintf("field %q appears twice", k), nil)
+		}
 		f := &n.fields[i]
 		v, err := f.node.read(d)
 		if err != nil {

@@ -116,7 +116,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &registry.Error{Code: http.StatusNotFound, Message: "HTTP 404 Not Found: " + r.URL.Path})
 		return
 	}
-	s.mux.ServeHTTP(w, r)
+	sw := &statusWriter{ResponseWriter: w}
+	s.mux.ServeHTTP(sw, r)
+	if sw.status >= 500 {
+		s.log.Warn("schema registry: request failed", "method", r.Method, "path", r.URL.Path, "status", sw.status)
+	}
+}
+
+// statusWriter records the status of a response for logging.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
