@@ -335,6 +335,9 @@ func RunAll(ctx context.Context, cfg *Config, each func(Result), stderr io.Write
 						add(r)
 					}
 				}
+				if c, ok := t.(io.Closer); ok {
+					c.Close() // each run on sessions of its own, none left busy
+				}
 				if err != nil {
 					fmt.Fprintf(stderr, "bench: %s over %s (%d B) failed: %v\n", suite, t.Name(), size, err)
 					failed = true

@@ -16,7 +16,7 @@ type Raptor struct {
 	// Config applies to both the listener and the dialer; nil means defaults.
 	Config *reliable.Config
 
-	once   sync.Once
+	mu     sync.Mutex
 	dialer *reliable.Dialer
 }
 
@@ -31,14 +31,24 @@ func (r *Raptor) Listen(ctx context.Context, addr string) (net.Listener, error) 
 // Dial opens a stream to the Raptor listener at addr, over the session to
 // addr that this transport already has, or a new one.
 func (r *Raptor) Dial(ctx context.Context, addr string) (net.Conn, error) {
-	r.once.Do(func() { r.dialer = &reliable.Dialer{Config: r.Config} })
-	return r.dialer.DialContext(ctx, "raptor", addr)
+	r.mu.Lock()
+	if r.dialer == nil {
+		r.dialer = &reliable.Dialer{Config: r.Config}
+	}
+	d := r.dialer
+	r.mu.Unlock()
+	return d.DialContext(ctx, "raptor", addr)
 }
 
-// Close ends the sessions this transport dialled.
+// Close ends the sessions this transport dialled; a later Dial starts a new
+// dialer, so that each run has sessions of its own.
 func (r *Raptor) Close() error {
-	if r.dialer == nil {
+	r.mu.Lock()
+	d := r.dialer
+	r.dialer = nil
+	r.mu.Unlock()
+	if d == nil {
 		return nil
 	}
-	return r.dialer.Close()
+	return d.Close()
 }
