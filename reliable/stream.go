@@ -166,6 +166,7 @@ func (st *Stream) consumeLocked(n uint64) {
 		st.recvMax = st.readOff + win
 		st.maxDataQueued = true
 		s.enqueueLocked(st)
+		s.wakeSenderLocked()
 	}
 	st.maybeRemoveLocked()
 }
