@@ -18,6 +18,10 @@ import (
 // LogFileName is the name of the file store's log inside its directory.
 const LogFileName = "schemas.log"
 
+// defaultCompactMin is the log length (in records) from which the log is
+// compacted on open, when more than half of it is superseded.
+const defaultCompactMin = 1000
+
 // maxFrame bounds one log frame: a schema is at most schema.MaxSchemaSize, so
 // anything much larger is corruption, not data.
 const maxFrame = 4 << 20
@@ -28,15 +32,17 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // write fsynced before it is acknowledged, so a registered schema survives a
 // crash. Frame layout: u32 length of the body, u32 CRC-32C of the body, then
 // the body: u8 flags (1 = tombstone), u32 key length, key JSON, value JSON.
-// A torn frame at the tail (a crash in mid-write) is cut off on open.
+// A torn frame at the tail (a crash in mid-write) is cut off on open, and a
+// log mostly made of superseded records is compacted on open.
 type FileStore struct {
 	dir string
 	log *slog.Logger
 
-	mu     sync.Mutex
-	f      *os.File
-	apply  func(Record)
-	closed bool
+	mu         sync.Mutex
+	f          *os.File
+	apply      func(Record)
+	closed     bool
+	compactMin int // compact on open from this many frames, if over half are superseded
 }
 
 // OpenFileStore opens (creating if needed) the log in dir and takes an
@@ -61,7 +67,7 @@ func OpenFileStore(dir string, log *slog.Logger) (*FileStore, error) {
 		f.Close()
 		return nil, err
 	}
-	return &FileStore{dir: dir, f: f, log: log}, nil
+	return &FileStore{dir: dir, f: f, log: log, compactMin: defaultCompactMin}, nil
 }
 
 func syncDir(dir string) error {
@@ -87,7 +93,9 @@ func (s *FileStore) Start(_ context.Context, apply func(Record)) error {
 	if err != nil {
 		return fmt.Errorf("registry: read log in %q: %w", s.dir, err)
 	}
-	good := 0
+	good, frames := 0, 0
+	last := map[string]int{} // key -> index in recs of its last record
+	var recs []Record
 	for good < len(data) {
 		rec, n, err := parseFrame(data[good:])
 		if err != nil {
@@ -96,6 +104,16 @@ func (s *FileStore) Start(_ context.Context, apply func(Record)) error {
 		}
 		apply(rec)
 		good += n
+		frames++
+		last[string(rec.Key.Bytes())] = len(recs)
+		recs = append(recs, rec)
+	}
+	if frames >= s.compactMin && frames > 2*len(last) {
+		if err := s.compact(recs, last); err != nil {
+			return err
+		}
+		s.apply = apply
+		return nil
 	}
 	if good < len(data) {
 		if err := s.f.Truncate(int64(good)); err != nil {
@@ -109,6 +127,53 @@ func (s *FileStore) Start(_ context.Context, apply func(Record)) error {
 		return fmt.Errorf("registry: seek log in %q: %w", s.dir, err)
 	}
 	s.apply = apply
+	return nil
+}
+
+// compact rewrites the log with only the last record of each key (a
+// tombstone's key is dropped), in the order of those last records, so that
+// replaying it gives the same state. The new file is locked, written and
+// fsynced before it replaces the old one. The caller holds mu.
+func (s *FileStore) compact(recs []Record, last map[string]int) error {
+	var buf []byte
+	kept := 0
+	for i, r := range recs {
+		if last[string(r.Key.Bytes())] != i || r.Value == nil {
+			continue
+		}
+		buf = appendFrame(buf, r)
+		kept++
+	}
+	path := filepath.Join(s.dir, LogFileName)
+	tmp := path + ".compact"
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("registry: compact log in %q: %w", s.dir, err)
+	}
+	fail := func(err error) error {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("registry: compact log in %q: %w", s.dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return fail(err)
+	}
+	if _, err := f.Write(buf); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fail(err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		f.Close()
+		return err
+	}
+	s.f.Close()
+	s.f = f
+	s.log.Info("schema log compacted", "dir", s.dir, "records_before", len(recs), "records_after", kept)
 	return nil
 }
 

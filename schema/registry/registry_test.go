@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -258,4 +259,70 @@ func FuzzParseFrame(f *testing.F) {
 			t.Fatalf("re-encoded frame rejected: %v", err)
 		}
 	})
+}
+
+func TestFileStoreCompactsOnOpen(t *testing.T) {
+	ctx := ctxT(t)
+	dir := t.TempDir()
+	r := openAt(t, dir)
+	sv, err := r.Register(ctx, "s", "", sV1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Register(ctx, "gone", "", sV2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.DeleteSubject(ctx, "gone", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.DeleteSubject(ctx, "gone", true); err != nil {
+		t.Fatal(err)
+	}
+	var recs []Record
+	for i := range 1500 {
+		level := []schema.Level{schema.Full, schema.None, schema.Forward}[i%3]
+		recs = append(recs, Record{Key: Key{Type: KeyConfig, Subject: "s"}, Value: mustJSON(ConfigValue{CompatibilityLevel: string(level)})})
+	}
+	if err := r.store.Write(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	path := filepath.Join(dir, LogFileName)
+	before, _ := os.Stat(path)
+
+	r = openAt(t, dir)
+	after, _ := os.Stat(path)
+	if after.Size() >= before.Size()/10 {
+		t.Fatalf("log not compacted: %d -> %d bytes", before.Size(), after.Size())
+	}
+	check := func(r *Registry) {
+		t.Helper()
+		if l, ok := r.Level("s"); l != schema.Forward || !ok { // the last of the 1500 writes: 1499 % 3 == 2
+			t.Fatalf("level %s", l)
+		}
+		if got, err := r.Version("s", 1, false); err != nil || got.ID != sv.ID {
+			t.Fatalf("version: %+v %v", got, err)
+		}
+		if got := r.Subjects(true); !slices.Contains(got, "s") || slices.Contains(got, "gone") {
+			t.Fatalf("subjects %v", got)
+		}
+		if _, err := r.SchemaByID(2); err != nil {
+			t.Fatalf("the ID of a hard-deleted subject must survive compaction: %v", err)
+		}
+	}
+	check(r)
+	// The compacted file is locked and appendable; a reopen replays it.
+	if _, err := OpenFileStore(dir, nil); err == nil {
+		t.Fatal("compacted log not locked")
+	}
+	if _, err := r.Register(ctx, "t", "", sV1); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	r = openAt(t, dir)
+	defer r.Close()
+	check(r)
+	if _, err := r.Version("t", 1, false); err != nil {
+		t.Fatal(err)
+	}
 }
