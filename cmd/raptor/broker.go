@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/raptormq/raptor/compat/kafka"
+)
+
+func init() {
+	register("broker", command{
+		summary: "embedded Kafka-protocol broker serving TCP and Raptor on one port",
+		run:     runBroker,
+	})
+}
+
+const brokerUsage = `Usage: raptor broker [flags]
+
+Runs the embedded Kafka-protocol broker (franz-go's kfake, one node) with TCP
+and Raptor (UDP) listening on the same port number. Kafka clients connect as
+usual over TCP; franz-go clients with the Raptor dialer (compat/kafka) connect
+over Raptor. Stop it with Ctrl-C (SIGINT) or SIGTERM; with --data the state
+is saved on the way out and reloaded on the next start.
+
+Flags:
+`
+
+func runBroker(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return brokerMain(ctx, args, stdout, stderr, nil)
+}
+
+// brokerMain runs the broker until ctx ends; ready, if set, gets the
+// broker's address once it serves.
+func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(addr string)) int {
+	fs := flag.NewFlagSet("raptor broker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, brokerUsage); fs.PrintDefaults() }
+	listen := fs.String("listen", "127.0.0.1:9092", "host:port for both TCP and Raptor (UDP); port 0 picks one")
+	advertise := fs.String("advertise", "", "host announced to clients (default: the listen host, or 127.0.0.1 for 0.0.0.0)")
+	data := fs.String("data", "", "data directory for persistence (default: in memory)")
+	partitions := fs.Int("partitions", 6, "partitions of topics created without a count")
+	topics := fs.String("topics", "", "topics to create at start, comma separated")
+	autoCreate := fs.Bool("auto-create", true, "let clients create topics by producing to them")
+	verbose := fs.Bool("v", false, "log at debug level")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "raptor broker: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if *partitions <= 0 {
+		fmt.Fprintf(stderr, "raptor broker: --partitions %d must be positive\n", *partitions)
+		return 2
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	var ts []string
+	for _, t := range strings.Split(*topics, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			ts = append(ts, t)
+		}
+	}
+	b, err := kafka.NewBroker(kafka.BrokerConfig{
+		Addr: *listen, Advertise: *advertise, DataDir: *data, Partitions: *partitions,
+		Topics: ts, AutoCreateTopics: *autoCreate, Logger: logger,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "raptor broker: %v\n", err)
+		return 1
+	}
+	store := "in memory"
+	if *data != "" {
+		store = "data in " + *data
+	}
+	fmt.Fprintf(stdout, "raptor broker: serving Kafka on tcp://%s and raptor://%s (%s); Ctrl-C stops\n", b.Addr(), b.Addr(), store)
+	if ready != nil {
+		ready(b.Addr())
+	}
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "raptor broker: stopping")
+	if err := b.Close(); err != nil {
+		fmt.Fprintf(stderr, "raptor broker: close: %v\n", err)
+		return 1
+	}
+	return 0
+}
