@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the rtt suite between two network namespaces over a lossy, delayed
-# path, for raptor, tcp, kcp, quic and raw udp. The kernel here has no netem,
+# Runs the rtt suite (and the kafka suite: producer and consumer in one
+# namespace, the embedded broker in the other) between two network namespaces
+# over a lossy, delayed path, for raptor, tcp, kcp, quic (and raw udp for rtt). The kernel here has no netem,
 # so:
 #   - delay: bench/cmd/tunbridge (in the root namespace) creates a TUN device in
 #     each namespace, joins them and holds
@@ -15,6 +16,7 @@
 # Usage: scripts/lossy-bench.sh [OUTDIR]
 #   env: LOSSES="1 5" DELAY=1ms COUNT=2000 SIZE=1024 REPLY=1024
 #        TRANSPORTS=raptor,tcp,kcp,quic,udp TIMEOUT=40s LOSS_VIA=nft|bridge SEED=1
+#        KAFKA=1 KAFKA_COUNT=2000 KAFKA_RATE=2000 (the kafka suite over the same path)
 #        BIN=... TUNBRIDGE=... (prebuilt binaries; default: build bench/ here)
 # Writes OUTDIR/lossy-N.md (Markdown table), OUTDIR/lossy-N.jsonl (archive for
 # `raptor-bench-all report`) and OUTDIR/bench-lossy-N.png per loss level N, and
@@ -32,6 +34,9 @@ TRANSPORTS=${TRANSPORTS:-raptor,tcp,kcp,quic,udp}
 TIMEOUT=${TIMEOUT:-40s}
 LOSS_VIA=${LOSS_VIA:-nft}
 SEED=${SEED:-1}
+KAFKA=${KAFKA:-1}
+KAFKA_COUNT=${KAFKA_COUNT:-2000}
+KAFKA_RATE=${KAFKA_RATE:-2000}
 BASE_PORT=9400
 
 [ "$(id -u)" = 0 ] || { echo "lossy-bench: needs root (network namespaces, TUN, nftables)" >&2; exit 1; }
@@ -139,6 +144,14 @@ for loss in $LOSSES; do
     --markdown --plot "$OUT/bench-lossy-$loss.png" \
     --save "$OUT/lossy-$loss.jsonl" --condition "${loss}% loss, ${DELAY} one-way delay" \
     --title "rtt ${SIZE}/${REPLY} B, ${loss}% loss, ${DELAY} one-way delay" | tee "$OUT/lossy-$loss.md"
+  if [ "$KAFKA" = 1 ]; then
+    KT=$(echo "$TRANSPORTS" | tr , '\n' | grep -vx udp | paste -sd, -)
+    echo "== kafka over the same path: $KAFKA_COUNT records at $KAFKA_RATE/s, then flat out for 2s" >&2
+    ip netns exec "$NSA" "$WORK/raptor-bench-all" kafka --transport "$KT" --remote "10.77.0.2:$BASE_PORT" \
+      --size 64 --count "$KAFKA_COUNT" --rate "$KAFKA_RATE" --duration 2s --timeout "$TIMEOUT" \
+      --markdown --save "$OUT/lossy-$loss.jsonl" --condition "${loss}% loss, ${DELAY} one-way delay" \
+      | tee -a "$OUT/lossy-$loss.md"
+  fi
   if [ "$LOSS_VIA" = nft ]; then
     ip netns exec "$NSA" nft list table netdev rbloss | grep -o 'counter packets [0-9]*' | sed "s/^/  $NSA drops: /" >&2
     ip netns exec "$NSB" nft list table netdev rbloss | grep -o 'counter packets [0-9]*' | sed "s/^/  $NSB drops: /" >&2

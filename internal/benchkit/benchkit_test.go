@@ -139,6 +139,25 @@ func TestRemoteServer(t *testing.T) {
 	if r.Received != 100 {
 		t.Fatalf("received %d, want 100", r.Received)
 	}
+	// The kafka suite against a broker of its own on base+10+offset.
+	b, err := StartBroker(context.Background(), TCP{}, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	_, port, _ = net.SplitHostPort(b.Addr())
+	fmt.Sscan(port, &p)
+	ko := Options{Size: 64, Count: 100, Warmup: 10, Duration: 100 * time.Millisecond, MaxMessages: 500, Timeout: time.Minute,
+		Remote: fmt.Sprintf("127.0.0.1:%d", p-KafkaPortOffset-PortOffsets["tcp"])}
+	for range 2 { // twice on one broker: each run has topics of its own
+		rs, err := RunKafka(context.Background(), TCP{}, ko)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rs[0].Sent != 100 || rs[0].Received != 100 || rs[1].Received != rs[1].Sent {
+			t.Fatalf("remote kafka: %+v", rs)
+		}
+	}
 	if _, err := RemoteAddr("nohost", "tcp"); err == nil {
 		t.Fatal("RemoteAddr accepted an address without a port")
 	}
@@ -192,7 +211,6 @@ func TestParseArgsRejectsBadFlags(t *testing.T) {
 		{[]string{"rtt", "--json", "--markdown"}, "exclude each other"},
 		{[]string{"rtt", "--plot", "out.svg"}, "PNG"},
 		{[]string{"rtt", "--remote", "10.0.0.1"}, `--remote "10.0.0.1"`},
-		{[]string{"kafka", "--remote", "10.0.0.1:9000"}, "one process"},
 		{[]string{"serve"}, "--listen"},
 		{[]string{"rtt", "extra"}, `unexpected argument "extra"`},
 		{[]string{"rtt", "--bogus"}, "flag provided but not defined"},

@@ -55,7 +55,8 @@ Suites:
               end-to-end latency at --rate records/s, and records/s at full speed
   all         rtt, throughput and kafka in turn
   serve       run bench servers for a client elsewhere (--listen HOST:PORT; each
-              transport on PORT+offset: udp 0, tcp 1, raptor 2, kcp 3, quic 4)
+              transport on PORT+offset: udp 0, tcp 1, raptor 2, kcp 3, quic 4; an
+              embedded Kafka broker over each stream transport on PORT+10+offset)
   report      Markdown tables (and charts, targets) from archives written by --save
 
 Flags:
@@ -166,7 +167,6 @@ func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Co
 		{*rate >= 1 && *rate <= 1_000_000, "rate", fmt.Sprint(*rate), "outside [1, 1000000] records/s"},
 		{*serveFor >= time.Second && *serveFor <= 24*time.Hour, "serve-for", serveFor.String(), "outside [1s, 24h]"},
 		{!(*jsonOut && *mdOut), "markdown", "true", "--json and --markdown exclude each other"},
-		{*remote == "" || cfg.Suite != "kafka", "remote", *remote, "the kafka suite runs in one process"},
 		{*remote == "" || cfg.Suite != "serve", "remote", *remote, "serve takes --listen, not --remote"},
 		{cfg.Suite != "serve" || *listen != "", "listen", *listen, "serve needs a HOST:PORT base address"},
 	}
@@ -366,6 +366,16 @@ func serve(ctx context.Context, cfg *Config, stderr io.Writer) int {
 		}
 		servers = append(servers, s)
 		fmt.Fprintf(stderr, "bench: serving %s on %s\n", t.Name(), s.Addr())
+		if st, ok := t.(Transport); ok {
+			kaddr, _ := KafkaRemoteAddr(cfg.Listen, t.Name())
+			b, err := StartBroker(ctx, st, kaddr)
+			if err != nil {
+				fmt.Fprintln(stderr, err)
+				return 1
+			}
+			servers = append(servers, b)
+			fmt.Fprintf(stderr, "bench: serving kafka over %s on %s\n", t.Name(), b.Addr())
+		}
 	}
 	fmt.Fprintf(stderr, "bench: ready (stops on SIGINT/SIGTERM or after %v)\n", cfg.ServeFor)
 	<-ctx.Done()

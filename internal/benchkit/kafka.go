@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -33,17 +34,23 @@ func RunKafka(ctx context.Context, t Transport, o Options) ([]Result, error) {
 	if o.Warmup > 500 {
 		o.Warmup = 500
 	}
+	var seeds []string
 	if o.Remote != "" {
-		return nil, fmt.Errorf("bench: the kafka suite runs in one process; --remote %q is not supported for it", o.Remote)
+		addr, err := KafkaRemoteAddr(o.Remote, t.Name())
+		if err != nil {
+			return nil, err
+		}
+		seeds = []string{addr}
+	} else {
+		b, err := StartBroker(ctx, t, "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer b.Close()
+		seeds = []string{b.Addr()}
 	}
-	listen := func(network, addr string) (net.Listener, error) { return t.Listen(ctx, addr) }
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "rate", "max"), kfake.ListenFn(listen))
-	if err != nil {
-		return nil, fmt.Errorf("bench: %s: embedded broker: %w", t.Name(), err)
-	}
-	defer cluster.Close()
 	common := []kgo.Opt{
-		kgo.SeedBrokers(cluster.ListenAddrs()...),
+		kgo.SeedBrokers(seeds...),
 		kgo.Dialer(func(ctx context.Context, _, host string) (net.Conn, error) { return t.Dial(ctx, host) }),
 		kgo.RetryTimeout(10 * time.Second),
 	}
@@ -60,7 +67,53 @@ func RunKafka(ctx context.Context, t Transport, o Options) ([]Result, error) {
 	return append(out, r), nil
 }
 
-func kafkaPhase(ctx context.Context, name, topic string, common []kgo.Opt, o Options, full bool) (Result, error) {
+// KafkaPortOffset is added to a transport's port offset for the embedded
+// broker that `bench serve` runs over it.
+const KafkaPortOffset = 10
+
+// KafkaRemoteAddr maps the base address of a `bench serve` server to the
+// address of its broker over transport name.
+func KafkaRemoteAddr(base, name string) (string, error) {
+	host, port, err := net.SplitHostPort(base)
+	if err != nil {
+		return "", fmt.Errorf("bench: remote address %q: %w", base, err)
+	}
+	addr, err := RemoteAddr(net.JoinHostPort(host, port), name)
+	if err != nil {
+		return "", err
+	}
+	h, p, _ := net.SplitHostPort(addr)
+	var n int
+	fmt.Sscan(p, &n)
+	return net.JoinHostPort(h, fmt.Sprint(n+KafkaPortOffset)), nil
+}
+
+// Broker is an embedded Kafka-protocol broker (kfake) listening on one
+// transport.
+type Broker struct {
+	c *kfake.Cluster
+}
+
+// StartBroker starts a one-broker kfake cluster whose listener is t's, on
+// addr. Each kafka run creates topics of its own on it.
+func StartBroker(ctx context.Context, t Transport, addr string) (*Broker, error) {
+	listen := func(network, _ string) (net.Listener, error) { return t.Listen(ctx, addr) }
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.ListenFn(listen))
+	if err != nil {
+		return nil, fmt.Errorf("bench: %s: embedded broker on %s: %w", t.Name(), addr, err)
+	}
+	return &Broker{c: c}, nil
+}
+
+// Addr is the broker's address.
+func (b *Broker) Addr() string { return b.c.ListenAddrs()[0] }
+
+// Close stops the broker.
+func (b *Broker) Close() error { b.c.Close(); return nil }
+
+var topicSeq atomic.Uint64
+
+func kafkaPhase(ctx context.Context, name, phase string, common []kgo.Opt, o Options, full bool) (Result, error) {
 	phaseTimeout := o.Timeout
 	if !full {
 		phaseTimeout = max(o.Timeout, time.Duration(float64(o.Warmup+o.Count)/float64(o.Rate)*float64(time.Second))+15*time.Second)
@@ -73,12 +126,17 @@ func kafkaPhase(ctx context.Context, name, topic string, common []kgo.Opt, o Opt
 	if full {
 		res.Suite = SuiteKafkaMax
 	}
-	prod, err := kgo.NewClient(append(common, kgo.ProducerLinger(0), kgo.DefaultProduceTopic(topic),
-		kgo.MaxBufferedRecords(10000))...)
+	prod, err := kgo.NewClient(append(common, kgo.ProducerLinger(0), kgo.MaxBufferedRecords(10000))...)
 	if err != nil {
 		return res, fmt.Errorf("bench: %s kafka producer: %w", name, err)
 	}
 	defer prod.Close()
+	// A topic of this run's own, so that a broker serving many runs (bench
+	// serve) never hands the consumer an earlier run's records.
+	topic := fmt.Sprintf("bench-%s-%d-%d", phase, time.Now().UnixNano(), topicSeq.Add(1))
+	if _, err := kadm.NewClient(prod).CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+		return res, fmt.Errorf("bench: %s kafka: create topic %s: %w", name, topic, err)
+	}
 	cons, err := kgo.NewClient(append(common, kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(500*time.Millisecond))...)
 	if err != nil {
@@ -165,7 +223,7 @@ func kafkaPhase(ctx context.Context, name, topic string, common []kgo.Opt, o Opt
 		binary.BigEndian.PutUint64(v, uint64(time.Since(base)))
 		binary.BigEndian.PutUint64(v[8:], uint64(i))
 		produced.Add(1)
-		prod.Produce(ctx, &kgo.Record{Value: v}, promise)
+		prod.Produce(ctx, &kgo.Record{Topic: topic, Value: v}, promise)
 	}
 	prod.Flush(ctx)
 	prodDone.Store(true)
