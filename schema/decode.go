@@ -36,6 +36,7 @@ const (
 
 var kindNames = [numKinds]string{"ext or reserved", "nil", "bool", "integer", "float", "str", "bin", "array", "map"}
 
+// String names the msgpack family.
 func (k kind) String() string { return kindNames[k] }
 
 func classify(c byte) kind {

@@ -18,6 +18,7 @@ type ParseError struct {
 	Err error
 }
 
+// Error implements error.
 func (e *ParseError) Error() string { return "schema: invalid Avro schema: " + e.Reason }
 
 // Unwrap returns the parser's error.
@@ -31,6 +32,7 @@ type FrameError struct {
 	Err error
 }
 
+// Error implements error.
 func (e *FrameError) Error() string { return "schema: invalid frame: " + e.Reason }
 
 // Unwrap returns ErrTruncated for short input.
@@ -48,6 +50,7 @@ type DecodeError struct {
 	Err error
 }
 
+// Error implements error.
 func (e *DecodeError) Error() string {
 	return fmt.Sprintf("schema: decode %s at byte %d: %s", orRoot(e.Path), e.Offset, e.Reason)
 }
@@ -63,6 +66,7 @@ type EncodeError struct {
 	Reason string
 }
 
+// Error implements error.
 func (e *EncodeError) Error() string {
 	return fmt.Sprintf("schema: encode %s: %s", orRoot(e.Path), e.Reason)
 }
@@ -75,6 +79,7 @@ type ResolveError struct {
 	Reason string
 }
 
+// Error implements error.
 func (e *ResolveError) Error() string {
 	return fmt.Sprintf("schema: cannot resolve %s: %s", orRoot(e.Path), e.Reason)
 }
@@ -87,6 +92,7 @@ type IncompatibleError struct {
 	Messages []string
 }
 
+// Error implements error.
 func (e *IncompatibleError) Error() string {
 	return fmt.Sprintf("schema: incompatible under %s: %s", e.Level, strings.Join(e.Messages, "; "))
 }
@@ -97,6 +103,7 @@ type LevelError struct {
 	Value string
 }
 
+// Error implements error.
 func (e *LevelError) Error() string {
 	return fmt.Sprintf("schema: unknown compatibility level %q (want one of %s)", e.Value, strings.Join(levelNames(), ", "))
 }

@@ -44,6 +44,7 @@ type Error struct {
 	Err error
 }
 
+// Error implements error.
 func (e *Error) Error() string { return fmt.Sprintf("registry: %s (error code %d)", e.Message, e.Code) }
 
 // Unwrap returns the underlying cause.
