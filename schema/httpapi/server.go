@@ -154,7 +154,7 @@ type errorBody struct {
 func writeError(w http.ResponseWriter, err error) {
 	var re *registry.Error
 	if !errors.As(err, &re) {
-		re = &registry.Error{Code: 50001, Message: err.Error()}
+		re = &registry.Error{Code: registry.CodeStoreError, Message: err.Error()}
 	}
 	writeJSON(w, re.HTTPStatus(), errorBody{ErrorCode: re.Code, Message: re.Message})
 }
@@ -195,7 +195,7 @@ func readSchemaRequest(w http.ResponseWriter, r *http.Request) (schemaRequest, e
 		return req, &registry.Error{Code: registry.CodeInvalidSchema, Message: "Invalid schema: schema references are not supported by this registry"}
 	}
 	if req.ID > 0 || req.Version > 0 {
-		return req, &registry.Error{Code: 42205, Message: fmt.Sprintf("Registering with an explicit id (%d) or version (%d) needs IMPORT mode, which this registry does not support", req.ID, req.Version)}
+		return req, &registry.Error{Code: registry.CodeOperationNotPermitted, Message: fmt.Sprintf("Registering with an explicit id (%d) or version (%d) needs IMPORT mode, which this registry does not support", req.ID, req.Version)}
 	}
 	return req, nil
 }

@@ -11,21 +11,25 @@ import (
 // Error codes of the Confluent Schema Registry REST API. The HTTP status is
 // the code's first three digits (409 stands alone).
 const (
-	CodeSubjectNotFound                   = 40401
-	CodeVersionNotFound                   = 40402
-	CodeSchemaNotFound                    = 40403
-	CodeSubjectSoftDeleted                = 40404
-	CodeSubjectNotSoftDeleted             = 40405
-	CodeSchemaVersionSoftDeleted          = 40406
-	CodeSchemaVersionNotSoftDeleted       = 40407
-	CodeSubjectLevelCompatNotConfigured   = 40408
-	CodeIncompatibleSchema                = 409
-	CodeInvalidSchema                     = 42201
-	CodeInvalidVersion                    = 42202
-	CodeInvalidCompatibilityLevel         = 42203
-	CodeStoreError                        = 50001
-	CodeOperationTimeout                  = 50002
-	CodeForwardError                      = 50003
+	CodeSubjectNotFound                 = 40401
+	CodeVersionNotFound                 = 40402
+	CodeSchemaNotFound                  = 40403
+	CodeSubjectSoftDeleted              = 40404
+	CodeSubjectNotSoftDeleted           = 40405
+	CodeSchemaVersionSoftDeleted        = 40406
+	CodeSchemaVersionNotSoftDeleted     = 40407
+	CodeSubjectLevelCompatNotConfigured = 40408
+	CodeIncompatibleSchema              = 409
+	CodeInvalidSchema                   = 42201
+	CodeInvalidVersion                  = 42202
+	CodeInvalidCompatibilityLevel       = 42203
+	CodeStoreError                      = 50001
+	CodeOperationTimeout                = 50002
+	CodeForwardError                    = 50003
+	CodeOperationNotPermitted           = 42205
+)
+
+const (
 	maxVersion                            = 1<<31 - 1
 	latestVersion                         = -1
 	invalidVersionText                    = "The specified version '%s' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\""
