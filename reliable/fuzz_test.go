@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -457,6 +458,12 @@ func FuzzEndpointReceive(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
+		// A hang inside the endpoint must fail the input, not stall the fuzzer.
+		watchdog := time.AfterFunc(10*time.Second, func() {
+			buf := make([]byte, 1<<20)
+			panic("FuzzEndpointReceive: input still running after 10s:\n" + string(buf[:runtime.Stack(buf, true)]))
+		})
+		defer watchdog.Stop()
 		h := newFzHarness(t)
 		defer h.close()
 		for n := 0; len(in) >= 3 && n < 64; n++ {
