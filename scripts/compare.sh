@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The full side-by-side comparison of issue 3: every suite over raptor, tcp,
-# raw udp, kcp-go and quic-go on loopback, then rtt over a lossy, delayed path
+# raw udp, kcp-go and quic-go on loopback, then rtt and kafka over a lossy, delayed path
 # between two network namespaces (scripts/lossy-bench.sh, needs root), written
 # to docs/BENCHMARKS.md with charts docs/bench-*.png.
 #
 # Usage: scripts/compare.sh
 #   env: TRANSPORTS=raptor,tcp,udp,kcp,quic COUNT=20000 DURATION=3s
 #        KAFKA_COUNT=5000 KAFKA_RATE=2000 LOSSY=1 (0 skips the lossy part)
-#        LOSSY_COUNT=2000 SRC=HEAD (a commit to build, or "worktree")
+#        LOSSY_COUNT=2000 LOSSY_KAFKA_COUNT=2000 SRC=HEAD (a commit to build, or "worktree")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +18,7 @@ KAFKA_COUNT=${KAFKA_COUNT:-5000}
 KAFKA_RATE=${KAFKA_RATE:-2000}
 LOSSY=${LOSSY:-1}
 LOSSY_COUNT=${LOSSY_COUNT:-2000}
+LOSSY_KAFKA_COUNT=${LOSSY_KAFKA_COUNT:-2000}
 DELAY=1ms
 DOC=docs/BENCHMARKS.md
 
@@ -52,9 +53,13 @@ run kafka --transport "$KAFKA_T" --size 64 --rate "$KAFKA_RATE" --count "$KAFKA_
 LOSSY_NOTE=""
 if [ "$LOSSY" = 1 ] && [ "$(id -u)" = 0 ]; then
   LOSSES="1 5" COUNT=$LOSSY_COUNT DELAY=$DELAY SIZE=1024 REPLY=1024 BIN=$BIN TUNBRIDGE=$W/tunbridge \
+    KAFKA=1 KAFKA_COUNT=$LOSSY_KAFKA_COUNT KAFKA_RATE=$KAFKA_RATE \
     TRANSPORTS=$(echo "$TRANSPORTS" | tr , '\n' | grep -E -x 'raptor|tcp|kcp|quic|udp' | paste -sd, -) \
     scripts/lossy-bench.sh "$W/lossy"
-  cp "$W"/lossy/bench-lossy-*.png docs/
+  for l in 1 5; do
+    "$BIN" report --plot "docs/bench-lossy-$l.png" --title "$l% loss each way, $DELAY one-way delay" \
+      "$W/lossy/lossy-$l.jsonl" >/dev/null
+  done
 else
   LOSSY_NOTE="The lossy part did not run (needs root; LOSSY=$LOSSY)."
 fi
@@ -62,7 +67,11 @@ fi
 HEADER=$(head -1 "$W/rtt.txt")
 lossy_md() { # LOSS
   if [ -f "$W/lossy/lossy-$1.jsonl" ]; then
-    echo "### $1% loss each way, $DELAY one-way delay (1 KiB request, 1 KiB reply, $LOSSY_COUNT round trips)"
+    echo "### $1% loss each way, $DELAY one-way delay"
+    echo
+    echo "rtt: 1 KiB request, 1 KiB reply, $LOSSY_COUNT round trips after 100 of warm-up (p99.9 of $LOSSY_COUNT samples is"
+    echo "their 3rd largest); kafka: 64 B records, $LOSSY_KAFKA_COUNT at $KAFKA_RATE/s, then flat out for 2 s; producer and"
+    echo "consumer in one namespace, broker in the other."
     echo
     "$BIN" report "$W/lossy/lossy-$1.jsonl"
     echo
@@ -87,8 +96,9 @@ one harness (\`internal/benchkit\`, peers in the separate \`bench/\` module). Ge
   - \`raptor-bench-all rtt --transport $TRANSPORTS --size 64,1024 --count $COUNT\` (1000 warm-up round trips)
   - \`raptor-bench-all throughput --transport $TRANSPORTS --size 64,1024 --duration $DURATION\`
   - \`raptor-bench-all kafka --transport $KAFKA_T --size 64 --rate $KAFKA_RATE --count $KAFKA_COUNT --duration $DURATION\`
-  - \`LOSSES="1 5" COUNT=$LOSSY_COUNT scripts/lossy-bench.sh\` (rtt 1 KiB/1 KiB between two network namespaces,
-    1 ms one-way delay by a userspace TUN bridge, loss by nftables \`numgen random mod 100 < N drop\` on each side)
+  - \`LOSSES="1 5" COUNT=$LOSSY_COUNT KAFKA_COUNT=$LOSSY_KAFKA_COUNT scripts/lossy-bench.sh\` (rtt 1 KiB/1 KiB and kafka
+    between two network namespaces, 1 ms one-way delay by a userspace TUN bridge, \`bench/cmd/tunbridge\`, and loss
+    by nftables \`numgen random mod 100 < N drop\` on the ingress of each side, so N% each way)
 
 How to read: latencies are round trips (rtt) or producer-to-consumer (kafka) in µs; throughput is counted
 at the receiver, each message one \`Write\`; *CPU s/Mmsg* is the CPU time of the whole process (client
