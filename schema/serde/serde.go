@@ -8,8 +8,10 @@ package serde
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/sr"
 
@@ -19,28 +21,66 @@ import (
 // Serde fetches and caches schemas by ID from a registry through franz-go's
 // registry client. It is safe for concurrent use.
 type Serde struct {
-	cl *sr.Client
+	cl          *sr.Client
+	notFoundTTL time.Duration
+	now         func() time.Time
 
-	mu   sync.RWMutex
-	byID map[uint32]*schema.Schema
+	mu       sync.RWMutex
+	byID     map[uint32]*schema.Schema
+	notFound map[uint32]notFound // IDs the registry did not know, until expiry
 }
 
+type notFound struct {
+	err     error
+	expires time.Time
+}
+
+// maxNotFound bounds the negative cache; it is emptied when full.
+const maxNotFound = 4096
+
+// Opt configures a Serde.
+type Opt func(*Serde)
+
+// NotFoundTTL sets how long an ID unknown to the registry is answered from
+// cache before asking again, so payloads naming unknown IDs do not cost one
+// registry request each. Default 5 s; 0 disables the negative cache.
+func NotFoundTTL(d time.Duration) Opt { return func(s *Serde) { s.notFoundTTL = d } }
+
 // New returns a Serde using cl.
-func New(cl *sr.Client) *Serde {
-	return &Serde{cl: cl, byID: map[uint32]*schema.Schema{}}
+func New(cl *sr.Client, opts ...Opt) *Serde {
+	s := &Serde{cl: cl, notFoundTTL: 5 * time.Second, now: time.Now,
+		byID: map[uint32]*schema.Schema{}, notFound: map[uint32]notFound{}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Schema returns the schema registered under id, fetching it on first use.
 func (s *Serde) Schema(ctx context.Context, id uint32) (*schema.Schema, error) {
 	s.mu.RLock()
 	sc, ok := s.byID[id]
+	nf, cachedMiss := s.notFound[id]
 	s.mu.RUnlock()
 	if ok {
 		return sc, nil
 	}
+	if cachedMiss && s.now().Before(nf.expires) {
+		return nil, nf.err
+	}
 	got, err := s.cl.SchemaByID(ctx, int(id))
 	if err != nil {
-		return nil, fmt.Errorf("serde: fetch schema %d: %w", id, err)
+		err = fmt.Errorf("serde: fetch schema %d: %w", id, err)
+		var re *sr.ResponseError
+		if s.notFoundTTL > 0 && errors.As(err, &re) && re.ErrorCode == 40403 {
+			s.mu.Lock()
+			if len(s.notFound) >= maxNotFound {
+				clear(s.notFound)
+			}
+			s.notFound[id] = notFound{err: err, expires: s.now().Add(s.notFoundTTL)}
+			s.mu.Unlock()
+		}
+		return nil, err
 	}
 	if got.Type != sr.TypeAvro {
 		return nil, fmt.Errorf("serde: schema %d is %s, want AVRO", id, got.Type)
@@ -55,6 +95,7 @@ func (s *Serde) Schema(ctx context.Context, id uint32) (*schema.Schema, error) {
 	} else {
 		s.byID[id] = sc
 	}
+	delete(s.notFound, id)
 	s.mu.Unlock()
 	return sc, nil
 }
@@ -95,6 +136,7 @@ func (s *Serde) encoder(id int, sc *schema.Schema) (*Encoder, error) {
 	if _, ok := s.byID[uint32(id)]; !ok {
 		s.byID[uint32(id)] = sc
 	}
+	delete(s.notFound, uint32(id))
 	s.mu.Unlock()
 	return &Encoder{id: uint32(id), schema: sc}, nil
 }

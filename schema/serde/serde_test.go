@@ -126,3 +126,39 @@ func TestEncodeDecodeAcrossVersions(t *testing.T) {
 		t.Fatal("encoding a string as int succeeded")
 	}
 }
+
+// Unknown IDs are answered from a negative cache until it expires, on a
+// clock the test moves by hand.
+func TestNotFoundCache(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	base, fetches := setup(t)
+	now := time.Unix(1000, 0)
+	s := New(base.cl, NotFoundTTL(time.Minute))
+	s.now = func() time.Time { return now }
+	dec := s.NewDecoder(schema.MustParse(v1))
+	payload := append(schema.AppendHeader(nil, 1), 0x81, 0xa1, 'a', 0x01)
+	for range 5 {
+		if _, err := dec.Decode(ctx, payload); err == nil {
+			t.Fatal("unknown id decoded")
+		}
+	}
+	if n := fetches.Load(); n != 1 {
+		t.Fatalf("%d fetches for a cached miss, want 1", n)
+	}
+	// The schema gets registered; after the TTL the decoder finds it.
+	if _, err := base.Register(ctx, "t-value", v1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dec.Decode(ctx, payload); err == nil {
+		t.Fatal("miss not cached")
+	}
+	now = now.Add(time.Minute)
+	got, err := dec.Decode(ctx, payload)
+	if err != nil || !reflect.DeepEqual(got, map[string]any{"a": int32(1)}) {
+		t.Fatalf("after expiry: %v %v", got, err)
+	}
+	if n := fetches.Load(); n != 2 {
+		t.Fatalf("%d fetches, want 2", n)
+	}
+}
