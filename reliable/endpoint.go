@@ -40,7 +40,8 @@ type endpoint struct {
 	secret     [32]byte
 	stats      counters // endpoint-level drops plus finished sessions
 	sendErrors atomic.Uint64
-	bufPool    sync.Pool
+	bufPool    sync.Pool // datagram buffers
+	bufs       *bufPool  // stream buffers
 	readDone   chan struct{}
 	wg         sync.WaitGroup
 
@@ -74,6 +75,7 @@ func newEndpoint(pc PacketConn, cfg *Config) *endpoint {
 		panic("raptor: crypto/rand failed: " + err.Error())
 	}
 	size := cfg.MaxDatagramSize
+	e.bufs = newBufPool(max(cfg.StreamSendBuffer, cfg.StreamReceiveWindow))
 	e.bufPool.New = func() any { b := make([]byte, 0, size); return &b }
 	backing := make([]byte, readBatch*(size+1))
 	for i := range e.rbufs {

@@ -155,9 +155,12 @@ func (st *Stream) consumeLocked(n uint64) {
 	st.readOff += n
 	st.recvd.trimBelow(st.readOff)
 	if st.recvd.empty() {
-		// Everything read: reuse the buffer from its start.
+		// Everything read: the buffer goes back to the pool.
 		st.recvBase = st.readOff
-		st.recvBuf = st.recvBuf[:0]
+		if st.recvBuf != nil {
+			s.ep.bufs.put(st.recvBuf)
+			st.recvBuf = nil
+		}
 	}
 	s.stats.streamBytesRecv.Add(n)
 	s.onConsumedLocked(n)
@@ -189,10 +192,10 @@ func (st *Stream) Write(p []byte) (int, error) {
 		free := s.cfg.StreamSendBuffer - int(st.writeOff-st.sendBase)
 		if free > 0 && len(p) > 0 {
 			n := min(free, len(p))
-			st.compactSendLocked()
 			if st.sendNext == st.writeOff && s.cfg.FlushDelay > 0 {
 				st.pendingSince = time.Now()
 			}
+			st.sendBuf, st.sendHead = s.ep.bufs.grow(st.sendBuf, st.sendHead, n)
 			st.sendBuf = append(st.sendBuf, p[:n]...)
 			st.writeOff += uint64(n)
 			s.enqueueLocked(st)
@@ -225,24 +228,6 @@ func (st *Stream) writeErrLocked() error {
 		return errWriteClosed
 	}
 	return nil
-}
-
-// compactSendLocked drops acknowledged bytes from the front of the send buffer
-// when that frees at least half of it.
-func (st *Stream) compactSendLocked() {
-	if st.sendHead == 0 {
-		return
-	}
-	if st.sendHead == len(st.sendBuf) {
-		st.sendBuf = st.sendBuf[:0]
-		st.sendHead = 0
-		return
-	}
-	if st.sendHead >= len(st.sendBuf)/2 && st.sendHead >= 4096 {
-		n := copy(st.sendBuf, st.sendBuf[st.sendHead:])
-		st.sendBuf = st.sendBuf[:n]
-		st.sendHead = 0
-	}
 }
 
 // sendBytes returns the buffered bytes [off, off+n).
@@ -414,16 +399,13 @@ func (st *Stream) onStreamFrameLocked(off uint64, data []byte, fin bool) error {
 	}
 	// Make room: slide unread bytes to the front, then grow.
 	if need := end - st.recvBase; need > uint64(cap(st.recvBuf)) || st.readOff-st.recvBase > uint64(cap(st.recvBuf))/2 {
-		keep := st.recvBuf[st.readOff-st.recvBase:]
-		if uint64(cap(st.recvBuf)) >= end-st.readOff {
-			n := copy(st.recvBuf[:cap(st.recvBuf)], keep)
-			st.recvBuf = st.recvBuf[:n]
-		} else {
-			nb := make([]byte, len(keep), max(2*cap(st.recvBuf), int(end-st.readOff), 4096))
-			copy(nb, keep)
-			st.recvBuf = nb
+		head := int(st.readOff - st.recvBase)
+		if st.readOff-st.recvBase > uint64(len(st.recvBuf)) {
+			head = len(st.recvBuf)
 		}
-		st.recvBase = st.readOff
+		var h int
+		st.recvBuf, h = s.ep.bufs.grow(st.recvBuf, head, int(end-st.readOff)-(len(st.recvBuf)-head))
+		st.recvBase = st.readOff - uint64(h)
 	}
 	if l := int(end - st.recvBase); l > len(st.recvBuf) {
 		st.recvBuf = st.recvBuf[:l]
@@ -446,8 +428,9 @@ func (st *Stream) onAckedLocked(off, n uint64, fin bool) {
 			st.sendHead += int(adv)
 			st.sendBase = f.hi
 			st.acked.trimBelow(st.sendBase)
-			if st.sendBase == st.writeOff && cap(st.sendBuf) > 64<<10 {
-				st.sendBuf, st.sendHead = nil, 0 // release a large idle buffer
+			if st.sendBase == st.writeOff && st.sendBuf != nil {
+				st.s.ep.bufs.put(st.sendBuf) // drained: the buffer goes back to the pool
+				st.sendBuf, st.sendHead = nil, 0
 			}
 			signal(st.writeCh)
 		}

@@ -1,0 +1,91 @@
+package reliable
+
+import "sync"
+
+// bufPool recycles stream buffers by size class (4 KiB, 16 KiB, 64 KiB, ...,
+// up to the largest a stream may need), so that steady-state streaming
+// allocates nothing and idle streams hold no buffer. One pool per endpoint;
+// each class keeps at most poolDepth free buffers and lets the rest go.
+type bufPool struct {
+	mu      sync.Mutex
+	classes []int
+	free    [][][]byte
+	dropped uint64 // buffers released to the garbage collector (class full)
+}
+
+const (
+	minBufClass = 4 << 10
+	poolDepth   = 32
+)
+
+func newBufPool(maxSize int) *bufPool {
+	p := &bufPool{}
+	for c := minBufClass; ; c *= 4 {
+		p.classes = append(p.classes, c)
+		if c >= maxSize {
+			break
+		}
+	}
+	p.free = make([][][]byte, len(p.classes))
+	for i := range p.free {
+		p.free[i] = make([][]byte, 0, poolDepth)
+	}
+	return p
+}
+
+// get returns an empty buffer with capacity of at least n.
+func (p *bufPool) get(n int) []byte {
+	for i, c := range p.classes {
+		if c < n {
+			continue
+		}
+		p.mu.Lock()
+		if f := p.free[i]; len(f) > 0 {
+			b := f[len(f)-1]
+			f[len(f)-1] = nil
+			p.free[i] = f[:len(f)-1]
+			p.mu.Unlock()
+			return b[:0]
+		}
+		p.mu.Unlock()
+		return make([]byte, 0, c)
+	}
+	return make([]byte, 0, n)
+}
+
+// put returns b for reuse. Buffers not of a class size are dropped.
+func (p *bufPool) put(b []byte) {
+	c := cap(b)
+	for i, cc := range p.classes {
+		if cc != c {
+			continue
+		}
+		p.mu.Lock()
+		if len(p.free[i]) < poolDepth {
+			p.free[i] = append(p.free[i], b[:0])
+		} else {
+			p.dropped++
+		}
+		p.mu.Unlock()
+		return
+	}
+}
+
+// grow returns buf with room for n more bytes: the live bytes buf[head:] move
+// to the start of a buffer that is reused or taken from the pool.
+func (p *bufPool) grow(buf []byte, head, n int) ([]byte, int) {
+	live := len(buf) - head
+	if cap(buf)-len(buf) >= n {
+		return buf, head
+	}
+	if live+n <= cap(buf) && buf != nil {
+		copy(buf, buf[head:])
+		return buf[:live], 0
+	}
+	nb := p.get(live + n)
+	nb = append(nb, buf[head:]...)
+	if buf != nil {
+		p.put(buf)
+	}
+	return nb, 0
+}
