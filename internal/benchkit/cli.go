@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -42,6 +44,8 @@ type Config struct {
 	Targets    bool     // report: also the issue's targets, as a list
 	Lossy1     string   // report: condition of the 1% loss results
 	Lossy5     string   // report: condition of the 5% loss results
+	CPUProfile string   // pprof CPU profile of the whole command
+	MemProfile string   // pprof allocation profile, written at the end
 }
 
 const usageText = `Usage: %s <rtt|throughput|kafka|all|serve> [flags]
@@ -107,6 +111,8 @@ func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Co
 	noProgress := fs.Bool("no-progress", false, "no progress bar on stderr")
 	save := fs.String("save", "", "also append every result, with all its fields, to this archive (JSON lines) for 'report'")
 	condition := fs.String("condition", "", "network conditions recorded with the results in --save (e.g. \"1% loss, 1ms delay\")")
+	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile of the runs to this file")
+	memProfile := fs.String("memprofile", "", "write a pprof allocation profile (all allocations since start) to this file")
 	targets := fs.Bool("targets", false, "report: also list how raptor compares with the targets of issue 3")
 	lossy1 := fs.String("lossy1", "", "report --targets: the condition of the 1% loss results")
 	lossy5 := fs.String("lossy5", "", "report --targets: the condition of the 5% loss results")
@@ -207,6 +213,7 @@ func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Co
 	}
 	cfg.Plot, cfg.Title, cfg.Listen, cfg.ServeFor = *plotFile, *title, *listen, *serveFor
 	cfg.Save, cfg.Condition = *save, *condition
+	cfg.CPUProfile, cfg.MemProfile = *cpuProfile, *memProfile
 	return cfg, nil
 }
 
@@ -239,6 +246,36 @@ func Main(prog string, args []string, stdout, stderr io.Writer, reg *Registry) i
 	}
 	if cfg.Suite == "report" {
 		return report(cfg, stdout, stderr)
+	}
+	if cfg.MemProfile != "" {
+		runtime.MemProfileRate = 4096
+	}
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return 1
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "bench: cpu profile:", err)
+			return 1
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
+	if cfg.MemProfile != "" {
+		defer func() {
+			f, err := os.Create(cfg.MemProfile)
+			if err == nil {
+				err = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+			if err != nil {
+				fmt.Fprintln(stderr, "bench: memory profile:", err)
+			}
+		}()
 	}
 	m := ThisMachine()
 	switch cfg.Format {
