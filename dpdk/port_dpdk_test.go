@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -310,6 +312,7 @@ func BenchmarkRingPair(b *testing.B) {
 			recvAll(b, pb, 1)
 			done := make(chan struct{})
 			total := b.N * batch
+			var got atomic.Int64
 			go func() {
 				defer close(done)
 				rb := make([][]byte, batch)
@@ -317,21 +320,28 @@ func BenchmarkRingPair(b *testing.B) {
 					rb[i] = make([]byte, 2048)
 				}
 				sz, ad := make([]int, batch), make([]netip.AddrPort, batch)
-				for got := 0; got < total; {
+				for got.Load() < int64(total) {
 					n, err := pb.ReadBatch(rb, sz, ad)
 					if err != nil {
 						return
 					}
-					got += n
+					got.Add(int64(n))
 				}
 			}()
 			b.SetBytes(int64(size * batch))
 			b.ResetTimer()
+			sent := 0
 			for i := 0; i < b.N; i++ {
-				for sent := 0; sent < batch; {
-					n, _ := pa.WriteBatch(msgs[sent:], to[sent:])
-					sent += n
+				// Keep at most 2048 datagrams in flight: beyond RxQueue
+				// (4096) the receiver drops, and this loop would wait forever.
+				for int64(sent)-got.Load() > 2048 {
+					runtime.Gosched()
 				}
+				for k := 0; k < batch; {
+					n, _ := pa.WriteBatch(msgs[k:], to[k:])
+					k += n
+				}
+				sent += batch
 			}
 			<-done
 			b.StopTimer()
