@@ -211,7 +211,10 @@ func TestFloodMalformed(t *testing.T) {
 		// Let the listener catch up before the next batch, so that the socket
 		// buffer never overflows: each datagram raises exactly one counter.
 		waitFor(t, 20*time.Second, func() bool { _, d := drops(); return d-baseDrops >= uint64(done) },
-			func() string { _, d := drops(); return fmt.Sprintf("%d of %d datagrams counted as drops", d-baseDrops, done) })
+			func() string {
+				_, d := drops()
+				return fmt.Sprintf("%d of %d datagrams counted as drops", d-baseDrops, done)
+			})
 	}
 	took := time.Since(start)
 	end, endDrops := drops()
