@@ -103,8 +103,20 @@ func latencyPlot(title string, rs []Result) (*plot.Plot, error) {
 	p.NominalX(names...)
 	p.Legend.Top = true
 	p.Legend.Left = true
+	var sizes []string
 	for i, r := range rs {
 		vals := []float64{r.P50us, r.P90us, r.P99us, r.P999us, r.MaxUs}
+		sk := fmt.Sprintf("%s/%d/%d", r.Suite, r.Size, r.Reply)
+		si := -1
+		for j, k := range sizes {
+			if k == sk {
+				si = j
+			}
+		}
+		if si < 0 {
+			si = len(sizes)
+			sizes = append(sizes, sk)
+		}
 		pts := make(plotter.XYs, 0, len(vals))
 		for j, v := range vals {
 			pts = append(pts, plotter.XY{X: float64(j), Y: max(v, 0.1)})
@@ -113,14 +125,34 @@ func latencyPlot(title string, rs []Result) (*plot.Plot, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := plotutil.Color(i)
+		c := transportColor(r.Transport, i)
 		l.Color, s.Color = c, c
-		l.Dashes = plotutil.Dashes(i / 7)
-		s.Shape = plotutil.Shape(i)
+		l.Dashes = plotutil.Dashes(si)
+		s.Shape = plotutil.Shape(si)
+		if r.Transport == "raptor" {
+			l.Width = vg.Points(2.5)
+		}
 		p.Add(l, s)
 		p.Legend.Add(label(r), l, s)
 	}
 	return p, nil
+}
+
+// transportColor gives each known transport one color in every chart.
+func transportColor(name string, i int) color.Color {
+	switch name {
+	case "raptor":
+		return color.RGBA{R: 214, G: 39, B: 40, A: 255}
+	case "tcp":
+		return color.RGBA{R: 31, G: 119, B: 180, A: 255}
+	case "udp":
+		return color.RGBA{R: 90, G: 90, B: 90, A: 255}
+	case "kcp":
+		return color.RGBA{R: 44, G: 160, B: 44, A: 255}
+	case "quic":
+		return color.RGBA{R: 255, G: 127, B: 14, A: 255}
+	}
+	return plotutil.Color(i)
 }
 
 func throughputPlot(title string, rs []Result) (*plot.Plot, error) {
@@ -133,13 +165,17 @@ func throughputPlot(title string, rs []Result) (*plot.Plot, error) {
 		vals[i] = r.MsgsPerS / 1e6
 		names[i] = fmt.Sprintf("%s\n%s %dB", r.Suite, r.Transport, r.Size)
 	}
-	b, err := plotter.NewBarChart(vals, vg.Points(22))
-	if err != nil {
-		return nil, err
+	for i := range rs {
+		one := make(plotter.Values, len(rs)) // zero elsewhere: one bar per chart, colored by transport
+		one[i] = vals[i]
+		b, err := plotter.NewBarChart(one, vg.Points(22))
+		if err != nil {
+			return nil, err
+		}
+		b.Color = transportColor(rs[i].Transport, i)
+		b.LineStyle.Width = 0
+		p.Add(b)
 	}
-	b.Color = color.RGBA{R: 60, G: 110, B: 190, A: 255}
-	b.LineStyle.Width = 0
-	p.Add(b)
 	p.NominalX(names...)
 	p.X.Tick.Label.Font.Size = vg.Points(8)
 	labels, err := plotter.NewLabels(plotter.XYLabels{XYs: barTops(vals), Labels: mLabels(rs)})
