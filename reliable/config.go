@@ -39,6 +39,10 @@ type Config struct {
 	// StreamSendBuffer is how many bytes a stream holds written but not yet
 	// acknowledged before Write blocks (backpressure). Default 1 MiB.
 	StreamSendBuffer int
+	// SessionSendBuffer caps the bytes written on all streams of a session
+	// and not yet acknowledged; writers block beyond it. Default 8 MiB.
+	// Together with SessionReceiveWindow it bounds a session's buffer memory.
+	SessionSendBuffer int
 	// MaxStreams is how many streams the peer may have open at once.
 	// Default 1024.
 	MaxStreams int
@@ -68,6 +72,7 @@ const (
 	DefaultStreamReceiveWindow  = 1 << 20
 	DefaultSessionReceiveWindow = 4 << 20
 	DefaultStreamSendBuffer     = 1 << 20
+	DefaultSessionSendBuffer    = 8 << 20
 	DefaultMaxStreams           = 1024
 	DefaultMaxSessions          = 4096
 	DefaultAcceptBacklog        = 256
@@ -101,6 +106,7 @@ func (c *Config) populate() (*Config, error) {
 	defi(&n.StreamReceiveWindow, DefaultStreamReceiveWindow)
 	defi(&n.SessionReceiveWindow, DefaultSessionReceiveWindow)
 	defi(&n.StreamSendBuffer, DefaultStreamSendBuffer)
+	defi(&n.SessionSendBuffer, max(DefaultSessionSendBuffer, n.StreamSendBuffer))
 	defi(&n.MaxStreams, DefaultMaxStreams)
 	defi(&n.MaxSessions, DefaultMaxSessions)
 	defi(&n.AcceptBacklog, DefaultAcceptBacklog)
@@ -126,8 +132,8 @@ func (c *Config) populate() (*Config, error) {
 		return nil, fmt.Errorf("raptor: Config.FlushDelay %v out of range 0..100ms", n.FlushDelay)
 	case n.StreamReceiveWindow < 1<<10 || n.SessionReceiveWindow < n.StreamReceiveWindow:
 		return nil, fmt.Errorf("raptor: Config.StreamReceiveWindow %d / SessionReceiveWindow %d: need 1 KiB <= stream <= session", n.StreamReceiveWindow, n.SessionReceiveWindow)
-	case n.StreamSendBuffer < 1<<10:
-		return nil, fmt.Errorf("raptor: Config.StreamSendBuffer %d below 1 KiB", n.StreamSendBuffer)
+	case n.StreamSendBuffer < 1<<10 || n.SessionSendBuffer < n.StreamSendBuffer:
+		return nil, fmt.Errorf("raptor: Config.StreamSendBuffer %d / SessionSendBuffer %d: need 1 KiB <= stream <= session", n.StreamSendBuffer, n.SessionSendBuffer)
 	case n.MaxStreams < 1 || n.MaxSessions < 1 || n.AcceptBacklog < 1:
 		return nil, fmt.Errorf("raptor: Config.MaxStreams %d, MaxSessions %d, AcceptBacklog %d must be positive", n.MaxStreams, n.MaxSessions, n.AcceptBacklog)
 	case n.Congestion != "newreno" && n.Congestion != "none":

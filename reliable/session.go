@@ -119,6 +119,8 @@ type Session struct {
 	maxStreamsQueued bool
 	sendQueue        []*Stream
 	sendQueueHead    int
+	sendBuffered     int       // bytes written on all streams and not yet acknowledged
+	blockedWriters   []*Stream // writers waiting for SessionSendBuffer room
 	requeue          []*Stream
 
 	// packing scratch, reused
@@ -393,5 +395,18 @@ func (s *Session) onConsumedLocked(n uint64) {
 		s.recvMaxData = s.consumed + win
 		s.maxDataQueued = true
 		s.wakeSenderLocked()
+	}
+}
+
+// releaseSendLocked returns n acknowledged bytes of session send buffer and
+// wakes writers that waited for it.
+func (s *Session) releaseSendLocked(n int) {
+	s.sendBuffered -= n
+	if len(s.blockedWriters) > 0 && s.sendBuffered < s.cfg.SessionSendBuffer {
+		for i, st := range s.blockedWriters {
+			signal(st.writeCh)
+			s.blockedWriters[i] = nil
+		}
+		s.blockedWriters = s.blockedWriters[:0]
 	}
 }

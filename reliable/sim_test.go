@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -215,6 +216,36 @@ func TestSimPeerDisappears(t *testing.T) {
 			t.Fatalf("detected after %v, configured 3s", took)
 		}
 		t.Logf("peer loss detected after %v: %v", took, err)
+		l.Close()
+	})
+}
+
+// TestSimSessionSendBufferBlocks: with the peer cut off nothing is
+// acknowledged, so writes stop at SessionSendBuffer across streams (a write
+// deadline interrupts the blocked writer), and resume when the link heals.
+func TestSimSessionSendBufferBlocks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := &Config{StreamSendBuffer: 64 << 10, SessionSendBuffer: 96 << 10, IdleTimeout: time.Minute}
+		nw, l, s := simPair(t, 11, simnet.LinkConfig{Delay: time.Millisecond}, cfg)
+		defer nw.Close()
+		ctx := context.Background()
+		a, _ := s.OpenStream(ctx)
+		b, _ := s.OpenStream(ctx)
+		nw.Partition(simClient, simServer)
+		if n, err := a.Write(make([]byte, 64<<10)); err != nil || n != 64<<10 {
+			t.Fatalf("stream a: wrote %d, %v", n, err)
+		}
+		b.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		n, err := b.Write(make([]byte, 64<<10))
+		if !errors.Is(err, os.ErrDeadlineExceeded) || n != 32<<10 {
+			t.Fatalf("stream b: wrote %d, %v; want 32 KiB then a deadline error", n, err)
+		}
+		nw.Heal(simClient, simServer)
+		b.SetWriteDeadline(time.Time{})
+		if _, err := b.Write(make([]byte, 64<<10)); err != nil {
+			t.Fatalf("stream b after heal: %v", err)
+		}
+		s.CloseWithError(0, "done")
 		l.Close()
 	})
 }

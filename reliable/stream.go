@@ -189,7 +189,10 @@ func (st *Stream) Write(p []byte) (int, error) {
 			s.mu.Unlock()
 			return total, err
 		}
-		free := s.cfg.StreamSendBuffer - int(st.writeOff-st.sendBase)
+		free := min(s.cfg.StreamSendBuffer-int(st.writeOff-st.sendBase), s.cfg.SessionSendBuffer-s.sendBuffered)
+		if free <= 0 && s.cfg.SessionSendBuffer-s.sendBuffered <= 0 && len(p) > 0 {
+			s.blockedWriters = append(s.blockedWriters, st) // woken when acknowledgements free session buffer
+		}
 		if free > 0 && len(p) > 0 {
 			n := min(free, len(p))
 			if st.sendNext == st.writeOff && s.cfg.FlushDelay > 0 {
@@ -198,6 +201,7 @@ func (st *Stream) Write(p []byte) (int, error) {
 			st.sendBuf, st.sendHead = s.ep.bufs.grow(st.sendBuf, st.sendHead, n)
 			st.sendBuf = append(st.sendBuf, p[:n]...)
 			st.writeOff += uint64(n)
+			s.sendBuffered += n
 			s.enqueueLocked(st)
 			s.sendInlineUnlock()
 			total += n
@@ -312,6 +316,13 @@ func (st *Stream) resetLocked(code uint64, err error) {
 		st.writeErr = err
 	}
 	st.retx.clear()
+	// Unacknowledged bytes will never be sent again: free them.
+	st.s.releaseSendLocked(int(st.writeOff - st.sendBase))
+	st.sendBase = st.writeOff
+	if st.sendBuf != nil {
+		st.s.ep.bufs.put(st.sendBuf)
+		st.sendBuf, st.sendHead = nil, 0
+	}
 	st.s.enqueueLocked(st)
 	signal(st.writeCh)
 }
@@ -426,6 +437,7 @@ func (st *Stream) onAckedLocked(off, n uint64, fin bool) {
 		if f, ok := st.acked.first(); ok && f.lo <= st.sendBase {
 			adv := f.hi - st.sendBase
 			st.sendHead += int(adv)
+			st.s.releaseSendLocked(int(adv))
 			st.sendBase = f.hi
 			st.acked.trimBelow(st.sendBase)
 			if st.sendBase == st.writeOff && st.sendBuf != nil {
