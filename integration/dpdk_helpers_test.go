@@ -135,7 +135,34 @@ func (v *dpVeth) lossDropped(t *testing.T) (in, out int) {
 	return in, out
 }
 
-// inNetns runs fn on an OS thread that entered network namespace ns.
+// kernelUDPStats summarises the kernel side's UDP and device counters
+// (receive buffer overflows, veth drops), to tell where frames were lost.
+func (v *dpVeth) kernelUDPStats(t *testing.T) string {
+	t.Helper()
+	snmp := dpRun(t, "", "ip", "netns", "exec", v.nsK, "cat", "/proc/net/snmp")
+	var names, vals []string
+	for _, line := range strings.Split(snmp, "\n") {
+		if !strings.HasPrefix(line, "Udp: ") {
+			continue
+		}
+		if names == nil {
+			names = strings.Fields(line)[1:]
+		} else {
+			vals = strings.Fields(line)[1:]
+		}
+	}
+	var b strings.Builder
+	for i := range min(len(names), len(vals)) {
+		switch names[i] {
+		case "InDatagrams", "OutDatagrams", "InErrors", "RcvbufErrors", "SndbufErrors", "NoPorts", "InCsumErrors":
+			fmt.Fprintf(&b, "Udp%s=%s ", names[i], vals[i])
+		}
+	}
+	link := dpRun(t, "", "ip", "-n", v.nsK, "-s", "link", "show", v.peer)
+	return b.String() + "| " + strings.Join(strings.Fields(link), " ")
+}
+
+// dpInNetns runs fn on an OS thread that entered network namespace ns.
 // Sockets fn creates belong to ns and may then be used from any goroutine.
 // The thread is never unlocked, so it exits with the goroutine.
 func dpInNetns(ns string, fn func() error) error {

@@ -221,40 +221,55 @@ func TestDPDKVethUDP(t *testing.T) {
 	}
 }
 
-// TestDPDKVethRaptor runs a Raptor session between a listener on DPDK
-// (net_af_packet on a veth end) and a dialer on kernel UDP in the peer
-// namespace: 4 streams carry 16 MiB each way, checked by SHA-256, clean and
-// with 5% nftables loss each way.
+// TestDPDKVethRaptor runs a Raptor session between an endpoint on DPDK
+// (net_af_packet on a veth end) and one on kernel UDP in the peer namespace:
+// 4 streams carry 16 MiB each way, checked by SHA-256. Variants: kernel
+// dials DPDK (clean and with 5% nftables loss each way), DPDK dials kernel.
 func TestDPDKVethRaptor(t *testing.T) {
-	for _, loss := range []int{0, 5} {
-		name := "clean"
-		if loss > 0 {
-			name = "loss5"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		loss     int
+		dpdkDial bool
+	}{{"clean", 0, false}, {"loss5", 5, false}, {"dpdk-dials", 0, true}} {
+		t.Run(tc.name, func(t *testing.T) {
 			v := newDPVeth(t)
-			if loss > 0 {
-				v.addLoss(t, loss)
+			if tc.loss > 0 {
+				v.addLoss(t, tc.loss)
 			}
 			p := v.openDPDK(t, 4000)
 			cfg := &reliable.Config{Logger: dpQuiet}
-			l, err := reliable.ListenPacket(p, cfg)
-			if err != nil {
-				t.Fatalf("ListenPacket on DPDK: %v", err)
-			}
-			t.Cleanup(func() { l.Close() })
 			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 			defer cancel()
 			var s *reliable.Session
+			var l *reliable.Listener
 			start := time.Now()
-			if err := dpInNetns(v.nsK, func() error {
+			if !tc.dpdkDial {
 				var err error
-				s, err = reliable.Dial(ctx, p.LocalAddr().String(), cfg)
-				return err
-			}); err != nil {
-				t.Fatalf("Dial from kernel UDP in %s to DPDK %v: %v", v.nsK, p.LocalAddr(), err)
+				if l, err = reliable.ListenPacket(p, cfg); err != nil {
+					t.Fatalf("ListenPacket on DPDK: %v", err)
+				}
+				if err := dpInNetns(v.nsK, func() error {
+					var err error
+					s, err = reliable.Dial(ctx, p.LocalAddr().String(), cfg)
+					return err
+				}); err != nil {
+					t.Fatalf("Dial from kernel UDP in %s to DPDK %v: %v", v.nsK, p.LocalAddr(), err)
+				}
+			} else {
+				kaddr := netip.AddrPortFrom(v.kernelIP, 5000)
+				if err := dpInNetns(v.nsK, func() error {
+					var err error
+					l, err = reliable.Listen(kaddr.String(), cfg)
+					return err
+				}); err != nil {
+					t.Fatalf("Listen on kernel UDP %v in %s: %v", kaddr, v.nsK, err)
+				}
+				var err error
+				if s, err = reliable.DialPacket(ctx, p, kaddr, cfg); err != nil {
+					t.Fatalf("DialPacket from DPDK to kernel %v: %v", kaddr, err)
+				}
 			}
-			t.Cleanup(func() { s.Close() })
+			t.Cleanup(func() { s.Close(); l.Close() })
 			t.Logf("handshake over veth+DPDK in %v", time.Since(start))
 			seed := rand.Uint64()
 			t.Logf("seed %d", seed)
@@ -265,7 +280,8 @@ func TestDPDKVethRaptor(t *testing.T) {
 			t.Logf("%d MiB each way on %d streams in %v (%s each way)", streams*per>>20, streams, el.Round(time.Millisecond), dpRate(streams*per, el))
 			t.Logf("DPDK port: %+v", p.Stats())
 			t.Logf("dialer session: %+v", s.Stats())
-			if loss > 0 {
+			t.Logf("kernel side: %s", v.kernelUDPStats(t))
+			if tc.loss > 0 {
 				in, out := v.lossDropped(t)
 				t.Logf("nftables dropped %d frames towards the kernel, %d towards DPDK", in, out)
 				if in == 0 || out == 0 {
