@@ -19,9 +19,9 @@ import (
 	"github.com/raptormq/raptor/schema/serde"
 )
 
-// kafkaRegistry starts one registry instance on the _schemas topic of
+// schemaKafkaRegistry starts one registry instance on the _schemas topic of
 // brokers and serves it on loopback.
-func kafkaRegistry(t *testing.T, ctx context.Context, brokers []string, primaryURL string) (string, *registry.Registry) {
+func schemaKafkaRegistry(t *testing.T, ctx context.Context, brokers []string, primaryURL string) (string, *registry.Registry) {
 	t.Helper()
 	st, err := kafkastore.New(kafkastore.Config{Brokers: brokers, Primary: primaryURL == ""})
 	if err != nil {
@@ -54,8 +54,8 @@ func TestSchemaRegistryClusterOnKafka(t *testing.T) {
 	t.Cleanup(cluster.Close) // runs after the registries' cleanups
 	brokers := cluster.ListenAddrs()
 
-	primaryURL, _ := kafkaRegistry(t, ctx, brokers, "")
-	secondaryURL, _ := kafkaRegistry(t, ctx, brokers, primaryURL)
+	primaryURL, _ := schemaKafkaRegistry(t, ctx, brokers, "")
+	secondaryURL, _ := schemaKafkaRegistry(t, ctx, brokers, primaryURL)
 
 	prodCl, err := sr.NewClient(sr.URLs(secondaryURL))
 	if err != nil {
@@ -65,11 +65,11 @@ func TestSchemaRegistryClusterOnKafka(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc, err := serde.New(prodCl).Register(ctx, "users-value", userV1)
+	enc, err := serde.New(prodCl).Register(ctx, "users-value", schemaUserV1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := serde.New(consCl).Register(ctx, "users-value", userV2); err != nil {
+	if _, err := serde.New(consCl).Register(ctx, "users-value", schemaUserV2); err != nil {
 		t.Fatal(err)
 	}
 
@@ -80,7 +80,7 @@ func TestSchemaRegistryClusterOnKafka(t *testing.T) {
 	}
 	defer prod.Close()
 	for i := range n {
-		payload, err := enc.Encode(v1Value(i))
+		payload, err := enc.Encode(schemaV1Value(i))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,7 +89,7 @@ func TestSchemaRegistryClusterOnKafka(t *testing.T) {
 		}
 	}
 
-	dec := serde.New(consCl).NewDecoder(schema.MustParse(userV2))
+	dec := serde.New(consCl).NewDecoder(schema.MustParse(schemaUserV2))
 	cons, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("users"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
@@ -105,14 +105,14 @@ func TestSchemaRegistryClusterOnKafka(t *testing.T) {
 			if err != nil {
 				t.Fatalf("record %d: %v", got, err)
 			}
-			if want := v2Expected(got); !reflect.DeepEqual(v, want) {
+			if want := schemaV2Expected(got); !reflect.DeepEqual(v, want) {
 				t.Fatalf("record %d:\ngot  %#v\nwant %#v", got, v, want)
 			}
 		}
 	}
 
 	// A late instance replays the topic and serves the same schemas by ID.
-	lateURL, _ := kafkaRegistry(t, ctx, brokers, primaryURL)
+	lateURL, _ := schemaKafkaRegistry(t, ctx, brokers, primaryURL)
 	lateCl, err := sr.NewClient(sr.URLs(lateURL))
 	if err != nil {
 		t.Fatal(err)

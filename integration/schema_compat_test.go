@@ -10,7 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 )
 
-func recT(fields string) string {
+func schemaRecT(fields string) string {
 	return `{"type":"record","name":"T","namespace":"c","fields":[` + fields + `]}`
 }
 
@@ -21,7 +21,7 @@ func recT(fields string) string {
 func TestSchemaCompatibilityLevelsOverHTTP(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cl := startRegistry(t)
+	cl := schemaStartRegistry(t)
 	const (
 		a      = `{"name":"a","type":"int"}`
 		bDef   = `{"name":"b","type":"string","default":"d"}`
@@ -32,10 +32,10 @@ func TestSchemaCompatibilityLevelsOverHTTP(t *testing.T) {
 		v1, v2, v3 string
 		accept     map[sr.CompatibilityLevel]bool
 	}{
-		{"backward chain", recT(a), recT(a + "," + bDef), recT(a + "," + bNoDef), map[sr.CompatibilityLevel]bool{
+		{"backward chain", schemaRecT(a), schemaRecT(a + "," + bDef), schemaRecT(a + "," + bNoDef), map[sr.CompatibilityLevel]bool{
 			sr.CompatBackward: true, sr.CompatBackwardTransitive: false, sr.CompatForward: true, sr.CompatForwardTransitive: true,
 			sr.CompatFull: true, sr.CompatFullTransitive: false, sr.CompatNone: true}},
-		{"forward chain", recT(a + "," + bNoDef), recT(a + "," + bDef), recT(a), map[sr.CompatibilityLevel]bool{
+		{"forward chain", schemaRecT(a + "," + bNoDef), schemaRecT(a + "," + bDef), schemaRecT(a), map[sr.CompatibilityLevel]bool{
 			sr.CompatBackward: true, sr.CompatBackwardTransitive: true, sr.CompatForward: true, sr.CompatForwardTransitive: false,
 			sr.CompatFull: true, sr.CompatFullTransitive: false, sr.CompatNone: true}},
 	}

@@ -54,12 +54,12 @@ func TestSchemaRegistryChild(t *testing.T) {
 	http.Serve(ln, h) // until SIGKILL
 }
 
-type child struct {
+type schemaChild struct {
 	cmd *exec.Cmd
 	url string
 }
 
-func startChild(t *testing.T, dir string) *child {
+func schemaStartChild(t *testing.T, dir string) *schemaChild {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestSchemaRegistryChild$", "-test.timeout=2m")
 	cmd.Env = append(os.Environ(), envSchemaChild+"="+dir)
@@ -88,14 +88,14 @@ func startChild(t *testing.T, dir string) *child {
 		if !ok || !strings.HasPrefix(line, "LISTENING ") {
 			t.Fatalf("child did not start: %q", line)
 		}
-		return &child{cmd: cmd, url: strings.TrimPrefix(line, "LISTENING ")}
+		return &schemaChild{cmd: cmd, url: strings.TrimPrefix(line, "LISTENING ")}
 	case <-time.After(60 * time.Second):
 		t.Fatal("child did not start within 60s")
 	}
 	return nil
 }
 
-func (c *child) kill(t *testing.T) {
+func (c *schemaChild) kill(t *testing.T) {
 	t.Helper()
 	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -116,25 +116,25 @@ func TestSchemaDurabilitySIGKILL(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 
-	c := startChild(t, dir)
+	c := schemaStartChild(t, dir)
 	cl, err := sr.NewClient(sr.URLs(c.url))
 	if err != nil {
 		t.Fatal(err)
 	}
-	id1, err := cl.RegisterSchema(ctx, "d-value", sr.Schema{Schema: userV1}, -1, -1)
+	id1, err := cl.RegisterSchema(ctx, "d-value", sr.Schema{Schema: schemaUserV1}, -1, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r := cl.SetCompatibility(ctx, sr.SetCompatibility{Level: sr.CompatNone}, "d-value"); r[0].Err != nil {
 		t.Fatal(r[0].Err)
 	}
-	id2, err := cl.RegisterSchema(ctx, "d-value", sr.Schema{Schema: userV2}, -1, -1)
+	id2, err := cl.RegisterSchema(ctx, "d-value", sr.Schema{Schema: schemaUserV2}, -1, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.kill(t)
 
-	c = startChild(t, dir)
+	c = schemaStartChild(t, dir)
 	cl, err = sr.NewClient(sr.URLs(c.url))
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +154,7 @@ func TestSchemaDurabilitySIGKILL(t *testing.T) {
 	}
 	c.kill(t)
 
-	c = startChild(t, dir)
+	c = schemaStartChild(t, dir)
 	cl, err = sr.NewClient(sr.URLs(c.url))
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +163,7 @@ func TestSchemaDurabilitySIGKILL(t *testing.T) {
 	if err != nil || len(vs) != 1 || vs[0] != 2 {
 		t.Fatalf("after second SIGKILL: versions %v %v", vs, err)
 	}
-	id3, err := cl.RegisterSchema(ctx, "other", sr.Schema{Schema: userV2Full}, -1, -1)
+	id3, err := cl.RegisterSchema(ctx, "other", sr.Schema{Schema: schemaUserV2Full}, -1, -1)
 	if err != nil || id3 != max(id1, id2)+1 {
 		t.Fatalf("next id %d %v, want %d", id3, err, max(id1, id2)+1)
 	}

@@ -18,10 +18,10 @@ import (
 	"github.com/raptormq/raptor/schema/serde"
 )
 
-const evoRecords = 10_000
+const schemaEvoRecords = 10_000
 
-// userV1 is the first version of the record.
-const userV1 = `{"type":"record","name":"User","namespace":"raptor.it","fields":[
+// schemaUserV1 is the first version of the record.
+const schemaUserV1 = `{"type":"record","name":"User","namespace":"raptor.it","fields":[
  {"name":"id","type":"int"},
  {"name":"name","type":"string"},
  {"name":"score","type":"float"},
@@ -34,11 +34,11 @@ const userV1 = `{"type":"record","name":"User","namespace":"raptor.it","fields":
  {"name":"legacy","type":"string","default":"old"}
 ]}`
 
-// userV2 evolves v1: int->long, float->double, string->bytes and int->long
+// schemaUserV2 evolves v1: int->long, float->double, string->bytes and int->long
 // inside a map (promotions), email renamed mail (alias), legacy removed,
 // age and nick added with defaults, enum symbol D added, and a field added
 // with a default inside the nested record.
-const userV2 = `{"type":"record","name":"User","namespace":"raptor.it","fields":[
+const schemaUserV2 = `{"type":"record","name":"User","namespace":"raptor.it","fields":[
  {"name":"id","type":"long"},
  {"name":"name","type":"bytes"},
  {"name":"score","type":"double"},
@@ -52,11 +52,11 @@ const userV2 = `{"type":"record","name":"User","namespace":"raptor.it","fields":
  {"name":"nick","type":["null","string"],"default":null}
 ]}`
 
-// userV2Full is v2 without the numeric promotions (Avro promotions only
+// schemaUserV2Full is v2 without the numeric promotions (Avro promotions only
 // widen, so a v1 reader cannot take a long): it is FULL-compatible with v1
 // and is what the v2 producer of the reverse direction writes. string<->bytes
 // is kept, being allowed both ways.
-const userV2Full = `{"type":"record","name":"User","namespace":"raptor.it","fields":[
+const schemaUserV2Full = `{"type":"record","name":"User","namespace":"raptor.it","fields":[
  {"name":"id","type":"int"},
  {"name":"name","type":"bytes"},
  {"name":"score","type":"float"},
@@ -70,60 +70,60 @@ const userV2Full = `{"type":"record","name":"User","namespace":"raptor.it","fiel
  {"name":"nick","type":["null","string"],"default":null}
 ]}`
 
-var kinds3, kinds4 = []string{"A", "B", "C"}, []string{"A", "B", "C", "D"}
+var schemaKinds3, schemaKinds4 = []string{"A", "B", "C"}, []string{"A", "B", "C", "D"}
 
-func hashOf(i int) []byte { return []byte{byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)} }
+func schemaHashOf(i int) []byte { return []byte{byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)} }
 
-func emailOf(i int) any {
+func schemaEmailOf(i int) any {
 	if i%3 == 0 {
 		return nil
 	}
 	return fmt.Sprintf("u%d@example.org", i)
 }
 
-func v1Value(i int) map[string]any {
+func schemaV1Value(i int) map[string]any {
 	return map[string]any{
 		"id": i, "name": fmt.Sprintf("user-%d", i), "score": float32(i) / 4,
-		"email": emailOf(i), "kind": kinds3[i%3],
+		"email": schemaEmailOf(i), "kind": schemaKinds3[i%3],
 		"tags":    []any{fmt.Sprintf("t%d", i%7), "all"},
 		"attrs":   map[string]any{"n": i, "neg": -i},
-		"hash":    hashOf(i),
+		"hash":    schemaHashOf(i),
 		"address": map[string]any{"city": fmt.Sprintf("city-%d", i%50)},
 		"legacy":  "written-by-v1",
 	}
 }
 
-// v2Expected is what a v2 reader must see for v1Value(i), written out by hand.
-func v2Expected(i int) map[string]any {
+// schemaV2Expected is what a v2 reader must see for schemaV1Value(i), written out by hand.
+func schemaV2Expected(i int) map[string]any {
 	return map[string]any{
 		"id": int64(i), "name": []byte(fmt.Sprintf("user-%d", i)), "score": float64(float32(i) / 4),
-		"mail": emailOf(i), "kind": kinds3[i%3],
+		"mail": schemaEmailOf(i), "kind": schemaKinds3[i%3],
 		"tags":    []any{fmt.Sprintf("t%d", i%7), "all"},
 		"attrs":   map[string]any{"n": int64(i), "neg": int64(-i)},
-		"hash":    hashOf(i),
+		"hash":    schemaHashOf(i),
 		"address": map[string]any{"city": fmt.Sprintf("city-%d", i%50), "country": "FR"},
 		"age":     int32(-1), "nick": nil,
 	}
 }
 
-func v2FullValue(i int) map[string]any {
+func schemaV2FullValue(i int) map[string]any {
 	return map[string]any{
 		"id": i, "name": []byte(fmt.Sprintf("user-%d", i)), "score": float32(i) / 4,
-		"mail": emailOf(i), "kind": kinds4[i%4],
+		"mail": schemaEmailOf(i), "kind": schemaKinds4[i%4],
 		"tags":    []any{fmt.Sprintf("t%d", i%7)},
 		"attrs":   map[string]any{"n": i},
-		"hash":    hashOf(i),
+		"hash":    schemaHashOf(i),
 		"address": map[string]any{"city": "Nice", "country": "IT"},
 		"age":     i % 90, "nick": "n",
 	}
 }
 
-// v1Expected is what a v1 reader must see for v2FullValue(i): mail is not
+// schemaV1Expected is what a v1 reader must see for schemaV2FullValue(i): mail is not
 // known under that name (v1 has no alias), so email takes its default; D
 // falls back to the enum default A; age, nick and country are skipped; legacy
 // takes its default.
-func v1Expected(i int) map[string]any {
-	kind := kinds4[i%4]
+func schemaV1Expected(i int) map[string]any {
+	kind := schemaKinds4[i%4]
 	if kind == "D" {
 		kind = "A"
 	}
@@ -132,13 +132,13 @@ func v1Expected(i int) map[string]any {
 		"email": nil, "kind": kind,
 		"tags":    []any{fmt.Sprintf("t%d", i%7)},
 		"attrs":   map[string]any{"n": int32(i)},
-		"hash":    hashOf(i),
+		"hash":    schemaHashOf(i),
 		"address": map[string]any{"city": "Nice"},
 		"legacy":  "old",
 	}
 }
 
-func startRegistry(t *testing.T) *sr.Client {
+func schemaStartRegistry(t *testing.T) *sr.Client {
 	t.Helper()
 	fs, err := registry.OpenFileStore(t.TempDir(), nil)
 	if err != nil {
@@ -173,7 +173,7 @@ func TestSchemaEvolutionThroughKafka(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cluster.Close()
-	cl := startRegistry(t)
+	cl := schemaStartRegistry(t)
 
 	// Both writer schemas go through the registry's compatibility check.
 	if r := cl.SetCompatibility(ctx, sr.SetCompatibility{Level: sr.CompatBackwardTransitive}, "users-fwd-value"); r[0].Err != nil {
@@ -184,10 +184,10 @@ func TestSchemaEvolutionThroughKafka(t *testing.T) {
 	}
 	// A FULL subject must refuse the promoting v2 after v1.
 	producerSerde := serde.New(cl)
-	if _, err := producerSerde.Register(ctx, "users-rev-value", userV1); err != nil {
+	if _, err := producerSerde.Register(ctx, "users-rev-value", schemaUserV1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := producerSerde.Register(ctx, "users-rev-value", userV2); err == nil {
+	if _, err := producerSerde.Register(ctx, "users-rev-value", schemaUserV2); err == nil {
 		t.Fatal("FULL_TRANSITIVE accepted int->long (not forward compatible)")
 	}
 
@@ -197,8 +197,8 @@ func TestSchemaEvolutionThroughKafka(t *testing.T) {
 		value                  func(int) map[string]any
 		expect                 func(int) map[string]any
 	}{
-		{"v1 producer, v2 consumer", "users-fwd", "users-fwd-value", userV1, userV1, userV2, v1Value, v2Expected},
-		{"v2 producer, v1 consumer", "users-rev", "users-rev-value", userV1, userV2Full, userV1, v2FullValue, v1Expected},
+		{"v1 producer, v2 consumer", "users-fwd", "users-fwd-value", schemaUserV1, schemaUserV1, schemaUserV2, schemaV1Value, schemaV2Expected},
+		{"v2 producer, v1 consumer", "users-rev", "users-rev-value", schemaUserV1, schemaUserV2Full, schemaUserV1, schemaV2FullValue, schemaV1Expected},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -223,7 +223,7 @@ func TestSchemaEvolutionThroughKafka(t *testing.T) {
 			defer prod.Close()
 			start := time.Now()
 			errc := make(chan error, 1)
-			for i := range evoRecords {
+			for i := range schemaEvoRecords {
 				payload, err := enc.Encode(tc.value(i))
 				if err != nil {
 					t.Fatalf("encode %d: %v", i, err)
@@ -257,7 +257,7 @@ func TestSchemaEvolutionThroughKafka(t *testing.T) {
 			defer cons.Close()
 			got := 0
 			start = time.Now()
-			for got < evoRecords {
+			for got < schemaEvoRecords {
 				fs := cons.PollFetches(ctx)
 				if err := ctx.Err(); err != nil {
 					t.Fatalf("after %d records: %v", got, err)
