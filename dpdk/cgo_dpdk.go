@@ -76,6 +76,7 @@ type EALArgsError struct {
 	Running, Requested []string
 }
 
+// Error describes the failure, naming the offending value.
 func (e *EALArgsError) Error() string {
 	return fmt.Sprintf("dpdk: EAL already initialised with %q, cannot re-initialise with %q (one EAL per process)", e.Running, e.Requested)
 }

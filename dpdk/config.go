@@ -123,6 +123,7 @@ type ConfigError struct {
 	Err   error
 }
 
+// Error describes the failure, naming the offending value.
 func (e *ConfigError) Error() string {
 	return fmt.Sprintf("dpdk: invalid Config.%s %v: %v", e.Field, e.Value, e.Err)
 }
@@ -136,6 +137,7 @@ type AddrError struct {
 	Err  error
 }
 
+// Error describes the failure, naming the offending value.
 func (e *AddrError) Error() string {
 	return fmt.Sprintf("dpdk: cannot send to %v: %v", e.Addr, e.Err)
 }
@@ -148,6 +150,7 @@ type SizeError struct {
 	Size, Max int
 }
 
+// Error describes the failure, naming the offending value.
 func (e *SizeError) Error() string {
 	return fmt.Sprintf("dpdk: datagram of %d bytes exceeds the maximum of %d (MTU-28)", e.Size, e.Max)
 }
@@ -160,6 +163,7 @@ type DeviceError struct {
 	Code   int
 }
 
+// Error describes the failure, naming the offending value.
 func (e *DeviceError) Error() string {
 	return fmt.Sprintf("dpdk: device %q: %s failed: %s (%d)", e.Device, e.Op, errnoName(e.Code), e.Code)
 }
@@ -171,6 +175,7 @@ type TxDropError struct {
 	Reason  string
 }
 
+// Error describes the failure, naming the offending value.
 func (e *TxDropError) Error() string {
 	return fmt.Sprintf("dpdk: %d datagrams dropped on transmit: %s", e.Dropped, e.Reason)
 }

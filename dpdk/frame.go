@@ -15,6 +15,7 @@ type macAddr [6]byte
 
 var broadcastMAC = macAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 
+// String formats m as aa:bb:cc:dd:ee:ff.
 func (m macAddr) String() string {
 	const hex = "0123456789abcdef"
 	b := make([]byte, 0, 17)
@@ -83,6 +84,7 @@ var dropReasonNames = [numDropReasons]string{
 	"rx-queue-full", "arp-queue-full", "arp-unresolved", "tx-queue-full", "no-mbuf",
 }
 
+// String names the reason as in logs and metrics.
 func (r dropReason) String() string {
 	if r < numDropReasons {
 		return dropReasonNames[r]
