@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/raptormq/raptor/reliable"
 )
 
 // FailoverConfig configures a [FailoverDialer]. Zero values mean the
@@ -59,11 +61,23 @@ func (c *FailoverConfig) populate(t *Transport) {
 // succeeds. New connections go to the healthy endpoint with the fewest live
 // connections, so sessions spread across the healthy endpoints. A failed
 // attempt moves on to the next endpoint within the same Dial.
+//
+// A Raptor peer that ends our session (a gateway shutting down or killed
+// with its listener closed), a session that dies of idle timeout, and a
+// stream the peer resets with [CodeDraining] open the endpoint's breaker at
+// once: the endpoint said it is leaving, so no dial is wasted on it. Close
+// the dialer to end the goroutine that watches each session.
 type FailoverDialer struct {
 	t    *Transport
 	cfg  FailoverConfig
 	eps  []*failoverEndpoint
 	next atomic.Uint64
+
+	mu      sync.Mutex
+	closed  bool
+	done    chan struct{}
+	watched map[*reliable.Session]bool
+	wg      sync.WaitGroup
 }
 
 type failoverEndpoint struct {
@@ -89,7 +103,7 @@ func NewFailoverDialer(t *Transport, endpoints []string, cfg FailoverConfig) (*F
 		return nil, errors.New("plugin: failover dialer needs at least one endpoint")
 	}
 	cfg.populate(t)
-	f := &FailoverDialer{t: t, cfg: cfg}
+	f := &FailoverDialer{t: t, cfg: cfg, done: make(chan struct{}), watched: map[*reliable.Session]bool{}}
 	seen := map[string]bool{}
 	for _, s := range endpoints {
 		ep, err := ParseEndpoint(s)
@@ -205,9 +219,76 @@ func (f *FailoverDialer) Dial(ctx context.Context) (net.Conn, error) {
 		}
 		done(nil)
 		fe.active.Add(1)
-		return &failoverConn{Conn: c, fe: fe}, nil
+		if st, ok := c.(*reliable.Stream); ok {
+			f.watch(fe, st.Session())
+		}
+		return &failoverConn{Conn: c, f: f, fe: fe}, nil
 	}
 	return nil, fail
+}
+
+// watch trips fe's breaker when s ends because of its peer or a timeout.
+func (f *FailoverDialer) watch(fe *failoverEndpoint, s *reliable.Session) {
+	f.mu.Lock()
+	if f.closed || f.watched[s] {
+		f.mu.Unlock()
+		return
+	}
+	f.watched[s] = true
+	f.wg.Add(1)
+	f.mu.Unlock()
+	go func() {
+		defer f.wg.Done()
+		select {
+		case <-s.Done():
+			if err := s.Err(); peerGoingAway(err) {
+				f.trip(fe, err)
+			}
+		case <-f.done:
+		}
+		f.mu.Lock()
+		delete(f.watched, s)
+		f.mu.Unlock()
+	}()
+}
+
+// peerGoingAway reports whether err says the endpoint is leaving or gone:
+// a session the peer closed or that timed out, or a stream reset with
+// CodeDraining.
+func peerGoingAway(err error) bool {
+	var se *reliable.SessionError
+	if errors.As(err, &se) {
+		return se.Remote || se.Code != reliable.CodeNoError
+	}
+	var ste *reliable.StreamError
+	return errors.As(err, &ste) && ste.Remote && ste.Code == CodeDraining
+}
+
+// trip opens fe's breaker by recording failures until it opens.
+func (f *FailoverDialer) trip(fe *failoverEndpoint, cause error) {
+	fe.failures.Add(1)
+	f.cfg.Logger.Info("failover endpoint going away", "endpoint", fe.ep.String(), "cause", cause.Error())
+	for i := uint32(0); i < f.cfg.FailureThreshold && fe.cb.State() != gobreaker.StateOpen; i++ {
+		done, err := fe.cb.Allow()
+		if err != nil {
+			return
+		}
+		done(cause)
+	}
+}
+
+// Close ends the session watchers. Connections already dialed stay open;
+// further Dial calls still work but no longer watch sessions. It is
+// idempotent.
+func (f *FailoverDialer) Close() error {
+	f.mu.Lock()
+	if !f.closed {
+		f.closed = true
+		close(f.done)
+	}
+	f.mu.Unlock()
+	f.wg.Wait()
+	return nil
 }
 
 // DialContext ignores network and addr and calls Dial: every address is
@@ -248,6 +329,7 @@ func (f *FailoverDialer) Status() []EndpointStatus {
 // endpoint's breaker, once.
 type failoverConn struct {
 	net.Conn
+	f        *FailoverDialer
 	fe       *failoverEndpoint
 	once     sync.Once
 	reported atomic.Bool
@@ -255,7 +337,16 @@ type failoverConn struct {
 }
 
 func (c *failoverConn) observe(err error) {
-	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, os.ErrDeadlineExceeded) || c.closed.Load() {
+	if err == nil || c.closed.Load() {
+		return
+	}
+	if peerGoingAway(err) {
+		if !c.reported.Swap(true) {
+			c.f.trip(c.fe, err)
+		}
+		return
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed) {
 		return
 	}
 	var ne net.Error

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/raptormq/raptor/reliable"
 )
 
 // Framing tells a [Relay] how to find request boundaries, which it needs to
@@ -30,6 +32,11 @@ const (
 	// no response, so such a connection waits for the drain deadline.
 	FramingKafka
 )
+
+// CodeDraining is the stream reset code a draining Relay gives a Raptor
+// stream that arrives while it drains; a [FailoverDialer] seeing it opens
+// that endpoint's breaker and dials another.
+const CodeDraining = reliable.CodeFirstApplication + 1
 
 // The error lines a Relay writes to a client connection it cannot serve,
 // before closing it. Each is one line of text ending in "\n".
@@ -77,6 +84,7 @@ type RelayStats struct {
 	Completed      uint64 // connections that ended on their own (EOF or error)
 	Drained        uint64 // closed by a drain between requests
 	ForceClosed    uint64 // still busy at the drain deadline or at Close
+	Refused        uint64 // arrived while draining (Raptor streams reset with CodeDraining)
 	BytesUp        uint64 // client to upstream
 	BytesDown      uint64 // upstream to client
 }
@@ -107,7 +115,7 @@ type Relay struct {
 	closed   bool
 	empty    chan struct{} // signalled when the last connection ends
 
-	accepted, rejected, upErrs, completed, drained, forced, bytesUp, bytesDown atomic.Uint64
+	accepted, rejected, upErrs, completed, drained, forced, refused, bytesUp, bytesDown atomic.Uint64
 }
 
 // NewRelay checks cfg and returns a relay; call Serve to start it.
@@ -181,7 +189,7 @@ func (r *Relay) Stats() RelayStats {
 	return RelayStats{
 		Accepted: r.accepted.Load(), Active: active, Rejected: r.rejected.Load(),
 		UpstreamErrors: r.upErrs.Load(), Completed: r.completed.Load(), Drained: r.drained.Load(),
-		ForceClosed: r.forced.Load(), BytesUp: r.bytesUp.Load(), BytesDown: r.bytesDown.Load(),
+		ForceClosed: r.forced.Load(), Refused: r.refused.Load(), BytesUp: r.bytesUp.Load(), BytesDown: r.bytesDown.Load(),
 	}
 }
 
@@ -225,6 +233,10 @@ func (r *Relay) Serve(ln net.Listener) error {
 		switch {
 		case r.closed || r.draining:
 			r.mu.Unlock()
+			r.refused.Add(1)
+			if st, ok := c.(*reliable.Stream); ok {
+				st.Reset(CodeDraining)
+			}
 			c.Close()
 			continue
 		case len(r.conns) >= r.cfg.MaxStreams:
@@ -259,9 +271,12 @@ func (r *Relay) remove(rc *relayConn) {
 	r.mu.Unlock()
 }
 
-// Shutdown drains the relay: it stops accepting, then closes each
+// Shutdown drains the relay: it stops taking connections, then closes each
 // connection as soon as it sits between requests (see [Framing]), and
-// returns nil once none is left. When ctx ends first, the remaining
+// returns nil once none is left. TCP listeners are closed at once; other
+// listeners (Raptor, whose Close would end the sessions that carry the
+// connections being drained) stay open until the drain ends and refuse new
+// streams meanwhile, resetting Raptor streams with [CodeDraining]. When ctx ends first, the remaining
 // connections are cut, counted in ForceClosed, and ctx's error is
 // returned. Shutdown then releases everything as Close does.
 func (r *Relay) Shutdown(ctx context.Context) error {
@@ -269,7 +284,9 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 	r.draining = true
 	lns := make([]net.Listener, 0, len(r.lns))
 	for ln := range r.lns {
-		lns = append(lns, ln)
+		if _, tcp := ln.(*net.TCPListener); tcp {
+			lns = append(lns, ln)
+		}
 	}
 	r.mu.Unlock()
 	for _, ln := range lns {
@@ -321,6 +338,9 @@ func (r *Relay) Close() error {
 		r.mu.Unlock()
 		r.cancel()
 		r.wg.Wait()
+		if r.fo != nil {
+			r.fo.Close()
+		}
 		r.closeTransport()
 	})
 	return nil

@@ -192,6 +192,9 @@ func (d *Dialer) Close() error {
 		return nil
 	}
 	d.closed = true
+	for _, fo := range d.fos {
+		fo.Close()
+	}
 	if d.ownT {
 		return d.t.Close()
 	}
