@@ -132,6 +132,9 @@ type Result struct {
 	Received int64 `json:"-"`
 	// GCs is the number of GC cycles during the measurement (this process).
 	GCs uint64 `json:"-"`
+	// AllocsPerMsg is heap objects allocated in this process (both ends on
+	// loopback, and the harness) per message received.
+	AllocsPerMsg float64 `json:"-"`
 	// Elapsed is the measured interval.
 	Elapsed time.Duration `json:"-"`
 	// Reply is the reply size of an rtt run, when it differs from Size.

@@ -78,7 +78,7 @@ func WriteJSON(w io.Writer, rs []Result) error {
 // a suite show "-").
 func WriteTable(w io.Writer, rs []Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "suite\ttransport\tsize\tp50 µs\tp90 µs\tp99 µs\tp99.9 µs\tmax µs\tmsgs/s\tMB/s\tCPU s/Mmsg\tGCs\tloss %\t")
+	fmt.Fprintln(tw, "suite\ttransport\tsize\tp50 µs\tp90 µs\tp99 µs\tp99.9 µs\tmax µs\tmsgs/s\tMB/s\tCPU s/Mmsg\tallocs/msg\tGCs\tloss %\t")
 	for _, r := range rs {
 		size := fmt.Sprint(r.Size)
 		if r.Reply != 0 {
@@ -94,10 +94,10 @@ func WriteTable(w io.Writer, rs []Result) error {
 		if r.MBPerS > 0 {
 			mb = fmtNum(r.MBPerS)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n",
 			r.Suite, r.Transport, size,
 			lat(r.P50us), lat(r.P90us), lat(r.P99us), lat(r.P999us), lat(r.MaxUs),
-			fmtNum(r.MsgsPerS), mb, fmtNum(r.CPUSPerMMsg), r.GCs, fmt.Sprintf("%.2f", r.LossPct))
+			fmtNum(r.MsgsPerS), mb, fmtNum(r.CPUSPerMMsg), fmtNum(r.AllocsPerMsg), r.GCs, fmt.Sprintf("%.2f", r.LossPct))
 	}
 	return tw.Flush()
 }
@@ -118,8 +118,8 @@ func fmtNum(v float64) string {
 
 // WriteMarkdown writes results as a Markdown table.
 func WriteMarkdown(w io.Writer, rs []Result) {
-	fmt.Fprintln(w, "| suite | transport | size | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | msgs/s | MB/s | CPU s/Mmsg | GCs | loss % |")
-	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	fmt.Fprintln(w, "| suite | transport | size | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | msgs/s | MB/s | CPU s/Mmsg | allocs/msg | GCs | loss % |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, r := range rs {
 		size := fmt.Sprint(r.Size)
 		if r.Reply != 0 {
@@ -135,8 +135,8 @@ func WriteMarkdown(w io.Writer, rs []Result) {
 		if r.MBPerS > 0 {
 			mb = fmtNum(r.MBPerS)
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %.2f |\n",
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %.2f |\n",
 			r.Suite, r.Transport, size, lat(r.P50us), lat(r.P90us), lat(r.P99us), lat(r.P999us), lat(r.MaxUs),
-			fmtNum(r.MsgsPerS), mb, fmtNum(r.CPUSPerMMsg), r.GCs, r.LossPct)
+			fmtNum(r.MsgsPerS), mb, fmtNum(r.CPUSPerMMsg), fmtNum(r.AllocsPerMsg), r.GCs, r.LossPct)
 	}
 }

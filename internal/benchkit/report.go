@@ -14,12 +14,13 @@ import (
 // fields may grow.
 type saved struct {
 	Result
-	Reply     int    `json:"reply,omitempty"`
-	Sent      int64  `json:"sent"`
-	Received  int64  `json:"received"`
-	GCs       uint64 `json:"gcs"`
-	ElapsedNs int64  `json:"elapsed_ns"`
-	Condition string `json:"condition,omitempty"`
+	Reply     int     `json:"reply,omitempty"`
+	Sent      int64   `json:"sent"`
+	Received  int64   `json:"received"`
+	GCs       uint64  `json:"gcs"`
+	Allocs    float64 `json:"allocs_per_msg"`
+	ElapsedNs int64   `json:"elapsed_ns"`
+	Condition string  `json:"condition,omitempty"`
 }
 
 // SaveResults appends rs to the archive file path (JSON lines).
@@ -30,7 +31,7 @@ func SaveResults(path string, rs []Result) error {
 	}
 	enc := json.NewEncoder(f)
 	for _, r := range rs {
-		s := saved{Result: r, Reply: r.Reply, Sent: r.Sent, Received: r.Received, GCs: r.GCs,
+		s := saved{Result: r, Reply: r.Reply, Sent: r.Sent, Received: r.Received, GCs: r.GCs, Allocs: r.AllocsPerMsg,
 			ElapsedNs: int64(r.Elapsed), Condition: r.Condition}
 		if err := enc.Encode(s); err != nil {
 			f.Close()
@@ -63,7 +64,7 @@ func readSaved(r io.Reader, name string) ([]Result, error) {
 			return nil, fmt.Errorf("bench: %s line %d: %w", name, line, err)
 		}
 		r := s.Result
-		r.Reply, r.Sent, r.Received, r.GCs = s.Reply, s.Sent, s.Received, s.GCs
+		r.Reply, r.Sent, r.Received, r.GCs, r.AllocsPerMsg = s.Reply, s.Sent, s.Received, s.GCs, s.Allocs
 		r.Elapsed, r.Condition = time.Duration(s.ElapsedNs), s.Condition
 		out = append(out, r)
 	}

@@ -138,30 +138,34 @@ func RemoteAddr(base, name string) (string, error) {
 
 // cost samples process CPU time and GC cycles around a measurement.
 type cost struct {
-	cpu time.Duration
-	gcs uint64
+	cpu    time.Duration
+	gcs    uint64
+	allocs uint64 // heap objects allocated, cumulative
 }
 
-var gcSample = []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+var costSamples = []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/gc/heap/allocs:objects"}}
 
 func sampleCost() cost {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	s := make([]metrics.Sample, 1)
-	copy(s, gcSample)
+	s := make([]metrics.Sample, len(costSamples))
+	copy(s, costSamples)
 	metrics.Read(s)
-	var gcs uint64
-	if s[0].Value.Kind() == metrics.KindUint64 {
-		gcs = s[0].Value.Uint64()
+	u := func(i int) uint64 {
+		if s[i].Value.Kind() == metrics.KindUint64 {
+			return s[i].Value.Uint64()
+		}
+		return 0
 	}
-	return cost{cpu: cpu, gcs: gcs}
+	return cost{cpu: cpu, gcs: u(0), allocs: u(1)}
 }
 
 func (r *Result) setCost(before, after cost) {
 	r.GCs = after.gcs - before.gcs
 	if r.Received > 0 {
 		r.CPUSPerMMsg = (after.cpu - before.cpu).Seconds() / (float64(r.Received) / 1e6)
+		r.AllocsPerMsg = float64(after.allocs-before.allocs) / float64(r.Received)
 	}
 }
 
