@@ -146,3 +146,48 @@ func TestGatewayFailover(t *testing.T) {
 	t.Logf("failover: breaker open after %v; first produce ack after the kill at %v, first new record consumed at %v",
 		ms(opened.Load()), ms(firstAck.Load()), ms(firstRecv.Load()))
 }
+
+// TestGatewayDrainMidStream: one of two gateways drains (graceful
+// shutdown) while records flow. No request is cut (nothing force-closed),
+// streams arriving during the drain are refused so the client's breaker
+// opens, and every record arrives exactly once.
+func TestGatewayDrainMidStream(t *testing.T) {
+	broker := kxTCPBroker(t, "drain", 6)
+	gw1, url1 := kxGateway(t, "raptor://127.0.0.1:0", "tcp://"+broker)
+	_, url2 := kxGateway(t, "raptor://127.0.0.1:0", "tcp://"+broker)
+	d, err := kafka.NewDialer(kafka.WithGateways(broker, url1, url2),
+		kafka.WithFailover(plugin.FailoverConfig{OpenTimeout: time.Minute, DialTimeout: 500 * time.Millisecond}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 55*time.Second)
+	defer cancel()
+	var once sync.Once
+	drained := make(chan error, 1)
+	var started time.Time
+	res := kxWorkload{
+		Seed: broker, Topic: "drain", Partitions: 6, N: kxRecords, Opts: []kgo.Opt{d.Opt()},
+		OnConsumed: func(n int) {
+			if n >= kxRecords/2 {
+				once.Do(func() {
+					started = time.Now()
+					go func() {
+						dctx, dcancel := context.WithTimeout(ctx, 20*time.Second)
+						defer dcancel()
+						drained <- gw1.Shutdown(dctx)
+					}()
+				})
+			}
+		},
+	}.run(t, ctx)
+	if err := <-drained; err != nil {
+		t.Fatalf("drain: %v", err)
+	}
+	res.check(t, kxRecords)
+	st := gw1.Stats()
+	t.Logf("gateway 1 drained in %v: %+v; breakers %+v", time.Since(started).Round(time.Millisecond), st, d.Failover(broker).Status())
+	if st.ForceClosed != 0 {
+		t.Fatalf("drain cut %d streams", st.ForceClosed)
+	}
+}

@@ -23,10 +23,10 @@ import (
 // i to partition i%Partitions, consumed by a consumer group and checked for
 // exactly-once delivery and per-partition order.
 type kxWorkload struct {
-	Seed       string   // bootstrap broker host:port
-	Topic      string   // existing topic with Partitions partitions
-	Partitions int      // partitions of Topic
-	N          int      // records
+	Seed       string    // bootstrap broker host:port
+	Topic      string    // existing topic with Partitions partitions
+	Partitions int       // partitions of Topic
+	N          int       // records
 	Opts       []kgo.Opt // extra options for both clients (the dialer)
 	// OnConsumed, if set, is called from the consumer loop with the count
 	// of distinct records consumed so far after each poll.
@@ -40,9 +40,9 @@ type kxResult struct {
 	Received, Duplicates, OutOfOrder, ProduceErrors int
 	// Redelivered counts records consumed again at the same offset (a
 	// consumer-side replay, not a duplicate in the log).
-	Redelivered int
-	FirstProduceErr                                 error
-	Elapsed                                         time.Duration
+	Redelivered     int
+	FirstProduceErr error
+	Elapsed         time.Duration
 }
 
 // run produces and consumes concurrently and returns when every record has
