@@ -49,6 +49,7 @@ run throughput --transport "$TRANSPORTS" --size 64,1024 --duration "$DURATION" \
   --save "$W/throughput.jsonl" --plot docs/bench-throughput.png --title "one-way, one Write per message, loopback" | tee "$W/throughput.txt"
 run kafka --transport "$KAFKA_T" --size 64 --rate "$KAFKA_RATE" --count "$KAFKA_COUNT" --duration "$DURATION" \
   --save "$W/kafka.jsonl" --plot docs/bench-kafka.png --title "franz-go -> kfake -> franz-go" | tee "$W/kafka.txt"
+run idle --transport "$KAFKA_T" --conns 100 --duration "$DURATION" --save "$W/idle.jsonl" | tee "$W/idle.txt"
 
 LOSSY_NOTE=""
 if [ "$LOSSY" = 1 ] && [ "$(id -u)" = 0 ]; then
@@ -96,6 +97,7 @@ one harness (\`internal/benchkit\`, peers in the separate \`bench/\` module). Ge
   - \`raptor-bench-all rtt --transport $TRANSPORTS --size 64,1024 --count $COUNT\` (1000 warm-up round trips)
   - \`raptor-bench-all throughput --transport $TRANSPORTS --size 64,1024 --duration $DURATION\`
   - \`raptor-bench-all kafka --transport $KAFKA_T --size 64 --rate $KAFKA_RATE --count $KAFKA_COUNT --duration $DURATION\`
+  - \`raptor-bench-all idle --transport $KAFKA_T --conns 100 --duration $DURATION\`
   - \`LOSSES="1 5" COUNT=$LOSSY_COUNT KAFKA_COUNT=$LOSSY_KAFKA_COUNT scripts/lossy-bench.sh\` (rtt 1 KiB/1 KiB and kafka
     between two network namespaces, 1 ms one-way delay by a userspace TUN bridge, \`bench/cmd/tunbridge\`, and loss
     by nftables \`numgen random mod 100 < N drop\` on the ingress of each side, so N% each way)
@@ -112,7 +114,7 @@ running flat out, where latency is queueing. All numbers are from a single run o
 MD
   # shellcheck disable=SC2086
   "$BIN" report --targets --lossy1 "1% loss, $DELAY one-way delay" --lossy5 "5% loss, $DELAY one-way delay" \
-    "$W/rtt.jsonl" "$W/throughput.jsonl" "$W/kafka.jsonl" $LOSSY_FILES
+    "$W/rtt.jsonl" "$W/throughput.jsonl" "$W/kafka.jsonl" "$W/idle.jsonl" $LOSSY_FILES
   cat <<MD
 
 ## Round-trip time on loopback
@@ -138,6 +140,16 @@ MD
   cat <<MD
 
 ![kafka](bench-kafka.png)
+
+## Idle conns
+
+Each transport opens 100 conns (raptor: 100 sessions, one dialer each) to a server in the same process,
+makes one round trip on each, waits 200 ms, then measures the process CPU time while they idle for
+$DURATION, and the live heap (after GC) per conn, client and server ends together.
+
+MD
+  "$BIN" report "$W/idle.jsonl"
+  cat <<MD
 
 ## Under loss, with delay
 

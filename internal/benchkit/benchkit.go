@@ -139,6 +139,12 @@ type Result struct {
 	Elapsed time.Duration `json:"-"`
 	// Reply is the reply size of an rtt run, when it differs from Size.
 	Reply int `json:"-"`
+	// IdleCPUPct is the idle suite's process CPU time while the conns
+	// idled, in percent of one core.
+	IdleCPUPct float64 `json:"-"`
+	// IdleBytesPerConn is the idle suite's live heap per idle conn, client
+	// and server ends together.
+	IdleBytesPerConn float64 `json:"-"`
 	// Condition names the network conditions ("1% loss, 1ms delay") when
 	// they are not clean loopback.
 	Condition string `json:"-"`
@@ -150,6 +156,7 @@ const (
 	SuiteThroughput = "throughput"
 	SuiteKafka      = "kafka"     // fixed offered rate
 	SuiteKafkaMax   = "kafka-max" // as fast as the producer goes
+	SuiteIdle       = "idle"      // CPU and memory of idle conns
 )
 
 // Default returns the transports of the main module: raw udp (the floor),

@@ -398,3 +398,27 @@ func TestSaveLoadReportTargets(t *testing.T) {
 		t.Fatalf("report without files: exit %d", code)
 	}
 }
+
+func TestIdleOpensEveryConn(t *testing.T) {
+	for _, tr := range reliableTransports() {
+		t.Run(tr.Name(), func(t *testing.T) {
+			r, err := RunIdle(context.Background(), tr, IdleOptions{Conns: 5, Duration: 50 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Suite != SuiteIdle || r.Sent != 5 || r.IdleCPUPct < 0 || r.IdleBytesPerConn < 0 {
+				t.Fatalf("%+v", r)
+			}
+		})
+	}
+	var stdout, stderr bytes.Buffer
+	if code := Main("b", []string{"idle", "--transport", "tcp", "--conns", "3", "--duration", "20ms"}, &stdout, &stderr, Default()); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "| tcp | 3 |") || strings.Contains(stdout.String(), "p50") {
+		t.Fatalf("idle output:\n%s", stdout.String())
+	}
+	if _, err := ParseArgs("b", []string{"idle", "--json"}, Default(), &bytes.Buffer{}); err == nil {
+		t.Fatal("idle --json accepted")
+	}
+}

@@ -46,9 +46,10 @@ type Config struct {
 	Lossy5     string   // report: condition of the 5% loss results
 	CPUProfile string   // pprof CPU profile of the whole command
 	MemProfile string   // pprof allocation profile, written at the end
+	Idle       IdleOptions
 }
 
-const usageText = `Usage: %s <rtt|throughput|kafka|all|serve> [flags]
+const usageText = `Usage: %s <rtt|throughput|kafka|idle|all|serve> [flags]
        %s report [--targets] [--plot FILE.png] ARCHIVE.jsonl...
 
 Suites:
@@ -57,7 +58,9 @@ Suites:
               counted at the receiver: msgs/s, MB/s, CPU s per million messages
   kafka       franz-go producer -> embedded broker -> consumer over the transport:
               end-to-end latency at --rate records/s, and records/s at full speed
-  all         rtt, throughput and kafka in turn
+  idle        --conns conns (sessions) left idle for --duration: CPU used meanwhile,
+              live heap per conn
+  all         rtt, throughput, kafka and idle in turn
   serve       run bench servers for a client elsewhere (--listen HOST:PORT; each
               transport on PORT+offset: udp 0, tcp 1, raptor 2, kcp 3, quic 4; an
               embedded Kafka broker over each stream transport on PORT+10+offset)
@@ -73,13 +76,13 @@ func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Co
 			fmt.Fprintf(stderr, usageText, prog, prog)
 			return nil, flag.ErrHelp
 		}
-		return nil, fmt.Errorf("bench: missing suite: one of rtt, throughput, kafka, all, serve, report")
+		return nil, fmt.Errorf("bench: missing suite: one of rtt, throughput, kafka, idle, all, serve, report")
 	}
 	cfg := &Config{Suite: args[0]}
 	switch cfg.Suite {
-	case "rtt", "throughput", "kafka", "all", "serve", "report":
+	case "rtt", "throughput", "kafka", "idle", "all", "serve", "report":
 	default:
-		return nil, fmt.Errorf("bench: unknown suite %q: one of rtt, throughput, kafka, all, serve, report", cfg.Suite)
+		return nil, fmt.Errorf("bench: unknown suite %q: one of rtt, throughput, kafka, idle, all, serve, report", cfg.Suite)
 	}
 	fs := flag.NewFlagSet(prog+" "+cfg.Suite, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -101,6 +104,7 @@ func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Co
 	timeout := fs.Duration("timeout", 45*time.Second, "upper bound of one run; an rtt run cut short reports what it measured")
 	lossTimeout := fs.Duration("loss-timeout", 200*time.Millisecond, "udp: how long a round trip waits before counting the datagram lost")
 	rate := fs.Int("rate", 2000, "kafka offered rate in records/s")
+	conns := fs.Int("conns", 100, "idle: conns (sessions) to open and leave idle")
 	jsonOut := fs.Bool("json", false, "one JSON object per result per line")
 	mdOut := fs.Bool("markdown", false, "a Markdown table")
 	plotFile := fs.String("plot", "", "also draw latency and throughput charts into this PNG file")
@@ -171,6 +175,9 @@ func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Co
 		{*timeout >= time.Second && *timeout <= 30*time.Minute, "timeout", timeout.String(), "outside [1s, 30m]"},
 		{*lossTimeout >= time.Millisecond && *lossTimeout <= 10*time.Second, "loss-timeout", lossTimeout.String(), "outside [1ms, 10s]"},
 		{*rate >= 1 && *rate <= 1_000_000, "rate", fmt.Sprint(*rate), "outside [1, 1000000] records/s"},
+		{*conns >= 1 && *conns <= 10000, "conns", fmt.Sprint(*conns), "outside [1, 10000]"},
+		{!(*jsonOut && cfg.Suite == "idle"), "json", "true", "the idle suite has no JSON form (use --save)"},
+		{*remote == "" || cfg.Suite != "idle", "remote", *remote, "the idle suite runs in one process"},
 		{*serveFor >= time.Second && *serveFor <= 24*time.Hour, "serve-for", serveFor.String(), "outside [1s, 24h]"},
 		{!(*jsonOut && *mdOut), "markdown", "true", "--json and --markdown exclude each other"},
 		{*remote == "" || cfg.Suite != "serve", "remote", *remote, "serve takes --listen, not --remote"},
@@ -214,6 +221,7 @@ func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Co
 	cfg.Plot, cfg.Title, cfg.Listen, cfg.ServeFor = *plotFile, *title, *listen, *serveFor
 	cfg.Save, cfg.Condition = *save, *condition
 	cfg.CPUProfile, cfg.MemProfile = *cpuProfile, *memProfile
+	cfg.Idle = IdleOptions{Conns: *conns, Duration: *duration}
 	return cfg, nil
 }
 
@@ -304,9 +312,21 @@ func Main(prog string, args []string, stdout, stderr io.Writer, reg *Registry) i
 	}
 	switch cfg.Format {
 	case "table":
-		WriteTable(stdout, results)
+		if len(results) > countIdle(results) {
+			WriteTable(stdout, results)
+		}
+		if hasIdle(results) {
+			fmt.Fprintln(stdout)
+			WriteIdleMarkdown(stdout, results)
+		}
 	case "markdown":
-		WriteMarkdown(stdout, results)
+		if len(results) > countIdle(results) {
+			WriteMarkdown(stdout, results)
+		}
+		if hasIdle(results) {
+			fmt.Fprintln(stdout)
+			WriteIdleMarkdown(stdout, results)
+		}
 	}
 	if cfg.Plot != "" && len(results) > 0 {
 		if err := WritePlot(cfg.Plot, cfg.Title, results); err != nil {
@@ -326,7 +346,7 @@ func Main(prog string, args []string, stdout, stderr io.Writer, reg *Registry) i
 func RunAll(ctx context.Context, cfg *Config, each func(Result), stderr io.Writer) (results []Result, failed bool) {
 	suites := []string{cfg.Suite}
 	if cfg.Suite == "all" {
-		suites = []string{"rtt", "throughput", "kafka"}
+		suites = []string{"rtt", "throughput", "kafka", "idle"}
 	}
 	add := func(r Result) {
 		r.Condition = cfg.Condition
@@ -353,6 +373,15 @@ func RunAll(ctx context.Context, cfg *Config, each func(Result), stderr io.Write
 				case "throughput":
 					var r Result
 					if r, err = RunThroughput(ctx, t, o); err == nil {
+						add(r)
+					}
+				case "idle":
+					st, ok := t.(Transport)
+					if !ok || size != cfg.Sizes[0] {
+						continue // stream transports only, once each
+					}
+					var r Result
+					if r, err = RunIdle(ctx, st, cfg.Idle); err == nil {
 						add(r)
 					}
 				case "kafka":
@@ -434,7 +463,12 @@ func report(cfg *Config, stdout, stderr io.Writer) int {
 	} else if cfg.Format == "json" {
 		WriteJSON(stdout, all)
 	} else {
-		WriteMarkdown(stdout, all)
+		if len(all) > countIdle(all) {
+			WriteMarkdown(stdout, all)
+		}
+		if hasIdle(all) {
+			WriteIdleMarkdown(stdout, all)
+		}
 	}
 	if cfg.Plot != "" {
 		if err := WritePlot(cfg.Plot, cfg.Title, all); err != nil {
@@ -444,3 +478,15 @@ func report(cfg *Config, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
+
+func countIdle(rs []Result) int {
+	n := 0
+	for _, r := range rs {
+		if r.Suite == SuiteIdle {
+			n++
+		}
+	}
+	return n
+}
+
+func hasIdle(rs []Result) bool { return countIdle(rs) > 0 }

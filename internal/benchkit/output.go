@@ -80,6 +80,9 @@ func WriteTable(w io.Writer, rs []Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "suite\ttransport\tsize\tp50 µs\tp90 µs\tp99 µs\tp99.9 µs\tmax µs\tmsgs/s\tMB/s\tCPU s/Mmsg\tallocs/msg\tGCs\tloss %\t")
 	for _, r := range rs {
+		if r.Suite == SuiteIdle {
+			continue // WriteIdleMarkdown
+		}
 		size := fmt.Sprint(r.Size)
 		if r.Reply != 0 {
 			size = fmt.Sprintf("%d/%d", r.Size, r.Reply)
@@ -121,6 +124,9 @@ func WriteMarkdown(w io.Writer, rs []Result) {
 	fmt.Fprintln(w, "| suite | transport | size | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | msgs/s | MB/s | CPU s/Mmsg | allocs/msg | GCs | loss % |")
 	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, r := range rs {
+		if r.Suite == SuiteIdle {
+			continue // WriteIdleMarkdown
+		}
 		size := fmt.Sprint(r.Size)
 		if r.Reply != 0 {
 			size = fmt.Sprintf("%d/%d", r.Size, r.Reply)

@@ -52,3 +52,7 @@ func (r *Raptor) Close() error {
 	}
 	return d.Close()
 }
+
+// Fresh returns a Raptor transport with the same Config and a dialer of its
+// own, so that its conns ride a session of their own.
+func (r *Raptor) Fresh() Transport { return &Raptor{Config: r.Config} }

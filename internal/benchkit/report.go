@@ -21,6 +21,8 @@ type saved struct {
 	Allocs    float64 `json:"allocs_per_msg"`
 	ElapsedNs int64   `json:"elapsed_ns"`
 	Condition string  `json:"condition,omitempty"`
+	IdleCPU   float64 `json:"idle_cpu_pct,omitempty"`
+	IdleBytes float64 `json:"idle_bytes_per_conn,omitempty"`
 }
 
 // SaveResults appends rs to the archive file path (JSON lines).
@@ -32,7 +34,7 @@ func SaveResults(path string, rs []Result) error {
 	enc := json.NewEncoder(f)
 	for _, r := range rs {
 		s := saved{Result: r, Reply: r.Reply, Sent: r.Sent, Received: r.Received, GCs: r.GCs, Allocs: r.AllocsPerMsg,
-			ElapsedNs: int64(r.Elapsed), Condition: r.Condition}
+			ElapsedNs: int64(r.Elapsed), Condition: r.Condition, IdleCPU: r.IdleCPUPct, IdleBytes: r.IdleBytesPerConn}
 		if err := enc.Encode(s); err != nil {
 			f.Close()
 			return fmt.Errorf("bench: save results to %s: %w", path, err)
@@ -66,6 +68,7 @@ func readSaved(r io.Reader, name string) ([]Result, error) {
 		r := s.Result
 		r.Reply, r.Sent, r.Received, r.GCs, r.AllocsPerMsg = s.Reply, s.Sent, s.Received, s.GCs, s.Allocs
 		r.Elapsed, r.Condition = time.Duration(s.ElapsedNs), s.Condition
+		r.IdleCPUPct, r.IdleBytesPerConn = s.IdleCPU, s.IdleBytes
 		out = append(out, r)
 	}
 	return out, sc.Err()
@@ -140,6 +143,15 @@ func WriteTargets(w io.Writer, rs []Result, lossy1, lossy5 string) {
 		r, _ := find(rs, SuiteKafka, "raptor", 64, lossy1)
 		t, _ := find(rs, SuiteKafka, "tcp", 64, lossy1)
 		abs("Kafka end to end p99 at "+lossy1+", raptor (tcp: "+fmtNum(t.P99us/1e3)+" ms)", r.P99us, 10e3)
+	}
+	if r, ok := find(rs, SuiteIdle, "raptor", minSize, ""); ok {
+		fmt.Fprintf(w, "- idle sessions, raptor: %.3f%% of a core for %d idle sessions (aim: no CPU) — %s\n",
+			r.IdleCPUPct, r.Sent, verdict(r.IdleCPUPct < 0.5))
+		kib := r.IdleBytesPerConn / 2 / 1024
+		fmt.Fprintf(w, "- memory per idle session, raptor: %.1f KiB (half of both ends' live heap per conn; aim ≤ 64 KiB) — %s\n",
+			kib, verdict(kib <= 64))
+	} else {
+		fmt.Fprintln(w, "- idle sessions, raptor: not measured")
 	}
 	r, _ := find(rs, SuiteKafka, "raptor", 64, "")
 	t, _ := find(rs, SuiteKafka, "tcp", 64, "")
