@@ -3,6 +3,7 @@ package plugin
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -33,10 +34,18 @@ type Endpoint struct {
 	// Addr is host:port as accepted by net.SplitHostPort; IPv6 hosts are in
 	// brackets. The port is a number from 0 to 65535.
 	Addr string
+	// RawQuery is the URL query, without "?". Only raptor+dpdk:// takes one
+	// (its keys are in docs/DPDK.md, "URL form"); it is "" otherwise.
+	RawQuery string
 }
 
 // String returns the endpoint as a URL.
-func (e Endpoint) String() string { return e.Scheme + "://" + e.Addr }
+func (e Endpoint) String() string {
+	if e.RawQuery != "" {
+		return e.Scheme + "://" + e.Addr + "?" + e.RawQuery
+	}
+	return e.Scheme + "://" + e.Addr
+}
 
 // SchemeError reports a URL whose scheme is missing or not one of
 // [AcceptedSchemes]. Its message names the accepted schemes.
@@ -63,8 +72,8 @@ func (e *AddrError) Error() string {
 }
 
 // ParseEndpoint parses scheme://host:port. The scheme is matched without
-// regard to case; a trailing "/" is allowed; paths, queries, fragments and
-// user information are not. A missing or unknown scheme is a *[SchemeError],
+// regard to case; a trailing "/" is allowed; paths, fragments and user
+// information are not, and only raptor+dpdk:// takes a query. A missing or unknown scheme is a *[SchemeError],
 // a bad host:port an *[AddrError].
 func ParseEndpoint(s string) (Endpoint, error) {
 	i := strings.Index(s, "://")
@@ -82,7 +91,19 @@ func ParseEndpoint(s string) (Endpoint, error) {
 	if !known {
 		return Endpoint{}, &SchemeError{Input: s, Scheme: s[:i]}
 	}
-	rest := strings.TrimSuffix(s[i+3:], "/")
+	rest, query, hasQuery := strings.Cut(s[i+3:], "?")
+	if hasQuery {
+		if scheme != SchemeRaptorDPDK {
+			return Endpoint{}, &AddrError{Input: s, Reason: "only raptor+dpdk:// takes a query"}
+		}
+		if strings.ContainsAny(query, "# \t\r\n") {
+			return Endpoint{}, &AddrError{Input: s, Reason: "malformed query"}
+		}
+		if _, err := url.ParseQuery(query); err != nil {
+			return Endpoint{}, &AddrError{Input: s, Reason: "malformed query: " + err.Error()}
+		}
+	}
+	rest = strings.TrimSuffix(rest, "/")
 	if j := strings.IndexAny(rest, "/?#@ \t\r\n"); j >= 0 {
 		return Endpoint{}, &AddrError{Input: s, Reason: fmt.Sprintf("unexpected %q after host:port", rest[j:j+1])}
 	}
@@ -97,5 +118,5 @@ func ParseEndpoint(s string) (Endpoint, error) {
 	if err != nil || port == "" || (len(port) > 1 && port[0] == '0') {
 		return Endpoint{}, &AddrError{Input: s, Reason: "port " + strconv.Quote(port) + " is not a number from 0 to 65535"}
 	}
-	return Endpoint{Scheme: scheme, Addr: net.JoinHostPort(host, strconv.FormatUint(p, 10))}, nil
+	return Endpoint{Scheme: scheme, Addr: net.JoinHostPort(host, strconv.FormatUint(p, 10)), RawQuery: query}, nil
 }

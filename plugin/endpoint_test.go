@@ -16,6 +16,7 @@ func TestParseEndpoint(t *testing.T) {
 		{"raptor://[::1]:9092", "raptor://[::1]:9092", ""},
 		{"raptor://:9092", "raptor://:9092", ""},
 		{"raptor+dpdk://10.0.0.2:9092", "raptor+dpdk://10.0.0.2:9092", ""},
+		{"raptor+dpdk://10.0.0.2:9092?dev=net_ring0", "raptor+dpdk://10.0.0.2:9092?dev=net_ring0", ""},
 		{"127.0.0.1:9092", "", "has no scheme; accepted schemes: tcp://, raptor://, raptor+dpdk://"},
 		{"udp://127.0.0.1:9092", "", `unsupported scheme "udp"; accepted schemes: tcp://, raptor://, raptor+dpdk://`},
 		{"http://x:1", "", "accepted schemes"},
@@ -25,7 +26,8 @@ func TestParseEndpoint(t *testing.T) {
 		{"raptor://host:-1", "", "not a number"},
 		{"raptor://host:1/path", "", `unexpected "/"`},
 		{"raptor://u@host:1", "", `unexpected "@"`},
-		{"raptor://host:1?x=1", "", `unexpected "?"`},
+		{"raptor://host:1?x=1", "", "only raptor+dpdk:// takes a query"},
+		{"raptor+dpdk://10.0.0.1:1?dev=a%zz", "", "malformed query"},
 		{"raptor://", "", "malformed"},
 	} {
 		ep, err := ParseEndpoint(tc.in)
@@ -50,7 +52,7 @@ func TestParseEndpoint(t *testing.T) {
 }
 
 func FuzzParseEndpoint(f *testing.F) {
-	for _, s := range []string{"tcp://127.0.0.1:9092", "raptor://[::1]:1", "raptor+dpdk://h:0/", "x://", "raptor://a:b:c", "://:", "tcp://[fe80::1%eth0]:80"} {
+	for _, s := range []string{"tcp://127.0.0.1:9092", "raptor://[::1]:1", "raptor+dpdk://h:0/", "x://", "raptor://a:b:c", "://:", "tcp://[fe80::1%eth0]:80", "raptor+dpdk://10.0.0.1:4000?dev=net_ring0&mtu=1500", "raptor://h:1?x"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

@@ -1,9 +1,6 @@
 package plugin
 
-import (
-	"errors"
-	"fmt"
-)
+import "fmt"
 
 // DialError reports a failed dial to one endpoint.
 type DialError struct {
@@ -26,11 +23,3 @@ func (e *ListenError) Error() string { return fmt.Sprintf("plugin: listen %s: %v
 
 // Unwrap returns the cause.
 func (e *ListenError) Unwrap() error { return e.Err }
-
-// ErrDPDKUnavailable is wrapped by the error of a raptor+dpdk:// endpoint in
-// a build without DPDK support.
-var ErrDPDKUnavailable = errors.New("scheme raptor+dpdk requires a build with -tags dpdk (and libdpdk-dev); see docs/KAFKA.md")
-
-func errDPDK(ep Endpoint) error {
-	return fmt.Errorf("plugin: endpoint %s: %w", ep, ErrDPDKUnavailable)
-}

@@ -59,10 +59,7 @@ func newRaptorTransport(o *options) *raptorTransport {
 }
 
 func (rt *raptorTransport) dial(ctx context.Context, ep Endpoint) (net.Conn, error) {
-	if ep.Scheme == SchemeRaptorDPDK {
-		return nil, errDPDK(ep)
-	}
-	if rt.o.raptor.packetConn == nil {
+	if rt.o.raptor.packetConn == nil && ep.Scheme == SchemeRaptor {
 		c, err := rt.dialer.DialContext(ctx, "udp", ep.Addr)
 		if err != nil {
 			return nil, &DialError{Endpoint: ep.String(), Err: err}
@@ -78,7 +75,7 @@ func (rt *raptorTransport) dial(ctx context.Context, ep Endpoint) (net.Conn, err
 		if err == nil {
 			return st, nil
 		}
-		rt.forget(ep.Addr, s)
+		rt.forget(ep.String(), s)
 		if attempt > 0 || ctx.Err() != nil {
 			return nil, &DialError{Endpoint: ep.String(), Err: err}
 		}
@@ -92,7 +89,8 @@ func (rt *raptorTransport) session(ctx context.Context, ep Endpoint) (*reliable.
 		rt.mu.Unlock()
 		return nil, ErrTransportClosed
 	}
-	e := rt.sessions[ep.Addr]
+	key := ep.String()
+	e := rt.sessions[key]
 	if e != nil {
 		select {
 		case <-e.ready:
@@ -107,7 +105,7 @@ func (rt *raptorTransport) session(ctx context.Context, ep Endpoint) (*reliable.
 	owner := e == nil
 	if owner {
 		e = &sessEntry{ready: make(chan struct{})}
-		rt.sessions[ep.Addr] = e
+		rt.sessions[key] = e
 	}
 	rt.mu.Unlock()
 	if !owner {
@@ -121,7 +119,7 @@ func (rt *raptorTransport) session(ctx context.Context, ep Endpoint) (*reliable.
 	e.s, e.err = rt.dialSession(ctx, ep)
 	close(e.ready)
 	if e.err != nil {
-		rt.forgetEntry(ep.Addr, e)
+		rt.forgetEntry(key, e)
 		return nil, e.err
 	}
 	rt.mu.Lock()
@@ -135,6 +133,13 @@ func (rt *raptorTransport) session(ctx context.Context, ep Endpoint) (*reliable.
 }
 
 func (rt *raptorTransport) dialSession(ctx context.Context, ep Endpoint) (*reliable.Session, error) {
+	if ep.Scheme == SchemeRaptorDPDK {
+		port, raddr, err := openDPDK(ep, true, rt.o)
+		if err != nil {
+			return nil, err
+		}
+		return reliable.DialPacket(ctx, port, raddr, rt.o.raptor.cfg) // closes port on failure
+	}
 	raddr, err := resolve(ctx, ep.Addr)
 	if err != nil {
 		return nil, err
@@ -147,12 +152,7 @@ func (rt *raptorTransport) dialSession(ctx context.Context, ep Endpoint) (*relia
 	if err != nil {
 		return nil, fmt.Errorf("open packet conn on %s: %w", laddr, err)
 	}
-	s, err := reliable.DialPacket(ctx, pc, raddr, rt.o.raptor.cfg)
-	if err != nil {
-		pc.Close()
-		return nil, err
-	}
-	return s, nil
+	return reliable.DialPacket(ctx, pc, raddr, rt.o.raptor.cfg) // closes pc on failure
 }
 
 func sessionDone(s *reliable.Session) bool {
@@ -183,7 +183,16 @@ func (rt *raptorTransport) forgetEntry(addr string, e *sessEntry) {
 
 func (rt *raptorTransport) listen(ep Endpoint) (net.Listener, error) {
 	if ep.Scheme == SchemeRaptorDPDK {
-		return nil, errDPDK(ep)
+		port, _, err := openDPDK(ep, false, rt.o)
+		if err != nil {
+			return nil, err
+		}
+		ln, err := reliable.ListenPacket(port, rt.o.raptor.cfg)
+		if err != nil {
+			port.Close()
+			return nil, &ListenError{Endpoint: ep.String(), Err: err}
+		}
+		return ln, nil
 	}
 	if rt.o.raptor.packetConn == nil {
 		ln, err := reliable.Listen(ep.Addr, rt.o.raptor.cfg)

@@ -91,12 +91,3 @@ func TestListenDualSamePort(t *testing.T) {
 	}
 	ln.Wait()
 }
-
-func TestDPDKSchemeNeedsBuildTag(t *testing.T) {
-	tr := New()
-	defer tr.Close()
-	_, err := tr.Dial(t.Context(), "raptor+dpdk://127.0.0.1:1")
-	if err == nil || !strings.Contains(err.Error(), "-tags dpdk") {
-		t.Fatalf("raptor+dpdk error: %v", err)
-	}
-}
