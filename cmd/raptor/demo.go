@@ -364,19 +364,22 @@ func runDemoPath(ctx context.Context, cfg demoConfig, broker, topic, path string
 		}
 	}
 	start := time.Now()
-	var tick *time.Ticker
-	perTick := 0
+	var pace *time.Timer
 	if cfg.rate > 0 {
-		// Pace in 1 ms steps of rate/1000 records (at least one).
-		perTick = max(cfg.rate/1000, 1)
-		tick = time.NewTicker(time.Duration(float64(time.Second) * float64(perTick) / float64(cfg.rate)))
-		defer tick.Stop()
+		pace = time.NewTimer(time.Hour)
+		defer pace.Stop()
 	}
 	for i := 0; i < cfg.messages && ctx.Err() == nil; i++ {
-		if tick != nil && i%perTick == 0 && i > 0 {
-			select {
-			case <-tick.C:
-			case <-ctx.Done():
+		if pace != nil {
+			// Record i is due at start + i/rate; wait when ahead by more
+			// than 200µs (timer granularity), so bursts stay short.
+			due := start.Add(time.Duration(float64(i) / float64(cfg.rate) * float64(time.Second)))
+			if d := time.Until(due); d > 200*time.Microsecond {
+				pace.Reset(d)
+				select {
+				case <-pace.C:
+				case <-ctx.Done():
+				}
 			}
 		}
 		v := make([]byte, cfg.size)
