@@ -74,6 +74,9 @@ lossy_md() { # LOSS
     echo "their 3rd largest); kafka: 64 B records, $LOSSY_KAFKA_COUNT at $KAFKA_RATE/s, then flat out for 2 s; producer and"
     echo "consumer in one namespace, broker in the other."
     echo
+    echo
+    echo "Machine at the start of these runs: \`$(grep -m1 '^# ' "$W/lossy/lossy-$1.md" | sed 's/^# //')\`"
+    echo
     "$BIN" report "$W/lossy/lossy-$1.jsonl"
     echo
     echo "![rtt at $1% loss](bench-lossy-$1.png)"
@@ -120,6 +123,8 @@ MD
 ## Round-trip time on loopback
 
 MD
+  echo "Machine at the start of this suite: \`$(head -1 "$W/rtt.txt" | sed 's/^# //')\`"
+  echo
   "$BIN" report "$W/rtt.jsonl"
   cat <<MD
 
@@ -128,6 +133,8 @@ MD
 ## Throughput on loopback
 
 MD
+  echo "Machine at the start of this suite: \`$(head -1 "$W/throughput.txt" | sed 's/^# //')\`"
+  echo
   "$BIN" report "$W/throughput.jsonl"
   cat <<MD
 
@@ -136,6 +143,8 @@ MD
 ## Kafka: franz-go producer → embedded kfake broker → franz-go consumer
 
 MD
+  echo "Machine at the start of this suite: \`$(head -1 "$W/kafka.txt" | sed 's/^# //')\`"
+  echo
   "$BIN" report "$W/kafka.jsonl"
   cat <<MD
 

@@ -19,7 +19,7 @@ import (
 func WritePlot(path, title string, rs []Result) error {
 	var lat, thr []Result
 	for _, r := range rs {
-		if r.MaxUs > 0 {
+		if r.MaxUs > 0 && r.Suite != SuiteKafkaMax { // flat-out kafka latency is queueing: table only
 			lat = append(lat, r)
 		}
 		if r.Suite == SuiteThroughput || r.Suite == SuiteKafkaMax {
@@ -104,6 +104,13 @@ func latencyPlot(title string, rs []Result) (*plot.Plot, error) {
 	p.Legend.Top = true
 	p.Legend.Left = true
 	var sizes []string
+	top := 0.0
+	for _, r := range rs {
+		top = max(top, r.MaxUs)
+	}
+	// Headroom above the highest line for the legend (log scale: ×40 is
+	// about a third of the height more).
+	p.Y.Max = top * 40
 	for i, r := range rs {
 		vals := []float64{r.P50us, r.P90us, r.P99us, r.P999us, r.MaxUs}
 		sk := fmt.Sprintf("%s/%d/%d", r.Suite, r.Size, r.Reply)
