@@ -140,7 +140,7 @@ for loss in $LOSSES; do
   start_server
   echo "== rtt ${SIZE}/${REPLY} B, ${loss}% loss each way (via $LOSS_VIA), ${DELAY} one-way delay, $COUNT round trips" >&2
   ip netns exec "$NSA" "$WORK/raptor-bench-all" rtt --transport "$TRANSPORTS" --remote "10.77.0.2:$BASE_PORT" \
-    --size "$SIZE" --reply "$REPLY" --count "$COUNT" --warmup 100 --timeout "$TIMEOUT" --loss-timeout 1s \
+    --size "$SIZE" --reply "$REPLY" --count "$COUNT" --warmup 100 --timeout "$TIMEOUT" --loss-timeout 50ms \
     --markdown --plot "$OUT/bench-lossy-$loss.png" \
     --save "$OUT/lossy-$loss.jsonl" --condition "${loss}% loss, ${DELAY} one-way delay" \
     --title "rtt ${SIZE}/${REPLY} B, ${loss}% loss, ${DELAY} one-way delay" | tee "$OUT/lossy-$loss.md"

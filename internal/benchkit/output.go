@@ -75,10 +75,11 @@ func WriteJSON(w io.Writer, rs []Result) error {
 }
 
 // WriteTable writes results as an aligned table (fields that do not apply to
-// a suite show "-").
+// a suite show "-"); n is the number of messages (round trips, records)
+// measured where they were received.
 func WriteTable(w io.Writer, rs []Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "suite\ttransport\tsize\tp50 µs\tp90 µs\tp99 µs\tp99.9 µs\tmax µs\tmsgs/s\tMB/s\tCPU s/Mmsg\tallocs/msg\tGCs\tloss %\t")
+	fmt.Fprintln(tw, "suite\ttransport\tsize\tn\tp50 µs\tp90 µs\tp99 µs\tp99.9 µs\tmax µs\tmsgs/s\tMB/s\tCPU s/Mmsg\tallocs/msg\tGCs\tloss %\t")
 	for _, r := range rs {
 		if r.Suite == SuiteIdle {
 			continue // WriteIdleMarkdown
@@ -97,8 +98,8 @@ func WriteTable(w io.Writer, rs []Result) error {
 		if r.MBPerS > 0 {
 			mb = fmtNum(r.MBPerS)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n",
-			r.Suite, r.Transport, size,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n",
+			r.Suite, r.Transport, size, r.Received,
 			lat(r.P50us), lat(r.P90us), lat(r.P99us), lat(r.P999us), lat(r.MaxUs),
 			fmtNum(r.MsgsPerS), mb, fmtNum(r.CPUSPerMMsg), fmtNum(r.AllocsPerMsg), r.GCs, fmt.Sprintf("%.2f", r.LossPct))
 	}
@@ -121,8 +122,8 @@ func fmtNum(v float64) string {
 
 // WriteMarkdown writes results as a Markdown table.
 func WriteMarkdown(w io.Writer, rs []Result) {
-	fmt.Fprintln(w, "| suite | transport | size | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | msgs/s | MB/s | CPU s/Mmsg | allocs/msg | GCs | loss % |")
-	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	fmt.Fprintln(w, "| suite | transport | size | n | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | msgs/s | MB/s | CPU s/Mmsg | allocs/msg | GCs | loss % |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, r := range rs {
 		if r.Suite == SuiteIdle {
 			continue // WriteIdleMarkdown
@@ -141,8 +142,8 @@ func WriteMarkdown(w io.Writer, rs []Result) {
 		if r.MBPerS > 0 {
 			mb = fmtNum(r.MBPerS)
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %.2f |\n",
-			r.Suite, r.Transport, size, lat(r.P50us), lat(r.P90us), lat(r.P99us), lat(r.P999us), lat(r.MaxUs),
+		fmt.Fprintf(w, "| %s | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %.2f |\n",
+			r.Suite, r.Transport, size, r.Received, lat(r.P50us), lat(r.P90us), lat(r.P99us), lat(r.P999us), lat(r.MaxUs),
 			fmtNum(r.MsgsPerS), mb, fmtNum(r.CPUSPerMMsg), fmtNum(r.AllocsPerMsg), r.GCs, r.LossPct)
 	}
 }
