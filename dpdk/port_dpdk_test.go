@@ -195,6 +195,20 @@ func TestWriteBatchErrors(t *testing.T) {
 	}
 }
 
+func TestDropsNotForUs(t *testing.T) {
+	pa, pb := ringPair(t, nil)
+	watchdog(t, 10*time.Second, pa, pb)
+	wrongPort := netip.AddrPortFrom(pb.LocalAddr().Addr(), 9999)
+	if n, err := pa.WriteBatch([][]byte{{1}, {2}}, []netip.AddrPort{wrongPort, pb.LocalAddr()}); n != 2 || err != nil {
+		t.Fatalf("WriteBatch: %d %v", n, err)
+	}
+	got, _ := recvAll(t, pb, 1)
+	// The ring keeps order: the first frame was handled before the second.
+	if s := pb.Stats(); !bytes.Equal(got[0], []byte{2}) || s.Drops.NotForUs != 1 {
+		t.Fatalf("received %v, NotForUs %d; want [2] and 1 drop", got[0], s.Drops.NotForUs)
+	}
+}
+
 func TestARPUnresolvedDrops(t *testing.T) {
 	pa, _ := ringPair(t, func(a, b *Config) {
 		a.ARPRetry = 20 * time.Millisecond

@@ -76,6 +76,7 @@ func newDPVeth(t *testing.T) *dpVeth {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("skipped: iproute2 (ip) not installed, cannot create network namespaces")
 	}
+	dpRemoveStaleNetns()
 	dpVethSeq.Lock()
 	dpVethSeq.n++
 	seq := dpVethSeq.n
@@ -106,6 +107,28 @@ func newDPVeth(t *testing.T) *dpVeth {
 	// (CHECKSUM_PARTIAL); af_packet cannot tell, so let the kernel finish them.
 	dpRun(t, "", "ip", "netns", "exec", v.nsK, "ethtool", "-K", v.peer, "tx", "off")
 	return v
+}
+
+// dpRemoveStaleNetns deletes namespaces left by earlier runs of these tests
+// that were killed before their cleanup ran (names carry the creator's pid).
+func dpRemoveStaleNetns() {
+	out, err := dpRunErr("", "ip", "netns", "list")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.HasPrefix(f[0], "rdpdk") || len(f[0]) < 10 {
+			continue
+		}
+		pid, err := strconv.Atoi(f[0][6 : len(f[0])-3])
+		if err != nil || pid == os.Getpid()%100000 {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); os.IsNotExist(err) {
+			dpRunErr("", "ip", "netns", "del", f[0])
+		}
+	}
 }
 
 // addLoss drops pct% of the frames in each direction at the kernel side's

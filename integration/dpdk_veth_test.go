@@ -214,8 +214,10 @@ func TestDPDKVethUDP(t *testing.T) {
 				if in == 0 || out == 0 || retries+kretries == 0 {
 					t.Errorf("loss injection had no effect: nft %d/%d, retransmissions %d", in, out, retries+kretries)
 				}
-			} else if retries+kretries > 2 {
-				t.Errorf("%d retransmissions without injected loss", retries+kretries)
+			} else if retries+kretries > n/10 {
+				// Without loss a retransmission only means an echo took longer
+				// than the 40 ms timeout (a loaded CI machine); many mean loss.
+				t.Errorf("%d retransmissions in %d round trips without injected loss", retries+kretries, 2*n)
 			}
 		})
 	}
