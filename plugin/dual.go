@@ -125,12 +125,19 @@ func (a advertisedAddr) Network() string { return "tcp" }
 func (a advertisedAddr) String() string  { return a.hostport }
 
 // ListenDual listens on host:port with TCP and with Raptor (UDP) on the same
-// port number, and merges the two. Port 0 picks a port free in both spaces
+// port number, and merges the two plus any extra listeners (which it takes
+// over, closing them on failure). Port 0 picks a port free in both spaces
 // (a few tries). The returned listener's Addr is the TCP address.
-func (t *Transport) ListenDual(hostport string) (*MultiListener, error) {
+func (t *Transport) ListenDual(hostport string, extra ...net.Listener) (*MultiListener, error) {
+	fail := func(err error) (*MultiListener, error) {
+		for _, ln := range extra {
+			ln.Close()
+		}
+		return nil, err
+	}
 	host, port, err := net.SplitHostPort(hostport)
 	if err != nil {
-		return nil, &AddrError{Input: hostport, Reason: "missing or malformed host:port"}
+		return fail(&AddrError{Input: hostport, Reason: "missing or malformed host:port"})
 	}
 	tries := 1
 	if port == "0" || port == "" {
@@ -140,7 +147,7 @@ func (t *Transport) ListenDual(hostport string) (*MultiListener, error) {
 	for i := 0; i < tries; i++ {
 		tln, err := t.ListenEndpoint(Endpoint{Scheme: SchemeTCP, Addr: net.JoinHostPort(host, port)})
 		if err != nil {
-			return nil, err
+			return fail(err)
 		}
 		_, p, _ := net.SplitHostPort(tln.Addr().String())
 		rln, err := t.ListenEndpoint(Endpoint{Scheme: SchemeRaptor, Addr: net.JoinHostPort(host, p)})
@@ -149,7 +156,7 @@ func (t *Transport) ListenDual(hostport string) (*MultiListener, error) {
 			lastErr = err
 			continue
 		}
-		return NewMultiListener(tln, rln), nil
+		return NewMultiListener(append([]net.Listener{tln, rln}, extra...)...), nil
 	}
-	return nil, fmt.Errorf("plugin: dual listen on %s: %w", hostport, lastErr)
+	return fail(fmt.Errorf("plugin: dual listen on %s: %w", hostport, lastErr))
 }

@@ -40,6 +40,11 @@ type BrokerConfig struct {
 	// TransportOptions configure the broker's own transport, for example
 	// plugin.WithPacketConn to run Raptor over an impaired packet path.
 	TransportOptions []plugin.Option
+	// Listeners are extra listeners merged into the broker's, which takes
+	// them over (for example a raptor+dpdk:// listener, or one opened inside
+	// a network namespace). Clients reaching the broker through them need a
+	// Dialer mapping (WithBrokerMap) from Addr to their endpoint.
+	Listeners []net.Listener
 	// KfakeOptions are passed to kfake.NewCluster after the ones the broker
 	// sets itself.
 	KfakeOptions []kfake.Opt
@@ -99,7 +104,9 @@ func NewBroker(cfg BrokerConfig) (*Broker, error) {
 			if err != nil {
 				return nil, err
 			}
-			ln, err := b.t.ListenDual(net.JoinHostPort(host, p))
+			extra := cfg.Listeners
+			cfg.Listeners = nil // one kfake node takes them
+			ln, err := b.t.ListenDual(net.JoinHostPort(host, p), extra...)
 			if err != nil {
 				return nil, err
 			}
@@ -128,6 +135,9 @@ func NewBroker(cfg BrokerConfig) (*Broker, error) {
 	opts = append(opts, cfg.KfakeOptions...)
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
+		for _, ln := range cfg.Listeners {
+			ln.Close()
+		}
 		b.closeListeners()
 		if b.ownT {
 			b.t.Close()
