@@ -421,7 +421,7 @@ func (s *Session) blockedLocked(st *Stream) bool {
 	if st.finQueued && !st.finSent && st.sendNext == st.writeOff {
 		return false
 	}
-	return st.sendNext >= st.peerMax || s.sentData >= s.peerMaxData || !s.flushAt.IsZero()
+	return st.sendNext >= st.peerMax || s.sentData >= s.peerMaxData
 }
 
 // packStreamLocked appends st's pending frames to b. It reports whether stream

@@ -48,6 +48,15 @@ func simPair(t *testing.T, seed int64, link simnet.LinkConfig, cfg *Config) (*si
 	if err != nil {
 		t.Fatalf("seed %d: dial: %v", seed, err)
 	}
+	// A protocol bug that stops progress while keepalives go on would let
+	// virtual time run forever: end such a test after 10 virtual minutes.
+	wd := time.AfterFunc(10*time.Minute, func() {
+		t.Errorf("seed %d: still running after 10 minutes of virtual time: no progress", seed)
+		s.CloseWithError(CodeInternal, "test watchdog")
+		l.Close()
+		nw.Close()
+	})
+	t.Cleanup(func() { wd.Stop() })
 	return nw, l, s
 }
 

@@ -1,0 +1,135 @@
+package reliable
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/raptormq/raptor/internal/simnet"
+)
+
+// TestSimGracefulClose: bytes written before Session.Close are all delivered,
+// through loss, and the peer then sees a no-error close.
+func TestSimGracefulClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw, l, s := simPair(t, 5, simnet.LinkConfig{Loss: 0.05, Delay: 2 * time.Millisecond}, nil)
+		defer nw.Close()
+		st, _ := s.OpenStream(context.Background())
+		want := bytes.Repeat([]byte("raptor!"), 100000)
+		if _, err := st.Write(want); err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan []byte)
+		go func() {
+			acc, err := l.AcceptStream(context.Background())
+			if err != nil {
+				got <- nil
+				return
+			}
+			b := make([]byte, len(want))
+			n, _ := io.ReadFull(acc, b)
+			got <- b[:n]
+		}()
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if b := <-got; !bytes.Equal(b, want) {
+			t.Fatalf("peer read %d of %d bytes written before Close", len(b), len(want))
+		}
+		if err := s.Err(); err == nil || !errors.Is(err, errClosedGracefully()) {
+			t.Logf("session error after Close: %v", err)
+		}
+		l.Close()
+	})
+}
+
+func errClosedGracefully() error { return &SessionError{} }
+
+// TestSimAbortiveClose: CloseWithError reaches the peer with its code and reason.
+func TestSimAbortiveClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw, l, s := simPair(t, 6, simnet.LinkConfig{Delay: time.Millisecond}, nil)
+		defer nw.Close()
+		st, _ := s.OpenStream(context.Background())
+		st.Write([]byte("x"))
+		acc, err := l.AcceptStream(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		one := make([]byte, 1)
+		io.ReadFull(acc, one)
+		s.CloseWithError(CodeFirstApplication+7, "shutting down")
+		_, err = acc.Read(one)
+		var se *SessionError
+		if !errors.As(err, &se) || !se.Remote || se.Code != CodeFirstApplication+7 || se.Reason != "shutting down" {
+			t.Fatalf("peer read error %v, want the remote close with code %d", err, CodeFirstApplication+7)
+		}
+		if _, err := st.Write([]byte("y")); err == nil {
+			t.Fatal("write after CloseWithError succeeded")
+		}
+		l.Close()
+	})
+}
+
+// TestSimKeepAlive: an idle session with an open stream outlives IdleTimeout
+// many times over because keepalives are answered.
+func TestSimKeepAlive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := &Config{IdleTimeout: 3 * time.Second}
+		nw, l, s := simPair(t, 8, simnet.LinkConfig{Delay: time.Millisecond}, cfg)
+		defer nw.Close()
+		st, _ := s.OpenStream(context.Background())
+		st.Write([]byte("open"))
+		if _, err := l.AcceptStream(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Second) // virtual time, idle
+		if err := s.Err(); err != nil {
+			t.Fatalf("idle session with keepalives died: %v", err)
+		}
+		if _, err := st.Write([]byte("still here")); err != nil {
+			t.Fatal(err)
+		}
+		s.CloseWithError(0, "")
+		l.Close()
+	})
+}
+
+// TestSimFlushDelayCoalesces: with FlushDelay, small writes made within the
+// delay leave in one datagram.
+func TestSimFlushDelayCoalesces(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := &Config{FlushDelay: 5 * time.Millisecond}
+		nw, l, s := simPair(t, 9, simnet.LinkConfig{Delay: time.Millisecond}, cfg)
+		defer nw.Close()
+		st, _ := s.OpenStream(context.Background())
+		acc := make(chan *Stream)
+		go func() {
+			a, _ := l.AcceptStream(context.Background())
+			acc <- a
+		}()
+		st.Write([]byte("hi"))
+		a := <-acc
+		buf := make([]byte, 2)
+		io.ReadFull(a, buf)
+		synctest.Wait()
+		before := s.Stats().PacketsSent
+		for i := 0; i < 20; i++ {
+			st.Write([]byte("0123456789"))
+		}
+		got := make([]byte, 200)
+		if _, err := io.ReadFull(a, got); err != nil {
+			t.Fatal(err)
+		}
+		sent := s.Stats().PacketsSent - before
+		if sent > 2 {
+			t.Fatalf("20 small writes took %d datagrams with a 5ms FlushDelay, want 1 (2 with a piggybacked ACK)", sent)
+		}
+		s.CloseWithError(0, "")
+		l.Close()
+	})
+}
