@@ -113,7 +113,8 @@ receiver). *kafka* is at a fixed offered rate (linger 0, acks all), *kafka-max* 
 running flat out, where latency is queueing. *n* is how many round trips or messages were measured: a run
 that reaches its time bound (40 s under loss) reports what it measured so far. All numbers are from a single
 run on a 2-core machine shared with other work (see the load averages): scheduling delays of a few ms
-show up in the tails of every transport alike.
+show up in the tails of every transport alike, and msgs/s depends on how much CPU a run got, while CPU
+s/Mmsg (the cost of a message) varies much less from run to run.
 
 ## Targets of issue 3 (from this run)
 
