@@ -155,6 +155,14 @@ func (s *Session) handleFrameLocked(f wire.Frame, now time.Time) error {
 		if err != nil || st == nil {
 			return err
 		}
+		switch {
+		case st.finRecv && f.FinalSize != st.finalSize:
+			return &SessionError{Code: CodeProtocol, Reason: fmt.Sprintf("RESET_STREAM final size %d on stream %d differs from FIN at %d", f.FinalSize, st.id, st.finalSize)}
+		case f.FinalSize < st.highestRecv:
+			return &SessionError{Code: CodeProtocol, Reason: fmt.Sprintf("RESET_STREAM final size %d on stream %d below received data %d", f.FinalSize, st.id, st.highestRecv)}
+		case f.FinalSize > st.recvMax:
+			return &SessionError{Code: CodeFlowControl, Reason: fmt.Sprintf("RESET_STREAM final size %d on stream %d beyond MAX_STREAM_DATA %d", f.FinalSize, st.id, st.recvMax)}
+		}
 		if f.FinalSize > st.highestRecv {
 			if err := s.onReceivedLocked(f.FinalSize - st.highestRecv); err != nil {
 				return err

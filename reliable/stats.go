@@ -102,6 +102,11 @@ func (c *counters) add(o *counters) {
 	c.duplicates.Add(s.Duplicates)
 	c.dropsMalformed.Add(s.DropsMalformed)
 	c.dropsAddressMismatch.Add(s.DropsAddressMismatch)
+	c.dropsUnknownSession.Add(s.DropsUnknownSession)
+	c.dropsBadCookie.Add(s.DropsBadCookie)
+	c.dropsVersion.Add(s.DropsVersion)
+	c.dropsSessionLimit.Add(s.DropsSessionLimit)
+	c.dropsAcceptQueue.Add(s.DropsAcceptQueue)
 	c.streamsOpened.Add(s.StreamsOpened)
 	c.streamsClosed.Add(s.StreamsClosed)
 }

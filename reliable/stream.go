@@ -1,6 +1,7 @@
 package reliable
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"time"
@@ -357,6 +358,11 @@ func (st *Stream) maybeRemoveLocked() {
 	}
 }
 
+// maxRecvGaps bounds the holes in a stream's received data: each costs a
+// span to track, so a peer sending scattered fragments cannot burn the
+// receive loop's CPU.
+const maxRecvGaps = 1000
+
 // onStreamFrameLocked stores received bytes [off, off+len(data)).
 func (st *Stream) onStreamFrameLocked(off uint64, data []byte, fin bool) error {
 	s := st.s
@@ -423,6 +429,9 @@ func (st *Stream) onStreamFrameLocked(off uint64, data []byte, fin bool) error {
 	}
 	copy(st.recvBuf[off-st.recvBase:], data)
 	st.recvd.add(off, end)
+	if len(st.recvd.s) >= maxRecvGaps {
+		return &SessionError{Code: CodeProtocol, Reason: fmt.Sprintf("stream %d has %d or more gaps in received data", st.id, maxRecvGaps)}
+	}
 	if st.contiguousLocked() > st.readOff || fin {
 		signal(st.readCh)
 	}
