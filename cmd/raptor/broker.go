@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
 	"github.com/raptormq/raptor/compat/kafka"
+	"github.com/raptormq/raptor/plugin"
 )
 
 func init() {
@@ -51,6 +53,8 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 	partitions := fs.Int("partitions", 6, "partitions of topics created without a count")
 	topics := fs.String("topics", "", "topics to create at start, comma separated")
 	autoCreate := fs.Bool("auto-create", true, "let clients create topics by producing to them")
+	var extra multiFlag
+	fs.Var(&extra, "extra-listen", "another endpoint URL to serve Kafka on, e.g. raptor+dpdk://10.0.0.1:9092?dev=...; repeatable")
 	verbose := fs.Bool("v", false, "log at debug level")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -77,9 +81,23 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 			ts = append(ts, t)
 		}
 	}
+	t := plugin.New(plugin.WithLogger(logger))
+	defer t.Close()
+	var lns []net.Listener
+	for _, u := range extra {
+		ln, err := t.Listen(u)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			fmt.Fprintf(stderr, "raptor broker: --extra-listen: %v\n", err)
+			return 1
+		}
+		lns = append(lns, ln)
+	}
 	b, err := kafka.NewBroker(kafka.BrokerConfig{
 		Addr: *listen, Advertise: *advertise, DataDir: *data, Partitions: *partitions,
-		Topics: ts, AutoCreateTopics: *autoCreate, Logger: logger,
+		Topics: ts, AutoCreateTopics: *autoCreate, Logger: logger, Transport: t, Listeners: lns,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "raptor broker: %v\n", err)
@@ -90,6 +108,9 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 		store = "data in " + *data
 	}
 	fmt.Fprintf(stdout, "raptor broker: serving Kafka on tcp://%s and raptor://%s (%s); Ctrl-C stops\n", b.Addr(), b.Addr(), store)
+	for i, u := range extra {
+		fmt.Fprintf(stdout, "raptor broker: also on %s, bound to %s (clients map %s to it)\n", u, lns[i].Addr(), b.Addr())
+	}
 	if ready != nil {
 		ready(b.Addr())
 	}

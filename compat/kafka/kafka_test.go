@@ -88,3 +88,49 @@ func TestBrokerServesTCPAndRaptor(t *testing.T) {
 	b.Close()
 	b.Close()
 }
+
+// TestBrokerPersistent: records produced before a restart are there after
+// it when the broker has a DataDir.
+func TestBrokerPersistent(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	b, err := NewBroker(BrokerConfig{DataDir: dir, Topics: []string{"kept"}, Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic("kept"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if err := cl.ProduceSync(ctx, kgo.StringRecord("durable")).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl.Close()
+	b.Close()
+
+	b, err = NewBroker(BrokerConfig{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	d, err := NewDialer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	cons, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), d.Opt(), kgo.ConsumeTopics("kept"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	got := 0
+	for got < 5 && ctx.Err() == nil {
+		got += len(cons.PollFetches(ctx).Records())
+	}
+	if got != 5 {
+		t.Fatalf("after restart: %d of 5 records", got)
+	}
+}
