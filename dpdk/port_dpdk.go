@@ -348,6 +348,11 @@ func (p *Port) LocalAddr() netip.AddrPort { return p.local }
 // MAC is the Ethernet address the port sends from and answers ARP with.
 func (p *Port) MAC() net.HardwareAddr { return net.HardwareAddr(append([]byte(nil), p.mac[:]...)) }
 
+// ChecksumOffload reports whether the device computes the IPv4 and UDP
+// checksums of sent frames (tx) and verifies those of received frames (rx);
+// otherwise the Port does it in software.
+func (p *Port) ChecksumOffload() (tx, rx bool) { return p.txOL != 0, p.rxOL }
+
 // String names the port: device and local address.
 func (p *Port) String() string { return fmt.Sprintf("dpdk(%s %v)", p.name, p.local) }
 

@@ -41,6 +41,9 @@ func (p *Port) LocalAddr() netip.AddrPort { return netip.AddrPort{} }
 // MAC returns nil.
 func (p *Port) MAC() net.HardwareAddr { return nil }
 
+// ChecksumOffload reports false, false.
+func (p *Port) ChecksumOffload() (tx, rx bool) { return false, false }
+
 // Stats returns zero counters.
 func (p *Port) Stats() Stats { return Stats{} }
 

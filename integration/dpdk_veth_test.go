@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raptormq/raptor/dpdk"
 	"github.com/raptormq/raptor/reliable"
 )
 
@@ -54,151 +55,12 @@ func TestDPDKVethUDP(t *testing.T) {
 			})
 			t.Cleanup(func() { watchdog.Stop() })
 
-			// Kernel echo server.
-			go func() {
-				b := make([]byte, 2048)
-				for {
-					n, from, err := echo.ReadFromUDPAddrPort(b)
-					if err != nil {
-						return
-					}
-					echo.WriteToUDPAddrPort(b[:n], from)
-				}
-			}()
-			// DPDK reader: echoes what the kernel client sends, passes echo
-			// replies to the DPDK-side sender.
-			replies := make(chan []byte, 64)
-			readerDone := make(chan struct{})
-			go func() {
-				defer close(readerDone)
-				bufs := make([][]byte, 16)
-				for i := range bufs {
-					bufs[i] = make([]byte, 2048)
-				}
-				sizes := make([]int, 16)
-				addrs := make([]netip.AddrPort, 16)
-				for {
-					n, err := p.ReadBatch(bufs, sizes, addrs)
-					if err != nil {
-						return
-					}
-					for i := 0; i < n; i++ {
-						switch addrs[i].Port() {
-						case 5000:
-							select {
-							case replies <- bytes.Clone(bufs[i][:sizes[i]]):
-							default:
-							}
-						case 5001:
-							p.WriteBatch([][]byte{bufs[i][:sizes[i]]}, []netip.AddrPort{addrs[i]})
-						}
-					}
-				}
-			}()
-			t.Cleanup(func() { p.Close(); <-readerDone })
-
-			seed := rand.Uint64()
-			t.Logf("seed %d", seed)
-			r := rand.New(rand.NewPCG(seed, 3))
+			retries, kretries := dpUDPExchange(t, p, v.kernelIP, echo, client, 300, func() {
+				// Flush the kernel's neighbour cache (it learnt DPDK's MAC from
+				// DPDK's ARP request) so that it asks and DPDK must answer.
+				dpRun(t, "", "ip", "-n", v.nsK, "neigh", "flush", "dev", v.peer)
+			})
 			const n = 300
-			const rto = 40 * time.Millisecond
-			msg := func(i int) []byte {
-				b := make([]byte, 4+(i*131)%1469) // 4..1472 bytes
-				binary.BigEndian.PutUint32(b, uint32(i))
-				for j := 4; j < len(b); j++ {
-					b[j] = byte(r.UintN(256))
-				}
-				return b
-			}
-			kernelEcho := netip.AddrPortFrom(v.kernelIP, 5000)
-
-			// DPDK -> kernel -> DPDK.
-			var rtts []time.Duration
-			retries := 0
-			timer := time.NewTimer(time.Hour)
-			for i := 0; i < n; i++ {
-				m := msg(i)
-				tries := 0
-			resend:
-				tries++
-				start := time.Now()
-				if _, err := p.WriteBatch([][]byte{m}, []netip.AddrPort{kernelEcho}); err != nil {
-					t.Fatalf("WriteBatch %d: %v", i, err)
-				}
-				timer.Reset(rto)
-				for {
-					select {
-					case got := <-replies:
-						if len(got) < 4 || binary.BigEndian.Uint32(got) != uint32(i) {
-							continue // a late echo of an earlier retry
-						}
-						if !bytes.Equal(got, m) {
-							t.Fatalf("datagram %d: echo of %d bytes differs from the %d sent", i, len(got), len(m))
-						}
-						if tries == 1 {
-							rtts = append(rtts, time.Since(start))
-						}
-					case <-timer.C:
-						retries++
-						if tries > 50 {
-							t.Fatalf("datagram %d: no echo after %d tries; stats %+v", i, tries, p.Stats())
-						}
-						goto resend
-					}
-					break
-				}
-			}
-			slices.Sort(rtts)
-			if len(rtts) > 0 {
-				t.Logf("DPDK->kernel->DPDK: %d round trips, %d retransmissions; RTT p50 %v p99 %v max %v",
-					n, retries, rtts[len(rtts)/2], rtts[len(rtts)*99/100], rtts[len(rtts)-1])
-			}
-
-			// kernel -> DPDK -> kernel. Flush the kernel's neighbour cache
-			// (it learnt DPDK's MAC from DPDK's ARP request) so that it asks
-			// and DPDK must answer.
-			dpRun(t, "", "ip", "-n", v.nsK, "neigh", "flush", "dev", v.peer)
-			kretries := 0
-			dpdkAddr := p.LocalAddr()
-			rb := make([]byte, 2048)
-			for i := 0; i < n; i++ {
-				m := msg(n + i)
-				tries := 0
-				for {
-					tries++
-					if _, err := client.WriteToUDPAddrPort(m, dpdkAddr); err != nil {
-						t.Fatalf("kernel send %d: %v", i, err)
-					}
-					client.SetReadDeadline(time.Now().Add(rto))
-					var got []byte
-					for {
-						k, from, err := client.ReadFromUDPAddrPort(rb)
-						if errors.Is(err, os.ErrDeadlineExceeded) {
-							break
-						}
-						if err != nil {
-							t.Fatalf("kernel receive %d: %v", i, err)
-						}
-						if from != dpdkAddr {
-							t.Fatalf("kernel received from %v, want %v", from, dpdkAddr)
-						}
-						if k >= 4 && binary.BigEndian.Uint32(rb) == uint32(n+i) {
-							got = rb[:k]
-							break
-						}
-					}
-					if got != nil {
-						if !bytes.Equal(got, m) {
-							t.Fatalf("datagram %d: DPDK echo of %d bytes differs from the %d sent", i, len(got), len(m))
-						}
-						break
-					}
-					kretries++
-					if tries > 50 {
-						t.Fatalf("kernel datagram %d: no echo after %d tries; stats %+v", i, tries, p.Stats())
-					}
-				}
-			}
 			st := p.Stats()
 			t.Logf("kernel->DPDK->kernel: %d round trips, %d retransmissions", n, kretries)
 			t.Logf("DPDK port stats: %+v", st)
@@ -221,6 +83,158 @@ func TestDPDKVethUDP(t *testing.T) {
 			}
 		})
 	}
+}
+
+// dpUDPExchange exchanges n datagrams each way between DPDK port p and the
+// kernel sockets echo (port 5000) and client (port 5001), byte-exact, by
+// stop-and-wait with a 40 ms retransmission timeout: DPDK -> kernel echo ->
+// DPDK, then (after between) kernel client -> DPDK echo -> kernel. It
+// closes p when done and returns the retransmissions of each direction.
+func dpUDPExchange(t *testing.T, p *dpdk.Port, kernelIP netip.Addr, echo, client *net.UDPConn, n int, between func()) (retries, kretries int) {
+	t.Helper()
+	// Kernel echo server.
+	go func() {
+		b := make([]byte, 2048)
+		for {
+			n, from, err := echo.ReadFromUDPAddrPort(b)
+			if err != nil {
+				return
+			}
+			echo.WriteToUDPAddrPort(b[:n], from)
+		}
+	}()
+	// DPDK reader: echoes what the kernel client sends, passes echo
+	// replies to the DPDK-side sender.
+	replies := make(chan []byte, 64)
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		bufs := make([][]byte, 16)
+		for i := range bufs {
+			bufs[i] = make([]byte, 2048)
+		}
+		sizes := make([]int, 16)
+		addrs := make([]netip.AddrPort, 16)
+		for {
+			n, err := p.ReadBatch(bufs, sizes, addrs)
+			if err != nil {
+				return
+			}
+			for i := 0; i < n; i++ {
+				switch addrs[i].Port() {
+				case 5000:
+					select {
+					case replies <- bytes.Clone(bufs[i][:sizes[i]]):
+					default:
+					}
+				case 5001:
+					p.WriteBatch([][]byte{bufs[i][:sizes[i]]}, []netip.AddrPort{addrs[i]})
+				}
+			}
+		}
+	}()
+	defer func() { p.Close(); <-readerDone }()
+
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, 3))
+	const rto = 40 * time.Millisecond
+	msg := func(i int) []byte {
+		b := make([]byte, 4+(i*131)%1469) // 4..1472 bytes
+		binary.BigEndian.PutUint32(b, uint32(i))
+		for j := 4; j < len(b); j++ {
+			b[j] = byte(r.UintN(256))
+		}
+		return b
+	}
+	kernelEcho := netip.AddrPortFrom(kernelIP, 5000)
+
+	// DPDK -> kernel -> DPDK.
+	var rtts []time.Duration
+	timer := time.NewTimer(time.Hour)
+	for i := 0; i < n; i++ {
+		m := msg(i)
+		tries := 0
+	resend:
+		tries++
+		start := time.Now()
+		if _, err := p.WriteBatch([][]byte{m}, []netip.AddrPort{kernelEcho}); err != nil {
+			t.Fatalf("WriteBatch %d: %v", i, err)
+		}
+		timer.Reset(rto)
+		for {
+			select {
+			case got := <-replies:
+				if len(got) < 4 || binary.BigEndian.Uint32(got) != uint32(i) {
+					continue // a late echo of an earlier retry
+				}
+				if !bytes.Equal(got, m) {
+					t.Fatalf("datagram %d: echo of %d bytes differs from the %d sent", i, len(got), len(m))
+				}
+				if tries == 1 {
+					rtts = append(rtts, time.Since(start))
+				}
+			case <-timer.C:
+				retries++
+				if tries > 50 {
+					t.Fatalf("datagram %d: no echo after %d tries; stats %+v", i, tries, p.Stats())
+				}
+				goto resend
+			}
+			break
+		}
+	}
+	slices.Sort(rtts)
+	if len(rtts) > 0 {
+		t.Logf("DPDK->kernel->DPDK: %d round trips, %d retransmissions; RTT p50 %v p99 %v max %v",
+			n, retries, rtts[len(rtts)/2], rtts[len(rtts)*99/100], rtts[len(rtts)-1])
+	}
+
+	// kernel -> DPDK -> kernel.
+	if between != nil {
+		between()
+	}
+	dpdkAddr := p.LocalAddr()
+	rb := make([]byte, 2048)
+	for i := 0; i < n; i++ {
+		m := msg(n + i)
+		tries := 0
+		for {
+			tries++
+			if _, err := client.WriteToUDPAddrPort(m, dpdkAddr); err != nil {
+				t.Fatalf("kernel send %d: %v", i, err)
+			}
+			client.SetReadDeadline(time.Now().Add(rto))
+			var got []byte
+			for {
+				k, from, err := client.ReadFromUDPAddrPort(rb)
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					break
+				}
+				if err != nil {
+					t.Fatalf("kernel receive %d: %v", i, err)
+				}
+				if from != dpdkAddr {
+					t.Fatalf("kernel received from %v, want %v", from, dpdkAddr)
+				}
+				if k >= 4 && binary.BigEndian.Uint32(rb) == uint32(n+i) {
+					got = rb[:k]
+					break
+				}
+			}
+			if got != nil {
+				if !bytes.Equal(got, m) {
+					t.Fatalf("datagram %d: DPDK echo of %d bytes differs from the %d sent", i, len(got), len(m))
+				}
+				break
+			}
+			kretries++
+			if tries > 50 {
+				t.Fatalf("kernel datagram %d: no echo after %d tries; stats %+v", i, tries, p.Stats())
+			}
+		}
+	}
+	return retries, kretries
 }
 
 // TestDPDKVethRaptor runs a Raptor session between an endpoint on DPDK
