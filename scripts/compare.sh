@@ -41,7 +41,16 @@ fi
 (cd "$SRCDIR/bench" && go build -o "$BIN" ./cmd/raptor-bench-all && go build -o "$W/tunbridge" ./cmd/tunbridge)
 KAFKA_T=$(echo "$TRANSPORTS" | tr , '\n' | grep -vx udp | paste -sd, -)
 
-run() { echo "+ raptor-bench-all $*" >&2; "$BIN" "$@"; }
+# run keeps going when a run fails, and collects what failed for the report.
+run() {
+  echo "+ raptor-bench-all $*" >&2
+  local rc=0
+  "$BIN" "$@" 2>"$W/stderr" || rc=$?
+  cat "$W/stderr" >&2
+  grep -h 'failed' "$W/stderr" >>"$W/failures" || true
+  [ "$rc" = 0 ] || echo "exit status $rc: raptor-bench-all $*" >>"$W/failures"
+}
+touch "$W/failures"
 
 run rtt --transport "$TRANSPORTS" --size 64,1024 --count "$COUNT" \
   --save "$W/rtt.jsonl" --plot docs/bench-rtt.png --title "rtt on loopback" | tee "$W/rtt.txt"
@@ -56,7 +65,8 @@ if [ "$LOSSY" = 1 ] && [ "$(id -u)" = 0 ]; then
   LOSSES="1 5" COUNT=$LOSSY_COUNT DELAY=$DELAY SIZE=1024 REPLY=1024 BIN=$BIN TUNBRIDGE=$W/tunbridge \
     KAFKA=1 KAFKA_COUNT=$LOSSY_KAFKA_COUNT KAFKA_RATE=$KAFKA_RATE \
     TRANSPORTS=$(echo "$TRANSPORTS" | tr , '\n' | grep -E -x 'raptor|tcp|kcp|quic|udp' | paste -sd, -) \
-    scripts/lossy-bench.sh "$W/lossy"
+    scripts/lossy-bench.sh "$W/lossy" 2> >(tee "$W/lossy-stderr" >&2) || echo "exit status $?: scripts/lossy-bench.sh" >>"$W/failures"
+  grep -h 'failed' "$W/lossy-stderr" >>"$W/failures" || true
   for l in 1 5; do
     "$BIN" report --plot "docs/bench-lossy-$l.png" --title "$l% loss each way, $DELAY one-way delay" \
       "$W/lossy/lossy-$l.jsonl" >/dev/null
@@ -119,6 +129,12 @@ s/Mmsg (the cost of a message) varies much less from run to run.
 ## Targets of issue 3 (from this run)
 
 MD
+  if [ -s "$W/failures" ]; then
+    echo "Runs that failed (their rows are missing below):"
+    echo
+    sed 's/^/    /' "$W/failures"
+    echo
+  fi
   # shellcheck disable=SC2086
   "$BIN" report --targets --lossy1 "1% loss, $DELAY one-way delay" --lossy5 "5% loss, $DELAY one-way delay" \
     "$W/rtt.jsonl" "$W/throughput.jsonl" "$W/kafka.jsonl" "$W/idle.jsonl" $LOSSY_FILES

@@ -81,6 +81,7 @@ else
 fi
 
 BRIDGE_LOSS=0
+FAILED=0
 run_bridge() { # LOSS_FRACTION
   "$WORK/tunbridge" --a "$TUNA" --a-netns "/run/netns/$NSA" --b "$TUNB" --b-netns "/run/netns/$NSB" \
     --delay "$DELAY" --loss "$1" --seed "$SEED" \
@@ -143,14 +144,16 @@ for loss in $LOSSES; do
     --size "$SIZE" --reply "$REPLY" --count "$COUNT" --warmup 100 --timeout "$TIMEOUT" --loss-timeout 50ms \
     --markdown --plot "$OUT/bench-lossy-$loss.png" \
     --save "$OUT/lossy-$loss.jsonl" --condition "${loss}% loss, ${DELAY} one-way delay" \
-    --title "rtt ${SIZE}/${REPLY} B, ${loss}% loss, ${DELAY} one-way delay" | tee "$OUT/lossy-$loss.md"
+    --title "rtt ${SIZE}/${REPLY} B, ${loss}% loss, ${DELAY} one-way delay" | tee "$OUT/lossy-$loss.md" \
+    || { echo "lossy-bench: some rtt runs failed at ${loss}% loss (see above)" >&2; FAILED=1; }
   if [ "$KAFKA" = 1 ]; then
     KT=$(echo "$TRANSPORTS" | tr , '\n' | grep -vx udp | paste -sd, -)
     echo "== kafka over the same path: $KAFKA_COUNT records at $KAFKA_RATE/s, then flat out for 2s" >&2
     ip netns exec "$NSA" "$WORK/raptor-bench-all" kafka --transport "$KT" --remote "10.77.0.2:$BASE_PORT" \
       --size 64 --count "$KAFKA_COUNT" --rate "$KAFKA_RATE" --duration 2s --timeout "$TIMEOUT" \
       --markdown --save "$OUT/lossy-$loss.jsonl" --condition "${loss}% loss, ${DELAY} one-way delay" \
-      | tee -a "$OUT/lossy-$loss.md"
+      | tee -a "$OUT/lossy-$loss.md" \
+      || { echo "lossy-bench: some kafka runs failed at ${loss}% loss (see above)" >&2; FAILED=1; }
   fi
   if [ "$LOSS_VIA" = nft ]; then
     ip netns exec "$NSA" nft list table netdev rbloss | grep -o 'counter packets [0-9]*' | sed "s/^/  $NSA drops: /" >&2
@@ -158,3 +161,4 @@ for loss in $LOSSES; do
   fi
   stop_all
 done
+exit "$FAILED"
