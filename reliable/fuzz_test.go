@@ -3,6 +3,7 @@ package reliable
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -474,4 +475,109 @@ func FuzzEndpointReceive(f *testing.F) {
 			in = in[size:]
 		}
 	})
+}
+
+// sessionErrCode returns the code the established session ended with, or -1.
+func (h *fzHarness) sessionErrCode() int64 {
+	h.s.mu.Lock()
+	defer h.s.mu.Unlock()
+	var se *SessionError
+	if errors.As(h.s.err, &se) {
+		return int64(se.Code)
+	}
+	return -1
+}
+
+// fzSub puts the established session's ID into a packet built with fzSessionID.
+func fzSub(h *fzHarness, b []byte) []byte {
+	copy(b[1:], h.s.localID[:])
+	return b
+}
+
+// TestResetStreamFinalSize: a RESET_STREAM's final size counts like data
+// (docs/PROTOCOL.md §8.8) and may not contradict what the stream already
+// received (§8.1). Found by FuzzEndpointReceive.
+func TestResetStreamFinalSize(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		final uint64
+		fin   bool
+		code  int64
+	}{
+		{"beyond the stream window", 6192, false, int64(CodeFlowControl)},
+		{"below received data", 2, false, int64(CodeProtocol)},
+		{"differs from FIN", 100, true, int64(CodeProtocol)},
+		{"at the FIN", 5, true, -1},
+		{"within the window", 4000, false, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newFzHarness(t)
+			defer h.close()
+			d := &wire.StreamFrame{StreamID: 0, Data: []byte("hello"), HasLen: true, Fin: tc.fin}
+			h.deliver(fzSub(h, fzShort(t, 0, d)), fzClient)
+			h.deliver(fzSub(h, fzShort(t, 1, &wire.ResetStreamFrame{StreamID: 0, ErrorCode: 1, FinalSize: tc.final})), fzClient)
+			if c := h.sessionErrCode(); c != tc.code {
+				t.Fatalf("RESET_STREAM final size %d after 5 bytes (fin %v), stream window %d: session error code %d, want %d (-1: open)",
+					tc.final, tc.fin, h.cfg.StreamReceiveWindow, c, tc.code)
+			}
+		})
+	}
+}
+
+// TestAcceptQueueDropsSurviveSessionEnd: streams refused for a full accept
+// backlog stay counted in the listener's Stats after their session ended.
+func TestAcceptQueueDropsSurviveSessionEnd(t *testing.T) {
+	h := newFzHarness(t)
+	defer h.close()
+	// Stream 14 opens the peer's streams 0..14 (8 streams), beyond the
+	// accept backlog of 4; nobody accepts.
+	d := &wire.StreamFrame{StreamID: 14, Data: []byte("x"), HasLen: true}
+	h.deliver(fzSub(h, fzShort(t, 0, d)), fzClient)
+	before := h.l.Stats().DropsAcceptQueue
+	if before == 0 {
+		t.Fatalf("no stream refused with a full accept backlog")
+	}
+	h.s.mu.Lock()
+	h.s.closeLocked(&SessionError{Code: CodeApplication}, false)
+	h.s.mu.Unlock()
+	h.s.wakeSender()
+	<-h.s.done
+	if after := h.l.Stats().DropsAcceptQueue; after != before {
+		t.Fatalf("Listener.Stats().DropsAcceptQueue = %d while the session lived, %d after it ended", before, after)
+	}
+}
+
+// TestStreamGapsBounded: a peer that sends a stream's bytes one at a time,
+// each after a gap, cannot make the receiver track more than a bounded number
+// of spans (each frame costs time linear in them on the receive loop).
+// Found by review: before the bound, 500 such datagrams made 87,000 spans
+// and each further datagram took 50 ms.
+func TestStreamGapsBounded(t *testing.T) {
+	h := newFzHarness(t)
+	defer h.close()
+	cfg, _ := (&Config{}).populate() // the default 1 MiB stream window
+	h.s.mu.Lock()
+	h.s.cfg = cfg
+	h.s.recvMaxData = uint64(cfg.SessionReceiveWindow)
+	h.s.mu.Unlock()
+	off := uint64(cfg.StreamReceiveWindow) - 2 // descending: each insert goes to the front
+	spans := 0
+	for pn := uint64(0); pn < 100 && h.s.Err() == nil; pn++ {
+		b := fzShort(t, pn)
+		for len(b) < 1400 {
+			f := &wire.StreamFrame{StreamID: 0, Offset: off, Data: []byte{'x'}, HasLen: true}
+			b, _ = f.Append(b)
+			off -= 2
+		}
+		h.deliver(fzSub(h, b), fzClient)
+		h.s.mu.Lock()
+		if st := h.s.streams[0]; st != nil {
+			spans = max(spans, len(st.recvd.s))
+		}
+		h.s.mu.Unlock()
+	}
+	t.Logf("at most %d spans; session: %v", spans, h.s.Err())
+	if spans > 1000 {
+		t.Fatalf("stream 0 tracked %d received spans", spans)
+	}
 }
