@@ -70,8 +70,9 @@ type Port struct {
 	txMs        **C.struct_rte_mbuf
 	txDp        *C.raptor_txd
 	txD         []C.raptor_txd
-	txIdx       []int // batch index of each frame in txD
-	firstUnsent int   // batch index of the first datagram a failed flush did not send
+	txIdx       []int             // batch index of each frame in txD
+	firstUnsent int               // batch index of the first datagram a failed flush did not send
+	txMACs      [MaxBurst]macAddr // next-hop MAC of each frame in txD
 	arp         *arpTable
 	ipID        uint16
 	flushB      [][]byte
@@ -430,11 +431,11 @@ func (p *Port) writeLocked(bufs [][]byte, addrs []netip.AddrPort) (int, error) {
 	now := p.now()
 	h := udpHeader{srcMAC: p.mac, src: p.local, offload: p.txOL != 0}
 	nf := 0 // frames collected in txIdx
-	var macs [MaxBurst]macAddr
+	macs := &p.txMACs
 	for i := 0; i < len(bufs); i++ {
 		dst := addrs[i]
 		if err := p.checkDst(dst, len(bufs[i])); err != nil {
-			if _, ferr := p.flush(bufs, addrs, nf, &h, &macs); ferr != nil {
+			if _, ferr := p.flush(bufs, addrs, nf, &h, macs); ferr != nil {
 				return p.firstUnsent, ferr
 			}
 			return i, err
@@ -458,13 +459,13 @@ func (p *Port) writeLocked(bufs [][]byte, addrs []netip.AddrPort) (int, error) {
 		p.txIdx[nf] = i
 		nf++
 		if nf == p.cfg.Burst {
-			if _, err := p.flush(bufs, addrs, nf, &h, &macs); err != nil {
+			if _, err := p.flush(bufs, addrs, nf, &h, macs); err != nil {
 				return p.firstUnsent, err
 			}
 			nf = 0
 		}
 	}
-	if _, err := p.flush(bufs, addrs, nf, &h, &macs); err != nil {
+	if _, err := p.flush(bufs, addrs, nf, &h, macs); err != nil {
 		return p.firstUnsent, err
 	}
 	return len(bufs), nil
