@@ -77,6 +77,7 @@ type Stats struct {
 	WriteErrs [2]uint64 // dropped because the destination refused them (down)
 }
 
+// String is a one-line summary of both directions.
 func (s Stats) String() string {
 	return fmt.Sprintf("A→B forwarded %d lost %d overflow %d write errors %d; B→A forwarded %d lost %d overflow %d write errors %d",
 		s.Forwarded[0], s.Lost[0], s.Overflow[0], s.WriteErrs[0], s.Forwarded[1], s.Lost[1], s.Overflow[1], s.WriteErrs[1])
