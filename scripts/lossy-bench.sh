@@ -141,7 +141,7 @@ for loss in $LOSSES; do
   start_server
   echo "== rtt ${SIZE}/${REPLY} B, ${loss}% loss each way (via $LOSS_VIA), ${DELAY} one-way delay, $COUNT round trips" >&2
   ip netns exec "$NSA" "$WORK/raptor-bench-all" rtt --transport "$TRANSPORTS" --remote "10.77.0.2:$BASE_PORT" \
-    --size "$SIZE" --reply "$REPLY" --count "$COUNT" --warmup 100 --timeout "$TIMEOUT" --loss-timeout 50ms \
+    --size "$SIZE" --reply "$REPLY" --count "$COUNT" --warmup 100 --timeout "$TIMEOUT" --loss-timeout 50ms --verbose \
     --markdown --plot "$OUT/bench-lossy-$loss.png" \
     --save "$OUT/lossy-$loss.jsonl" --condition "${loss}% loss, ${DELAY} one-way delay" \
     --title "rtt ${SIZE}/${REPLY} B, ${loss}% loss, ${DELAY} one-way delay" | tee "$OUT/lossy-$loss.md" \
@@ -150,7 +150,7 @@ for loss in $LOSSES; do
     KT=$(echo "$TRANSPORTS" | tr , '\n' | grep -vx udp | paste -sd, -)
     echo "== kafka over the same path: $KAFKA_COUNT records at $KAFKA_RATE/s, then flat out for 2s" >&2
     ip netns exec "$NSA" "$WORK/raptor-bench-all" kafka --transport "$KT" --remote "10.77.0.2:$BASE_PORT" \
-      --size 64 --count "$KAFKA_COUNT" --rate "$KAFKA_RATE" --duration 2s --timeout "$TIMEOUT" \
+      --size 64 --count "$KAFKA_COUNT" --rate "$KAFKA_RATE" --duration 2s --timeout "$TIMEOUT" --verbose \
       --markdown --save "$OUT/lossy-$loss.jsonl" --condition "${loss}% loss, ${DELAY} one-way delay" \
       | tee -a "$OUT/lossy-$loss.md" \
       || { echo "lossy-bench: some kafka runs failed at ${loss}% loss (see above)" >&2; FAILED=1; }

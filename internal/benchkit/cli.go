@@ -47,6 +47,7 @@ type Config struct {
 	CPUProfile string   // pprof CPU profile of the whole command
 	MemProfile string   // pprof allocation profile, written at the end
 	Idle       IdleOptions
+	Verbose    bool // the transport's counters after each run
 }
 
 const usageText = `Usage: %s <rtt|throughput|kafka|idle|all|serve> [flags]
@@ -113,6 +114,7 @@ func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Co
 	listen := fs.String("listen", "", "serve: HOST:PORT base address to listen on")
 	serveFor := fs.Duration("serve-for", time.Hour, "serve: stop after this long")
 	noProgress := fs.Bool("no-progress", false, "no progress bar on stderr")
+	verbose := fs.Bool("verbose", false, "after each run, the transport's own counters on stderr (raptor: retransmits, RTOs, NAKs)")
 	save := fs.String("save", "", "also append every result, with all its fields, to this archive (JSON lines) for 'report'")
 	condition := fs.String("condition", "", "network conditions recorded with the results in --save (e.g. \"1% loss, 1ms delay\")")
 	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile of the runs to this file")
@@ -222,6 +224,7 @@ func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Co
 	cfg.Save, cfg.Condition = *save, *condition
 	cfg.CPUProfile, cfg.MemProfile = *cpuProfile, *memProfile
 	cfg.Idle = IdleOptions{Conns: *conns, Duration: *duration}
+	cfg.Verbose = *verbose
 	return cfg, nil
 }
 
@@ -403,6 +406,11 @@ func RunAll(ctx context.Context, cfg *Config, each func(Result), stderr io.Write
 				}
 				if c, ok := t.(io.Closer); ok {
 					c.Close() // each run on sessions of its own, none left busy
+				}
+				if rs, ok := t.(interface{ RunStats() string }); ok && cfg.Verbose {
+					if s := rs.RunStats(); s != "" {
+						fmt.Fprintf(stderr, "bench: %s %s %d B: %s\n", suite, t.Name(), size, s)
+					}
 				}
 				if err != nil {
 					fmt.Fprintf(stderr, "bench: %s over %s (%d B) failed: %v\n", suite, t.Name(), size, err)

@@ -2,6 +2,7 @@ package benchkit
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"sync"
 
@@ -16,8 +17,10 @@ type Raptor struct {
 	// Config applies to both the listener and the dialer; nil means defaults.
 	Config *reliable.Config
 
-	mu     sync.Mutex
-	dialer *reliable.Dialer
+	mu       sync.Mutex
+	dialer   *reliable.Dialer
+	sessions map[*reliable.Session]struct{}
+	last     string
 }
 
 // Name returns "raptor".
@@ -37,7 +40,24 @@ func (r *Raptor) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	}
 	d := r.dialer
 	r.mu.Unlock()
-	return d.DialContext(ctx, "raptor", addr)
+	c, err := d.DialContext(ctx, "raptor", addr)
+	if st, ok := c.(*reliable.Stream); ok && err == nil {
+		r.mu.Lock()
+		if r.sessions == nil {
+			r.sessions = map[*reliable.Session]struct{}{}
+		}
+		r.sessions[st.Session()] = struct{}{}
+		r.mu.Unlock()
+	}
+	return c, err
+}
+
+// RunStats summarises the counters of the sessions of the last run (until
+// Close): packets, retransmissions, timeouts, NAKs, smoothed RTT.
+func (r *Raptor) RunStats() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
 }
 
 // Close ends the sessions this transport dialled; a later Dial starts a new
@@ -46,6 +66,23 @@ func (r *Raptor) Close() error {
 	r.mu.Lock()
 	d := r.dialer
 	r.dialer = nil
+	var sum reliable.Stats
+	for s := range r.sessions {
+		st := s.Stats()
+		sum.PacketsSent += st.PacketsSent
+		sum.PacketsReceived += st.PacketsReceived
+		sum.Retransmits += st.Retransmits
+		sum.RTOs += st.RTOs
+		sum.NaksSent += st.NaksSent
+		sum.NaksReceived += st.NaksReceived
+		sum.Duplicates += st.Duplicates
+		sum.SmoothedRTT = max(sum.SmoothedRTT, st.SmoothedRTT)
+	}
+	if len(r.sessions) > 0 {
+		r.last = fmt.Sprintf("%d sessions: packets sent %d received %d, retransmits %d, RTOs %d, NAKs sent %d received %d, duplicates %d, smoothed RTT %v",
+			len(r.sessions), sum.PacketsSent, sum.PacketsReceived, sum.Retransmits, sum.RTOs, sum.NaksSent, sum.NaksReceived, sum.Duplicates, sum.SmoothedRTT)
+	}
+	r.sessions = nil
 	r.mu.Unlock()
 	if d == nil {
 		return nil
