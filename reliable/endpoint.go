@@ -375,8 +375,8 @@ func (e *endpoint) sessionDone(s *Session) {
 // statsLocked sums the endpoint's counters and those of live sessions.
 func (e *endpoint) snapshot() Stats {
 	var st Stats
+	e.mu.Lock() // sessionDone folds a session into e.stats under the same lock
 	e.stats.addTo(&st)
-	e.mu.Lock()
 	for _, s := range e.sessions {
 		s.stats.addTo(&st)
 	}

@@ -13,6 +13,7 @@ const maxRecvRanges = 64 // packet-number ranges remembered for ACKs and duplica
 // parsed from the start of pkt. It reports whether the run loop must wake.
 func (s *Session) handleShortLocked(h wire.ShortHeader, hdrLen int, pkt []byte, now time.Time, fp *wire.FrameParser) {
 	if s.state == stateClosed {
+		s.ep.stats.dropsUnknownSession.Add(1) // ended, about to leave the table
 		return
 	}
 	payload := pkt[hdrLen:]
