@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -64,8 +65,10 @@ func (c *FailoverConfig) populate(t *Transport) {
 //
 // A Raptor peer that ends our session (a gateway shutting down or killed
 // with its listener closed), a session that dies of idle timeout, and a
-// stream the peer resets with [CodeDraining] open the endpoint's breaker at
-// once: the endpoint said it is leaving, so no dial is wasted on it. Close
+// connection that starts with a [Relay]'s "RAPTOR-ERR draining" line open
+// the endpoint's breaker at once: the endpoint said it is leaving, so no
+// dial is wasted on it. A connection starting with another RAPTOR-ERR line
+// (the gateway cannot reach its upstream, or is full) counts as a failure. Close
 // the dialer to end the goroutine that watches each session.
 type FailoverDialer struct {
 	t    *Transport
@@ -253,15 +256,10 @@ func (f *FailoverDialer) watch(fe *failoverEndpoint, s *reliable.Session) {
 }
 
 // peerGoingAway reports whether err says the endpoint is leaving or gone:
-// a session the peer closed or that timed out, or a stream reset with
-// CodeDraining.
+// a session the peer closed or that timed out.
 func peerGoingAway(err error) bool {
 	var se *reliable.SessionError
-	if errors.As(err, &se) {
-		return se.Remote || se.Code != reliable.CodeNoError
-	}
-	var ste *reliable.StreamError
-	return errors.As(err, &ste) && ste.Remote && ste.Code == CodeDraining
+	return errors.As(err, &se) && (se.Remote || se.Code != reliable.CodeNoError)
 }
 
 // trip opens fe's breaker by recording failures until it opens.
@@ -334,6 +332,30 @@ type failoverConn struct {
 	once     sync.Once
 	reported atomic.Bool
 	closed   atomic.Bool
+	readOnce atomic.Bool
+}
+
+var errLinePrefix = []byte(ErrLinePrefix)
+
+// inspectFirst looks for a Relay error line at the start of the
+// connection.
+func (c *failoverConn) inspectFirst(b []byte) {
+	if !bytes.HasPrefix(b, errLinePrefix) || c.reported.Swap(true) {
+		return
+	}
+	line := string(b[len(errLinePrefix):])
+	if i := strings.IndexByte(line, '\n'); i >= 0 {
+		line = line[:i]
+	}
+	cause := errors.New("endpoint answered " + ErrLinePrefix + line)
+	if strings.HasPrefix(line, "draining") {
+		c.f.trip(c.fe, cause)
+		return
+	}
+	c.fe.failures.Add(1)
+	if done, err := c.fe.cb.Allow(); err == nil {
+		done(cause)
+	}
 }
 
 func (c *failoverConn) observe(err error) {
@@ -364,6 +386,9 @@ func (c *failoverConn) observe(err error) {
 
 func (c *failoverConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
+	if n > 0 && !c.readOnce.Swap(true) {
+		c.inspectFirst(b[:n])
+	}
 	c.observe(err)
 	return n, err
 }

@@ -2,6 +2,10 @@ package plugin
 
 import (
 	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -90,4 +94,92 @@ func TestListenDualSamePort(t *testing.T) {
 		t.Fatal("Accept after Close succeeded")
 	}
 	ln.Wait()
+}
+
+// TestRaptorDrainRefusesNewStreamsAndTripsBreaker: while a Raptor gateway
+// drains, its listener stays open (the session carrying the busy stream
+// lives on) and new streams get the draining line, which opens the
+// failover dialer's breaker for that gateway at once.
+func TestRaptorDrainRefusesNewStreamsAndTripsBreaker(t *testing.T) {
+	release := make(chan struct{}, 1)
+	up := gatedKafkaServer(t, release)
+	gw, gwAddr, _ := startRelay(t, RelayConfig{Upstreams: []string{"tcp://" + up.Addr().String()}, Framing: FramingKafka}, "raptor://127.0.0.1:0")
+	tr := New()
+	defer tr.Close()
+	other := echoServer(t) // a second, healthy endpoint
+	f, err := NewFailoverDialer(tr, []string{"raptor://" + gwAddr, "tcp://" + other.Addr().String()}, FailoverConfig{OpenTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// Two connections spread over both endpoints; the Raptor one holds a
+	// request in flight.
+	var busy net.Conn
+	for i := 0; i < 2; i++ {
+		c, err := f.Dial(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if c.(*failoverConn).fe == f.eps[0] {
+			busy = c
+		}
+	}
+	if busy == nil {
+		t.Fatalf("two dials did not spread over both endpoints: %+v", f.Status())
+	}
+	busy.SetDeadline(time.Now().Add(20 * time.Second))
+	busy.Write(append(binary.BigEndian.AppendUint32(nil, 2), "hi"...))
+	for gw.Stats().BytesUp < 6 {
+		select {
+		case <-time.After(time.Millisecond):
+		case <-t.Context().Done():
+			return
+		}
+	}
+	shut := make(chan error, 1)
+	go func() { shut <- gw.Shutdown(context.Background()) }()
+	for !gw.isDraining() {
+		select {
+		case <-time.After(time.Millisecond):
+		case <-t.Context().Done():
+			return
+		}
+	}
+	// A new stream to the draining gateway is refused with the line.
+	c, err := tr.Dial(t.Context(), "raptor://"+gwAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := &failoverConn{Conn: c, f: f, fe: f.eps[0]}
+	fc.Write([]byte{0, 0, 0, 1, 'x'})
+	fc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(fc).ReadString('\n')
+	if line != ErrLinePrefix+"draining\n" {
+		t.Fatalf("new stream during drain: %q, %v; gateway %+v", line, err, gw.Stats())
+	}
+	if s := f.Status()[0].State; s != "open" {
+		t.Fatalf("breaker %s after the draining line, want open", s)
+	}
+	fc.Close()
+	// The busy stream still gets its response, then the drain completes.
+	release <- struct{}{}
+	resp, err := io.ReadAll(busy)
+	// EOF, or the session's graceful close when it overtakes the FIN.
+	if (err != nil && !errors.Is(err, net.ErrClosed)) || len(resp) != 6 {
+		t.Fatalf("busy stream during drain: %d bytes, %v", len(resp), err)
+	}
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+	if st := gw.Stats(); st.Refused != 1 || st.Drained != 1 || st.ForceClosed != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	// New connections now go to the healthy endpoint.
+	c2, err := f.Dial(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(t, c2, "ok")
+	c2.Close()
 }

@@ -11,8 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/raptormq/raptor/reliable"
 )
 
 // Framing tells a [Relay] how to find request boundaries, which it needs to
@@ -33,16 +31,16 @@ const (
 	FramingKafka
 )
 
-// CodeDraining is the stream reset code a draining Relay gives a Raptor
-// stream that arrives while it drains; a [FailoverDialer] seeing it opens
-// that endpoint's breaker and dials another.
-const CodeDraining = reliable.CodeFirstApplication + 1
-
 // The error lines a Relay writes to a client connection it cannot serve,
 // before closing it. Each is one line of text ending in "\n".
 //
 //	RAPTOR-ERR upstream-unreachable <upstream URL>: <cause>
 //	RAPTOR-ERR busy max-streams=<n>
+//	RAPTOR-ERR draining
+//
+// A [FailoverDialer] recognises these lines at the start of a connection:
+// draining opens that endpoint's breaker at once, the others count as a
+// failure.
 //
 // A Kafka client reads the first 4 bytes as a response length that is out of
 // range and drops the connection, then retries as for any broker failure.
@@ -84,7 +82,7 @@ type RelayStats struct {
 	Completed      uint64 // connections that ended on their own (EOF or error)
 	Drained        uint64 // closed by a drain between requests
 	ForceClosed    uint64 // still busy at the drain deadline or at Close
-	Refused        uint64 // arrived while draining (Raptor streams reset with CodeDraining)
+	Refused        uint64 // arrived while draining (got the draining line)
 	BytesUp        uint64 // client to upstream
 	BytesDown      uint64 // upstream to client
 }
@@ -177,6 +175,12 @@ func (r *Relay) closeTransport() {
 	}
 }
 
+func (r *Relay) isDraining() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.draining
+}
+
 // Failover returns the failover dialer when the relay has several
 // upstreams, else nil.
 func (r *Relay) Failover() *FailoverDialer { return r.fo }
@@ -231,13 +235,20 @@ func (r *Relay) Serve(ln net.Listener) error {
 		rc.touch(dirNone)
 		r.mu.Lock()
 		switch {
-		case r.closed || r.draining:
+		case r.closed:
 			r.mu.Unlock()
-			r.refused.Add(1)
-			if st, ok := c.(*reliable.Stream); ok {
-				st.Reset(CodeDraining)
-			}
 			c.Close()
+			continue
+		case r.draining:
+			r.refused.Add(1)
+			r.conns[rc] = struct{}{}
+			r.wg.Add(1)
+			r.mu.Unlock()
+			go func() {
+				defer r.wg.Done()
+				defer r.remove(rc)
+				replyError(c, ErrLinePrefix+"draining\n")
+			}()
 			continue
 		case len(r.conns) >= r.cfg.MaxStreams:
 			r.rejected.Add(1)
@@ -275,8 +286,8 @@ func (r *Relay) remove(rc *relayConn) {
 // connection as soon as it sits between requests (see [Framing]), and
 // returns nil once none is left. TCP listeners are closed at once; other
 // listeners (Raptor, whose Close would end the sessions that carry the
-// connections being drained) stay open until the drain ends and refuse new
-// streams meanwhile, resetting Raptor streams with [CodeDraining]. When ctx ends first, the remaining
+// connections being drained) stay open until the drain ends and answer new
+// streams meanwhile with the line "RAPTOR-ERR draining". When ctx ends first, the remaining
 // connections are cut, counted in ForceClosed, and ctx's error is
 // returned. Shutdown then releases everything as Close does.
 func (r *Relay) Shutdown(ctx context.Context) error {
