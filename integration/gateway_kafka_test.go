@@ -96,34 +96,48 @@ func TestGatewayFailover(t *testing.T) {
 	defer cancel()
 
 	var (
-		killOnce             sync.Once
-		killed               atomic.Int64 // unix nanos of the kill
-		consumedAtKill       atomic.Int64
-		firstAck, firstRecv  atomic.Int64 // unix nanos of the first after the kill
-		gw1Before, gw2Before plugin.RelayStats
-		killDone             = make(chan struct{})
+		killOnce        sync.Once
+		killed          atomic.Int64 // unix nanos of the kill
+		acked, consumed atomic.Int64
+		consumedAtKill  atomic.Int64
+		firstRecv       atomic.Int64 // unix nanos of the first record consumed after the kill
+		ackMu           sync.Mutex
+		lastAck, ackGap int64 // after the kill: last ack (unix nanos), longest gap between acks
+		gw1Before       plugin.RelayStats
+		gw2Before       plugin.RelayStats
+		killDone        = make(chan struct{})
 	)
-	kill := func(n int) {
+	// Kill gateway 1 when half the records are acknowledged: the producer
+	// and the consumer are both mid-stream.
+	kill := func() {
 		killOnce.Do(func() {
 			gw1Before, gw2Before = gw1.Stats(), gw2.Stats()
-			consumedAtKill.Store(int64(n))
-			killed.Store(time.Now().UnixNano())
+			consumedAtKill.Store(consumed.Load())
+			now := time.Now().UnixNano()
+			ackMu.Lock()
+			lastAck = now
+			ackMu.Unlock()
+			killed.Store(now)
 			go func() { defer close(killDone); gw1.Close() }()
 		})
 	}
 	res := kxWorkload{
 		Seed: broker, Topic: "fo", Partitions: 6, N: kxRecords, Opts: []kgo.Opt{d.Opt()},
 		OnConsumed: func(n int) {
-			if n >= kxRecords/2 {
-				kill(n)
-			}
+			consumed.Store(int64(n))
 			if k := killed.Load(); k != 0 && int64(n) > consumedAtKill.Load() {
 				firstRecv.CompareAndSwap(0, time.Now().UnixNano())
 			}
 		},
 		OnAck: func() {
-			if k := killed.Load(); k != 0 {
-				firstAck.CompareAndSwap(0, time.Now().UnixNano())
+			if killed.Load() != 0 {
+				now := time.Now().UnixNano()
+				ackMu.Lock()
+				ackGap = max(ackGap, now-lastAck)
+				lastAck = now
+				ackMu.Unlock()
+			} else if acked.Add(1) >= kxRecords/2 {
+				kill()
 			}
 		},
 	}.run(t, ctx)
@@ -142,9 +156,17 @@ func TestGatewayFailover(t *testing.T) {
 		t.Fatalf("traffic did not move to gateway 2: %+v, gateway 2 %+v", st, gw2.Stats())
 	}
 	k := killed.Load()
-	ms := func(ns int64) time.Duration { return time.Duration(ns - k).Round(time.Millisecond) }
-	t.Logf("failover: breaker open after %v; first produce ack after the kill at %v, first new record consumed at %v",
-		ms(opened.Load()), ms(firstAck.Load()), ms(firstRecv.Load()))
+	ms := func(ns int64) string {
+		if ns == 0 {
+			return "n/a (none after the kill)"
+		}
+		return time.Duration(ns - k).Round(time.Millisecond).String()
+	}
+	t.Logf("failover switch: breaker open %s after the kill; longest pause between produce acks after it %v; first new record consumed after %s",
+		ms(opened.Load()), time.Duration(ackGap).Round(time.Millisecond), ms(firstRecv.Load()))
+	if ackGap == 0 || firstRecv.Load() == 0 {
+		t.Fatal("no traffic after the kill: nothing shows the switch")
+	}
 }
 
 // TestGatewayDrainMidStream: one of two gateways drains (graceful
