@@ -43,7 +43,8 @@ done
 
 if [ -d dpdk ]; then
   if pkg-config --exists libdpdk 2>/dev/null; then
-    log "go test -tags dpdk ./dpdk/... ./integration/..."
+    log "go vet + go test -tags dpdk ./dpdk/... ./integration/..."
+    go vet -tags dpdk ./dpdk/... ./integration/...
     go test -race -tags dpdk -timeout 15m -count=1 ./dpdk/... ./integration/...
   else
     log "SKIPPED DPDK tests: libdpdk-dev is not installed and could not be installed (not root)"
