@@ -142,8 +142,7 @@ func (s *Session) handleHandshakeLocked(h wire.LongHeader, body []byte, now time
 // wakes the run loop when there is something to send or an earlier deadline.
 func (s *Session) afterReceive() {
 	s.mu.Lock()
-	wake := s.state != stateEstablished || s.ackNow || len(s.naks) > 0 || s.maxDataQueued ||
-		s.maxStreamsQueued || s.sendQueueHead < len(s.sendQueue) || s.graceful
+	wake := s.hasWorkLocked()
 	if !wake {
 		s.armLocked(false) // a new ACK or loss deadline: no need to wake anyone
 	}

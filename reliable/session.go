@@ -122,6 +122,7 @@ type Session struct {
 	sendBuffered     int       // bytes written on all streams and not yet acknowledged
 	blockedWriters   []*Stream // writers waiting for SessionSendBuffer room
 	requeue          []*Stream
+	sendWanted       bool // the run loop found an inline sender busy
 
 	// packing scratch, reused
 	ackFrame wire.AckFrame

@@ -19,10 +19,11 @@ func (s *Session) run() {
 		s.onTimersLocked(now)
 		n, more, owner := 0, false, false
 		if !s.sending {
-			// Another goroutine may be sending inline (Stream.Write); it wakes
-			// us when it is done if work remains.
 			s.sending, owner = true, true
 			n, more = s.packLocked(now)
+		} else {
+			// A Write is sending inline; it wakes us when it is done.
+			s.sendWanted = true
 		}
 		finished := s.state == stateClosing && !s.closeQueued && !now.Before(s.drainUntil) && !s.sending
 		if owner && n == 0 {
@@ -92,7 +93,8 @@ func (s *Session) sendInlineUnlock() {
 	}
 	s.mu.Lock()
 	s.sending = false
-	again := more || s.sendQueueHead < len(s.sendQueue) || s.ackNow || len(s.naks) > 0
+	again := more || s.sendWanted || s.hasWorkLocked()
+	s.sendWanted = false
 	s.mu.Unlock()
 	if again {
 		s.wakeSender()
@@ -185,6 +187,12 @@ func (s *Session) allAckedLocked() bool {
 		}
 	}
 	return true
+}
+
+// hasWorkLocked reports whether packLocked would send something now.
+func (s *Session) hasWorkLocked() bool {
+	return s.sendQueueHead < len(s.sendQueue) || s.ackNow || len(s.naks) > 0 || s.maxDataQueued ||
+		s.maxStreamsQueued || s.pingQueued || s.closeQueued || s.graceful || s.state != stateEstablished
 }
 
 // nextDeadlineLocked is the earliest time the run loop must act by itself.
