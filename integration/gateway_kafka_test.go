@@ -2,7 +2,9 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,7 +15,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/raptormq/raptor/compat/kafka"
+	"github.com/raptormq/raptor/internal/udpio"
 	"github.com/raptormq/raptor/plugin"
+	"github.com/raptormq/raptor/reliable"
 )
 
 // kxTCPBroker starts a TCP-only kfake broker with topic.
@@ -66,28 +70,73 @@ func TestGatewayToTCPOnlyBroker(t *testing.T) {
 	t.Logf("gateway: %d streams, %d B up, %d B down", st.Accepted, st.BytesUp, st.BytesDown)
 }
 
-// TestGatewayFailover: two gateways in front of one broker; the one the
-// clients use is killed mid-stream. Every record arrives, none twice
-// (idempotent producer), the dead gateway's breaker opens and traffic
-// continues through the other.
-func TestGatewayFailover(t *testing.T) {
+// TestGatewayFailover: two gateways in front of one broker; the one that
+// carries the produce traffic is killed mid-stream (its listener and every
+// session closed). Every record arrives, none twice (idempotent producer),
+// the dead gateway's breaker opens and traffic continues through the other.
+func TestGatewayFailover(t *testing.T) { kxFailover(t, false) }
+
+// TestGatewayFailoverCrash: the same, but the gateway vanishes without a
+// word (its packets black-holed, like a crashed host). The clients notice
+// through Raptor's idle timeout (2 s here) and move on.
+func TestGatewayFailoverCrash(t *testing.T) { kxFailover(t, true) }
+
+// kxHoleGateway is a gateway whose packet path can be black-holed.
+type kxHoleGateway struct {
+	relay *plugin.Relay
+	url   string
+	hole  *kxBlackhole
+}
+
+func newKxHoleGateway(t *testing.T, upstream string) *kxHoleGateway {
+	t.Helper()
+	g := &kxHoleGateway{}
+	tr := plugin.New(plugin.WithPacketConn(func(laddr string) (reliable.PacketConn, error) {
+		c, err := udpio.Listen(laddr)
+		if err != nil {
+			return nil, err
+		}
+		g.hole = &kxBlackhole{PacketConn: c}
+		return g.hole, nil
+	}))
+	t.Cleanup(func() { tr.Close() })
+	r, err := plugin.NewRelay(plugin.RelayConfig{Upstreams: []string{upstream}, Framing: plugin.FramingKafka, Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tr.Listen("raptor://127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kxServe(t, r, ln)
+	g.relay, g.url = r, "raptor://"+ln.Addr().String()
+	return g
+}
+
+func kxFailover(t *testing.T, crash bool) {
 	broker := kxTCPBroker(t, "fo", 6)
-	gw1, url1 := kxGateway(t, "raptor://127.0.0.1:0", "tcp://"+broker)
-	gw2, url2 := kxGateway(t, "raptor://127.0.0.1:0", "tcp://"+broker)
-	var opened atomic.Int64 // unix nanos when gw1's breaker opened
-	d, err := kafka.NewDialer(
-		kafka.WithGateways(broker, url1, url2),
+	gws := []*kxHoleGateway{newKxHoleGateway(t, "tcp://"+broker), newKxHoleGateway(t, "tcp://"+broker)}
+	var opened [2]atomic.Int64 // unix nanos when each gateway's breaker opened
+	const idle = 2 * time.Second
+	opts := []kafka.DialerOption{
+		kafka.WithGateways(broker, gws[0].url, gws[1].url),
 		kafka.WithFailover(plugin.FailoverConfig{
 			FailureThreshold: 2,
 			OpenTimeout:      time.Minute, // stays open for the rest of the test
 			DialTimeout:      500 * time.Millisecond,
 			OnStateChange: func(ep string, _, to gobreaker.State) {
-				if ep == url1 && to == gobreaker.StateOpen {
-					opened.CompareAndSwap(0, time.Now().UnixNano())
+				for i, g := range gws {
+					if ep == g.url && to == gobreaker.StateOpen {
+						opened[i].CompareAndSwap(0, time.Now().UnixNano())
+					}
 				}
 			},
 		}),
-	)
+	}
+	if crash {
+		opts = append(opts, kafka.WithTransportOptions(plugin.WithRaptorConfig(&reliable.Config{IdleTimeout: idle})))
+	}
+	d, err := kafka.NewDialer(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,29 +145,38 @@ func TestGatewayFailover(t *testing.T) {
 	defer cancel()
 
 	var (
-		killOnce        sync.Once
+		once            sync.Once
+		victim          = -1
 		killed          atomic.Int64 // unix nanos of the kill
 		acked, consumed atomic.Int64
 		consumedAtKill  atomic.Int64
 		firstRecv       atomic.Int64 // unix nanos of the first record consumed after the kill
 		ackMu           sync.Mutex
 		lastAck, ackGap int64 // after the kill: last ack (unix nanos), longest gap between acks
-		gw1Before       plugin.RelayStats
-		gw2Before       plugin.RelayStats
+		before          [2]plugin.RelayStats
 		killDone        = make(chan struct{})
 	)
-	// Kill gateway 1 when half the records are acknowledged: the producer
-	// and the consumer are both mid-stream.
+	// At half the acknowledgements, kill the gateway that carried more
+	// bytes towards the broker: the one the producer uses.
 	kill := func() {
-		killOnce.Do(func() {
-			gw1Before, gw2Before = gw1.Stats(), gw2.Stats()
+		once.Do(func() {
+			before[0], before[1] = gws[0].relay.Stats(), gws[1].relay.Stats()
+			victim = 0
+			if before[1].BytesUp > before[0].BytesUp {
+				victim = 1
+			}
 			consumedAtKill.Store(consumed.Load())
 			now := time.Now().UnixNano()
 			ackMu.Lock()
 			lastAck = now
 			ackMu.Unlock()
 			killed.Store(now)
-			go func() { defer close(killDone); gw1.Close() }()
+			if crash {
+				gws[victim].hole.dead.Store(true)
+				close(killDone)
+				return
+			}
+			go func() { defer close(killDone); gws[victim].relay.Close() }()
 		})
 	}
 	res := kxWorkload{
@@ -144,16 +202,18 @@ func TestGatewayFailover(t *testing.T) {
 	<-killDone
 	res.check(t, kxRecords)
 
-	if gw1Before.Accepted == 0 {
-		t.Fatalf("no stream went through gateway 1 before the kill (gateway 2: %+v): nothing was failed over", gw2Before)
-	}
+	other := 1 - victim
 	st := d.Failover(broker).Status()
-	t.Logf("at kill: gateway 1 %d streams active, gateway 2 %d; after: %+v", gw1Before.Active, gw2Before.Active, st)
-	if opened.Load() == 0 || st[0].State != "open" {
-		t.Fatalf("gateway 1 breaker did not open: %+v", st)
+	t.Logf("killed gateway %d (%d streams, %d B up) while gateway %d had %d streams, %d B up; breakers after: %+v",
+		victim+1, before[victim].Active, before[victim].BytesUp, other+1, before[other].Active, before[other].BytesUp, st)
+	if before[victim].Active == 0 {
+		t.Fatal("the killed gateway carried no stream: nothing was failed over")
 	}
-	if st[1].State != "closed" || gw2.Stats().Accepted <= gw2Before.Accepted && gw1Before.Active > 0 {
-		t.Fatalf("traffic did not move to gateway 2: %+v, gateway 2 %+v", st, gw2.Stats())
+	if opened[victim].Load() == 0 || st[victim].State != "open" {
+		t.Fatalf("the dead gateway's breaker did not open: %+v", st)
+	}
+	if st[other].State != "closed" || gws[other].relay.Stats().BytesUp <= before[other].BytesUp {
+		t.Fatalf("traffic did not continue through the other gateway: %+v", gws[other].relay.Stats())
 	}
 	k := killed.Load()
 	ms := func(ns int64) string {
@@ -162,11 +222,38 @@ func TestGatewayFailover(t *testing.T) {
 		}
 		return time.Duration(ns - k).Round(time.Millisecond).String()
 	}
-	t.Logf("failover switch: breaker open %s after the kill; longest pause between produce acks after it %v; first new record consumed after %s",
-		ms(opened.Load()), time.Duration(ackGap).Round(time.Millisecond), ms(firstRecv.Load()))
-	if ackGap == 0 || firstRecv.Load() == 0 {
-		t.Fatal("no traffic after the kill: nothing shows the switch")
+	how := "killed (sessions closed)"
+	if crash {
+		how = fmt.Sprintf("crashed (silent; idle timeout %v)", idle)
 	}
+	ackMu.Lock()
+	gap := time.Duration(ackGap).Round(time.Millisecond)
+	ackMu.Unlock()
+	t.Logf("failover switch, gateway %s: breaker open %s after; longest pause between produce acks %v; first new record consumed after %s",
+		how, ms(opened[victim].Load()), gap, ms(firstRecv.Load()))
+}
+
+// kxBlackhole is a packet conn that can be made to vanish: once dead it
+// drops everything both ways without a word, like a crashed host.
+type kxBlackhole struct {
+	reliable.PacketConn
+	dead atomic.Bool
+}
+
+func (b *kxBlackhole) ReadBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort) (int, error) {
+	for {
+		n, err := b.PacketConn.ReadBatch(bufs, sizes, addrs)
+		if err != nil || !b.dead.Load() {
+			return n, err
+		}
+	}
+}
+
+func (b *kxBlackhole) WriteBatch(bufs [][]byte, addrs []netip.AddrPort) (int, error) {
+	if b.dead.Load() {
+		return len(bufs), nil
+	}
+	return b.PacketConn.WriteBatch(bufs, addrs)
 }
 
 // TestGatewayDrainMidStream: one of two gateways drains (graceful
