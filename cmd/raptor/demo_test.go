@@ -62,3 +62,19 @@ func TestDemoBadFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestDemoTableReportsFailure(t *testing.T) {
+	var out bytes.Buffer
+	printDemoTable(&out, &demoReport{Messages: 10, Size: 100, Partitions: 1, Broker: "127.0.0.1:1", Results: []demoResult{
+		{Transport: "tcp", Produced: 10, Received: 10},
+		{Transport: "raptor", Produced: 10, Received: 7, Lost: 3, Duplicated: 1, FirstError: "consumer group got no partitions"},
+	}})
+	for _, want := range []string{"FAILED raptor: 3 lost, 1 duplicated, 0 produce errors (first: consumer group got no partitions)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "OK:") {
+		t.Errorf("failed report says OK:\n%s", out.String())
+	}
+}
