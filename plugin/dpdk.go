@@ -28,6 +28,7 @@ type ParamError struct {
 	Reason   string
 }
 
+// Error names the endpoint, the key and its value.
 func (e *ParamError) Error() string {
 	return fmt.Sprintf("plugin: endpoint %s: %s=%q: %s (see docs/DPDK.md, URL form)", e.Endpoint, e.Key, e.Value, e.Reason)
 }

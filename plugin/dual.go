@@ -121,7 +121,9 @@ func (m *MultiListener) Wait() { m.wg.Wait() }
 
 type advertisedAddr struct{ hostport string }
 
+// Network is "tcp".
 func (a advertisedAddr) Network() string { return "tcp" }
+// String is the advertised host:port.
 func (a advertisedAddr) String() string  { return a.hostport }
 
 // ListenDual listens on host:port with TCP and with Raptor (UDP) on the same

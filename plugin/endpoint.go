@@ -54,6 +54,7 @@ type SchemeError struct {
 	Scheme string // the scheme found, "" when there was none
 }
 
+// Error names the input and the accepted schemes.
 func (e *SchemeError) Error() string {
 	if e.Scheme == "" {
 		return fmt.Sprintf("plugin: endpoint %q has no scheme; accepted schemes: %s (for example raptor://127.0.0.1:9092)", e.Input, acceptedList())
@@ -67,6 +68,7 @@ type AddrError struct {
 	Reason string // what is wrong with it
 }
 
+// Error names the input and what is wrong with it.
 func (e *AddrError) Error() string {
 	return fmt.Sprintf("plugin: endpoint %q: %s (want scheme://host:port)", e.Input, e.Reason)
 }

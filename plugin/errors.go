@@ -8,6 +8,7 @@ type DialError struct {
 	Err      error  // the cause
 }
 
+// Error names the endpoint and the cause.
 func (e *DialError) Error() string { return fmt.Sprintf("plugin: dial %s: %v", e.Endpoint, e.Err) }
 
 // Unwrap returns the cause.
@@ -19,6 +20,7 @@ type ListenError struct {
 	Err      error  // the cause
 }
 
+// Error names the endpoint and the cause.
 func (e *ListenError) Error() string { return fmt.Sprintf("plugin: listen %s: %v", e.Endpoint, e.Err) }
 
 // Unwrap returns the cause.

@@ -145,6 +145,7 @@ type FailoverError struct {
 	Attempts map[string]error // endpoint URL -> cause
 }
 
+// Error lists every endpoint with its cause.
 func (e *FailoverError) Error() string {
 	keys := make([]string, 0, len(e.Attempts))
 	for k := range e.Attempts {
@@ -384,6 +385,7 @@ func (c *failoverConn) observe(err error) {
 	}
 }
 
+// Read reads from the connection, watching for failures and error lines.
 func (c *failoverConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if n > 0 && !c.readOnce.Swap(true) {
@@ -393,6 +395,7 @@ func (c *failoverConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// Write writes to the connection, watching for failures.
 func (c *failoverConn) Write(b []byte) (int, error) {
 	n, err := c.Conn.Write(b)
 	c.observe(err)
@@ -407,6 +410,7 @@ func (c *failoverConn) CloseWrite() error {
 	return fmt.Errorf("plugin: %T cannot half-close", c.Conn)
 }
 
+// Close closes the connection; it no longer counts as live.
 func (c *failoverConn) Close() error {
 	c.closed.Store(true)
 	c.once.Do(func() { c.fe.active.Add(-1) })

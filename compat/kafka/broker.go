@@ -189,6 +189,7 @@ func (b *Broker) closeListeners() error {
 // kfakeLogger adapts slog to kfake.Logger.
 type kfakeLogger struct{ l *slog.Logger }
 
+// Logf logs one kfake message at the matching slog level.
 func (k kfakeLogger) Logf(level kfake.LogLevel, msg string, args ...any) {
 	lvl := slog.LevelDebug
 	switch level {
