@@ -123,8 +123,9 @@ type advertisedAddr struct{ hostport string }
 
 // Network is "tcp".
 func (a advertisedAddr) Network() string { return "tcp" }
+
 // String is the advertised host:port.
-func (a advertisedAddr) String() string  { return a.hostport }
+func (a advertisedAddr) String() string { return a.hostport }
 
 // ListenDual listens on host:port with TCP and with Raptor (UDP) on the same
 // port number, and merges the two plus any extra listeners (which it takes
