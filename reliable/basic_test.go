@@ -55,7 +55,7 @@ func TestEchoLoopback(t *testing.T) {
 	}()
 	got, err := io.ReadAll(st)
 	if err != nil {
-		t.Fatalf("read: %v (got %d bytes)", err, len(got))
+		t.Fatalf("read: %v (got %d bytes)\nclient: %s\nserver: %s", err, len(got), dumpSession(s), dumpListener(l))
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("echo mismatch: got %d bytes want %d", len(got), len(want))

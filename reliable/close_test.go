@@ -133,3 +133,69 @@ func TestSimFlushDelayCoalesces(t *testing.T) {
 		l.Close()
 	})
 }
+
+// TestSimWriteAfterPeerFin: an accepted stream whose peer has half-closed
+// still delivers what the application writes afterwards (the stream must not
+// be retired while its send side is open).
+func TestSimWriteAfterPeerFin(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw, l, s := simPair(t, 12, simnet.LinkConfig{Delay: time.Millisecond}, nil)
+		defer nw.Close()
+		st, _ := s.OpenStream(context.Background())
+		st.Write([]byte("request"))
+		st.CloseWrite()
+		acc, err := l.AcceptStream(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := io.ReadAll(acc)
+		if err != nil || string(req) != "request" {
+			t.Fatalf("server read %q, %v", req, err)
+		}
+		time.Sleep(100 * time.Millisecond) // virtual: everything acknowledged, both directions quiet
+		synctest.Wait()
+		if _, err := acc.Write([]byte("late response")); err != nil {
+			t.Fatalf("write after the peer's FIN: %v", err)
+		}
+		acc.Close()
+		resp, err := io.ReadAll(st)
+		if err != nil || string(resp) != "late response" {
+			t.Fatalf("client read %q, %v", resp, err)
+		}
+		s.CloseWithError(0, "")
+		l.Close()
+	})
+}
+
+// TestSimResetAndCloseOrder: Reset on an accepted stream that sent nothing
+// reaches the peer as a *StreamError; a stream closed before its listener
+// reads to io.EOF at the peer, not the session's close.
+func TestSimResetAndCloseOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw, l, s := simPair(t, 13, simnet.LinkConfig{Delay: time.Millisecond}, nil)
+		defer nw.Close()
+		a, _ := s.OpenStream(context.Background())
+		a.Write([]byte("a"))
+		accA, _ := l.AcceptStream(context.Background())
+		one := make([]byte, 1)
+		io.ReadFull(accA, one)
+		accA.Reset(CodeFirstApplication + 1)
+		accA.Close()
+		_, err := a.Read(one)
+		var se *StreamError
+		if !errors.As(err, &se) || se.Code != CodeFirstApplication+1 || !se.Remote {
+			t.Fatalf("read after the peer's reset: %v, want a remote *StreamError with code %d", err, CodeFirstApplication+1)
+		}
+		b, _ := s.OpenStream(context.Background())
+		b.Write([]byte("b"))
+		accB, _ := l.AcceptStream(context.Background())
+		io.ReadFull(accB, one)
+		accB.Write([]byte("bye"))
+		accB.Close()
+		l.Close()
+		got, err := io.ReadAll(b)
+		if err != nil || string(got) != "bye" {
+			t.Fatalf("read after stream close then listener close: %q, %v; want \"bye\" and io.EOF", got, err)
+		}
+	})
+}

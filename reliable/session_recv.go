@@ -219,7 +219,6 @@ func (s *Session) streamForFrameLocked(id uint64, recvSide bool) (*Stream, error
 	for ; s.peerOpenedIdx <= idx; s.peerOpenedIdx++ {
 		sid := s.peerOpenedIdx*2 + id&1
 		st = newStream(s, sid)
-		st.finAcked = true // nothing to send until the application writes
 		s.streams[sid] = st
 		s.stats.streamsOpened.Add(1)
 		if !s.deliverLocked(st) {

@@ -488,7 +488,7 @@ func (st *Stream) onLostLocked(off, n uint64, fin bool) {
 
 // failLocked ends both directions with err (session ended).
 func (st *Stream) failLocked(err error) {
-	if st.readErr == nil {
+	if st.readErr == nil && !st.finRecv { // a complete stream still reads to EOF
 		st.readErr = err
 	}
 	if st.writeErr == nil {
