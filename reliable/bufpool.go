@@ -15,7 +15,7 @@ type bufPool struct {
 
 const (
 	minBufClass = 4 << 10
-	poolDepth   = 32
+	poolDepth   = 4 // per class: enough for a stream's send and receive buffers to cycle
 )
 
 func newBufPool(maxSize int) *bufPool {

@@ -73,7 +73,7 @@ func resolve(ctx context.Context, addr string) (netip.AddrPort, error) {
 }
 
 func dialPacket(ctx context.Context, pc PacketConn, raddr netip.AddrPort, cfg *Config) (*Session, error) {
-	e := newEndpoint(pc, cfg)
+	e := newEndpoint(pc, cfg, dialReadBatch)
 	e.closeWhenIdle = true
 	s := newSession(e, true, randomID(), raddr)
 	now := time.Now()

@@ -17,7 +17,8 @@ import (
 )
 
 const (
-	readBatch       = 64               // datagrams per ReadBatch
+	readBatch       = 64               // datagrams per ReadBatch on a listener
+	dialReadBatch   = 16               // ... on a dialed session's own socket
 	cookieLifetime  = 10 * time.Second // how long a Retry cookie is accepted
 	cookieLen       = 8 + 16
 	initialHSResend = 50 * time.Millisecond
@@ -61,15 +62,15 @@ type clientKey struct {
 	id   wire.ConnID
 }
 
-func newEndpoint(pc PacketConn, cfg *Config) *endpoint {
+func newEndpoint(pc PacketConn, cfg *Config, batch int) *endpoint {
 	e := &endpoint{
 		pc: pc, cfg: cfg,
 		sessions: make(map[wire.ConnID]*Session),
 		byClient: make(map[clientKey]*Session),
 		readDone: make(chan struct{}),
-		rbufs:    make([][]byte, readBatch),
-		rsizes:   make([]int, readBatch),
-		raddrs:   make([]netip.AddrPort, readBatch),
+		rbufs:    make([][]byte, batch),
+		rsizes:   make([]int, batch),
+		raddrs:   make([]netip.AddrPort, batch),
 	}
 	if _, err := rand.Read(e.secret[:]); err != nil {
 		panic("raptor: crypto/rand failed: " + err.Error())
@@ -77,7 +78,7 @@ func newEndpoint(pc PacketConn, cfg *Config) *endpoint {
 	size := cfg.MaxDatagramSize
 	e.bufs = newBufPool(max(cfg.StreamSendBuffer, cfg.StreamReceiveWindow))
 	e.bufPool.New = func() any { b := make([]byte, 0, size); return &b }
-	backing := make([]byte, readBatch*(size+1))
+	backing := make([]byte, batch*(size+1))
 	for i := range e.rbufs {
 		e.rbufs[i] = backing[i*(size+1) : (i+1)*(size+1) : (i+1)*(size+1)]
 	}

@@ -45,7 +45,7 @@ func ListenPacket(pc PacketConn, cfg *Config) (*Listener, error) {
 }
 
 func listenPacket(pc PacketConn, cfg *Config) *Listener {
-	e := newEndpoint(pc, cfg)
+	e := newEndpoint(pc, cfg, readBatch)
 	l := &Listener{e: e, acceptQ: make(chan *Stream, cfg.AcceptBacklog), closed: make(chan struct{})}
 	e.listener = l
 	e.start()

@@ -53,7 +53,7 @@ func (h *sentHistory) at(i int) *sentPacket { return &h.ring[(h.head+i)&(len(h.r
 // push appends a record and returns it for filling.
 func (h *sentHistory) push() *sentPacket {
 	if h.count == len(h.ring) {
-		n := max(64, 2*len(h.ring))
+		n := max(16, 2*len(h.ring))
 		nr := make([]sentPacket, n)
 		for i := 0; i < h.count; i++ {
 			nr[i] = *h.at(i)

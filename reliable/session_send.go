@@ -120,6 +120,12 @@ func (s *Session) flush(n int) {
 // rtoLocked is the backed-off retransmission timeout.
 func (s *Session) rtoLocked() time.Duration {
 	rto := s.rtt.rto(s.cfg.MinRTO, s.peerMaxAckDelay())
+	if s.ptoCount == 0 && s.rtt.hasSample {
+		// Tail-loss probe (RFC 8985 §7.2): the first timeout fires after two
+		// smoothed RTTs plus the peer's ACK delay, however large the variance,
+		// so a lone lost request costs a few RTTs, not a variance-inflated RTO.
+		rto = min(rto, max(s.cfg.MinRTO, 2*s.rtt.srtt()+s.peerMaxAckDelay()))
+	}
 	for i := 0; i < s.ptoCount && rto < s.cfg.MaxRTO; i++ {
 		rto *= 2
 	}
