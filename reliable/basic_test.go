@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 )
@@ -61,4 +63,50 @@ func TestEchoLoopback(t *testing.T) {
 		t.Fatalf("echo mismatch: got %d bytes want %d", len(got), len(want))
 	}
 	t.Logf("client stats %+v", s.Stats())
+}
+
+// TestSessionLimitRefuses: a listener at MaxSessions refuses a new session
+// with a clear error instead of letting the dialer time out.
+func TestSessionLimitRefuses(t *testing.T) {
+	l, err := Listen("127.0.0.1:0", &Config{MaxSessions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := 0; i < 2; i++ {
+		s, err := Dial(ctx, l.Addr().String(), nil)
+		if err != nil {
+			t.Fatalf("session %d: %v", i, err)
+		}
+		defer s.CloseWithError(0, "")
+	}
+	_, err = Dial(ctx, l.Addr().String(), nil)
+	var se *SessionError
+	if !errors.As(err, &se) || se.Code != CodeRefused || !se.Remote {
+		t.Fatalf("third dial: %v, want a refusal (code %d) from the peer", err, CodeRefused)
+	}
+	t.Logf("refused: %v", err)
+	if got := l.Stats().DropsSessionLimit; got == 0 {
+		t.Fatal("DropsSessionLimit not counted")
+	}
+}
+
+// TestConfigErrorsNameTheField: invalid configuration is rejected up front.
+func TestConfigErrorsNameTheField(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{MaxDatagramSize: 100}, "MaxDatagramSize 100"},
+		{Config{MinRTO: time.Second, MaxRTO: time.Millisecond}, "MinRTO"},
+		{Config{Congestion: "bbr9"}, `"bbr9"`},
+		{Config{StreamReceiveWindow: 8 << 20, SessionReceiveWindow: 1 << 20}, "StreamReceiveWindow"},
+	} {
+		_, err := Listen("127.0.0.1:0", &tc.cfg)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("config %+v: error %v, want it to name %s", tc.cfg, err, tc.want)
+		}
+	}
 }
