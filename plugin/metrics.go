@@ -1,0 +1,330 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/model"
+
+	"github.com/raptormq/raptor/reliable"
+)
+
+// MetricsPath is the HTTP path that [ServeMetrics] serves.
+const MetricsPath = "/metrics"
+
+// StatsFunc returns the current counters of a Raptor session or endpoint,
+// for example (*reliable.Listener).Stats or (*reliable.Session).Stats.
+type StatsFunc func() reliable.Stats
+
+// CollectorConfig configures a [Collector]. At least one of Stats and Relay
+// must be set.
+type CollectorConfig struct {
+	// Stats is the source of the raptor_* session metrics, read once per
+	// scrape. Default nil: no session metrics. Combine several sources
+	// with [SumStats] or [ListenerStats].
+	Stats StatsFunc
+	// Relay, if set, adds the raptor_relay_* metrics of that relay.
+	// Default nil.
+	Relay *Relay
+	// Labels are constant labels on every metric, for example
+	// {"endpoint": "gateway"}, so that several endpoints can share one
+	// registry. Default none. "reason" and "direction" are taken.
+	Labels prometheus.Labels
+}
+
+// LabelError reports a constant label that a [Collector] cannot use.
+type LabelError struct {
+	Label  string // the label name
+	Reason string // why it is refused
+}
+
+// Error names the label and the reason.
+func (e *LabelError) Error() string {
+	return fmt.Sprintf("plugin: metrics label %q: %s", e.Label, e.Reason)
+}
+
+// ErrNoMetricsSource is returned by [NewCollector] when neither Stats nor
+// Relay is set.
+var ErrNoMetricsSource = errors.New("plugin: metrics collector needs a Stats source or a Relay")
+
+// Collector is a prometheus.Collector exposing the counters of a Raptor
+// endpoint (every field of [reliable.Stats]) and optionally of a [Relay].
+// Counters are named raptor_*_total, drops are one counter raptor_drops_total
+// with a reason label; the smoothed RTT, congestion window and bytes in
+// flight are gauges. It reads its sources on each scrape and keeps no state,
+// so it costs nothing between scrapes. It is safe for concurrent use.
+type Collector struct {
+	stats StatsFunc
+	relay func() RelayStats
+	descs []*prometheus.Desc // in the order of statMetrics, then relayMetrics
+}
+
+type statMetric struct {
+	name, help string
+	kind       prometheus.ValueType
+	label      string // variable label value, if the metric is a vec
+	value      func(*reliable.Stats) float64
+}
+
+// statMetrics maps every field of reliable.Stats to a metric; the test
+// checks that no field is left out.
+var statMetrics = []statMetric{
+	{name: "raptor_packets_sent_total", help: "UDP datagrams sent.", value: func(s *reliable.Stats) float64 { return float64(s.PacketsSent) }},
+	{name: "raptor_packets_received_total", help: "UDP datagrams received.", value: func(s *reliable.Stats) float64 { return float64(s.PacketsReceived) }},
+	{name: "raptor_bytes_sent_total", help: "UDP payload bytes sent.", value: func(s *reliable.Stats) float64 { return float64(s.BytesSent) }},
+	{name: "raptor_bytes_received_total", help: "UDP payload bytes received.", value: func(s *reliable.Stats) float64 { return float64(s.BytesReceived) }},
+	{name: "raptor_stream_bytes_sent_total", help: "New stream bytes sent (first transmissions).", value: func(s *reliable.Stats) float64 { return float64(s.StreamBytesSent) }},
+	{name: "raptor_stream_bytes_received_total", help: "New stream bytes delivered in order.", value: func(s *reliable.Stats) float64 { return float64(s.StreamBytesReceived) }},
+	{name: "raptor_retransmits_total", help: "Packets declared lost whose contents were resent.", value: func(s *reliable.Stats) float64 { return float64(s.Retransmits) }},
+	{name: "raptor_rtos_total", help: "Retransmission timeouts.", value: func(s *reliable.Stats) float64 { return float64(s.RTOs) }},
+	{name: "raptor_naks_sent_total", help: "NAK frames sent.", value: func(s *reliable.Stats) float64 { return float64(s.NaksSent) }},
+	{name: "raptor_naks_received_total", help: "NAK frames received.", value: func(s *reliable.Stats) float64 { return float64(s.NaksReceived) }},
+	{name: "raptor_acks_sent_total", help: "ACK frames sent.", value: func(s *reliable.Stats) float64 { return float64(s.AcksSent) }},
+	{name: "raptor_acks_received_total", help: "ACK frames received.", value: func(s *reliable.Stats) float64 { return float64(s.AcksReceived) }},
+	{name: "raptor_duplicates_total", help: "Duplicate packets received.", value: func(s *reliable.Stats) float64 { return float64(s.Duplicates) }},
+	{name: "raptor_drops_total", help: dropsHelp, label: "malformed", value: func(s *reliable.Stats) float64 { return float64(s.DropsMalformed) }},
+	{name: "raptor_drops_total", help: dropsHelp, label: "unknown_session", value: func(s *reliable.Stats) float64 { return float64(s.DropsUnknownSession) }},
+	{name: "raptor_drops_total", help: dropsHelp, label: "address_mismatch", value: func(s *reliable.Stats) float64 { return float64(s.DropsAddressMismatch) }},
+	{name: "raptor_drops_total", help: dropsHelp, label: "bad_cookie", value: func(s *reliable.Stats) float64 { return float64(s.DropsBadCookie) }},
+	{name: "raptor_drops_total", help: dropsHelp, label: "version", value: func(s *reliable.Stats) float64 { return float64(s.DropsVersion) }},
+	{name: "raptor_drops_total", help: dropsHelp, label: "session_limit", value: func(s *reliable.Stats) float64 { return float64(s.DropsSessionLimit) }},
+	{name: "raptor_drops_total", help: dropsHelp, label: "accept_queue", value: func(s *reliable.Stats) float64 { return float64(s.DropsAcceptQueue) }},
+	{name: "raptor_sessions_opened_total", help: "Sessions opened.", value: func(s *reliable.Stats) float64 { return float64(s.SessionsOpened) }},
+	{name: "raptor_sessions_closed_total", help: "Sessions closed.", value: func(s *reliable.Stats) float64 { return float64(s.SessionsClosed) }},
+	{name: "raptor_streams_opened_total", help: "Streams opened.", value: func(s *reliable.Stats) float64 { return float64(s.StreamsOpened) }},
+	{name: "raptor_streams_closed_total", help: "Streams closed.", value: func(s *reliable.Stats) float64 { return float64(s.StreamsClosed) }},
+	{name: "raptor_srtt_seconds", help: "Smoothed round-trip time (largest among sessions).", kind: prometheus.GaugeValue, value: func(s *reliable.Stats) float64 { return s.SmoothedRTT.Seconds() }},
+	{name: "raptor_cwnd_bytes", help: "Congestion window (largest among sessions).", kind: prometheus.GaugeValue, value: func(s *reliable.Stats) float64 { return float64(s.CongestionWindow) }},
+	{name: "raptor_bytes_in_flight", help: "Bytes sent and not yet acknowledged or declared lost.", kind: prometheus.GaugeValue, value: func(s *reliable.Stats) float64 { return float64(s.BytesInFlight) }},
+}
+
+const dropsHelp = "Datagrams or streams dropped, by reason."
+
+type relayMetric struct {
+	name, help string
+	kind       prometheus.ValueType
+	label      string // direction, for raptor_relay_bytes_total
+	value      func(*RelayStats) float64
+}
+
+var relayMetrics = []relayMetric{
+	{name: "raptor_relay_accepted_total", help: "Connections accepted by the relay.", value: func(s *RelayStats) float64 { return float64(s.Accepted) }},
+	{name: "raptor_relay_active", help: "Connections being relayed now.", kind: prometheus.GaugeValue, value: func(s *RelayStats) float64 { return float64(s.Active) }},
+	{name: "raptor_relay_rejected_total", help: "Connections turned away at the stream limit.", value: func(s *RelayStats) float64 { return float64(s.Rejected) }},
+	{name: "raptor_relay_upstream_errors_total", help: "Upstream dials that failed.", value: func(s *RelayStats) float64 { return float64(s.UpstreamErrors) }},
+	{name: "raptor_relay_completed_total", help: "Connections that ended on their own.", value: func(s *RelayStats) float64 { return float64(s.Completed) }},
+	{name: "raptor_relay_drained_total", help: "Connections closed by a drain between requests.", value: func(s *RelayStats) float64 { return float64(s.Drained) }},
+	{name: "raptor_relay_force_closed_total", help: "Connections cut at the drain deadline or at close.", value: func(s *RelayStats) float64 { return float64(s.ForceClosed) }},
+	{name: "raptor_relay_refused_total", help: "Connections refused while draining.", value: func(s *RelayStats) float64 { return float64(s.Refused) }},
+	{name: "raptor_relay_bytes_total", help: "Bytes relayed, by direction (up: client to upstream).", label: "up", value: func(s *RelayStats) float64 { return float64(s.BytesUp) }},
+	{name: "raptor_relay_bytes_total", help: "Bytes relayed, by direction (up: client to upstream).", label: "down", value: func(s *RelayStats) float64 { return float64(s.BytesDown) }},
+}
+
+// NewCollector returns a collector over cfg's sources. Register it with a
+// prometheus.Registry and serve that with [ServeMetrics].
+func NewCollector(cfg CollectorConfig) (*Collector, error) {
+	if cfg.Stats == nil && cfg.Relay == nil {
+		return nil, ErrNoMetricsSource
+	}
+	for name := range cfg.Labels {
+		switch {
+		case name == "reason" || name == "direction":
+			return nil, &LabelError{Label: name, Reason: "used by the raptor metrics themselves"}
+		case !model.LegacyValidation.IsValidLabelName(name) || len(name) >= 2 && name[:2] == "__":
+			return nil, &LabelError{Label: name, Reason: "not a valid Prometheus label name"}
+		}
+	}
+	var relay func() RelayStats
+	if cfg.Relay != nil {
+		relay = cfg.Relay.Stats
+	}
+	return newCollector(cfg.Stats, relay, cfg.Labels), nil
+}
+
+// newCollector builds the collector over already checked sources.
+func newCollector(stats StatsFunc, relay func() RelayStats, labels prometheus.Labels) *Collector {
+	c := &Collector{stats: stats, relay: relay}
+	descs := map[string]*prometheus.Desc{}
+	desc := func(name, help, varLabel string) *prometheus.Desc {
+		if d, ok := descs[name]; ok {
+			return d
+		}
+		var vl []string
+		if varLabel != "" {
+			vl = []string{varLabel}
+		}
+		d := prometheus.NewDesc(name, help, vl, labels)
+		descs[name] = d
+		return d
+	}
+	if c.stats != nil {
+		for _, m := range statMetrics {
+			l := ""
+			if m.label != "" {
+				l = "reason"
+			}
+			c.descs = append(c.descs, desc(m.name, m.help, l))
+		}
+	}
+	if c.relay != nil {
+		for _, m := range relayMetrics {
+			l := ""
+			if m.label != "" {
+				l = "direction"
+			}
+			c.descs = append(c.descs, desc(m.name, m.help, l))
+		}
+	}
+	return c
+}
+
+// Describe sends the descriptor of every metric (once per name).
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	var last *prometheus.Desc
+	for _, d := range c.descs {
+		if d != last { // vec entries are adjacent and share a Desc
+			ch <- d
+		}
+		last = d
+	}
+}
+
+// Collect reads the sources once and sends their values.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	i := 0
+	if c.stats != nil {
+		st := c.stats()
+		for _, m := range statMetrics {
+			ch <- constMetric(c.descs[i], m.kind, m.value(&st), m.label)
+			i++
+		}
+	}
+	if c.relay != nil {
+		rs := c.relay()
+		for _, m := range relayMetrics {
+			ch <- constMetric(c.descs[i], m.kind, m.value(&rs), m.label)
+			i++
+		}
+	}
+}
+
+func constMetric(d *prometheus.Desc, kind prometheus.ValueType, v float64, label string) prometheus.Metric {
+	if kind == 0 {
+		kind = prometheus.CounterValue
+	}
+	if label != "" {
+		return prometheus.MustNewConstMetric(d, kind, v, label)
+	}
+	return prometheus.MustNewConstMetric(d, kind, v)
+}
+
+// SumStats returns a source that adds up srcs as an endpoint sums its
+// sessions: counters and bytes in flight are added, the smoothed RTT and the
+// congestion window are the largest. Nil sources are skipped.
+func SumStats(srcs ...StatsFunc) StatsFunc {
+	return func() reliable.Stats {
+		var sum reliable.Stats
+		for _, src := range srcs {
+			if src != nil {
+				addStats(&sum, src())
+			}
+		}
+		return sum
+	}
+}
+
+func addStats(d *reliable.Stats, s reliable.Stats) {
+	d.PacketsSent += s.PacketsSent
+	d.PacketsReceived += s.PacketsReceived
+	d.BytesSent += s.BytesSent
+	d.BytesReceived += s.BytesReceived
+	d.StreamBytesSent += s.StreamBytesSent
+	d.StreamBytesReceived += s.StreamBytesReceived
+	d.Retransmits += s.Retransmits
+	d.RTOs += s.RTOs
+	d.NaksSent += s.NaksSent
+	d.NaksReceived += s.NaksReceived
+	d.AcksSent += s.AcksSent
+	d.AcksReceived += s.AcksReceived
+	d.Duplicates += s.Duplicates
+	d.DropsMalformed += s.DropsMalformed
+	d.DropsUnknownSession += s.DropsUnknownSession
+	d.DropsAddressMismatch += s.DropsAddressMismatch
+	d.DropsBadCookie += s.DropsBadCookie
+	d.DropsVersion += s.DropsVersion
+	d.DropsSessionLimit += s.DropsSessionLimit
+	d.DropsAcceptQueue += s.DropsAcceptQueue
+	d.SessionsOpened += s.SessionsOpened
+	d.SessionsClosed += s.SessionsClosed
+	d.StreamsOpened += s.StreamsOpened
+	d.StreamsClosed += s.StreamsClosed
+	d.SmoothedRTT = max(d.SmoothedRTT, s.SmoothedRTT)
+	d.CongestionWindow = max(d.CongestionWindow, s.CongestionWindow)
+	d.BytesInFlight += s.BytesInFlight
+}
+
+// ListenerStats returns the summed counters of the Raptor listeners among
+// lns, looking inside a [MultiListener] (such as [Transport.ListenDual]
+// returns). Other listeners (TCP) are skipped; ok is false when none was
+// Raptor.
+func ListenerStats(lns ...net.Listener) (src StatsFunc, ok bool) {
+	var srcs []StatsFunc
+	var walk func(ln net.Listener)
+	walk = func(ln net.Listener) {
+		switch l := ln.(type) {
+		case *MultiListener:
+			for _, in := range l.Listeners() {
+				walk(in)
+			}
+		case interface{ Stats() reliable.Stats }:
+			srcs = append(srcs, l.Stats)
+		}
+	}
+	for _, ln := range lns {
+		walk(ln)
+	}
+	return SumStats(srcs...), len(srcs) > 0
+}
+
+// ServeMetrics serves reg on http://addr/metrics (addr is "host:port"; bind
+// 127.0.0.1 unless the scraper is remote) until stop is called. stop shuts
+// the server down gracefully, bounded by ctx, and returns the server's
+// error if it failed on its own.
+func ServeMetrics(addr string, reg *prometheus.Registry) (stop func(ctx context.Context) error, err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, &ListenError{Endpoint: "http://" + addr + MetricsPath, Err: err}
+	}
+	return ServeMetricsListener(ln, reg), nil
+}
+
+// ServeMetricsListener is [ServeMetrics] on a listener the caller opened
+// (to learn the port it picked); it takes ownership of ln.
+func ServeMetricsListener(ln net.Listener, reg *prometheus.Registry) (stop func(ctx context.Context) error) {
+	mux := http.NewServeMux()
+	mux.Handle(MetricsPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	var once sync.Once
+	var stopErr error
+	return func(ctx context.Context) error {
+		once.Do(func() {
+			stopErr = srv.Shutdown(ctx)
+			if stopErr != nil {
+				srv.Close() // ctx ended: cut the scrapes still running
+			}
+			if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+				stopErr = errors.Join(stopErr, fmt.Errorf("plugin: metrics server on %s: %w", ln.Addr(), err))
+			}
+		})
+		return stopErr
+	}
+}
