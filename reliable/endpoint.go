@@ -367,6 +367,9 @@ func (e *endpoint) sessionDone(s *Session) {
 		e.pcClosed = true
 	}
 	e.mu.Unlock()
+	s.mu.Lock()
+	closeOnce(s.closeSent)
+	s.mu.Unlock()
 	close(s.done)
 	if closePC {
 		e.pc.Close()

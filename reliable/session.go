@@ -38,6 +38,7 @@ type Session struct {
 	wakePending  atomic.Bool
 	established  chan struct{} // closed when the handshake completes
 	done         chan struct{} // closed when the session has ended
+	closeSent    chan struct{} // closed when our CLOSE has been sent (or the session ended)
 	acceptQ      chan *Stream  // streams the peer opened (client sessions)
 	streamCredit chan struct{} // MAX_STREAMS raised (cap 1)
 	stats        counters
@@ -61,31 +62,32 @@ type Session struct {
 	idleTimeout time.Duration
 
 	// sending
-	nextPN        uint64
-	sent          sentHistory
-	rtt           rttStats
-	cc            CongestionControl
-	pacer         pacer
-	inFlight      int
-	ptoCount      int
-	probes        int // packets that may go regardless of the congestion window
-	lossTime      time.Time
-	lastEliciting time.Time // when the last ack-eliciting packet left
-	largestAcked  uint64
-	anyAcked      bool
-	lastSent      time.Time
-	pingQueued    bool
-	closeQueued   bool
-	closeByUs     bool // we sent CLOSE: repeat it to stragglers while lingering
-	closeCode     uint64
-	closeReason   string
-	drainUntil    time.Time
-	graceful      bool       // Close called: end once all data is acknowledged
-	armed         time.Time  // when the run loop's timer fires
-	sending       bool       // a goroutine is building and writing packets (owns out*)
-	pacingAt      time.Time  // pacing holds stream data until then
-	flushAt       time.Time  // FlushDelay holds a small write until then
-	pending       sentPacket // record of the packet being built
+	nextPN           uint64
+	sent             sentHistory
+	rtt              rttStats
+	cc               CongestionControl
+	pacer            pacer
+	inFlight         int
+	ptoCount         int
+	probes           int // packets that may go regardless of the congestion window
+	lossTime         time.Time
+	lastEliciting    time.Time // when the last ack-eliciting packet left
+	largestAcked     uint64
+	anyAcked         bool
+	lastSent         time.Time
+	pingQueued       bool
+	closeQueued      bool
+	closeByUs        bool // we sent CLOSE: repeat it to stragglers while lingering
+	closeSentPending bool // the CLOSE packet is in the batch being flushed
+	closeCode        uint64
+	closeReason      string
+	drainUntil       time.Time
+	graceful         bool       // Close called: end once all data is acknowledged
+	armed            time.Time  // when the run loop's timer fires
+	sending          bool       // a goroutine is building and writing packets (owns out*)
+	pacingAt         time.Time  // pacing holds stream data until then
+	flushAt          time.Time  // FlushDelay holds a small write until then
+	pending          sentPacket // record of the packet being built
 
 	// receiving
 	recvd          rangeSet // packet numbers received (a window of them)
@@ -140,6 +142,7 @@ func newSession(ep *endpoint, isClient bool, localID wire.ConnID, peer netip.Add
 		wake:           make(chan struct{}, 1),
 		established:    make(chan struct{}),
 		done:           make(chan struct{}),
+		closeSent:      make(chan struct{}),
 		streamCredit:   make(chan struct{}, 1),
 		streams:        make(map[uint64]*Stream),
 		recvMaxData:    uint64(cfg.SessionReceiveWindow),
@@ -298,13 +301,18 @@ func (s *Session) Close() error {
 }
 
 // CloseWithError ends the session at once: unsent data is discarded and the
-// peer receives code and reason.
+// peer receives code and reason. It returns when the CLOSE has been sent; the
+// session lingers a few RTOs (at most 1 s) to repeat it to a peer whose
+// packets still arrive, and Done is closed after that.
 func (s *Session) CloseWithError(code uint64, reason string) error {
 	s.mu.Lock()
 	s.closeLocked(&SessionError{Code: code, Reason: reason}, true)
 	s.mu.Unlock()
 	s.wakeSender()
-	<-s.done
+	select {
+	case <-s.closeSent: // the peer has been told; lingering goes on in the background
+	case <-s.done:
+	}
 	return nil
 }
 
@@ -330,6 +338,9 @@ func (s *Session) closeLocked(err error, sendClose bool) {
 	s.state = stateClosing
 	// Linger a few RTOs to answer the peer's retransmissions with CLOSE.
 	linger := min(3*s.rtt.rto(s.cfg.MinRTO, s.peerMaxAckDelay()), time.Second)
+	if !s.rtt.hasSample {
+		linger = 100 * time.Millisecond
+	}
 	if !sendClose {
 		linger = 0
 	}

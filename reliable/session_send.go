@@ -39,6 +39,10 @@ func (s *Session) run() {
 			s.flush(n)
 			s.mu.Lock()
 			s.sending = false
+			if s.closeSentPending {
+				s.closeSentPending = false
+				closeOnce(s.closeSent)
+			}
 			s.mu.Unlock()
 		}
 		if finished {
@@ -98,6 +102,12 @@ func (s *Session) sendInlineUnlock() {
 	s.mu.Unlock()
 	if again {
 		s.wakeSender()
+	}
+}
+
+func closeOnce(c chan struct{}) {
+	if !closedChan(c) {
+		close(c)
 	}
 }
 
@@ -286,6 +296,7 @@ func (s *Session) packLocked(now time.Time) (int, bool) {
 			cf := wire.CloseFrame{ErrorCode: s.closeCode, Reason: []byte(s.closeReason)}
 			b, _ = cf.Append(b)
 			s.queueOut(b, bp)
+			s.closeSentPending = true
 			return 1, false
 		}
 		return 0, false

@@ -56,7 +56,14 @@ func simPair(t *testing.T, seed int64, link simnet.LinkConfig, cfg *Config) (*si
 		l.Close()
 		nw.Close()
 	})
-	t.Cleanup(func() { wd.Stop() })
+	t.Cleanup(func() {
+		wd.Stop()
+		// CloseWithError returns once CLOSE is sent; wait for the linger too,
+		// so that no goroutine outlives the bubble.
+		s.CloseWithError(0, "test end")
+		<-s.Done()
+		l.Close()
+	})
 	return nw, l, s
 }
 
