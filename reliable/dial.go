@@ -115,6 +115,7 @@ func (s *Session) handleHandshakeLocked(h wire.LongHeader, body []byte, now time
 		}
 		s.hsToken = append(s.hsToken[:0], tok...)
 		s.hsDst = h.SrcID
+		s.hsSends = 0
 		s.hsNext = now
 		s.hsInterval = initialHSResend
 	case wire.TypeAccept:
@@ -124,6 +125,9 @@ func (s *Session) handleHandshakeLocked(h wire.LongHeader, body []byte, now time
 		}
 		s.remoteID = h.SrcID
 		s.applyPeerParamsLocked(p)
+		if s.hsSends == 1 && len(s.hsToken) > 0 {
+			s.rtt.update(now.Sub(s.hsSentAt), 0) // unambiguous: one Initial since the Retry
+		}
 		s.state = stateEstablished
 		s.lastRecv = now
 		s.lastSent = now

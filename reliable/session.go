@@ -57,6 +57,8 @@ type Session struct {
 	hsInterval time.Duration
 	hsDeadline time.Time
 	hsErr      error
+	hsSentAt   time.Time // when the latest Initial left
+	hsSends    int       // Initials sent since the Retry (an RTT sample needs exactly one)
 
 	peerParams  wire.Params
 	idleTimeout time.Duration

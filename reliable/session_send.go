@@ -278,6 +278,8 @@ func (s *Session) packLocked(now time.Time) (int, bool) {
 			params := s.localParams()
 			b = wire.AppendInitial(b, wire.LongHeader{Version: wire.Version1, DstID: s.hsDst, SrcID: s.localID}, s.hsToken, &params)
 			s.queueOut(b, bp)
+			s.hsSentAt = now
+			s.hsSends++
 			s.hsNext = now.Add(s.hsInterval)
 			s.hsInterval = min(2*s.hsInterval, time.Second)
 			return 1, false
