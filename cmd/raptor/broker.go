@@ -55,6 +55,7 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 	autoCreate := fs.Bool("auto-create", true, "let clients create topics by producing to them")
 	var extra multiFlag
 	fs.Var(&extra, "extra-listen", "another endpoint URL to serve Kafka on, e.g. raptor+dpdk://10.0.0.1:9092?dev=...; repeatable")
+	metricsAddr := fs.String("metrics", "", "host:port to serve Prometheus metrics on at /metrics, e.g. 127.0.0.1:9464 (default off)")
 	verbose := fs.Bool("v", false, "log at debug level")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -111,6 +112,12 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 	for i, u := range extra {
 		fmt.Fprintf(stdout, "raptor broker: also on %s, bound to %s (clients map %s to it)\n", u, lns[i].Addr(), b.Addr())
 	}
+	stopMetrics, ok := serveMetrics("raptor broker", *metricsAddr, "broker", brokerStats(b), nil, stdout, stderr)
+	if !ok {
+		b.Close()
+		return 1
+	}
+	defer stopMetrics()
 	if ready != nil {
 		ready(b.Addr())
 	}

@@ -103,6 +103,7 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 	drainTimeout := fs.Duration("drain-timeout", 30*time.Second, "how long a drain may wait before cutting streams")
 	framing := fs.String("framing", "kafka", "how drain finds request boundaries: kafka or raw")
 	statsEvery := fs.Duration("stats-interval", 0, "log the counters at this interval (0: only at exit)")
+	metricsAddr := fs.String("metrics", "", "host:port to serve Prometheus metrics on at /metrics, e.g. 127.0.0.1:9464 (default off)")
 	verbose := fs.Bool("v", false, "log every stream at debug level")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -154,6 +155,13 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return 1
 	}
+	stopMetrics, ok := serveMetrics(prog, *metricsAddr, spec.name, listenerStats(ln), r, stdout, stderr)
+	if !ok {
+		ln.Close()
+		r.Close()
+		return 1
+	}
+	defer stopMetrics()
 	ep, _ := plugin.ParseEndpoint(*listen)
 	addr := ln.Addr().String()
 	fmt.Fprintf(stdout, "%s: %s://%s -> %s (max %d streams, framing %s); Ctrl-C drains\n", prog, ep.Scheme, addr, upstreams.String(), *maxStreams, *framing)
