@@ -291,6 +291,7 @@ type statTable struct {
 	url      string
 	interval time.Duration
 	rows     int
+	raptor   bool // Raptor columns shown
 	relay    bool // relay columns shown
 }
 
@@ -300,7 +301,7 @@ func (p *statTable) print(s *statSample) error {
 	var b strings.Builder
 	if s.Rates == nil {
 		p.rows = 0
-		p.relay = s.has(kRelayAccepted)
+		p.raptor, p.relay = s.has(kPktTx), s.has(kRelayAccepted)
 		p.totals(&b, s)
 	} else {
 		if p.rows%statHeaderEvery == 0 {
@@ -320,7 +321,7 @@ func (p *statTable) totals(b *strings.Builder, s *statSample) {
 	}
 	fmt.Fprintf(b, "raptor stat: %s%s every %v\n", p.url, who, p.interval)
 	c := s.Counters
-	if s.has(kPktTx) {
+	if p.raptor {
 		byReason, total := drops(c)
 		fmt.Fprintf(b, "  raptor: %s pkts tx, %s rx, %s tx, %s rx, %s retransmits, %s RTOs, %s NAKs tx, %s rx, %s drops",
 			si(c[kPktTx]), si(c[kPktRx]), bytesSI(c[kBytesTx]), bytesSI(c[kBytesRx]), si(c[kRetx]), si(c[kRTO]),
@@ -339,13 +340,16 @@ func (p *statTable) totals(b *strings.Builder, s *statSample) {
 }
 
 const (
-	statRaptorCols = "%-8s %8s %8s %8s %8s %7s %6s %6s %7s %5s %5s %8s %7s %8s"
+	statRaptorCols = " %8s %8s %8s %8s %7s %6s %6s %7s %5s %5s %8s %7s %8s"
 	statRelayCols  = " | %5s %6s %8s %8s %7s"
 )
 
 func (p *statTable) header(b *strings.Builder) {
-	fmt.Fprintf(b, statRaptorCols, "time", "tx pkt/s", "rx pkt/s", "tx MB/s", "rx MB/s", "retx/s", "rto/s", "nak/s", "drop/s",
-		"sess", "strm", "srtt", "cwnd", "inflight")
+	fmt.Fprintf(b, "%-8s", "time")
+	if p.raptor {
+		fmt.Fprintf(b, statRaptorCols, "tx pkt/s", "rx pkt/s", "tx MB/s", "rx MB/s", "retx/s", "rto/s", "nak/s", "drop/s",
+			"sess", "strm", "srtt", "cwnd", "inflight")
+	}
 	if p.relay {
 		fmt.Fprintf(b, statRelayCols, "conns", "conn/s", "up MB/s", "dn MB/s", "uperr/s")
 	}
@@ -355,10 +359,13 @@ func (p *statTable) header(b *strings.Builder) {
 func (p *statTable) row(b *strings.Builder, s *statSample) {
 	c, r, g := s.Counters, s.Rates, s.Gauges
 	byReason, dropRate := drops(r)
-	fmt.Fprintf(b, statRaptorCols, s.Time.Format("15:04:05"),
-		si(r[kPktTx]), si(r[kPktRx]), mb(r[kBytesTx]), mb(r[kBytesRx]), si(r[kRetx]), si(r[kRTO]),
-		si(r[kNakTx]+r[kNakRx]), si(dropRate),
-		si(c[kSessOpen]-c[kSessDone]), si(c[kStrmOpen]-c[kStrmDone]), rtt(g[kSRTT]), bytesSI(g[kCwnd]), bytesSI(g[kFlight]))
+	fmt.Fprintf(b, "%-8s", s.Time.Format("15:04:05"))
+	if p.raptor {
+		fmt.Fprintf(b, statRaptorCols,
+			si(r[kPktTx]), si(r[kPktRx]), mb(r[kBytesTx]), mb(r[kBytesRx]), si(r[kRetx]), si(r[kRTO]),
+			si(r[kNakTx]+r[kNakRx]), si(dropRate),
+			si(c[kSessOpen]-c[kSessDone]), si(c[kStrmOpen]-c[kStrmDone]), rtt(g[kSRTT]), bytesSI(g[kCwnd]), bytesSI(g[kFlight]))
+	}
 	if p.relay {
 		fmt.Fprintf(b, statRelayCols, si(g[kRelayActive]), si(r[kRelayAccepted]), mb(r[kRelayUp]), mb(r[kRelayDown]), si(r[kRelayUpErr]))
 	}
