@@ -78,8 +78,12 @@ func TestCollectorEveryField(t *testing.T) {
 	st := distinctStats()
 	rs := RelayStats{Accepted: 101, Active: 102, Rejected: 103, UpstreamErrors: 104, Completed: 105,
 		Drained: 106, ForceClosed: 107, Refused: 108, BytesUp: 109, BytesDown: 110}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(newCollector(func() reliable.Stats { return st }, func() RelayStats { return rs }, prometheus.Labels{"endpoint": "gw"}))
+	c := newCollector(func() reliable.Stats { return st }, func() RelayStats { return rs }, prometheus.Labels{"endpoint": "gw"})
+	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
+		t.Errorf("promlint: %v %v", problems, err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
 	got := gather(t, reg)
 	nStats := reflect.TypeFor[reliable.Stats]().NumField()
 	nRelay := reflect.TypeFor[RelayStats]().NumField()
@@ -161,7 +165,7 @@ func TestCollectorLoopbackSession(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	reg := prometheus.NewRegistry()
+	reg := prometheus.NewPedanticRegistry()
 	client, err := NewCollector(CollectorConfig{Stats: sess.Stats, Labels: prometheus.Labels{"endpoint": "client"}})
 	if err != nil {
 		t.Fatal(err)
