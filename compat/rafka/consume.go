@@ -162,12 +162,14 @@ func (b *Bridge) Consume(req *ConsumeRequest, stream grpc.ServerStreamingServer[
 	if err := b.join(m); err != nil {
 		return err
 	}
-	if err := stream.SendHeader(metadata.Pairs(headerConsumerID, c.id, "rafka-group", group)); err != nil {
-		return err
-	}
+	// Counted before the header, so that a client holding the header sees
+	// its stream in GetMetrics.
 	b.streamsOpened.Add(1)
 	b.activeStreams.Add(1)
 	defer b.activeStreams.Add(^uint64(0))
+	if err := stream.SendHeader(metadata.Pairs(headerConsumerID, c.id, "rafka-group", group)); err != nil {
+		return err
+	}
 	b.log.Debug("rafka: consume stream", "consumer", c.id, "group", group, "topics", topics)
 
 	err = b.push(ctx, m, stream)
