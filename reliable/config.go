@@ -20,7 +20,9 @@ type Config struct {
 	// KeepAlive is the interval of PINGs on an otherwise silent session.
 	// Default IdleTimeout/3; negative disables keepalives.
 	KeepAlive time.Duration
-	// MinRTO is the floor of the retransmission timeout. Default 2ms.
+	// MinRTO is the floor of the retransmission timeout. Default 5ms: low
+	// enough that a lone loss costs milliseconds, high enough that scheduling
+	// hiccups of a loaded host do not trigger spurious retransmissions.
 	MinRTO time.Duration
 	// MaxRTO caps the backed-off retransmission timeout. Default 1s.
 	MaxRTO time.Duration
@@ -66,7 +68,7 @@ const (
 	DefaultMaxDatagramSize      = 1452
 	DefaultHandshakeTimeout     = 5 * time.Second
 	DefaultIdleTimeout          = 30 * time.Second
-	DefaultMinRTO               = 2 * time.Millisecond
+	DefaultMinRTO               = 5 * time.Millisecond
 	DefaultMaxRTO               = time.Second
 	DefaultMaxAckDelay          = time.Millisecond
 	DefaultStreamReceiveWindow  = 1 << 20

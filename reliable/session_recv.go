@@ -321,7 +321,7 @@ func (s *Session) onNakLocked(f *wire.NakFrame, now time.Time) {
 				break
 			}
 			if !p.done {
-				s.onPacketLostLocked(p, now)
+				s.onPacketLostLocked(p, now, true)
 			}
 		}
 	}
@@ -344,7 +344,7 @@ func (s *Session) detectLossesLocked(now time.Time) {
 			continue
 		}
 		if s.largestAcked-p.pn >= 3 || now.Sub(p.sentAt) >= delay {
-			s.onPacketLostLocked(p, now)
+			s.onPacketLostLocked(p, now, true)
 			continue
 		}
 		if t := p.sentAt.Add(delay); s.lossTime.IsZero() || t.Before(s.lossTime) {
@@ -354,10 +354,14 @@ func (s *Session) detectLossesLocked(now time.Time) {
 }
 
 // onPacketLostLocked queues a lost packet's contents for retransmission.
-func (s *Session) onPacketLostLocked(p *sentPacket, now time.Time) {
+// confirmed is false for a timeout's probe: the loss is only suspected, so
+// the congestion window stays (RFC 9002 §6.2) until persistent congestion.
+func (s *Session) onPacketLostLocked(p *sentPacket, now time.Time, confirmed bool) {
 	p.done = true
 	s.inFlight -= p.size
-	s.cc.OnLoss(now, p.size, p.sentAt)
+	if confirmed {
+		s.cc.OnLoss(now, p.size, p.sentAt)
+	}
 	s.stats.retransmits.Add(1)
 	if p.ctl&ctlMaxData != 0 {
 		s.maxDataQueued = true

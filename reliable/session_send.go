@@ -173,7 +173,7 @@ func (s *Session) onTimersLocked(now time.Time) {
 		// Retransmission timeout: resend the oldest packet's contents as a probe.
 		s.ptoCount++
 		s.stats.rtos.Add(1)
-		s.onPacketLostLocked(p, now)
+		s.onPacketLostLocked(p, now, false)
 		s.sent.popDone()
 		s.probes = 2
 		s.lastEliciting = now
