@@ -110,3 +110,39 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		}
 	}
 }
+
+// TestDialerStats: a Dialer reports the counters of its sessions, including
+// the handshake packets its endpoint exchanged.
+func TestDialerStats(t *testing.T) {
+	l, err := Listen("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go io.Copy(c, c)
+		}
+	}()
+	var d Dialer
+	defer d.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := d.DialContext(ctx, "udp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("ping"))
+	io.ReadFull(c, make([]byte, 4))
+	st := d.Stats()
+	if st.StreamBytesSent != 4 || st.StreamBytesReceived != 4 || st.PacketsSent < 3 || st.SessionsOpened != 1 {
+		t.Fatalf("dialer stats %+v: want 4 stream bytes each way, the handshake's packets and one session", st)
+	}
+	if ls := l.Stats(); ls.PacketsReceived < 3 {
+		t.Fatalf("listener counted %d packets, want the handshake's and the data's", ls.PacketsReceived)
+	}
+}

@@ -166,6 +166,25 @@ type Dialer struct {
 	mu       sync.Mutex
 	sessions map[string]*dialEntry
 	closed   bool
+	finished counters // sessions that ended and were dropped from the cache
+}
+
+// Stats sums the counters of the dialer's sessions, live and ended.
+func (d *Dialer) Stats() Stats {
+	var st Stats
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.finished.addTo(&st)
+	for _, e := range d.sessions {
+		select {
+		case <-e.ready:
+			if e.s != nil {
+				e.s.ep.snapshotInto(&st)
+			}
+		default:
+		}
+	}
+	return st
 }
 
 type dialEntry struct {
@@ -244,6 +263,11 @@ func (d *Dialer) forget(addr string, s *Session) {
 	if e := d.sessions[addr]; e != nil && (s == nil || e.s == s) {
 		select {
 		case <-e.ready:
+			if e.s != nil {
+				var st Stats
+				e.s.ep.snapshotInto(&st)
+				d.finished.addStats(&st)
+			}
 			delete(d.sessions, addr)
 		default:
 		}

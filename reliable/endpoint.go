@@ -190,6 +190,8 @@ func (e *endpoint) handleDatagram(b []byte, from netip.AddrPort, now time.Time) 
 }
 
 func (e *endpoint) handleLong(b []byte, from netip.AddrPort, now time.Time) {
+	e.stats.packetsReceived.Add(1) // handshake packets count on the endpoint
+	e.stats.bytesReceived.Add(uint64(len(b)))
 	h, hl, err := wire.ParseLongHeader(b)
 	if err != nil {
 		e.stats.dropsMalformed.Add(1)
@@ -226,6 +228,9 @@ func (e *endpoint) sendReply(b []byte, to netip.AddrPort) {
 	e.wbufs[0], e.waddrs[0] = b, to
 	if _, err := e.pc.WriteBatch(e.wbufs[:], e.waddrs[:]); err != nil {
 		e.sendErrors.Add(1)
+	} else {
+		e.stats.packetsSent.Add(1)
+		e.stats.bytesSent.Add(uint64(len(b)))
 	}
 	e.wbufs[0] = nil
 	e.reply = b[:0]
@@ -379,13 +384,18 @@ func (e *endpoint) sessionDone(s *Session) {
 // statsLocked sums the endpoint's counters and those of live sessions.
 func (e *endpoint) snapshot() Stats {
 	var st Stats
+	e.snapshotInto(&st)
+	return st
+}
+
+// snapshotInto adds the endpoint's counters and its live sessions' to st.
+func (e *endpoint) snapshotInto(st *Stats) {
 	e.mu.Lock() // sessionDone folds a session into e.stats under the same lock
-	e.stats.addTo(&st)
+	e.stats.addTo(st)
 	for _, s := range e.sessions {
-		s.stats.addTo(&st)
+		s.stats.addTo(st)
 	}
 	e.mu.Unlock()
-	return st
 }
 
 // shutdown closes every session (gracefully, in parallel) and then the socket.

@@ -87,6 +87,11 @@ func (c *counters) addTo(s *Stats) {
 func (c *counters) add(o *counters) {
 	var s Stats
 	o.addTo(&s)
+	c.addStats(&s)
+}
+
+// addStats adds the counts of s (not the gauges) to c.
+func (c *counters) addStats(s *Stats) {
 	c.packetsSent.Add(s.PacketsSent)
 	c.packetsReceived.Add(s.PacketsReceived)
 	c.bytesSent.Add(s.BytesSent)
@@ -108,5 +113,7 @@ func (c *counters) add(o *counters) {
 	c.dropsSessionLimit.Add(s.DropsSessionLimit)
 	c.dropsAcceptQueue.Add(s.DropsAcceptQueue)
 	c.streamsOpened.Add(s.StreamsOpened)
+	c.sessionsOpened.Add(s.SessionsOpened)
+	c.sessionsClosed.Add(s.SessionsClosed)
 	c.streamsClosed.Add(s.StreamsClosed)
 }
