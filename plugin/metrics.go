@@ -233,41 +233,11 @@ func SumStats(srcs ...StatsFunc) StatsFunc {
 		var sum reliable.Stats
 		for _, src := range srcs {
 			if src != nil {
-				addStats(&sum, src())
+				sum.Add(src())
 			}
 		}
 		return sum
 	}
-}
-
-func addStats(d *reliable.Stats, s reliable.Stats) {
-	d.PacketsSent += s.PacketsSent
-	d.PacketsReceived += s.PacketsReceived
-	d.BytesSent += s.BytesSent
-	d.BytesReceived += s.BytesReceived
-	d.StreamBytesSent += s.StreamBytesSent
-	d.StreamBytesReceived += s.StreamBytesReceived
-	d.Retransmits += s.Retransmits
-	d.RTOs += s.RTOs
-	d.NaksSent += s.NaksSent
-	d.NaksReceived += s.NaksReceived
-	d.AcksSent += s.AcksSent
-	d.AcksReceived += s.AcksReceived
-	d.Duplicates += s.Duplicates
-	d.DropsMalformed += s.DropsMalformed
-	d.DropsUnknownSession += s.DropsUnknownSession
-	d.DropsAddressMismatch += s.DropsAddressMismatch
-	d.DropsBadCookie += s.DropsBadCookie
-	d.DropsVersion += s.DropsVersion
-	d.DropsSessionLimit += s.DropsSessionLimit
-	d.DropsAcceptQueue += s.DropsAcceptQueue
-	d.SessionsOpened += s.SessionsOpened
-	d.SessionsClosed += s.SessionsClosed
-	d.StreamsOpened += s.StreamsOpened
-	d.StreamsClosed += s.StreamsClosed
-	d.SmoothedRTT = max(d.SmoothedRTT, s.SmoothedRTT)
-	d.CongestionWindow = max(d.CongestionWindow, s.CongestionWindow)
-	d.BytesInFlight += s.BytesInFlight
 }
 
 // ListenerStats returns the summed counters of the Raptor listeners among

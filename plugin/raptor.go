@@ -260,3 +260,20 @@ func resolve(ctx context.Context, hostport string) (netip.AddrPort, error) {
 	}
 	return netip.AddrPortFrom(ips[0].Unmap(), uint16(pn)), nil
 }
+
+// stats sums the counters of the sessions this transport dialed.
+func (rt *raptorTransport) stats() reliable.Stats {
+	st := rt.dialer.Stats()
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	for _, e := range rt.sessions {
+		select {
+		case <-e.ready:
+			if e.s != nil {
+				st.Add(e.s.Stats())
+			}
+		default:
+		}
+	}
+	return st
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/raptormq/raptor/reliable"
 	"log/slog"
 	"net"
 	"sync"
@@ -163,4 +164,16 @@ func (t *Transport) raptor() (*raptorTransport, error) {
 		t.rap = newRaptorTransport(&t.opts)
 	}
 	return t.rap, nil
+}
+
+// Stats sums the Raptor counters of the sessions this transport dialed
+// (zero before the first raptor:// dial). Listeners report their own.
+func (t *Transport) Stats() reliable.Stats {
+	t.mu.Lock()
+	rt := t.rap
+	t.mu.Unlock()
+	if rt == nil {
+		return reliable.Stats{}
+	}
+	return rt.stats()
 }

@@ -117,3 +117,35 @@ func (c *counters) addStats(s *Stats) {
 	c.sessionsClosed.Add(s.SessionsClosed)
 	c.streamsClosed.Add(s.StreamsClosed)
 }
+
+// Add adds o to s as an endpoint sums its sessions: counters and bytes in
+// flight are added; the smoothed RTT and the congestion window are the larger.
+func (s *Stats) Add(o Stats) {
+	s.PacketsSent += o.PacketsSent
+	s.PacketsReceived += o.PacketsReceived
+	s.BytesSent += o.BytesSent
+	s.BytesReceived += o.BytesReceived
+	s.StreamBytesSent += o.StreamBytesSent
+	s.StreamBytesReceived += o.StreamBytesReceived
+	s.Retransmits += o.Retransmits
+	s.RTOs += o.RTOs
+	s.NaksSent += o.NaksSent
+	s.NaksReceived += o.NaksReceived
+	s.AcksSent += o.AcksSent
+	s.AcksReceived += o.AcksReceived
+	s.Duplicates += o.Duplicates
+	s.DropsMalformed += o.DropsMalformed
+	s.DropsUnknownSession += o.DropsUnknownSession
+	s.DropsAddressMismatch += o.DropsAddressMismatch
+	s.DropsBadCookie += o.DropsBadCookie
+	s.DropsVersion += o.DropsVersion
+	s.DropsSessionLimit += o.DropsSessionLimit
+	s.DropsAcceptQueue += o.DropsAcceptQueue
+	s.SessionsOpened += o.SessionsOpened
+	s.SessionsClosed += o.SessionsClosed
+	s.StreamsOpened += o.StreamsOpened
+	s.StreamsClosed += o.StreamsClosed
+	s.SmoothedRTT = max(s.SmoothedRTT, o.SmoothedRTT)
+	s.CongestionWindow = max(s.CongestionWindow, o.CongestionWindow)
+	s.BytesInFlight += o.BytesInFlight
+}

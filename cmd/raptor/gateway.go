@@ -155,7 +155,9 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return 1
 	}
-	stopMetrics, ok := serveMetrics(prog, *metricsAddr, spec.name, listenerStats(ln), r, stdout, stderr)
+	// The listener's sessions (gateway: Raptor in) plus the sessions the
+	// transport dialed (proxy: Raptor out).
+	stopMetrics, ok := serveMetrics(prog, *metricsAddr, spec.name, plugin.SumStats(listenerStats(ln), t.Stats), r, stdout, stderr)
 	if !ok {
 		ln.Close()
 		r.Close()
