@@ -37,7 +37,7 @@ for pkg in $(go list ./...); do
   dir=$(go list -f '{{.Dir}}' "$pkg")
   for fz in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
     echo "-- $pkg $fz"
-    go test -run='^$' -fuzz="^${fz}\$" -fuzztime="$FUZZTIME" "$pkg"
+    go test -run='^$' -fuzz="^${fz}\$" -fuzztime="$FUZZTIME" -fuzzminimizetime=100x "$pkg"
   done
 done
 
