@@ -175,15 +175,31 @@ func (b *Bridge) Close() error {
 	return nil
 }
 
-// enter counts a call in; it fails once the bridge is closed.
-func (b *Bridge) enter() error {
+// enter counts a call in and returns its context, which Close also
+// cancels; call done when the call ends. It fails once the bridge is
+// closed.
+func (b *Bridge) enter(ctx context.Context) (context.Context, func(), error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		return ErrBridgeClosed
+		return nil, nil, ErrBridgeClosed
 	}
 	b.wg.Add(1)
-	return nil
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(b.ctx, cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+		b.wg.Done()
+	}, nil
+}
+
+// exit maps the error of a call that Close interrupted to ErrBridgeClosed.
+func (b *Bridge) exit(err error) error {
+	if err != nil && b.ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed)) {
+		return ErrBridgeClosed
+	}
+	return err
 }
 
 // partitions returns the partition count of topic, asking the broker when
@@ -245,11 +261,13 @@ func (b *Bridge) checkPartition(ctx context.Context, topic string, p int32) erro
 }
 
 // Publish implements BrokerServiceServer: one idempotent produce, acks=all.
-func (b *Bridge) Publish(ctx context.Context, req *PublishRequest) (*PublishResponse, error) {
-	if err := b.enter(); err != nil {
+func (b *Bridge) Publish(ctx context.Context, req *PublishRequest) (_ *PublishResponse, err error) {
+	ctx, done, err := b.enter(ctx)
+	if err != nil {
 		return nil, err
 	}
-	defer b.wg.Done()
+	defer done()
+	defer func() { err = b.exit(err) }()
 	resp, err := b.publish(ctx, req)
 	if err != nil {
 		b.publishErrors.Add(1)
@@ -286,11 +304,13 @@ func (b *Bridge) publish(ctx context.Context, req *PublishRequest) (*PublishResp
 }
 
 // Register implements BrokerServiceServer.
-func (b *Bridge) Register(ctx context.Context, req *RegisterRequest) (*RegisterResponse, error) {
-	if err := b.enter(); err != nil {
+func (b *Bridge) Register(ctx context.Context, req *RegisterRequest) (_ *RegisterResponse, err error) {
+	ctx, done, err := b.enter(ctx)
+	if err != nil {
 		return nil, err
 	}
-	defer b.wg.Done()
+	defer done()
+	defer func() { err = b.exit(err) }()
 	if len(req.ClientID) > 249 {
 		return nil, &InvalidArgumentError{Field: "client_id", Value: req.ClientID, Reason: "longer than 249 bytes"}
 	}
@@ -317,11 +337,13 @@ func (b *Bridge) Register(ctx context.Context, req *RegisterRequest) (*RegisterR
 }
 
 // Subscribe implements BrokerServiceServer.
-func (b *Bridge) Subscribe(ctx context.Context, req *SubscribeRequest) (*SubscribeResponse, error) {
-	if err := b.enter(); err != nil {
+func (b *Bridge) Subscribe(ctx context.Context, req *SubscribeRequest) (_ *SubscribeResponse, err error) {
+	ctx, done, err := b.enter(ctx)
+	if err != nil {
 		return nil, err
 	}
-	defer b.wg.Done()
+	defer done()
+	defer func() { err = b.exit(err) }()
 	if _, err := b.lookup(req.ConsumerID); err != nil {
 		return nil, err
 	}
@@ -390,11 +412,13 @@ func (b *Bridge) groupStateLocked(group string) (*groupState, error) {
 
 // Acknowledge implements BrokerServiceServer: commits Offset+1, never
 // backwards.
-func (b *Bridge) Acknowledge(ctx context.Context, req *AcknowledgeRequest) (*AcknowledgeResponse, error) {
-	if err := b.enter(); err != nil {
+func (b *Bridge) Acknowledge(ctx context.Context, req *AcknowledgeRequest) (_ *AcknowledgeResponse, err error) {
+	ctx, done, err := b.enter(ctx)
+	if err != nil {
 		return nil, err
 	}
-	defer b.wg.Done()
+	defer done()
+	defer func() { err = b.exit(err) }()
 	if req.Offset < 0 {
 		return nil, &InvalidArgumentError{Field: "offset", Value: fmt.Sprint(req.Offset), Reason: "negative"}
 	}
@@ -415,11 +439,13 @@ func (b *Bridge) Acknowledge(ctx context.Context, req *AcknowledgeRequest) (*Ack
 
 // UpdateOffset implements BrokerServiceServer: commits Offset (also
 // backwards) and moves the running stream that owns the partition.
-func (b *Bridge) UpdateOffset(ctx context.Context, req *UpdateOffsetRequest) (*UpdateOffsetResponse, error) {
-	if err := b.enter(); err != nil {
+func (b *Bridge) UpdateOffset(ctx context.Context, req *UpdateOffsetRequest) (_ *UpdateOffsetResponse, err error) {
+	ctx, done, err := b.enter(ctx)
+	if err != nil {
 		return nil, err
 	}
-	defer b.wg.Done()
+	defer done()
+	defer func() { err = b.exit(err) }()
 	if req.Offset < 0 {
 		return nil, &InvalidArgumentError{Field: "offset", Value: fmt.Sprint(req.Offset), Reason: "negative"}
 	}
@@ -530,11 +556,13 @@ func (b *Bridge) simpleCommit(ctx context.Context, group string, tp topicPartiti
 }
 
 // GetMetrics implements BrokerServiceServer.
-func (b *Bridge) GetMetrics(ctx context.Context, _ *GetMetricsRequest) (*GetMetricsResponse, error) {
-	if err := b.enter(); err != nil {
+func (b *Bridge) GetMetrics(ctx context.Context, _ *GetMetricsRequest) (_ *GetMetricsResponse, err error) {
+	ctx, done, err := b.enter(ctx)
+	if err != nil {
 		return nil, err
 	}
-	defer b.wg.Done()
+	defer done()
+	defer func() { err = b.exit(err) }()
 	return b.Metrics(), nil
 }
 

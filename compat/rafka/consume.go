@@ -97,11 +97,12 @@ func (m *member) takeSeeks() map[topicPartition]bool {
 // assigns it are pushed until the client ends the stream, a newer Consume
 // of the same consumer replaces it, or the bridge closes.
 func (b *Bridge) Consume(req *ConsumeRequest, stream grpc.ServerStreamingServer[ConsumeResponse]) error {
-	if err := b.enter(); err != nil {
+	rpcCtx := stream.Context()
+	ctx, done, err := b.enter(rpcCtx)
+	if err != nil {
 		return err
 	}
-	defer b.wg.Done()
-	rpcCtx := stream.Context()
+	defer done()
 	c, err := b.lookup(req.ConsumerID)
 	if err != nil {
 		return err
@@ -120,8 +121,8 @@ func (b *Bridge) Consume(req *ConsumeRequest, stream grpc.ServerStreamingServer[
 		return &InvalidArgumentError{Field: "topic", Value: "", Reason: fmt.Sprintf("consumer %q has no subscription: name a topic or Subscribe", c.id)}
 	}
 	for _, t := range topics {
-		if _, err := b.partitions(rpcCtx, t, false); err != nil {
-			return err
+		if _, err := b.partitions(ctx, t, false); err != nil {
+			return b.exit(err)
 		}
 	}
 	var reset kgo.Offset
@@ -136,14 +137,12 @@ func (b *Bridge) Consume(req *ConsumeRequest, stream grpc.ServerStreamingServer[
 		return &InvalidArgumentError{Field: "start_offset", Value: fmt.Sprint(o), Reason: "want an offset >= 0, StartEarliest (-2) or StartLatest (-1)"}
 	}
 
-	ctx, cancel := context.WithCancel(rpcCtx)
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := context.AfterFunc(b.ctx, cancel)
-	defer stop()
 	m := &member{c: c, group: group, cancel: cancel, done: make(chan struct{})}
 	defer close(m.done)
 	if err := b.takeOver(ctx, m); err != nil {
-		return err
+		return b.exit(err)
 	}
 	defer b.release(m)
 
