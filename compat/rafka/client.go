@@ -127,6 +127,7 @@ func (cs *ConsumeStream) Recv() (*Message, error) {
 	for len(cs.pending) == 0 {
 		resp, err := cs.s.Recv()
 		if err != nil {
+			cs.cancel() // the stream is over: release its context
 			return nil, fromStatus(err)
 		}
 		cs.pending = resp.Messages
@@ -146,6 +147,7 @@ func (cs *ConsumeStream) RecvBatch() ([]Message, error) {
 	}
 	resp, err := cs.s.Recv()
 	if err != nil {
+		cs.cancel()
 		return nil, fromStatus(err)
 	}
 	return resp.Messages, nil
