@@ -407,3 +407,106 @@ func TestRafkaErrors(t *testing.T) {
 		t.Fatalf("Publish after Close: %v (%T)", err, err)
 	}
 }
+
+// TestRafkaGroupSharesPartitions: two consumers of one group split the
+// topic's partitions: together they receive every message, each in offset
+// order per partition, and both receive some. A message can reach both only
+// around the rebalance that gives the second consumer its partitions
+// (unacknowledged messages are redelivered, as in any Kafka group).
+func TestRafkaGroupSharesPartitions(t *testing.T) {
+	const topic, parts = "shared", 6
+	env := newRafkaEnv(t, parts, topic)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	c := env.client
+
+	type delivery struct {
+		who int
+		m   *rafka.Message
+	}
+	got := make(chan delivery, 1024)
+	var wg sync.WaitGroup
+	streams := make([]*rafka.ConsumeStream, 2)
+	for i := range streams {
+		reg, err := c.Register(ctx, &rafka.RegisterRequest{ClientID: fmt.Sprintf("worker-%d", i), Group: "workers"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := c.Consume(ctx, &rafka.ConsumeRequest{ConsumerID: reg.ConsumerID, Topic: topic})
+		if err != nil {
+			t.Fatal(err)
+		}
+		streams[i] = st
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 1; ; k++ {
+				m, err := st.Recv()
+				if err != nil {
+					return // the stream closed at the end of the test
+				}
+				if k%50 == 0 {
+					c.Acknowledge(ctx, &rafka.AcknowledgeRequest{ConsumerID: reg.ConsumerID, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset})
+				}
+				select {
+				case got <- delivery{i, m}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	defer func() {
+		for _, st := range streams {
+			st.Close()
+		}
+		wg.Wait()
+	}()
+
+	published := 0
+	received := map[rafkaPos]int{}
+	last := [2][parts]int64{}
+	for i := range last {
+		for p := range last[i] {
+			last[i][p] = -1
+		}
+	}
+	per := [2]int{}
+	publish := func(k int) {
+		for j := 0; j < k; j++ {
+			if _, err := c.Publish(ctx, &rafka.PublishRequest{Topic: topic, Key: fmt.Append(nil, published), Value: fmt.Append(nil, published)}); err != nil {
+				t.Fatal(err)
+			}
+			published++
+		}
+	}
+	// Publish in rounds of 200, each received in full before the next,
+	// until both consumers have received messages (the second gets
+	// partitions once the group has rebalanced) and 2,000 are out.
+	for per[0] == 0 || per[1] == 0 || published < 2000 {
+		publish(200)
+		for len(received) < published {
+			var d delivery
+			select {
+			case d = <-got:
+			case <-ctx.Done():
+				t.Fatalf("%d of %d messages received (per consumer %v)", len(received), published, per)
+			}
+			pos := rafkaPos{d.m.Partition, d.m.Offset}
+			received[pos]++
+			per[d.who]++
+			if received[pos] == 1 && d.m.Offset <= last[d.who][d.m.Partition] {
+				t.Fatalf("consumer %d: partition %d went from %d to %d", d.who, d.m.Partition, last[d.who][d.m.Partition], d.m.Offset)
+			}
+			last[d.who][d.m.Partition] = d.m.Offset
+		}
+	}
+	dups := 0
+	for _, k := range received {
+		dups += k - 1
+	}
+	t.Logf("%d messages: consumer 0 received %d, consumer 1 %d; %d redelivered around the rebalance", published, per[0], per[1], dups)
+	if dups > published/2 {
+		t.Fatalf("%d of %d messages delivered twice: the group does not split the partitions", dups, published)
+	}
+}
