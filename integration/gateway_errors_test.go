@@ -84,9 +84,15 @@ func TestMalformedSchemeErrors(t *testing.T) {
 		}
 	}
 	t.Logf("example: %v", err1)
-	// raptor+dpdk is accepted as a scheme but needs a DPDK build.
-	if _, err := tr.Dial(t.Context(), "raptor+dpdk://127.0.0.1:9092"); !errors.Is(err, plugin.ErrDPDKUnavailable) {
-		t.Errorf("raptor+dpdk: %v", err)
+	// raptor+dpdk is accepted as a scheme; without a DPDK build it says how to
+	// get one, with one it names the missing device parameter.
+	_, err := tr.Dial(t.Context(), "raptor+dpdk://127.0.0.1:9092")
+	var pe *plugin.ParamError
+	switch {
+	case !dpdkBuilt && !errors.Is(err, plugin.ErrDPDKUnavailable):
+		t.Errorf("raptor+dpdk without DPDK: %v, want ErrDPDKUnavailable", err)
+	case dpdkBuilt && (!errors.As(err, &pe) || !strings.Contains(err.Error(), "dev")):
+		t.Errorf("raptor+dpdk without dev=: %v, want a *plugin.ParamError naming dev", err)
 	}
 	var ae *plugin.AddrError
 	if _, err := tr.Dial(t.Context(), "raptor://127.0.0.1"); !errors.As(err, &ae) {
