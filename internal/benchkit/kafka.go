@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -49,11 +50,16 @@ func RunKafka(ctx context.Context, t Transport, o Options) ([]Result, error) {
 		defer b.Close()
 		seeds = []string{b.Addr()}
 	}
-	common := []kgo.Opt{
-		kgo.SeedBrokers(seeds...),
-		kgo.Dialer(func(ctx context.Context, _, host string) (net.Conn, error) { return t.Dial(ctx, host) }),
-		kgo.RetryTimeout(10 * time.Second),
+	dial := kgo.Dialer(func(ctx context.Context, _, host string) (net.Conn, error) { return t.Dial(ctx, host) })
+	if ks, ok := t.(KafkaStack); ok {
+		opt, closer, err := ks.KafkaDialer()
+		if err != nil {
+			return nil, fmt.Errorf("bench: %s kafka dialer: %w", t.Name(), err)
+		}
+		defer closer.Close()
+		dial = opt
 	}
+	common := []kgo.Opt{kgo.SeedBrokers(seeds...), dial, kgo.RetryTimeout(10 * time.Second)}
 	var out []Result
 	r, err := kafkaPhase(ctx, t.Name(), "rate", common, o, false)
 	if err != nil {
@@ -88,28 +94,45 @@ func KafkaRemoteAddr(base, name string) (string, error) {
 	return net.JoinHostPort(h, fmt.Sprint(n+KafkaPortOffset)), nil
 }
 
-// Broker is an embedded Kafka-protocol broker (kfake) listening on one
-// transport.
-type Broker struct {
+// KafkaStack is implemented by transports that carry Kafka through a
+// product path of their own (raptor: compat/kafka's broker and dialer)
+// rather than through their bare Listen and Dial.
+type KafkaStack interface {
+	// KafkaBroker starts an embedded broker reachable over the transport
+	// on addr.
+	KafkaBroker(ctx context.Context, addr string) (Server, error)
+	// KafkaDialer returns the franz-go option that dials brokers over the
+	// transport, and what to close after the client.
+	KafkaDialer() (kgo.Opt, io.Closer, error)
+}
+
+// kfakeBroker is a one-broker kfake cluster listening on one transport.
+type kfakeBroker struct {
 	c *kfake.Cluster
 }
 
-// StartBroker starts a one-broker kfake cluster whose listener is t's, on
-// addr. Each kafka run creates topics of its own on it.
-func StartBroker(ctx context.Context, t Transport, addr string) (*Broker, error) {
+// StartBroker starts an embedded Kafka-protocol broker over t on addr:
+// t's own ([KafkaStack]) or a one-broker kfake cluster on t's listener.
+// Each kafka run creates topics of its own on it.
+func StartBroker(ctx context.Context, t Transport, addr string) (Server, error) {
+	if ks, ok := t.(KafkaStack); ok {
+		b, err := ks.KafkaBroker(ctx, addr)
+		if err != nil {
+			return nil, fmt.Errorf("bench: %s: embedded broker on %s: %w", t.Name(), addr, err)
+		}
+		return b, nil
+	}
 	listen := func(network, _ string) (net.Listener, error) { return t.Listen(ctx, addr) }
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.ListenFn(listen))
 	if err != nil {
 		return nil, fmt.Errorf("bench: %s: embedded broker on %s: %w", t.Name(), addr, err)
 	}
-	return &Broker{c: c}, nil
+	return &kfakeBroker{c: c}, nil
 }
 
-// Addr is the broker's address.
-func (b *Broker) Addr() string { return b.c.ListenAddrs()[0] }
+func (b *kfakeBroker) Addr() string { return b.c.ListenAddrs()[0] }
 
-// Close stops the broker.
-func (b *Broker) Close() error { b.c.Close(); return nil }
+func (b *kfakeBroker) Close() error { b.c.Close(); return nil }
 
 var topicSeq atomic.Uint64
 

@@ -3,10 +3,13 @@ package benchkit
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 
+	"github.com/raptormq/raptor/compat/kafka"
 	"github.com/raptormq/raptor/reliable"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func init() { builtin = append(builtin, &Raptor{}) }
@@ -93,3 +96,22 @@ func (r *Raptor) Close() error {
 // Fresh returns a Raptor transport with the same Config and a dialer of its
 // own, so that its conns ride a session of their own.
 func (r *Raptor) Fresh() Transport { return &Raptor{Config: r.Config} }
+
+// KafkaBroker starts compat/kafka's embedded broker (TCP and Raptor on one
+// port number) on addr, with one partition per topic: Kafka over Raptor the
+// way users run it.
+func (r *Raptor) KafkaBroker(ctx context.Context, addr string) (Server, error) {
+	return kafka.NewBroker(kafka.BrokerConfig{Addr: addr, Partitions: 1})
+}
+
+// KafkaDialer returns compat/kafka's dialer (broker host:port → raptor://
+// on the same port) as a franz-go option.
+func (r *Raptor) KafkaDialer() (kgo.Opt, io.Closer, error) {
+	d, err := kafka.NewDialer()
+	if err != nil {
+		return nil, nil, err
+	}
+	return d.Opt(), d, nil
+}
+
+var _ KafkaStack = (*Raptor)(nil)
