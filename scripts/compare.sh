@@ -120,7 +120,9 @@ at the receiver, each message one \`Write\`; *CPU s/Mmsg* is the CPU time of the
 and server both run in it on loopback) per million messages received; *GCs* are the GC cycles during the
 measurement; *loss %* is what the receiver did not get (only raw UDP loses: its sender outruns the
 receiver). *kafka* is at a fixed offered rate (linger 0, acks all), *kafka-max* with the producer
-running flat out, where latency is queueing. *n* is how many round trips or messages were measured: a run
+running flat out, where latency is queueing; over raptor it runs through \`compat/kafka\` (its broker,
+TCP and Raptor on one port, and its dialer), over the others through kfake on the transport's listener
+and \`kgo.Dialer\` with its dial function. *n* is how many round trips or messages were measured: a run
 that reaches its time bound (40 s under loss) reports what it measured so far. All numbers are from a single
 run on a 2-core machine shared with other work (see the load averages): scheduling delays of a few ms
 show up in the tails of every transport alike, and msgs/s depends on how much CPU a run got, while CPU
