@@ -78,6 +78,19 @@ func (s *Session) armLocked(exact bool) {
 	}
 }
 
+// armAtLocked makes the timer fire no later than t (and no later than the
+// next deadline).
+func (s *Session) armAtLocked(t time.Time) {
+	next := s.nextDeadlineLocked()
+	if next.IsZero() || t.Before(next) {
+		next = t
+	}
+	if s.armed.IsZero() || next.Before(s.armed) {
+		s.timer.Reset(time.Until(next))
+		s.armed = next
+	}
+}
+
 // sendInline sends from the calling goroutine instead of handing over to the
 // run loop, when the session is quiet (nothing in flight, nobody sending):
 // a request/response exchange then costs no goroutine switch. It is called
@@ -89,8 +102,12 @@ func (s *Session) sendInlineUnlock() {
 		return
 	}
 	s.sending = true
-	n, more := s.packLocked(time.Now())
-	s.armLocked(false)
+	now := time.Now()
+	n, more := s.packLocked(now)
+	// Arm the timer for the reply's ACK deadline now, while it costs nothing:
+	// moving a timer earlier later, from the receive loop, interrupts the
+	// runtime's network poller (a system call and a thread wake-up per reply).
+	s.armAtLocked(now.Add(s.cfg.MaxAckDelay))
 	s.mu.Unlock()
 	if n > 0 {
 		s.flush(n)
