@@ -21,8 +21,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
 	"runtime"
 	"slices"
 	"strings"
@@ -69,53 +67,13 @@ type vethBench struct {
 	sinkLast atomic.Int64  // UnixNano of the sink's last receive
 }
 
-// newDPVethTB is newDPVeth for benchmarks (same names, addresses and
-// clean-up; newDPVeth takes a *testing.T).
-func newDPVethTB(tb testing.TB) *dpVeth {
-	tb.Helper()
-	if os.Geteuid() != 0 {
-		tb.Skip("skipped: needs root to create network namespaces and veth pairs")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		tb.Skip("skipped: iproute2 (ip) not installed, cannot create network namespaces")
-	}
-	dpRemoveStaleNetns()
-	dpVethSeq.Lock()
-	dpVethSeq.n++
-	seq := dpVethSeq.n
-	dpVethSeq.Unlock()
-	id := fmt.Sprintf("%d%03d", os.Getpid()%100000, seq)
-	v := &dpVeth{
-		nsD: "rdpdkD" + id, nsK: "rdpdkK" + id,
-		dev: "rdd" + id, peer: "rdk" + id,
-		dpdkIP:   netip.AddrFrom4([4]byte{10, 213, byte(seq), 1}),
-		kernelIP: netip.AddrFrom4([4]byte{10, 213, byte(seq), 2}),
-		seq:      seq,
-	}
-	if out, err := dpRunErr("", "ip", "netns", "add", v.nsD); err != nil {
-		tb.Skipf("skipped: cannot create network namespace %s: %v %s", v.nsD, err, out)
-	}
-	tb.Cleanup(func() { dpRunErr("", "ip", "netns", "del", v.nsD) })
-	dpRun(tb, "", "ip", "netns", "add", v.nsK)
-	tb.Cleanup(func() { dpRunErr("", "ip", "netns", "del", v.nsK) })
-	dpRun(tb, "", "ip", "-n", v.nsD, "link", "add", v.dev, "type", "veth", "peer", "name", v.peer, "netns", v.nsK)
-	for _, ns := range []string{v.nsD, v.nsK} {
-		dpRun(tb, "", "ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
-		dpRun(tb, "", "ip", "-n", ns, "link", "set", "lo", "up")
-	}
-	dpRun(tb, "", "ip", "-n", v.nsD, "link", "set", v.dev, "up")
-	dpRun(tb, "", "ip", "-n", v.nsK, "addr", "add", v.kernelIP.String()+"/24", "dev", v.peer)
-	dpRun(tb, "", "ip", "-n", v.nsK, "link", "set", v.peer, "up")
-	dpRun(tb, "", "ip", "netns", "exec", v.nsK, "ethtool", "-K", v.peer, "tx", "off")
-	return v
-}
 
 // newVethBench creates the veth pair and starts side B's kernel echo and
 // sink (udpio Conns: recvmmsg, and sendmmsg for the echo), all removed in
 // b.Cleanup.
 func newVethBench(b *testing.B) *vethBench {
 	b.Helper()
-	v := newDPVethTB(b)
+	v := newDPVeth(b)
 	vb := &vethBench{
 		v:       v,
 		kernelA: netip.AddrFrom4([4]byte{10, 213, byte(v.seq), 3}),

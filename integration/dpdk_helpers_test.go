@@ -66,9 +66,9 @@ func dpRunErr(stdin string, name string, args ...string) (string, error) {
 }
 
 // newDPVeth creates the namespaces and the veth pair, removed in
-// t.Cleanup (also when the test fails). It skips only when not root or
-// when namespaces cannot be created.
-func newDPVeth(t *testing.T) *dpVeth {
+// t.Cleanup (also when the test or benchmark fails). It skips only when not
+// root or when namespaces cannot be created.
+func newDPVeth(t testing.TB) *dpVeth {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("skipped: needs root to create network namespaces and veth pairs")
