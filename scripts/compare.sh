@@ -122,7 +122,8 @@ measurement; *loss %* is what the receiver did not get (only raw UDP loses: its 
 receiver). *kafka* is at a fixed offered rate (linger 0, acks all), *kafka-max* with the producer
 running flat out, where latency is queueing; over raptor it runs through \`compat/kafka\` (its broker,
 TCP and Raptor on one port, and its dialer), over the others through kfake on the transport's listener
-and \`kgo.Dialer\` with its dial function. *n* is how many round trips or messages were measured: a run
+and \`kgo.Dialer\` with its dial function; its msgs/s run from the first measured record's production
+to the last one's consumption. *n* is how many round trips or messages were measured: a run
 that reaches its time bound (40 s under loss) reports what it measured so far. All numbers are from a single
 run on a 2-core machine shared with other work (see the load averages): scheduling delays of a few ms
 show up in the tails of every transport alike, and msgs/s depends on how much CPU a run got, while CPU

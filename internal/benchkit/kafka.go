@@ -175,8 +175,8 @@ func kafkaPhase(ctx context.Context, name, phase string, common []kgo.Opt, o Opt
 		firstErr         error
 		errOnce          sync.Once
 		received, seen   int64
-		firstRecv        time.Time
-		lastRecv         time.Time
+		firstSent        time.Duration // since base
+		lastRecv         time.Duration
 	)
 	warm := int64(o.Warmup)
 	if full {
@@ -204,10 +204,14 @@ func kafkaPhase(ctx context.Context, name, phase string, common []kgo.Opt, o Opt
 					return
 				}
 				h.RecordValue(int64(max(now-sent, 1)))
-				if received == 0 {
-					firstRecv = base.Add(now)
+				// The rate is measured from the first measured record's
+				// production to the last one's consumption, so that a
+				// stalled transport that delivers in one burst at the end
+				// shows the rate it really sustained.
+				if received == 0 || sent < firstSent {
+					firstSent = sent
 				}
-				lastRecv = base.Add(now)
+				lastRecv = now
 				received++
 			})
 		}
@@ -256,7 +260,7 @@ func kafkaPhase(ctx context.Context, name, phase string, common []kgo.Opt, o Opt
 
 	res.Sent = produced.Load() - warm
 	res.Received = received
-	res.Elapsed = lastRecv.Sub(firstRecv)
+	res.Elapsed = lastRecv - firstSent
 	if firstErr != nil && received == 0 {
 		return res, fmt.Errorf("bench: %s kafka produce: %w", name, firstErr)
 	}
