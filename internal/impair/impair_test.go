@@ -182,6 +182,9 @@ func TestDelayLoopback(t *testing.T) {
 			t.Fatalf("order: %d at %d", id, i)
 		}
 	}
+	// The delay goroutine counts a batch as sent after WriteBatch returns,
+	// which can be after the receiver has it: Close joins that goroutine.
+	w.Close()
 	if st := w.Stats(); st.Delayed != 100 || st.Sent != 100 {
 		t.Fatalf("stats %+v", st)
 	}
