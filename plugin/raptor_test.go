@@ -26,6 +26,13 @@ func TestGatewayAndProxyOverRaptor(t *testing.T) {
 		roundTrip(t, c, strings.Repeat("raptor", 10000))
 		c.Close()
 	}
+	// The last relay may still be winding down after the client has its
+	// echo: a drain waits for it, so the counters are final.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := gw.Shutdown(ctx); err != nil {
+		t.Fatalf("gateway drain: %v", err)
+	}
 	if st := gw.Stats(); st.Accepted != 3 || st.BytesDown != 3*60000 {
 		t.Fatalf("gateway stats %+v", st)
 	}
