@@ -67,7 +67,6 @@ type vethBench struct {
 	sinkLast atomic.Int64  // UnixNano of the sink's last receive
 }
 
-
 // newVethBench creates the veth pair and starts side B's kernel echo and
 // sink (udpio Conns: recvmmsg, and sendmmsg for the echo), all removed in
 // b.Cleanup.
