@@ -74,34 +74,43 @@ func WriteJSON(w io.Writer, rs []Result) error {
 	return nil
 }
 
+// tableHeader names the columns of WriteTable and WriteMarkdown.
+var tableHeader = []string{"suite", "transport", "size", "n", "p50 µs", "p90 µs", "p99 µs", "p99.9 µs", "max µs",
+	"msgs/s", "MB/s", "CPU s/Mmsg", "allocs/msg", "GCs", "loss %"}
+
+// cells formats one result as the columns of tableHeader (fields that do not
+// apply to its suite show "-").
+func cells(r Result) []string {
+	size := fmt.Sprint(r.Size)
+	if r.Reply != 0 {
+		size = fmt.Sprintf("%d/%d", r.Size, r.Reply)
+	}
+	lat := func(v float64) string {
+		if r.MaxUs == 0 {
+			return "-"
+		}
+		return fmtNum(v)
+	}
+	mb := "-"
+	if r.MBPerS > 0 {
+		mb = fmtNum(r.MBPerS)
+	}
+	return []string{r.Suite, r.Transport, size, fmt.Sprint(r.Received),
+		lat(r.P50us), lat(r.P90us), lat(r.P99us), lat(r.P999us), lat(r.MaxUs),
+		fmtNum(r.MsgsPerS), mb, fmtNum(r.CPUSPerMMsg), fmtNum(r.AllocsPerMsg), fmt.Sprint(r.GCs), fmt.Sprintf("%.2f", r.LossPct)}
+}
+
 // WriteTable writes results as an aligned table (fields that do not apply to
 // a suite show "-"); n is the number of messages (round trips, records)
 // measured where they were received.
 func WriteTable(w io.Writer, rs []Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "suite\ttransport\tsize\tn\tp50 µs\tp90 µs\tp99 µs\tp99.9 µs\tmax µs\tmsgs/s\tMB/s\tCPU s/Mmsg\tallocs/msg\tGCs\tloss %\t")
+	fmt.Fprintln(tw, strings.Join(tableHeader, "\t")+"\t")
 	for _, r := range rs {
 		if r.Suite == SuiteIdle {
 			continue // WriteIdleMarkdown
 		}
-		size := fmt.Sprint(r.Size)
-		if r.Reply != 0 {
-			size = fmt.Sprintf("%d/%d", r.Size, r.Reply)
-		}
-		lat := func(v float64) string {
-			if r.MaxUs == 0 {
-				return "-"
-			}
-			return fmtNum(v)
-		}
-		mb := "-"
-		if r.MBPerS > 0 {
-			mb = fmtNum(r.MBPerS)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n",
-			r.Suite, r.Transport, size, r.Received,
-			lat(r.P50us), lat(r.P90us), lat(r.P99us), lat(r.P999us), lat(r.MaxUs),
-			fmtNum(r.MsgsPerS), mb, fmtNum(r.CPUSPerMMsg), fmtNum(r.AllocsPerMsg), r.GCs, fmt.Sprintf("%.2f", r.LossPct))
+		fmt.Fprintln(tw, strings.Join(cells(r), "\t")+"\t")
 	}
 	return tw.Flush()
 }
@@ -122,28 +131,12 @@ func fmtNum(v float64) string {
 
 // WriteMarkdown writes results as a Markdown table.
 func WriteMarkdown(w io.Writer, rs []Result) {
-	fmt.Fprintln(w, "| suite | transport | size | n | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | msgs/s | MB/s | CPU s/Mmsg | allocs/msg | GCs | loss % |")
+	fmt.Fprintln(w, "| "+strings.Join(tableHeader, " | ")+" |")
 	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, r := range rs {
 		if r.Suite == SuiteIdle {
 			continue // WriteIdleMarkdown
 		}
-		size := fmt.Sprint(r.Size)
-		if r.Reply != 0 {
-			size = fmt.Sprintf("%d/%d", r.Size, r.Reply)
-		}
-		lat := func(v float64) string {
-			if r.MaxUs == 0 {
-				return "-"
-			}
-			return fmtNum(v)
-		}
-		mb := "-"
-		if r.MBPerS > 0 {
-			mb = fmtNum(r.MBPerS)
-		}
-		fmt.Fprintf(w, "| %s | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %.2f |\n",
-			r.Suite, r.Transport, size, r.Received, lat(r.P50us), lat(r.P90us), lat(r.P99us), lat(r.P999us), lat(r.MaxUs),
-			fmtNum(r.MsgsPerS), mb, fmtNum(r.CPUSPerMMsg), fmtNum(r.AllocsPerMsg), r.GCs, r.LossPct)
+		fmt.Fprintln(w, "| "+strings.Join(cells(r), " | ")+" |")
 	}
 }
