@@ -40,14 +40,13 @@ func TestSimGracefulClose(t *testing.T) {
 		if b := <-got; !bytes.Equal(b, want) {
 			t.Fatalf("peer read %d of %d bytes written before Close", len(b), len(want))
 		}
-		if err := s.Err(); err == nil || !errors.Is(err, errClosedGracefully()) {
-			t.Logf("session error after Close: %v", err)
+		var se *SessionError
+		if err := s.Err(); !errors.As(err, &se) || se.Code != CodeNoError || se.Remote {
+			t.Fatalf("session error after Close: %v, want a local close with code 0", s.Err())
 		}
 		l.Close()
 	})
 }
-
-func errClosedGracefully() error { return &SessionError{} }
 
 // TestSimAbortiveClose: CloseWithError reaches the peer with its code and reason.
 func TestSimAbortiveClose(t *testing.T) {
