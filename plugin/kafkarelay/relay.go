@@ -228,6 +228,18 @@ func (r *Relay) Stats() Stats {
 		Closed: r.closedN.Load(), ListenErrors: r.listenErrs.Load()}
 }
 
+// Listeners returns the bootstrap listener and the broker listeners open
+// now.
+func (r *Relay) Listeners() []net.Listener {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := []net.Listener{r.boot}
+	for _, n := range r.nodes {
+		out = append(out, n.ln)
+	}
+	return out
+}
+
 // Brokers lists the brokers served now, by node ID.
 func (r *Relay) Brokers() []Broker {
 	r.mu.Lock()
