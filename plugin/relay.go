@@ -783,6 +783,17 @@ func (rc *relayConn) copy(dst, src net.Conn, d direction, first []byte) bool {
 			return false
 		}
 		if err != nil {
+			if d == dirDown {
+				// A relay behind us refused the stream: pass its code on
+				// (a reset, or RST to a TCP client) and count it as ours.
+				var se *reliable.StreamError
+				if refused, _ := relayRefusal(err); refused && errors.As(err, &se) {
+					rc.r.upErrs.Add(1)
+					rc.r.warn("upstream", "relay upstream refused the stream", "remote", rc.client.RemoteAddr().String(), "err", err)
+					rc.closeWith(nil, se.Code)
+					return true
+				}
+			}
 			if !errors.Is(err, io.EOF) {
 				rc.closeWith(&rc.r.completed, 0)
 				return true

@@ -194,7 +194,7 @@ func TestConnRewritesEveryType(t *testing.T) {
 		hb.Version = 4
 		f := kmsg.NewRequestFormatter()
 		reqs := f.AppendRequest(nil, hb, 7)
-		reqs = append(reqs, f.AppendRequest(nil, req, corr)...) // it assumes an empty dst
+		reqs = append(reqs, f.AppendRequest(nil, req, corr)...)           // it assumes an empty dst
 		for _, chunk := range [][]byte{reqs[:3], reqs[3:11], reqs[11:]} { // split mid-header
 			if _, err := c.Write(chunk); err != nil {
 				t.Fatal(err)
