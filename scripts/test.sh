@@ -23,6 +23,21 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   fi
 fi
 
+# --- kcat (Debian package kafkacat): the librdkafka client of integration/kafka_proxy_test.go
+if ! command -v kcat >/dev/null 2>&1 && ! command -v kafkacat >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    log "installing kafkacat"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kafkacat >/dev/null
+  fi
+  if ! command -v kcat >/dev/null 2>&1 && ! command -v kafkacat >/dev/null 2>&1; then
+    if [ "${CI:-}" = true ]; then
+      echo "scripts/test.sh: kcat is missing and could not be installed (apt-get install kafkacat, as root)" >&2
+      exit 1
+    fi
+    log "NOT root: cannot install kafkacat; the kcat tests will say they skipped"
+  fi
+fi
+
 log "go vet"
 go vet ./...
 
