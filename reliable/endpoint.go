@@ -312,7 +312,7 @@ func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip
 func (e *endpoint) refuse(dst wire.ConnID, to netip.AddrPort, reason string) {
 	hdr := wire.ShortHeader{DstID: dst}
 	b := hdr.Append(e.reply[:0])
-	cf := wire.CloseFrame{ErrorCode: CodeRefused, Reason: []byte(reason)}
+	cf := wire.CloseFrame{ErrorCode: uint64(CodeRefused), Reason: []byte(reason)}
 	b, _ = cf.Append(b)
 	e.sendReply(b, to)
 }

@@ -48,7 +48,7 @@ func (s *Session) handleShortLocked(h wire.ShortHeader, hdrLen int, pkt []byte, 
 		for b := payload; len(b) > 0; {
 			f, n, _ := fp.ParseNext(b)
 			if cf, ok := f.(*wire.CloseFrame); ok {
-				s.closeLocked(&SessionError{Code: cf.ErrorCode, Remote: true, Reason: string(cf.Reason)}, false)
+				s.closeLocked(&SessionError{Code: ErrorCode(cf.ErrorCode), Remote: true, Reason: string(cf.Reason)}, false)
 				return
 			}
 			b = b[n:]
@@ -171,7 +171,7 @@ func (s *Session) handleFrameLocked(f wire.Frame, now time.Time) error {
 			st.highestRecv = f.FinalSize
 		}
 		if st.readErr == nil {
-			st.readErr = &StreamError{StreamID: st.id, Code: f.ErrorCode, Remote: true, Op: "reset"}
+			st.readErr = &StreamError{StreamID: st.id, Code: ErrorCode(f.ErrorCode), Remote: true, Op: "reset"}
 			// Bytes that will never be read return their session credit.
 			s.onConsumedLocked(st.highestRecv - st.readOff)
 			st.readOff = st.highestRecv
@@ -186,10 +186,10 @@ func (s *Session) handleFrameLocked(f wire.Frame, now time.Time) error {
 			return err
 		}
 		if !st.resetQueued && !st.finAcked {
-			st.resetLocked(f.ErrorCode, &StreamError{StreamID: st.id, Code: f.ErrorCode, Remote: true, Op: "stop sending"})
+			st.resetLocked(ErrorCode(f.ErrorCode), &StreamError{StreamID: st.id, Code: ErrorCode(f.ErrorCode), Remote: true, Op: "stop sending"})
 		}
 	case *wire.CloseFrame:
-		s.closeLocked(&SessionError{Code: f.ErrorCode, Remote: true, Reason: string(f.Reason)}, false)
+		s.closeLocked(&SessionError{Code: ErrorCode(f.ErrorCode), Remote: true, Reason: string(f.Reason)}, false)
 	}
 	return nil
 }

@@ -312,7 +312,7 @@ func (s *Session) packLocked(now time.Time) (int, bool) {
 			hdr := wire.ShortHeader{DstID: s.remoteID, PacketNumber: s.nextPN}
 			s.nextPN++
 			b = hdr.Append(b)
-			cf := wire.CloseFrame{ErrorCode: s.closeCode, Reason: []byte(s.closeReason)}
+			cf := wire.CloseFrame{ErrorCode: uint64(s.closeCode), Reason: []byte(s.closeReason)}
 			b, _ = cf.Append(b)
 			s.queueOut(b, bp)
 			s.closeSentPending = true
@@ -477,7 +477,7 @@ func (s *Session) packStreamLocked(st *Stream, b []byte, limit int, rec *sentPac
 		return int(rec.nchunks) == maxChunksPerPacket
 	}
 	if st.resetQueued && !st.resetSent {
-		f := wire.ResetStreamFrame{StreamID: st.id, ErrorCode: st.resetCode, FinalSize: st.sendNext}
+		f := wire.ResetStreamFrame{StreamID: st.id, ErrorCode: uint64(st.resetCode), FinalSize: st.sendNext}
 		if len(b)+f.Length() > limit {
 			return b, false, true
 		}
@@ -488,7 +488,7 @@ func (s *Session) packStreamLocked(st *Stream, b []byte, limit int, rec *sentPac
 		}
 	}
 	if st.stopQueued {
-		f := wire.StopSendingFrame{StreamID: st.id, ErrorCode: st.stopCode}
+		f := wire.StopSendingFrame{StreamID: st.id, ErrorCode: uint64(st.stopCode)}
 		if len(b)+f.Length() > limit {
 			return b, false, true
 		}
