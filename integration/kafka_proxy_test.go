@@ -22,6 +22,7 @@ import (
 	"github.com/raptormq/raptor/compat/kafka"
 	"github.com/raptormq/raptor/plugin"
 	"github.com/raptormq/raptor/plugin/kafkarelay"
+	"github.com/raptormq/raptor/reliable"
 )
 
 // kcatPath returns the kcat binary (Debian package kafkacat). Without it the
@@ -82,7 +83,8 @@ func kpRaptorBytes(b *kafka.Broker) uint64 {
 	if !ok {
 		return 0
 	}
-	return src().StreamBytesReceived
+	st := src()
+	return st.Get(reliable.CounterStreamBytesReceived)
 }
 
 // kcatCmd runs kcat with args, killed (SIGTERM, then SIGKILL) when ctx

@@ -410,7 +410,7 @@ func sourceAddr(c net.Conn) netip.Addr {
 
 // refuse ends a client connection the relay will not serve: a Raptor
 // stream is reset with code, a TCP connection is closed with RST.
-func refuse(c net.Conn, code uint64) {
+func refuse(c net.Conn, code reliable.ErrorCode) {
 	switch cc := c.(type) {
 	case *reliable.Stream:
 		cc.Reset(code)
@@ -638,7 +638,7 @@ func (rc *relayConn) quiescent(now time.Time) bool {
 // closeWith closes both sides once, counting into counter (if not nil);
 // a nonzero code resets a Raptor client stream with it instead of closing
 // it gracefully.
-func (rc *relayConn) closeWith(counter *atomic.Uint64, code uint64) {
+func (rc *relayConn) closeWith(counter *atomic.Uint64, code reliable.ErrorCode) {
 	rc.mu.Lock()
 	if rc.done {
 		rc.mu.Unlock()
