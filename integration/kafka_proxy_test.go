@@ -434,3 +434,67 @@ func (l *lockedLog) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestKafkaGatewayFailover: two Kafka-aware gateways in front of one
+// 3-broker TCP cluster, the client's seed mapped to both through the
+// failover dialer. The gateway in use is killed mid-run; the client goes
+// back to its seed, reaches the other gateway, learns that gateway's
+// broker listeners from its metadata, and every record arrives once.
+func TestKafkaGatewayFailover(t *testing.T) {
+	const topic, parts, n = "gwfo", 6, 30000
+	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(parts, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var gws [2]*kafkarelay.Relay
+	for i := range gws {
+		gws[i], err = kafkarelay.New(kafkarelay.Config{Listen: "raptor://127.0.0.1:0", Upstreams: []string{"tcp://" + c.ListenAddrs()[0]}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer gws[i].Close()
+	}
+	const seed = "kafka-cluster:9092" // a name only the dialer resolves: to either gateway
+	d, err := kafka.NewDialer(
+		kafka.WithGateways(seed, "raptor://"+gws[0].Addr(), "raptor://"+gws[1].Addr()),
+		kafka.WithFailover(plugin.FailoverConfig{FailureThreshold: 1, OpenTimeout: time.Minute, DialTimeout: time.Second}),
+		kafka.WithTransportOptions(plugin.WithRaptorConfig(&reliable.Config{HandshakeTimeout: time.Second, IdleTimeout: 5 * time.Second})),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 80*time.Second)
+	defer cancel()
+	var killed atomic.Int32
+	killed.Store(-1)
+	var before [2]uint64
+	var acked atomic.Int64
+	onAck := func() {
+		if acked.Add(1) != n/3 {
+			return
+		}
+		// Kill the gateway carrying the most streams.
+		a, b := gws[0].Relay().Stats().Accepted, gws[1].Relay().Stats().Accepted
+		victim := 0
+		if b > a {
+			victim = 1
+		}
+		before[1-victim] = gws[1-victim].Relay().Stats().Accepted
+		killed.Store(int32(victim))
+		go gws[victim].Close()
+	}
+	res := kxWorkload{Seed: seed, Topic: topic, Partitions: parts, N: n, OnAck: onAck,
+		Opts: []kgo.Opt{d.Opt(), kgo.MetadataMinAge(200 * time.Millisecond)}}.run(t, ctx)
+	res.check(t, n)
+	v := killed.Load()
+	if v < 0 {
+		t.Fatal("no gateway was killed")
+	}
+	alive := gws[1-v]
+	if after := alive.Relay().Stats().Accepted; after <= before[1-v] {
+		t.Fatalf("the surviving gateway took no new stream after the kill (%d before, %d after)", before[1-v], after)
+	}
+	t.Logf("killed gateway %d; survivor %+v, brokers %+v; failover %+v", v, alive.Relay().Stats(), alive.Brokers(), d.Failover(seed).Status())
+}
