@@ -122,6 +122,7 @@ func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Co
 	targets := fs.Bool("targets", false, "report: also list how raptor compares with the targets of issue 3")
 	lossy1 := fs.String("lossy1", "", "report --targets: the condition of the 1% loss results")
 	lossy5 := fs.String("lossy5", "", "report --targets: the condition of the 5% loss results")
+	via := fs.String("via", "", "kafka: also run the workload as a non-Go client does, 'proxy': TCP -> raptor proxy -> Raptor -> broker")
 	if err := fs.Parse(args[1:]); err != nil {
 		return nil, err
 	}
@@ -151,6 +152,12 @@ func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Co
 		return nil, &FlagError{Flag: "transport", Value: *transports, Reason: err.Error()}
 	}
 	cfg.Transports = ts
+	if *via != "" { // issue #11: the kcat-style path as one more row
+		if *via != "proxy" || cfg.Suite != "kafka" {
+			return nil, &FlagError{Flag: "via", Value: *via, Reason: "only 'proxy', with the kafka suite"}
+		}
+		cfg.Transports = append(cfg.Transports, ViaProxy{})
+	}
 	for _, s := range splitList(*sizes) {
 		n, err := strconv.Atoi(s)
 		if err != nil {
