@@ -74,7 +74,9 @@ Flags:
 func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Config, error) {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintf(stderr, usageText, prog, prog)
+			// The flags depend on the suite: name them there, not an empty list.
+			fmt.Fprint(stderr, strings.TrimSuffix(fmt.Sprintf(usageText, prog, prog), "Flags:\n"))
+			fmt.Fprintf(stderr, "Run '%s <suite> -h' for the flags of a suite.\n", prog)
 			return nil, flag.ErrHelp
 		}
 		return nil, fmt.Errorf("bench: missing suite: one of rtt, throughput, kafka, idle, all, serve, report")
