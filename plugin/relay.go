@@ -664,14 +664,14 @@ func (rc *relayConn) closeWith(counter *atomic.Uint64, code reliable.ErrorCode) 
 func (rc *relayConn) serve() {
 	r := rc.r
 	defer r.wg.Done()
-	// The upstream is dialed only once the client has said something.
-	bp := bufPool.Get().(*[]byte)
-	buf := *bp
+	// The upstream is dialed only once the client has said something. The
+	// wait holds a small buffer only: silent connections are cheap.
+	fp := firstPool.Get().(*[firstBufSize]byte)
 	rc.client.SetReadDeadline(time.Now().Add(r.cfg.FirstByteTimeout))
-	n, err := rc.client.Read(buf)
+	n, err := rc.client.Read(fp[:])
 	rc.client.SetReadDeadline(time.Time{})
 	if n == 0 {
-		bufPool.Put(bp)
+		firstPool.Put(fp)
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			rc.closeWith(&r.idleClosed, CodeIdle)
@@ -686,7 +686,7 @@ func (rc *relayConn) serve() {
 	rc.mu.Unlock()
 	up, name, derr := rc.dial(r.ctx)
 	if derr != nil {
-		bufPool.Put(bp)
+		firstPool.Put(fp)
 		if r.ctx.Err() != nil {
 			rc.closeWith(nil, 0)
 		} else {
@@ -704,7 +704,7 @@ func (rc *relayConn) serve() {
 	rc.mu.Lock()
 	if rc.done { // closed while dialing
 		rc.mu.Unlock()
-		bufPool.Put(bp)
+		firstPool.Put(fp)
 		up.Close()
 		r.upActive.Add(-1)
 		r.remove(rc)
@@ -712,28 +712,32 @@ func (rc *relayConn) serve() {
 	}
 	rc.up = up
 	rc.mu.Unlock()
-	first := buf[:n]
 	rc.pending.Store(2)
 	r.wg.Add(1) // this goroutine holds the count above zero
 	go func() {
 		defer r.wg.Done()
-		rc.copy(rc.client, up, dirDown, nil)
+		rc.copy(rc.client, up, dirDown)
 		rc.release()
 	}()
+	ok := rc.forward(up, dirUp, fp[:n])
+	firstPool.Put(fp)
 	switch {
+	case !ok:
 	case err == nil:
-		rc.copy(up, rc.client, dirUp, first)
+		rc.copy(up, rc.client, dirUp)
 	case errors.Is(err, io.EOF): // the first read returned bytes and EOF
-		if rc.copy(up, nil, dirUp, first) {
-			rc.finishDir(up, dirUp)
-		}
+		rc.finishDir(up, dirUp)
 	default: // the first read returned bytes and an error
-		rc.copy(up, nil, dirUp, first)
 		rc.closeWith(&r.completed, 0)
 	}
-	bufPool.Put(bp)
 	rc.release()
 }
+
+// firstBufSize is the buffer of a connection's first read, held while it
+// waits for its first bytes.
+const firstBufSize = 2 << 10
+
+var firstPool = sync.Pool{New: func() any { return new([firstBufSize]byte) }}
 
 // release is called by each copier when it ends; the last one closes the
 // connection and removes it from the relay.
@@ -744,63 +748,59 @@ func (rc *relayConn) release() {
 	}
 }
 
-// copy writes first (if any), then moves bytes from src (if not nil) to
-// dst until EOF (then half-closes dst) or an error (then closes both
-// sides). It reports whether every write succeeded.
-func (rc *relayConn) copy(dst, src net.Conn, d direction, first []byte) bool {
-	counter := &rc.r.bytesUp
-	if d == dirDown {
-		counter = &rc.r.bytesDown
+// forward writes b to dst, going d, and reports whether it could.
+func (rc *relayConn) forward(dst net.Conn, d direction, b []byte) bool {
+	rc.mu.Lock()
+	if d == dirUp {
+		rc.reqs.feed(b)
+	} else {
+		rc.resps.feed(b)
 	}
-	forward := func(b []byte) bool {
-		rc.mu.Lock()
-		if d == dirUp {
-			rc.reqs.feed(b)
-		} else {
-			rc.resps.feed(b)
-		}
-		rc.lastDir, rc.lastTime = d, time.Now()
-		rc.mu.Unlock()
-		if _, werr := dst.Write(b); werr != nil {
-			rc.closeWith(&rc.r.completed, 0)
-			return false
-		}
-		counter.Add(uint64(len(b)))
-		return true
-	}
-	if len(first) > 0 && !forward(first) {
+	rc.lastDir, rc.lastTime = d, time.Now()
+	rc.mu.Unlock()
+	if _, err := dst.Write(b); err != nil {
+		rc.closeWith(&rc.r.completed, 0)
 		return false
 	}
-	if src == nil {
-		return true
+	if d == dirUp {
+		rc.r.bytesUp.Add(uint64(len(b)))
+	} else {
+		rc.r.bytesDown.Add(uint64(len(b)))
 	}
+	return true
+}
+
+// copy moves bytes from src to dst until EOF (then half-closes dst) or an
+// error (then closes both sides).
+func (rc *relayConn) copy(dst, src net.Conn, d direction) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
 	for {
 		n, err := src.Read(buf)
-		if n > 0 && !forward(buf[:n]) {
-			return false
+		if n > 0 && !rc.forward(dst, d, buf[:n]) {
+			return
 		}
-		if err != nil {
-			if d == dirDown {
-				// A relay behind us refused the stream: pass its code on
-				// (a reset, or RST to a TCP client) and count it as ours.
-				var se *reliable.StreamError
-				if refused, _ := relayRefusal(err); refused && errors.As(err, &se) {
-					rc.r.upErrs.Add(1)
-					rc.r.warn("upstream", "relay upstream refused the stream", "remote", rc.client.RemoteAddr().String(), "err", err)
-					rc.closeWith(nil, se.Code)
-					return true
-				}
+		if err == nil {
+			continue
+		}
+		if d == dirDown {
+			// A relay behind us refused the stream: pass its code on (a
+			// reset, or RST to a TCP client) and count it as ours.
+			var se *reliable.StreamError
+			if refused, _ := relayRefusal(err); refused && errors.As(err, &se) {
+				rc.r.upErrs.Add(1)
+				rc.r.warn("upstream", "relay upstream refused the stream", "remote", rc.client.RemoteAddr().String(), "err", err)
+				rc.closeWith(nil, se.Code)
+				return
 			}
-			if !errors.Is(err, io.EOF) {
-				rc.closeWith(&rc.r.completed, 0)
-				return true
-			}
+		}
+		if errors.Is(err, io.EOF) {
 			rc.finishDir(dst, d)
-			return true
+		} else {
+			rc.closeWith(&rc.r.completed, 0)
 		}
+		return
 	}
 }
 
