@@ -334,6 +334,15 @@ type failoverConn struct {
 	closed   atomic.Bool
 }
 
+// peerStoppedReading reports whether err is the peer's STOP_SENDING: a
+// Write fails with it when the peer closed its reading side, for example
+// a Relay that refuses a stream resets it and closes it, and the close
+// may arrive before the reset is read.
+func peerStoppedReading(err error) bool {
+	var se *reliable.StreamError
+	return errors.As(err, &se) && se.Remote && se.Op == "stop sending"
+}
+
 // relayRefusal reports whether err is a [Relay] refusing the stream with
 // one of its reset codes, and whether that code says the relay is leaving.
 func relayRefusal(err error) (refused, leaving bool) {
@@ -353,6 +362,9 @@ func relayRefusal(err error) (refused, leaving bool) {
 func (c *failoverConn) observe(err error) {
 	if err == nil || c.closed.Load() {
 		return
+	}
+	if peerStoppedReading(err) {
+		return // the peer closed its side; its reset, read next, says why
 	}
 	if refused, leaving := relayRefusal(err); refused {
 		if c.reported.Swap(true) {

@@ -759,6 +759,11 @@ func (rc *relayConn) forward(dst net.Conn, d direction, b []byte) bool {
 	rc.lastDir, rc.lastTime = d, time.Now()
 	rc.mu.Unlock()
 	if _, err := dst.Write(b); err != nil {
+		if d == dirUp && peerStoppedReading(err) {
+			// The upstream stopped reading; its reset or EOF, read by
+			// the other copier, says why and ends the connection.
+			return false
+		}
 		rc.closeWith(&rc.r.completed, 0)
 		return false
 	}
