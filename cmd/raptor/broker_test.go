@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/raptormq/raptor/compat/kafka"
 	"github.com/raptormq/raptor/plugin"
 )
 
@@ -124,5 +126,73 @@ func TestThreeBrokersBehindOneProxyCommand(t *testing.T) {
 		if !strings.Contains(bout.String(), "node "+strconv.Itoa(i)+" bound on tcp://127.0.0.1:") {
 			t.Errorf("broker output lacks node %d:\n%s", i, bout.String())
 		}
+	}
+}
+
+// TestKafkaGatewayCommand runs `raptor gateway --kafka` in front of a
+// 3-broker TCP-only cluster: a franz-go client with the Raptor dialer,
+// given only the gateway's address, produces and consumes, and the
+// gateway's metrics count the streams of every broker listener.
+func TestKafkaGatewayCommand(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(3, "gwcmd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	gctx, stopGateway := context.WithCancel(ctx)
+	var gout, gerr lockedBuffer
+	gready := make(chan *plugin.Relay, 1)
+	gdone := make(chan int, 1)
+	var gwAddr string
+	go func() {
+		gdone <- relayMain(gctx, ctx, gatewaySpec, []string{"--kafka", "--listen", "raptor://127.0.0.1:0", "--upstream", "tcp://" + c.ListenAddrs()[0], "--metrics", "127.0.0.1:0"}, &gout, &gerr,
+			func(r *plugin.Relay, addr string) { gwAddr = addr; gready <- r })
+	}()
+	var relay *plugin.Relay
+	select {
+	case relay = <-gready:
+	case code := <-gdone:
+		t.Fatalf("gateway exited %d: %s", code, gerr.String())
+	}
+	d, err := kafka.NewDialer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(gwAddr), d.Opt(), kgo.DefaultProduceTopic("gwcmd"), kgo.ConsumeTopics("gwcmd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 300; i++ {
+		cl.Produce(ctx, kgo.StringRecord("via kafka gateway"), nil)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for got < 300 && ctx.Err() == nil {
+		got += len(cl.PollFetches(ctx).Records())
+	}
+	if got != 300 {
+		t.Fatalf("consumed %d of 300", got)
+	}
+	code, out, errOut := runStatTest(t, "--url", metricsURL(t, &gout), "--count", "1", "--json")
+	cl.Close()
+	if code != 0 {
+		t.Fatalf("stat: exit %d: %s", code, errOut)
+	}
+	s := decodeSamples(t, out)[0]
+	st := relay.Stats()
+	if s.Counters["relay_accepted"] < 3 || s.Counters["streams_opened"] < 3 || s.Counters["stream_bytes_received"] == 0 {
+		t.Errorf("gateway sample %+v; relay %+v", s, st)
+	}
+	stopGateway()
+	if code := <-gdone; code != 0 {
+		t.Fatalf("gateway exit %d: %s", code, gerr.String())
+	}
+	if n := strings.Count(gerr.String(), "kafkarelay: serving broker"); n != 3 {
+		t.Errorf("gateway opened %d broker listeners, want 3:\n%s", n, gerr.String())
 	}
 }
