@@ -245,7 +245,7 @@ func (s *Session) OpenStream(ctx context.Context) (*Stream, error) {
 			s.localOpened++
 			st.needOpen = true
 			s.streams[st.id] = st
-			s.stats.streamsOpened.Add(1)
+			s.stats.inc(CounterStreamsOpened)
 			s.enqueueLocked(st)
 			s.mu.Unlock()
 			s.wakeSender()
@@ -377,7 +377,7 @@ func (s *Session) enqueueLocked(st *Stream) {
 // removeStreamLocked forgets a finished stream and returns credit to the peer.
 func (s *Session) removeStreamLocked(st *Stream) {
 	delete(s.streams, st.id)
-	s.stats.streamsClosed.Add(1)
+	s.stats.inc(CounterStreamsClosed)
 	if s.isPeerStream(st.id) {
 		s.peerClosed++
 		// Return stream credit in batches of an eighth of the limit.

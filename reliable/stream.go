@@ -163,7 +163,7 @@ func (st *Stream) consumeLocked(n uint64) {
 			st.recvBuf = nil
 		}
 	}
-	s.stats.streamBytesRecv.Add(n)
+	s.stats.add(CounterStreamBytesReceived, n)
 	s.onConsumedLocked(n)
 	win := uint64(s.cfg.StreamReceiveWindow)
 	if !st.finRecv && st.recvMax-st.readOff < win/2 {
