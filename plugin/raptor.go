@@ -58,6 +58,9 @@ func (rt *raptorTransport) dial(ctx context.Context, ep Endpoint) (net.Conn, err
 		return nil, &DialError{Endpoint: ep.String(), Err: err}
 	}
 	c, err := d.DialContext(ctx, "udp", ep.Addr)
+	if errors.Is(err, reliable.ErrDialerClosed) {
+		err = ErrTransportClosed // Close ran during the dial
+	}
 	if err != nil {
 		return nil, &DialError{Endpoint: ep.String(), Err: err}
 	}
