@@ -28,7 +28,10 @@ func TestPluginDialsOverDPDK(t *testing.T) {
 	}
 	kaddr := netip.AddrPortFrom(v.kernelIP, 5000)
 	var l *reliable.Listener
-	if err := dpInNetns(v.nsK, func() (err error) { l, err = reliable.Listen(kaddr.String(), &reliable.Config{Logger: dpQuiet}); return err }); err != nil {
+	if err := dpInNetns(v.nsK, func() (err error) {
+		l, err = reliable.Listen(kaddr.String(), &reliable.Config{Logger: dpQuiet})
+		return err
+	}); err != nil {
 		t.Fatalf("listen on kernel UDP %v in %s: %v", kaddr, v.nsK, err)
 	}
 	defer l.Close()
@@ -71,7 +74,7 @@ func TestPluginDialsOverDPDK(t *testing.T) {
 	if conns[0].RemoteAddr().String() != kaddr.String() {
 		t.Fatalf("remote %v, want %v", conns[0].RemoteAddr(), kaddr)
 	}
-	if st := tr.Stats(); st.SessionsOpened != 1 || st.PacketsSent == 0 {
+	if st := tr.Stats(); st.Get(reliable.CounterSessionsOpened) != 1 || st.Get(reliable.CounterPacketsSent) == 0 {
 		t.Fatalf("transport counters %+v, want the one DPDK session", st)
 	}
 }
