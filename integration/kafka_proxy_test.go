@@ -327,7 +327,11 @@ func TestProxyFollowsLeaderMovesAndNewBroker(t *testing.T) {
 			t.Fatalf("partition %d led by %d, want the new broker %d", p, l, id)
 		}
 	}
-	t.Logf("proxy %+v, rewrites %+v, brokers %+v", px.Relay().Stats(), px.Stats(), px.Brokers())
+	rw := px.Stats()
+	t.Logf("proxy %+v, rewrites %+v, brokers %+v", px.Relay().Stats(), rw, px.Brokers())
+	if rw.RewrittenBy[0]+rw.RewrittenBy[1] == 0 {
+		t.Fatalf("no Produce or Fetch response carried KIP-951 leader endpoints to rewrite: %+v", rw.RewrittenBy)
+	}
 }
 
 // TestGatewayKafkaFrontsTCPCluster: franz-go over Raptor through one

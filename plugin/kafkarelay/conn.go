@@ -34,7 +34,7 @@ type conn struct {
 	net.Conn
 	m         mapper
 	onFail    func(err error) // a response that did not parse
-	onRewrite func()          // a response rewritten
+	onRewrite func(key int16) // a response rewritten
 
 	// request side, used by Write only
 	reqHdr  [12]byte // length, key, version, correlation ID
@@ -199,7 +199,7 @@ func (c *conn) next() {
 		}
 	case body != nil:
 		if c.onRewrite != nil {
-			c.onRewrite()
+			c.onRewrite(ri.key)
 		}
 		binary.BigEndian.PutUint32(frame[0:], uint32(len(body)+4))
 		frame = append(frame[:8], body...)

@@ -61,11 +61,12 @@ type Broker struct {
 // Stats are the relay's own counters; the forwarding counters are in
 // [Relay.Relay]'s Stats.
 type Stats struct {
-	Rewritten     uint64 // responses whose broker addresses were rewritten
-	ParseFailures uint64 // responses that did not parse (forwarded unchanged)
-	Opened        uint64 // broker listeners opened
-	Closed        uint64 // broker listeners closed (broker left or moved)
-	ListenErrors  uint64 // broker listeners that could not be opened
+	Rewritten     uint64           // responses whose broker addresses were rewritten
+	RewrittenBy   map[int16]uint64 // the same by request key (3 Metadata, 0 Produce, ...)
+	ParseFailures uint64           // responses that did not parse (forwarded unchanged)
+	Opened        uint64           // broker listeners opened
+	Closed        uint64           // broker listeners closed (broker left or moved)
+	ListenErrors  uint64           // broker listeners that could not be opened
 }
 
 // Relay fronts a whole Kafka cluster from one bootstrap listener plus one
@@ -93,6 +94,7 @@ type Relay struct {
 	serveCh chan error
 
 	rewritten, parseFails, opened, closedN, listenErrs atomic.Uint64
+	byKey                                              [128]atomic.Uint64 // rewritten responses by key
 }
 
 type node struct {
@@ -164,7 +166,12 @@ func New(cfg Config) (*Relay, error) {
 	rc.Upstreams, rc.Transport, rc.Logger = cfg.Upstreams, r.t, r.log
 	rc.WrapUpstream = func(up net.Conn) net.Conn {
 		c := newConn(up, r, r.parseFailed)
-		c.onRewrite = func() { r.rewritten.Add(1) }
+		c.onRewrite = func(key int16) {
+			r.rewritten.Add(1)
+			if key >= 0 && int(key) < len(r.byKey) {
+				r.byKey[key].Add(1)
+			}
+		}
 		return c
 	}
 	r.relay, err = plugin.NewRelay(rc)
@@ -224,7 +231,13 @@ func (r *Relay) Served() <-chan error { return r.serveCh }
 
 // Stats returns the rewriting counters.
 func (r *Relay) Stats() Stats {
-	return Stats{Rewritten: r.rewritten.Load(), ParseFailures: r.parseFails.Load(), Opened: r.opened.Load(),
+	by := map[int16]uint64{}
+	for k := range r.byKey {
+		if n := r.byKey[k].Load(); n > 0 {
+			by[int16(k)] = n
+		}
+	}
+	return Stats{Rewritten: r.rewritten.Load(), RewrittenBy: by, ParseFailures: r.parseFails.Load(), Opened: r.opened.Load(),
 		Closed: r.closedN.Load(), ListenErrors: r.listenErrs.Load()}
 }
 
