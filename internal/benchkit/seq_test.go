@@ -8,11 +8,11 @@ import (
 
 func TestSeqCount(t *testing.T) {
 	for _, tc := range []struct {
-		name                   string
-		add                    []uint64
-		failed                 []uint64
-		produced               uint64
-		unique, dup, lost, for_ int64
+		name                    string
+		add                     []uint64
+		failed                  []uint64
+		produced                uint64
+		unique, dup, lost, foreign int64
 	}{
 		{"every record once", []uint64{0, 1, 2, 3}, nil, 4, 4, 0, 0, 0},
 		{"a duplicate", []uint64{0, 1, 1, 2, 3}, nil, 4, 4, 1, 0, 0},
@@ -31,9 +31,9 @@ func TestSeqCount(t *testing.T) {
 			for _, s := range tc.add {
 				c.Add(s)
 			}
-			if c.Unique() != tc.unique || c.Duplicated() != tc.dup || c.Lost(0, tc.produced) != tc.lost || c.Foreign() != tc.for_ {
+			if c.Unique() != tc.unique || c.Duplicated() != tc.dup || c.Lost(0, tc.produced) != tc.lost || c.Foreign() != tc.foreign {
 				t.Fatalf("unique %d duplicated %d lost %d foreign %d; want %d %d %d %d",
-					c.Unique(), c.Duplicated(), c.Lost(0, tc.produced), c.Foreign(), tc.unique, tc.dup, tc.lost, tc.for_)
+					c.Unique(), c.Duplicated(), c.Lost(0, tc.produced), c.Foreign(), tc.unique, tc.dup, tc.lost, tc.foreign)
 			}
 		})
 	}
