@@ -8,10 +8,10 @@ import (
 
 func TestSeqCount(t *testing.T) {
 	for _, tc := range []struct {
-		name                    string
-		add                     []uint64
-		failed                  []uint64
-		produced                uint64
+		name                       string
+		add                        []uint64
+		failed                     []uint64
+		produced                   uint64
 		unique, dup, lost, foreign int64
 	}{
 		{"every record once", []uint64{0, 1, 2, 3}, nil, 4, 4, 0, 0, 0},
