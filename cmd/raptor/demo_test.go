@@ -66,7 +66,7 @@ func TestDemoWithLossJSON(t *testing.T) {
 // lossy link between two network namespaces; TCP recovers too.
 func TestDemoWithLossNetns(t *testing.T) {
 	if why := lossNetnsUnavailable(); why != "" {
-		t.Skipf("SKIP-ROOT --loss-mode netns: %s", why)
+		t.Skipf("--loss-mode netns: %s", why)
 	}
 	var out, errb bytes.Buffer
 	code := run([]string{"demo", "--messages", "3000", "--loss", "5", "--loss-mode", "netns", "--no-progress", "--json"}, &out, &errb)
