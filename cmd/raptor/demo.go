@@ -338,9 +338,9 @@ func runDemoPaths(ctx context.Context, cfg demoConfig, stderr io.Writer) (*demoR
 		}
 		if path == "raptor" {
 			res.RetransmitsBroker = after.brokerRetransmits - before.brokerRetransmits
-			res.RetransmitsClient = client.Retransmits
+			res.RetransmitsClient = client.Get(reliable.CounterRetransmits)
 			res.Retransmits = res.RetransmitsBroker + res.RetransmitsClient
-			res.DatagramsSent = after.brokerPackets - before.brokerPackets + client.PacketsSent
+			res.DatagramsSent = after.brokerPackets - before.brokerPackets + client.Get(reliable.CounterPacketsSent)
 		} else if nl != nil {
 			res.Retransmits = after.tcpRetransmits - before.tcpRetransmits
 		}
@@ -382,8 +382,8 @@ func readDemoCounters(b *kafka.Broker, nl *netnsLoss) (demoCounters, error) {
 		for _, l := range ln.Listeners() {
 			if rl, ok := l.(*reliable.Listener); ok {
 				st := rl.Stats()
-				c.brokerRetransmits += st.Retransmits
-				c.brokerPackets += st.PacketsSent
+				c.brokerRetransmits += st.Get(reliable.CounterRetransmits)
+				c.brokerPackets += st.Get(reliable.CounterPacketsSent)
 			}
 		}
 	}
