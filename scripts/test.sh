@@ -54,6 +54,15 @@ if go list -deps ./cmd/raptor | grep -q '^gonum.org/'; then
   echo "FAIL: cmd/raptor links gonum.org packages (charts belong to bench/cmd/raptor-bench-all)"; exit 1
 fi
 
+# --- the edge build (-tags edge: broker, gateway, proxy, stat; no demo, bench, schema): at most 15 MB stripped
+go vet -tags edge ./cmd/raptor
+go build -tags edge -ldflags="-s -w" -o "$W/raptor-edge" ./cmd/raptor
+size=$(stat -c %s "$W/raptor-edge")
+log "raptor -tags edge (stripped): $((size / 1000000)) MB ($size bytes; limit 15 MB)"
+if [ "$size" -gt 15000000 ]; then
+  echo "FAIL: the edge build of raptor is $size bytes stripped, above 15 MB"; exit 1
+fi
+
 log "go test -race -shuffle=on"
 go test -json -race -shuffle=on -timeout 20m -count=1 ./... | "${TF[@]}" -race -label "race pass"
 

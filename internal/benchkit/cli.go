@@ -418,7 +418,9 @@ func RunAll(ctx context.Context, cfg *Config, each func(Result), stderr io.Write
 					var rs []Result
 					rs, err = RunKafka(ctx, st, o)
 					for _, r := range rs {
-						add(r)
+						if err == nil || r.Sent > 0 { // a failed phase shows its counts, if it measured any
+							add(r)
+						}
 					}
 				}
 				if c, ok := t.(io.Closer); ok {
