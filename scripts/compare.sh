@@ -138,7 +138,8 @@ to the last one's consumption. *n* is how many round trips or messages were meas
 that reaches its time bound (40 s under loss) reports what it measured so far. All numbers are from a single
 run on a 2-core machine shared with other work (see the load averages): scheduling delays of a few ms
 show up in the tails of every transport alike, and msgs/s depends on how much CPU a run got, while CPU
-s/Mmsg (the cost of a message) varies much less from run to run.
+µs/msg (the cost of a message) varies much less from run to run. The lossy runs show no syscall count: \`ip netns
+exec\` gives them a /sys without tracefs.
 
 ## Targets of issue 3 (from this run)
 
