@@ -32,7 +32,7 @@ func TestKxWorkloadReportsInjectedFaults(t *testing.T) {
 			defer cancel()
 			f := tc.f
 			const n = 400
-			r := kxWorkload{Seed: c.ListenAddrs()[0], Topic: "count", Partitions: 2, N: n, Stall: time.Second, Faults: &f}.run(t, ctx)
+			r := kxWorkload{Seed: c.ListenAddrs()[0], Topic: "count", Partitions: 2, N: n, Stall: 3 * time.Second, Faults: &f}.run(t, ctx)
 			if r.Lost != tc.lost || r.Duplicates != tc.dup || r.Received != n-tc.lost || r.ProduceErrors != 0 {
 				t.Fatalf("received %d, %d lost, %d duplicates, %d produce errors; want %d, %d, %d, 0",
 					r.Received, r.Lost, r.Duplicates, r.ProduceErrors, n-tc.lost, tc.lost, tc.dup)

@@ -556,6 +556,9 @@ func runDemoPath(ctx context.Context, cfg demoConfig, broker, topic, path string
 	if cfg.faults != nil && cfg.faults.dup >= 0 && cfg.faults.dup < int(producedAll.Load()) {
 		produce(cfg.faults.dup) // injected duplicate, after the last record
 	}
+	// Every record acknowledged (or failed) before the consumer may call it
+	// done; a stalled consumer ends ctx, and with it this wait.
+	prod.Flush(ctx)
 	prodDone.Store(true)
 	lastMove.Store(max(lastMove.Load(), time.Now().UnixNano())) // the stall bound counts from here at the earliest
 	progress := time.NewTicker(100 * time.Millisecond)

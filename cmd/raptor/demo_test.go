@@ -116,7 +116,7 @@ func TestDemoCountsInjectedFaults(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := tc.f
-			cfg := demoConfig{messages: 500, size: 100, partitions: 2, paths: []string{"tcp"}, stall: time.Second, window: 100, faults: &f}
+			cfg := demoConfig{messages: 500, size: 100, partitions: 2, paths: []string{"tcp"}, stall: 3 * time.Second, window: 100, faults: &f}
 			rep, err := runDemoPaths(context.Background(), cfg, io.Discard)
 			if err != nil {
 				t.Fatal(err)

@@ -185,7 +185,7 @@ func TestKafkaCountsInjectedFaults(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := tc.f
 			o := Options{Size: 64, Count: 180, Warmup: 20, Rate: 5000, Duration: 100 * time.Millisecond, MaxMessages: 1000,
-				Timeout: time.Minute, Stall: time.Second, faults: &f}
+				Timeout: time.Minute, Stall: 3 * time.Second, faults: &f}
 			rs, err := RunKafka(context.Background(), TCP{}, o)
 			var ce *CountError
 			if !errors.As(err, &ce) {

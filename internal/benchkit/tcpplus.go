@@ -72,6 +72,7 @@ func (l wrapListener) Accept() (net.Conn, error) {
 type bufferedConn struct {
 	net.Conn
 	r     *bufio.Reader // Read's only
+	delay time.Duration // BufferedFlushDelay
 	mu    sync.Mutex
 	w     *bufio.Writer
 	timer *time.Timer
@@ -79,8 +80,11 @@ type bufferedConn struct {
 	err   error // first write error: the conn is broken
 }
 
-func newBufferedConn(c net.Conn) net.Conn {
-	b := &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, BufferedWriteSize), w: bufio.NewWriterSize(c, BufferedWriteSize)}
+func newBufferedConn(c net.Conn) net.Conn { return newBufferedConnDelay(c, BufferedFlushDelay) }
+
+// newBufferedConnDelay is newBufferedConn with another flush delay (tests).
+func newBufferedConnDelay(c net.Conn, delay time.Duration) *bufferedConn {
+	b := &bufferedConn{Conn: c, delay: delay, r: bufio.NewReaderSize(c, BufferedWriteSize), w: bufio.NewWriterSize(c, BufferedWriteSize)}
 	b.timer = time.AfterFunc(time.Hour, func() {
 		b.mu.Lock()
 		defer b.mu.Unlock()
@@ -113,7 +117,7 @@ func (b *bufferedConn) Write(p []byte) (int, error) {
 	}
 	if b.w.Buffered() > 0 && !b.armed {
 		b.armed = true
-		b.timer.Reset(BufferedFlushDelay)
+		b.timer.Reset(b.delay)
 	}
 	return n, nil
 }

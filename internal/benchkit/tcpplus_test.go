@@ -28,7 +28,7 @@ func TestBufferedConnBatchesWrites(t *testing.T) {
 	a, b := net.Pipe()
 	defer b.Close()
 	cc := &countingConn{Conn: a}
-	bc := newBufferedConn(cc)
+	bc := newBufferedConnDelay(cc, time.Hour) // no timer flush while counting
 	defer bc.Close()
 	got := make(chan int64, 1)
 	go func() {
@@ -55,6 +55,7 @@ func TestBufferedConnBatchesWrites(t *testing.T) {
 		t.Fatalf("%d socket writes for 256 writes of 1 KiB, want 4", w)
 	}
 	// A small write with no read after it goes out by the timer.
+	bc.delay = BufferedFlushDelay
 	arrived := make(chan struct{})
 	go func() {
 		var buf [3]byte
