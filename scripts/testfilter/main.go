@@ -81,8 +81,8 @@ func filter(r io.Reader, w io.Writer) (summary, error) {
 				if !strings.HasPrefix(e.Output, "=== ") {
 					fmt.Fprint(w, e.Output) // ok/FAIL/PASS, a panic, a timeout
 				}
-			case strings.Contains(e.Output, " ns/op"):
-				fmt.Fprint(w, e.Output) // a benchmark result
+			case strings.HasPrefix(e.Test, "Benchmark") && !strings.HasPrefix(e.Output, "=== ") && !strings.HasPrefix(e.Output, "--- "):
+				fmt.Fprint(w, e.Output) // a benchmark's name and result (they may come as two events)
 			default:
 				buf[key] = append(buf[key], e.Output)
 			}

@@ -18,7 +18,9 @@ const sample = `{"Action":"start","Package":"example.com/a"}
 {"Action":"output","Package":"example.com/a","Test":"TestBad/sub","Output":"    a_test.go:20: got 1, want 2\n"}
 {"Action":"output","Package":"example.com/a","Test":"TestBad/sub","Output":"--- FAIL: TestBad/sub (0.00s)\n"}
 {"Action":"fail","Package":"example.com/a","Test":"TestBad/sub"}
-{"Action":"output","Package":"example.com/a","Test":"BenchmarkX","Output":"BenchmarkX-2   \t       1\t       500.0 ns/op\n"}
+{"Action":"output","Package":"example.com/a","Test":"BenchmarkX","Output":"=== RUN   BenchmarkX\n"}
+{"Action":"output","Package":"example.com/a","Test":"BenchmarkX","Output":"BenchmarkX-2   \t"}
+{"Action":"output","Package":"example.com/a","Test":"BenchmarkX","Output":"       1\t       500.0 ns/op\n"}
 {"Action":"pass","Package":"example.com/a","Test":"BenchmarkX"}
 {"Action":"output","Package":"example.com/a","Output":"FAIL\n"}
 {"Action":"output","Package":"example.com/a","Output":"FAIL\texample.com/a\t0.01s\n"}
@@ -35,7 +37,7 @@ func TestFilterShowsWhatPlainGoTestShows(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := out.String()
-	for _, want := range []string{"got 1, want 2", "--- FAIL: TestBad/sub", "FAIL\texample.com/a\t0.01s", "ok  \texample.com/b", "500.0 ns/op", "not json: a vet message"} {
+	for _, want := range []string{"got 1, want 2", "--- FAIL: TestBad/sub", "FAIL\texample.com/a\t0.01s", "ok  \texample.com/b", "BenchmarkX-2   \t       1\t       500.0 ns/op", "not json: a vet message"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)
 		}
