@@ -45,7 +45,12 @@ const demoUsage = `Usage: raptor demo [flags]
 Starts an embedded Kafka-protocol broker that listens with TCP and Raptor on
 one port, then for each path produces --messages records with franz-go and
 consumes them with a consumer group, and prints records/s, MB/s, end-to-end
-latency (produce call to consumer receipt) and records lost and duplicated.
+latency (produce call to consumer receipt) and records lost and duplicated,
+counted apart by the sequence number each record carries; after the last new
+record the consumer drains 300ms more to catch late duplicates. At most
+--window records are in flight on every path alike. --loss drops packets on
+both paths when it can (root: two network namespaces and nftables) and says
+when it can drop Raptor's datagrams only.
 
 Exit status: 0 when every record arrived exactly once on every path, 1 when
 any was lost or duplicated (or a produce failed), 2 on bad flags.
