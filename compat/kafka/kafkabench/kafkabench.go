@@ -14,6 +14,7 @@ import (
 
 	"github.com/raptormq/raptor/compat/kafka"
 	"github.com/raptormq/raptor/internal/benchkit"
+	"github.com/raptormq/raptor/plugin"
 )
 
 // Raptor is benchkit's Raptor transport whose Kafka suite runs through
@@ -25,15 +26,16 @@ type Raptor struct {
 var _ benchkit.KafkaStack = Raptor{}
 
 // KafkaBroker starts compat/kafka's embedded broker on addr, with one
-// partition per topic.
-func (Raptor) KafkaBroker(ctx context.Context, addr string) (benchkit.Server, error) {
-	return kafka.NewBroker(kafka.BrokerConfig{Addr: addr, Partitions: 1})
+// partition per topic and the transport's Config.
+func (r Raptor) KafkaBroker(ctx context.Context, addr string) (benchkit.Server, error) {
+	return kafka.NewBroker(kafka.BrokerConfig{Addr: addr, Partitions: 1,
+		TransportOptions: []plugin.Option{plugin.WithRaptorConfig(r.Config)}})
 }
 
-// KafkaDialer returns compat/kafka's dialer as a franz-go option, and the
-// dialer to close after the client.
-func (Raptor) KafkaDialer() (kgo.Opt, io.Closer, error) {
-	d, err := kafka.NewDialer()
+// KafkaDialer returns compat/kafka's dialer (with the transport's Config)
+// as a franz-go option, and the dialer to close after the client.
+func (r Raptor) KafkaDialer() (kgo.Opt, io.Closer, error) {
+	d, err := kafka.NewDialer(kafka.WithTransportOptions(plugin.WithRaptorConfig(r.Config)))
 	if err != nil {
 		return nil, nil, err
 	}
