@@ -3,9 +3,15 @@
 // registry instances serve the same schemas. Every instance consumes the
 // whole topic and answers reads from its own copy; only the instance
 // configured as primary writes (the others forward writes to it over HTTP,
-// see schema/httpapi). Keys are JSON ({"keytype":"SCHEMA","subject":..,
-// "version":..}), values JSON, and a deletion is a tombstone, so topic
-// compaction keeps exactly the live state.
+// see schema/httpapi).
+//
+// The records are the Confluent Schema Registry's own: JSON keys
+// ({"keytype":"SCHEMA","subject":..,"version":..,"magic":1}, CONFIG, MODE,
+// NOOP, DELETE_SUBJECT, ...) written byte for byte as Confluent's registry
+// writes them, JSON values, and a tombstone for a hard delete, so topic
+// compaction keeps exactly the live state and a Raptor registry can take
+// over a topic written by Confluent's (docs/SCHEMA.md, "Storage"). A record
+// whose key is not a registry key is logged and skipped.
 package kafkastore
 
 import (
@@ -131,7 +137,7 @@ func (s *Store) poll(ctx context.Context, apply func(registry.Record)) {
 		fetches.EachRecord(func(r *kgo.Record) {
 			key, err := registry.DecodeKey(r.Key)
 			if err != nil {
-				s.log.Warn("kafkastore: skipping record with bad key", "offset", r.Offset, "error", err)
+				s.log.Warn("kafkastore: skipping a record that is not a schema registry record", "topic", s.topic, "offset", r.Offset, "error", err)
 			} else {
 				apply(registry.Record{Key: key, Value: r.Value})
 			}
