@@ -389,3 +389,85 @@ func mustQuote(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
 }
+
+// TestJSONAndProtobufTypes drives JSON Schema and Protobuf registrations
+// through franz-go: evolution under the default BACKWARD level, 409 and
+// 42201, references across subjects, and the type in every answer.
+func TestJSONAndProtobufTypes(t *testing.T) {
+	ts, _ := newServer(t)
+	ctx := testCtx(t)
+	cl := srClient(t, ts.URL)
+	cases := []struct {
+		typ                  sr.SchemaType
+		ref                  string
+		refName              string
+		v1, v2, bad, invalid string
+		sameInAnotherLayout  string
+	}{
+		{
+			typ:     sr.TypeJSON,
+			ref:     `{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}`,
+			refName: "address.json",
+			v1:      `{"type":"object","properties":{"id":{"type":"integer"},"ship":{"$ref":"address.json"}},"additionalProperties":false}`,
+			v2:      `{"type":"object","properties":{"id":{"type":"integer"},"ship":{"$ref":"address.json"},"note":{"type":"string"}},"additionalProperties":false}`,
+			bad:     `{"type":"object","properties":{"id":{"type":"string"},"ship":{"$ref":"address.json"}},"additionalProperties":false}`,
+			invalid: `{"type":"object","properties":{"id":{"type":17}}}`,
+			sameInAnotherLayout: `{ "additionalProperties": false, "type": "object",
+			  "properties": {"ship": {"$ref": "address.json"}, "id": {"type": "integer"}} }`,
+		},
+		{
+			typ:                 sr.TypeProtobuf,
+			ref:                 "syntax = \"proto3\";\npackage acme;\nmessage Address { string city = 1; }\n",
+			refName:             "acme/address.proto",
+			v1:                  "syntax = \"proto3\";\npackage acme;\nimport \"acme/address.proto\";\nmessage Order { int64 id = 1; Address ship = 2; }\n",
+			v2:                  "syntax = \"proto3\";\npackage acme;\nimport \"acme/address.proto\";\nmessage Order { int64 id = 1; Address ship = 2; string note = 3; }\n",
+			bad:                 "syntax = \"proto3\";\npackage acme;\nimport \"acme/address.proto\";\nmessage Order { string id = 1; Address ship = 2; }\n",
+			invalid:             "syntax = \"proto3\";\nmessage Order { int64 id = 1; Unknown u = 2; }\n",
+			sameInAnotherLayout: "// orders\nsyntax = \"proto3\";\n\npackage acme;\nimport \"acme/address.proto\";\n\nmessage Order {\n  int64 id = 1; // key\n  Address ship = 2;\n}\n",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.typ.String(), func(t *testing.T) {
+			refSubj, subj := "addr-"+tc.typ.String(), "orders-"+tc.typ.String()
+			if _, err := cl.CreateSchema(ctx, refSubj, sr.Schema{Schema: tc.ref, Type: tc.typ}); err != nil {
+				t.Fatal(err)
+			}
+			refs := []sr.SchemaReference{{Name: tc.refName, Subject: refSubj, Version: 1}}
+			_, err := cl.RegisterSchema(ctx, subj, sr.Schema{Schema: tc.v1, Type: tc.typ}, -1, -1)
+			wantSRCode(t, err, 42201) // the reference is missing
+			_, err = cl.RegisterSchema(ctx, subj, sr.Schema{Schema: tc.invalid, Type: tc.typ}, -1, -1)
+			wantSRCode(t, err, 42201)
+			s1, err := cl.CreateSchema(ctx, subj, sr.Schema{Schema: tc.v1, Type: tc.typ, References: refs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s1.Type != tc.typ || s1.Schema.Schema != tc.v1 || !reflect.DeepEqual(s1.References, refs) {
+				t.Fatalf("registered %+v", s1)
+			}
+			byID, err := cl.SchemaByID(ctx, s1.ID)
+			if err != nil || byID.Type != tc.typ || byID.Schema != tc.v1 {
+				t.Fatalf("by id %+v %v", byID, err)
+			}
+			if got, err := cl.LookupSchema(ctx, subj, sr.Schema{Schema: tc.sameInAnotherLayout, Type: tc.typ, References: refs}); err != nil || got.ID != s1.ID {
+				t.Fatalf("lookup in another layout: %+v %v", got, err)
+			}
+			_, err = cl.RegisterSchema(ctx, subj, sr.Schema{Schema: tc.bad, Type: tc.typ, References: refs}, -1, -1)
+			wantSRCode(t, err, 409)
+			res, err := cl.CheckCompatibility(sr.WithParams(ctx, sr.Verbose), subj, -1, sr.Schema{Schema: tc.bad, Type: tc.typ, References: refs})
+			if err != nil || res.Is || len(res.Messages) == 0 {
+				t.Fatalf("check bad: %+v %v", res, err)
+			}
+			s2, err := cl.CreateSchema(ctx, subj, sr.Schema{Schema: tc.v2, Type: tc.typ, References: refs})
+			if err != nil || s2.Version != 2 {
+				t.Fatalf("v2: %+v %v", s2, err)
+			}
+			// Another type in the same subject is incompatible.
+			_, err = cl.RegisterSchema(ctx, subj, sr.Schema{Schema: v1}, -1, -1)
+			wantSRCode(t, err, 409)
+			users, err := cl.SchemaReferences(ctx, refSubj, 1)
+			if err != nil || len(users) != 2 {
+				t.Fatalf("referencedby: %+v %v", users, err)
+			}
+		})
+	}
+}

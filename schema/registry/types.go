@@ -40,7 +40,9 @@ type schemaType struct {
 
 // schemaTypes lists the served types; SchemaTypes returns their names.
 var schemaTypes = map[string]schemaType{
-	TypeAvro: {parse: parseAvro, identity: schema.Normalise, normalize: schema.Normalise},
+	TypeAvro:     {parse: parseAvro, identity: schema.Normalise, normalize: schema.Normalise},
+	TypeJSON:     {parse: parseJSONSchema, identity: schema.Normalise, normalize: schema.Normalise},
+	TypeProtobuf: {parse: parseProtobuf, identity: protoIdentity, normalize: trimmed},
 }
 
 // SchemaTypes returns the names of the served schema types, sorted.
