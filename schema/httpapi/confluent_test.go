@@ -244,6 +244,11 @@ func TestAvroReferences(t *testing.T) {
 	if got, err := cl.LookupSchema(ctx, "order", sr.Schema{Schema: order, References: refs}); err != nil || got.ID != o.ID {
 		t.Fatalf("lookup %+v %v", got, err)
 	}
+	// Version -1 in a reference is the latest, stored as the number it meant.
+	latestRefs := []sr.SchemaReference{{Name: "com.acme.Address", Subject: "address", Version: -1}}
+	if got, err := cl.LookupSchema(ctx, "order", sr.Schema{Schema: order, References: latestRefs}); err != nil || got.ID != o.ID || got.References[0].Version != 1 {
+		t.Fatalf("lookup with the latest reference %+v %v", got, err)
+	}
 	res, err := cl.CheckCompatibility(ctx, "order", -1, sr.Schema{Schema: order2, References: refs})
 	if err != nil || !res.Is {
 		t.Fatalf("compatible with references: %+v %v", res, err)
