@@ -24,8 +24,14 @@ import (
 // reference names resolve.
 const jsonBase = "mem://registry/"
 
-// maxJSONCompatDepth bounds the comparison of nested JSON schemas.
-const maxJSONCompatDepth = 64
+// maxJSONCompatDepth bounds the nesting of the JSON schemas compared, and
+// maxJSONCompatSteps the work of one comparison (each writer anyOf/oneOf
+// multiplies it by its branches): past them a pair is reported as not
+// checkable, hence incompatible.
+const (
+	maxJSONCompatDepth = 128
+	maxJSONCompatSteps = 100_000
+)
 
 type jsonParsed struct{ s *jsonschema.Schema }
 
@@ -73,163 +79,296 @@ func jsonURL(name string) string {
 // canRead reports whether every document valid under w is valid under j,
 // checked structurally (docs/SCHEMA.md, "JSON Schema compatibility").
 func (j jsonParsed) canRead(w parsed) error {
-	c := jsonCompat{seen: map[[2]*jsonschema.Schema]bool{}}
-	c.check(j.s, w.(jsonParsed).s, "#", 0)
+	c := jsonCompat{active: map[string]bool{}}
+	c.check(j.s, wconj{}.add(w.(jsonParsed).s, 0), "#", 0)
 	if len(c.msgs) > 0 {
 		return fmt.Errorf("%s", strings.Join(c.msgs, "; "))
 	}
 	return nil
 }
 
+// wconj is what is known of the documents a writer produces: they satisfy
+// every schema of all (its "$ref" targets and "allOf" branches included),
+// and for each schema of expanded, the branch of its anyOf/oneOf that was
+// added to all.
+type wconj struct {
+	all      []*jsonschema.Schema
+	expanded []*jsonschema.Schema
+}
+
+func (w wconj) add(s *jsonschema.Schema, depth int) wconj {
+	if s == nil || depth > 32 || slices.Contains(w.all, s) {
+		return w
+	}
+	w.all = append(slices.Clip(w.all), s)
+	w = w.add(s.Ref, depth+1)
+	for _, b := range s.AllOf {
+		w = w.add(b, depth+1)
+	}
+	return w
+}
+
+func conjOf(ss ...*jsonschema.Schema) wconj {
+	var w wconj
+	for _, s := range ss {
+		w = w.add(s, 0)
+	}
+	return w
+}
+
+func (w wconj) key() string {
+	var b strings.Builder
+	for _, s := range w.all {
+		fmt.Fprintf(&b, "%p,", s)
+	}
+	b.WriteByte('|')
+	for _, s := range w.expanded {
+		fmt.Fprintf(&b, "%p,", s)
+	}
+	return b.String()
+}
+
 type jsonCompat struct {
-	seen map[[2]*jsonschema.Schema]bool
-	msgs []string
+	active map[string]bool // pairs under check: a recursive pair met again holds
+	steps  int
+	msgs   []string
 }
 
 func (c *jsonCompat) fail(path, format string, args ...any) {
 	c.msgs = append(c.msgs, path+": "+fmt.Sprintf(format, args...))
 }
 
-func follow(s *jsonschema.Schema) *jsonschema.Schema {
-	for i := 0; s != nil && s.Ref != nil && i < 32; i++ {
-		s = s.Ref
-	}
-	return s
+// trial runs f on a scratch collector sharing the budget and reports
+// whether it found nothing.
+func (c *jsonCompat) trial(f func(*jsonCompat)) bool {
+	sub := jsonCompat{active: c.active, steps: c.steps}
+	f(&sub)
+	c.steps = sub.steps
+	return len(sub.msgs) == 0
 }
 
 // isAny reports whether s accepts every JSON value, as far as the checked
 // keywords tell.
 func isAny(s *jsonschema.Schema) bool {
-	s = follow(s)
 	if s == nil || s.Bool != nil && *s.Bool {
 		return true
 	}
-	return s.Bool == nil && s.Types == nil && s.Enum == nil && s.Const == nil && len(s.Properties) == 0 &&
+	return s.Bool == nil && s.Ref == nil && s.Types == nil && s.Enum == nil && s.Const == nil && len(s.Properties) == 0 &&
 		len(s.Required) == 0 && s.AdditionalProperties == nil && s.Items == nil && s.Items2020 == nil &&
-		len(s.PrefixItems) == 0 && len(s.AllOf) == 0 && len(s.AnyOf) == 0 && len(s.OneOf) == 0 && s.Not == nil &&
+		len(s.AllOf) == 0 && len(s.AnyOf) == 0 && len(s.OneOf) == 0 && s.Not == nil &&
 		s.Pattern == nil && s.Maximum == nil && s.Minimum == nil && s.ExclusiveMaximum == nil &&
 		s.ExclusiveMinimum == nil && s.MultipleOf == nil && s.MinLength == nil && s.MaxLength == nil &&
 		s.MinItems == nil && s.MaxItems == nil && s.MinProperties == nil && s.MaxProperties == nil && !s.UniqueItems
 }
 
-func isFalse(s *jsonschema.Schema) bool {
-	s = follow(s)
-	return s != nil && s.Bool != nil && !*s.Bool
+func isFalse(s *jsonschema.Schema) bool { return s != nil && s.Bool != nil && !*s.Bool }
+
+// JSON types as bits; "number" is integer and non-integer.
+const (
+	tNull uint8 = 1 << iota
+	tBool
+	tInt
+	tFrac
+	tString
+	tArray
+	tObject
+	tAll = tNull | tBool | tInt | tFrac | tString | tArray | tObject
+)
+
+var typeBits = map[string]uint8{"null": tNull, "boolean": tBool, "integer": tInt, "number": tInt | tFrac,
+	"string": tString, "array": tArray, "object": tObject}
+
+func typesOf(s *jsonschema.Schema) uint8 {
+	if s.Types == nil {
+		return tAll
+	}
+	var t uint8
+	for _, n := range s.Types.ToStrings() {
+		t |= typeBits[n]
+	}
+	return t
 }
 
-// check records why some document valid under w may be invalid under r.
-func (c *jsonCompat) check(r, w *jsonschema.Schema, path string, depth int) {
-	r, w = follow(r), follow(w)
-	if isAny(r) || isFalse(w) {
+func typeNames(t uint8) []string {
+	var out []string
+	for _, n := range []string{"null", "boolean", "integer", "number", "string", "array", "object"} {
+		if b := typeBits[n]; t&b == b || n == "number" && t&tFrac != 0 {
+			if n == "integer" && t&tFrac != 0 {
+				continue // named by number
+			}
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// check records why some document the writer w produces may be invalid
+// under r.
+func (c *jsonCompat) check(r *jsonschema.Schema, w wconj, path string, depth int) {
+	if isAny(r) || slices.ContainsFunc(w.all, isFalse) {
+		return
+	}
+	if c.steps++; c.steps > maxJSONCompatSteps {
+		c.fail(path, "comparison needs more than %d steps", maxJSONCompatSteps)
 		return
 	}
 	if depth > maxJSONCompatDepth {
 		c.fail(path, "schemas nested deeper than %d", maxJSONCompatDepth)
 		return
 	}
-	if c.seen[[2]*jsonschema.Schema{r, w}] {
-		return // a recursive pair already under check
+	key := fmt.Sprintf("%p|", r) + w.key()
+	if c.active[key] {
+		return
 	}
-	c.seen[[2]*jsonschema.Schema{r, w}] = true
+	c.active[key] = true
+	defer delete(c.active, key)
 	if isFalse(r) {
 		c.fail(path, "the reader accepts nothing")
 		return
 	}
-	// Combinators. Writer anyOf/oneOf: each branch must be readable; writer
-	// allOf: one readable branch suffices; reader allOf: every branch must
-	// read; reader anyOf/oneOf: some branch must read.
-	if wb := append(slices.Clone(w.AnyOf), w.OneOf...); len(wb) > 0 {
-		for i, b := range wb {
-			c.check(r, b, fmt.Sprintf("%s/anyOf/%d", path, i), depth+1)
-		}
-		return
-	}
-	if len(w.AllOf) > 0 {
-		for _, b := range w.AllOf {
-			sub := jsonCompat{seen: c.seen}
-			if sub.check(r, b, path, depth+1); len(sub.msgs) == 0 {
-				return
+	// A writer anyOf/oneOf: the document satisfies one branch, so each
+	// branch (with the rest of what is known) must be readable.
+	for _, s := range w.all {
+		if bs := append(slices.Clone(s.AnyOf), s.OneOf...); len(bs) > 0 && !slices.Contains(w.expanded, s) {
+			for i, b := range bs {
+				sub := w.add(b, 0)
+				sub.expanded = append(slices.Clip(w.expanded), s)
+				c.check(r, sub, fmt.Sprintf("%s(writer branch %d)", path, i), depth+1)
 			}
+			return
 		}
+	}
+	// The reader's own conjunction: its "$ref" target and allOf branches all
+	// hold; of its anyOf/oneOf, one branch must.
+	if r.Ref != nil {
+		c.check(r.Ref, w, path, depth+1)
 	}
 	for i, b := range r.AllOf {
 		c.check(b, w, fmt.Sprintf("%s/allOf/%d", path, i), depth+1)
 	}
 	if rb := append(slices.Clone(r.AnyOf), r.OneOf...); len(rb) > 0 {
-		ok := false
-		for _, b := range rb {
-			sub := jsonCompat{seen: c.seen}
-			if sub.check(b, w, path, depth+1); len(sub.msgs) == 0 {
-				ok = true
-				break
-			}
-		}
-		if !ok {
+		if !slices.ContainsFunc(rb, func(b *jsonschema.Schema) bool {
+			return c.trial(func(sub *jsonCompat) { sub.check(b, w, path, depth+1) })
+		}) {
 			c.fail(path, "no branch of the reader's anyOf/oneOf reads the writer's schema")
 		}
 	}
-	// Reader "not": what it excludes, the writer must exclude too.
-	if r.Not != nil {
-		if w.Not == nil {
-			c.fail(path, "the reader adds a \"not\" constraint")
-		} else {
-			c.check(w.Not, r.Not, path+"/not", depth+1)
-		}
+	if r.Not != nil && !slices.ContainsFunc(w.all, func(s *jsonschema.Schema) bool {
+		// What the reader excludes, the writer must exclude too.
+		return s.Not != nil && c.trial(func(sub *jsonCompat) { sub.check(s.Not, conjOf(r.Not), path+"/not", depth+1) })
+	}) {
+		c.fail(path, "the reader adds a \"not\" constraint the writer does not have")
 	}
 
-	// Types: integer is a number.
-	if r.Types != nil {
-		rt := r.Types.ToStrings()
-		if w.Types == nil {
-			c.fail(path, "the reader restricts the type to %v, the writer does not", rt)
-		} else {
-			for _, t := range w.Types.ToStrings() {
-				if !slices.Contains(rt, t) && !(t == "integer" && slices.Contains(rt, "number")) {
-					c.fail(path, "type %s of the writer is not accepted by the reader (%v)", t, rt)
-				}
+	wt := tAll
+	for _, s := range w.all {
+		wt &= typesOf(s)
+	}
+	if rt := typesOf(r); wt&^rt != 0 {
+		c.fail(path, "the writer's types %v are not all accepted by the reader (%v)", typeNames(wt), typeNames(rt))
+	}
+	if rvals := enumValues(r); rvals != nil && !slices.ContainsFunc(w.all, func(s *jsonschema.Schema) bool {
+		wvals := enumValues(s)
+		return wvals != nil && !slices.ContainsFunc(wvals, func(v any) bool {
+			return !slices.ContainsFunc(rvals, func(x any) bool { return reflect.DeepEqual(x, v) })
+		})
+	}) {
+		c.fail(path, "the reader restricts values to %v, the writer may write others", rvals)
+	}
+	c.bounds(path, r, w.all, wt)
+	if wt&tObject != 0 {
+		c.objects(r, w, path, depth)
+	}
+	if wt&tArray != 0 {
+		if ri := itemsOf(r); ri != nil {
+			var wi wconj
+			for _, s := range w.all {
+				wi = wi.add(itemsOf(s), 0)
+			}
+			if len(wi.all) == 0 {
+				c.fail(path+"/items", "the reader restricts array items, the writer does not")
+			} else {
+				c.check(ri, wi, path+"/items", depth+1)
 			}
 		}
-	}
-	// Values.
-	rvals, wvals := enumValues(r), enumValues(w)
-	if rvals != nil {
-		if wvals == nil {
-			c.fail(path, "the reader restricts values to an enum, the writer does not")
-		}
-		for _, v := range wvals {
-			if !slices.ContainsFunc(rvals, func(x any) bool { return reflect.DeepEqual(x, v) }) {
-				c.fail(path, "enum value %v of the writer is not accepted by the reader", v)
-			}
+		if r.UniqueItems && !slices.ContainsFunc(w.all, func(s *jsonschema.Schema) bool { return s.UniqueItems }) {
+			c.fail(path, "the reader requires unique items, the writer does not")
 		}
 	}
-	c.bounds(path, r, w)
-	if r.Pattern != nil && (w.Pattern == nil || w.Pattern.String() != r.Pattern.String()) {
-		c.fail(path, "the reader adds or changes the pattern %q", r.Pattern.String())
-	}
+}
 
-	// Objects.
-	for _, name := range slices.Sorted(maps.Keys(r.Properties)) {
-		rp := r.Properties[name]
-		p := path + "/properties/" + name
-		if wp, ok := w.Properties[name]; ok {
-			c.check(rp, wp, p, depth+1)
+// writerProp returns what the writer writes under property name: never
+// (some schema closes its content model without name, or forbids it), or
+// the schemas its value satisfies (none known: any value).
+func writerProp(w wconj, name string) (never bool, vals wconj) {
+	for _, s := range w.all {
+		if p, ok := s.Properties[name]; ok {
+			if isFalse(p) {
+				return true, wconj{}
+			}
+			vals = vals.add(p, 0)
 			continue
 		}
-		switch ap := w.AdditionalProperties.(type) {
+		if len(s.PatternProperties) > 0 {
+			continue // not compared: the name may match a pattern
+		}
+		switch ap := s.AdditionalProperties.(type) {
 		case bool:
 			if !ap {
-				continue // closed writer: it never writes name
+				return true, wconj{}
 			}
 		case *jsonschema.Schema:
-			c.check(rp, ap, p, depth+1)
-			continue
-		}
-		if !isAny(rp) {
-			c.fail(p, "property %q added to an open content model (the writer may hold any value under it)", name)
+			if isFalse(ap) {
+				return true, wconj{}
+			}
+			vals = vals.add(ap, 0)
 		}
 	}
-	for _, name := range slices.Sorted(maps.Keys(w.Properties)) {
-		if _, ok := r.Properties[name]; ok {
+	return false, vals
+}
+
+// closedWriter reports whether some writer schema allows only its declared
+// properties.
+func closedWriter(w wconj) bool {
+	return slices.ContainsFunc(w.all, func(s *jsonschema.Schema) bool {
+		if len(s.PatternProperties) > 0 {
+			return false
+		}
+		b, ok := s.AdditionalProperties.(bool)
+		if ok && !b {
+			return true
+		}
+		ap, ok := s.AdditionalProperties.(*jsonschema.Schema)
+		return ok && isFalse(ap)
+	})
+}
+
+func (c *jsonCompat) objects(r *jsonschema.Schema, w wconj, path string, depth int) {
+	for _, name := range slices.Sorted(maps.Keys(r.Properties)) {
+		p := path + "/properties/" + name
+		never, vals := writerProp(w, name)
+		switch {
+		case never:
+		case len(vals.all) == 0:
+			if !isAny(r.Properties[name]) {
+				c.fail(p, "property %q added to an open content model (the writer may hold any value under it)", name)
+			}
+		default:
+			c.check(r.Properties[name], vals, p, depth+1)
+		}
+	}
+	written := map[string]bool{}
+	for _, s := range w.all {
+		for name := range s.Properties {
+			written[name] = true
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(written)) {
+		if _, ok := r.Properties[name]; ok || len(r.PatternProperties) > 0 {
+			continue
+		}
+		never, vals := writerProp(w, name)
+		if never {
 			continue
 		}
 		p := path + "/properties/" + name
@@ -239,53 +378,37 @@ func (c *jsonCompat) check(r, w *jsonschema.Schema, path string, depth int) {
 				c.fail(p, "property %q removed from a closed content model", name)
 			}
 		case *jsonschema.Schema:
-			c.check(ap, w.Properties[name], p, depth+1)
+			c.check(ap, vals, p, depth+1)
 		}
 	}
 	for _, name := range r.Required {
-		if !slices.Contains(w.Required, name) {
+		if !slices.ContainsFunc(w.all, func(s *jsonschema.Schema) bool { return slices.Contains(s.Required, name) }) {
 			c.fail(path+"/required", "property %q is required by the reader, not by the writer", name)
 		}
 	}
+	if len(r.PatternProperties) > 0 || closedWriter(w) {
+		return // other names: not compared / never written
+	}
 	switch rap := r.AdditionalProperties.(type) {
 	case bool:
-		if !rap && !isClosed(w) {
+		if !rap {
 			c.fail(path, "the reader closes the content model (additionalProperties false), the writer does not")
 		}
 	case *jsonschema.Schema:
-		switch wap := w.AdditionalProperties.(type) {
-		case *jsonschema.Schema:
-			c.check(rap, wap, path+"/additionalProperties", depth+1)
-		case nil:
+		var wa wconj
+		for _, s := range w.all {
+			if ap, ok := s.AdditionalProperties.(*jsonschema.Schema); ok {
+				wa = wa.add(ap, 0)
+			}
+		}
+		if len(wa.all) == 0 {
 			if !isAny(rap) {
 				c.fail(path, "the reader restricts additional properties, the writer does not")
 			}
-		case bool:
-			if wap && !isAny(rap) {
-				c.fail(path, "the reader restricts additional properties, the writer does not")
-			}
-		}
-	}
-
-	// Arrays.
-	ri, wi := itemsOf(r), itemsOf(w)
-	if ri != nil {
-		if wi == nil {
-			if !isAny(ri) {
-				c.fail(path+"/items", "the reader restricts array items, the writer does not")
-			}
 		} else {
-			c.check(ri, wi, path+"/items", depth+1)
+			c.check(rap, wa, path+"/additionalProperties", depth+1)
 		}
 	}
-	if r.UniqueItems && !w.UniqueItems {
-		c.fail(path, "the reader requires unique items, the writer does not")
-	}
-}
-
-func isClosed(s *jsonschema.Schema) bool {
-	b, ok := s.AdditionalProperties.(bool)
-	return ok && !b
 }
 
 func itemsOf(s *jsonschema.Schema) *jsonschema.Schema {
@@ -308,51 +431,66 @@ func enumValues(s *jsonschema.Schema) []any {
 	return nil
 }
 
-// bounds checks that every bound of r is at most as tight as w's.
-func (c *jsonCompat) bounds(path string, r, w *jsonschema.Schema) {
+// bounds checks that every bound of r is implied by one of the writer's, for
+// the types the writer may write.
+func (c *jsonCompat) bounds(path string, r *jsonschema.Schema, ws []*jsonschema.Schema, wt uint8) {
 	ints := []struct {
-		name     string
-		rv, wv   *int
-		isMaxish bool
+		name  string
+		types uint8
+		max   bool
+		get   func(*jsonschema.Schema) *int
 	}{
-		{"maxLength", r.MaxLength, w.MaxLength, true}, {"minLength", r.MinLength, w.MinLength, false},
-		{"maxItems", r.MaxItems, w.MaxItems, true}, {"minItems", r.MinItems, w.MinItems, false},
-		{"maxProperties", r.MaxProperties, w.MaxProperties, true}, {"minProperties", r.MinProperties, w.MinProperties, false},
+		{"maxLength", tString, true, func(s *jsonschema.Schema) *int { return s.MaxLength }},
+		{"minLength", tString, false, func(s *jsonschema.Schema) *int { return s.MinLength }},
+		{"maxItems", tArray, true, func(s *jsonschema.Schema) *int { return s.MaxItems }},
+		{"minItems", tArray, false, func(s *jsonschema.Schema) *int { return s.MinItems }},
+		{"maxProperties", tObject, true, func(s *jsonschema.Schema) *int { return s.MaxProperties }},
+		{"minProperties", tObject, false, func(s *jsonschema.Schema) *int { return s.MinProperties }},
 	}
 	for _, b := range ints {
-		if b.rv == nil {
+		rv := b.get(r)
+		if rv == nil || wt&b.types == 0 {
 			continue
 		}
-		if b.wv == nil || b.isMaxish && *b.wv > *b.rv || !b.isMaxish && *b.wv < *b.rv {
-			c.fail(path, "the reader's %s %d is tighter than the writer's (%s)", b.name, *b.rv, intOrNone(b.wv))
+		if !slices.ContainsFunc(ws, func(s *jsonschema.Schema) bool {
+			wv := b.get(s)
+			return wv != nil && (b.max && *wv <= *rv || !b.max && *wv >= *rv)
+		}) {
+			c.fail(path, "the reader's %s %d is not implied by the writer's", b.name, *rv)
 		}
 	}
 	rats := []struct {
-		name     string
-		rv, wv   *big.Rat
-		isMaxish bool
+		name string
+		max  bool
+		get  func(*jsonschema.Schema) *big.Rat
 	}{
-		{"maximum", r.Maximum, w.Maximum, true}, {"minimum", r.Minimum, w.Minimum, false},
-		{"exclusiveMaximum", r.ExclusiveMaximum, w.ExclusiveMaximum, true}, {"exclusiveMinimum", r.ExclusiveMinimum, w.ExclusiveMinimum, false},
+		{"maximum", true, func(s *jsonschema.Schema) *big.Rat { return s.Maximum }},
+		{"minimum", false, func(s *jsonschema.Schema) *big.Rat { return s.Minimum }},
+		{"exclusiveMaximum", true, func(s *jsonschema.Schema) *big.Rat { return s.ExclusiveMaximum }},
+		{"exclusiveMinimum", false, func(s *jsonschema.Schema) *big.Rat { return s.ExclusiveMinimum }},
 	}
-	for _, b := range rats {
-		if b.rv == nil {
-			continue
+	if wt&(tInt|tFrac) != 0 {
+		for _, b := range rats {
+			rv := b.get(r)
+			if rv == nil {
+				continue
+			}
+			if !slices.ContainsFunc(ws, func(s *jsonschema.Schema) bool {
+				wv := b.get(s)
+				return wv != nil && (b.max && wv.Cmp(rv) <= 0 || !b.max && wv.Cmp(rv) >= 0)
+			}) {
+				c.fail(path, "the reader's %s %s is not implied by the writer's", b.name, rv.RatString())
+			}
 		}
-		if b.wv == nil || b.isMaxish && b.wv.Cmp(b.rv) > 0 || !b.isMaxish && b.wv.Cmp(b.rv) < 0 {
-			c.fail(path, "the reader's %s %s is tighter than the writer's", b.name, b.rv.RatString())
-		}
-	}
-	if r.MultipleOf != nil {
-		if w.MultipleOf == nil || !new(big.Rat).Quo(w.MultipleOf, r.MultipleOf).IsInt() {
+		if r.MultipleOf != nil && !slices.ContainsFunc(ws, func(s *jsonschema.Schema) bool {
+			return s.MultipleOf != nil && new(big.Rat).Quo(s.MultipleOf, r.MultipleOf).IsInt()
+		}) {
 			c.fail(path, "the reader's multipleOf %s is not implied by the writer's", r.MultipleOf.RatString())
 		}
 	}
-}
-
-func intOrNone(p *int) string {
-	if p == nil {
-		return "none"
+	if r.Pattern != nil && wt&tString != 0 && !slices.ContainsFunc(ws, func(s *jsonschema.Schema) bool {
+		return s.Pattern != nil && s.Pattern.String() == r.Pattern.String()
+	}) {
+		c.fail(path, "the reader's pattern %q is not the writer's", r.Pattern.String())
 	}
-	return fmt.Sprint(*p)
 }
