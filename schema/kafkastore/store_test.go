@@ -180,7 +180,7 @@ func TestConfluentTopic(t *testing.T) {
 	quoted := func(s string) string { b, _ := json.Marshal(s); return string(b) }
 	confluent := []struct{ k, v string }{
 		{`{"keytype":"NOOP","magic":0}`, ""},
-		{`{"keytype":"SCHEMA","subject":"orders-value","version":1,"magic":1}`, `{"subject":"orders-value","version":1,"id":1,"schema":` + quoted(v1) + `,"deleted":false}`},
+		{`{"keytype":"SCHEMA","subject":"orders-value","version":1,"magic":1}`, `{"subject":"orders-value","version":1,"id":1,"schema":` + quoted(v1) + `,"references":[],"deleted":false}`},
 		{`{"keytype":"SCHEMA","subject":"orders-value","version":2,"magic":1}`, `{"subject":"orders-value","version":2,"id":2,"schema":` + quoted(v2) + `,"deleted":false}`},
 		{`{"keytype":"SCHEMA","subject":"old-value","version":1,"magic":1}`, `{"subject":"old-value","version":1,"id":1,"schema":` + quoted(v1) + `,"deleted":false}`},
 		{`{"keytype":"CONFIG","subject":null,"magic":0}`, `{"compatibilityLevel":"FULL"}`},
@@ -222,6 +222,10 @@ func TestConfluentTopic(t *testing.T) {
 	// the key bytes match Confluent's.
 	if _, err := reg.DeleteMode(ctx, "orders-value"); err != nil {
 		t.Fatal(err)
+	}
+	// A schema already there is found, not registered again.
+	if sv, err := reg.Register(ctx, "orders-value", "", v1); err != nil || sv.ID != 1 || sv.Version != 1 {
+		t.Fatalf("re-register a Confluent-written schema: %+v %v", sv, err)
 	}
 	sv, err := reg.Register(ctx, "orders-value", "", `{"type":"record","name":"T","fields":[{"name":"a","type":"int"},{"name":"c","type":"long","default":0}]}`)
 	if err != nil || sv.ID != 3 || sv.Version != 3 {

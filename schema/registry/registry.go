@@ -162,6 +162,9 @@ func (r *Registry) MalformedRecords() int {
 }
 
 func identKey(typ, ident string, refs []Reference) string {
+	if len(refs) == 0 {
+		return typ + "\x00" + ident + "\x00"
+	}
 	return typ + "\x00" + ident + "\x00" + string(mustJSON(refs))
 }
 
@@ -205,6 +208,9 @@ func (r *Registry) apply(rec Record) {
 			return
 		}
 		v.Subject, v.Version = k.Subject, k.Version
+		if len(v.References) == 0 {
+			v.References = nil // Confluent writes [], Raptor omits them
+		}
 		if v.Schema == "" {
 			v.Schema = r.legacy[v.ID]
 		}
