@@ -38,9 +38,10 @@ type Key struct {
 	ID int
 }
 
-// Bytes returns the key as Confluent's registry serialises it (Jackson, in
-// the property order of its key classes), so that compaction on a shared
-// topic collapses a Raptor record and a Confluent record of the same key.
+// Bytes returns the key in the canonical form of Confluent's registry
+// (Jackson, in the property order of its key classes, "subject":null for a
+// global entry), so that compaction on a shared topic collapses a Raptor
+// record and a Confluent record of the same key.
 func (k Key) Bytes() []byte {
 	b := []byte(`{"keytype":`)
 	b = strconv.AppendQuote(b, k.Type)
