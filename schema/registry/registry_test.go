@@ -413,6 +413,12 @@ func TestConfluentKeys(t *testing.T) {
 			t.Errorf("decode %s: %+v %v", tc.want, back, err)
 		}
 	}
+	// Other spellings of a global entry, and another property order.
+	for _, alt := range []string{`{"keytype":"CONFIG","magic":0}`, `{"keytype":"CONFIG","subject":"","magic":0}`, `{"magic":0,"subject":null,"keytype":"CONFIG"}`} {
+		if k, err := DecodeKey([]byte(alt)); err != nil || k != (Key{Type: KeyConfig}) {
+			t.Errorf("decode %s: %+v %v", alt, k, err)
+		}
+	}
 	for _, bad := range []string{`{"keytype":"WHAT","magic":0}`, `not json`, `{"keytype":"SCHEMA","subject":"s","magic":1}`, `{"keytype":"DELETE_SUBJECT","magic":0}`} {
 		var ke *KeyError
 		if _, err := DecodeKey([]byte(bad)); !errors.As(err, &ke) {
