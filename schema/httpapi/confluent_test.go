@@ -166,6 +166,7 @@ func TestModes(t *testing.T) {
 	// An unknown mode: 42204.
 	var out json.RawMessage
 	wantSRCode(t, cl.Do(ctx, http.MethodPut, "/mode", map[string]string{"mode": "WRITEONLY"}, &out), 42204)
+	wantSRCode(t, cl.Do(ctx, http.MethodPut, "/mode/rw", map[string]string{"mode": ""}, &out), 42204)
 }
 
 func TestContexts(t *testing.T) {
@@ -265,6 +266,7 @@ func TestAvroReferences(t *testing.T) {
 	wantSRCode(t, err, 40402)
 	_, err = cl.SchemaReferences(ctx, "nope", 1)
 	wantSRCode(t, err, 40401)
+	wantSRCode(t, cl.Do(ctx, http.MethodGet, "/subjects/address/versions/first/referencedby", nil, &ids), 42202)
 	// A referenced schema cannot be deleted: 42206.
 	wantSRCode(t, cl.DeleteSchema(ctx, "address", 1, sr.SoftDelete), 42206)
 	_, err = cl.DeleteSubject(ctx, "address", sr.SoftDelete)
