@@ -347,6 +347,7 @@ func TestContentNegotiation(t *testing.T) {
 		{"application any", "GET", "/subjects", "application/*", "", 200, ContentType},
 		{"browser", "GET", "/subjects", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "", 200, ContentType},
 		{"json preferred", "GET", "/subjects", "application/json, " + ContentType + ";q=0.5", "", 200, "application/json"},
+		{"confluent python client", "GET", "/subjects", ContentType + ", application/vnd.schemaregistry+json, application/json", "", 200, ContentType},
 		{"html", "GET", "/subjects", "text/html", "", 406, ""},
 		{"q zero", "GET", "/subjects", "application/json;q=0", "", 406, ""},
 		{"text body", "POST", "/subjects/s/versions", "", "text/plain", 415, ""},
