@@ -491,11 +491,16 @@ func (d *dec) toAvro(b []byte, s avro.Schema, path string) ([]byte, error) {
 		defer d.leave()
 		if l > 0 {
 			b = appendLong(b, int64(l))
+			seen := make(map[string]struct{}, sizeHint(l))
 			for range l {
 				k, err := d.readString(path + "{key}")
 				if err != nil {
 					return nil, err
 				}
+				if _, dup := seen[k]; dup {
+					return nil, d.fail(path, fmt.Sprintf("duplicate map key %q", k), nil)
+				}
+				seen[k] = struct{}{}
 				b = appendAvroBytes(b, []byte(k))
 				if b, err = d.toAvro(b, s.(*avro.MapSchema).Values(), path+"{}"); err != nil {
 					return nil, err

@@ -204,3 +204,41 @@ func FuzzAvro(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMsgpackToAvro feeds hostile msgpack bodies to the msgpack-to-Avro
+// transcoder (the first byte picks the schema): it accepts exactly what the
+// msgpack decoder accepts, and its Avro output decodes to the same value.
+func FuzzMsgpackToAvro(f *testing.F) {
+	schemas := make([]*Schema, len(avroCases))
+	for i, tc := range avroCases {
+		schemas[i] = MustParse(tc.schema)
+		body, err := schemas[i].Encode(tc.value)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(append([]byte{byte(i)}, body...))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if len(in) == 0 {
+			return
+		}
+		s := schemas[int(in[0])%len(schemas)]
+		body := in[1:]
+		want, derr := s.Decode(body)
+		avroBody, err := s.MsgpackToAvro(nil, body)
+		if (err == nil) != (derr == nil) {
+			t.Fatalf("msgpack %x: transcoder says %v, decoder says %v", body, err, derr)
+		}
+		if err != nil {
+			var de *DecodeError
+			if !errors.As(err, &de) {
+				t.Fatalf("error of type %T: %v", err, err)
+			}
+			return
+		}
+		got, err := s.DecodeAvro(avroBody)
+		if err != nil || !sameValue(got, want) {
+			t.Fatalf("msgpack %x -> Avro %x -> %#v (%v), want %#v", body, avroBody, got, err, want)
+		}
+	})
+}
