@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -255,5 +256,56 @@ func TestConfluentTopic(t *testing.T) {
 	}
 	if !reflect.DeepEqual(keys, want) {
 		t.Fatalf("Raptor wrote keys %v, want %v", keys, want)
+	}
+}
+
+// TestForeignTopicRefused: a topic holding only records that are not
+// registry records (an application topic given by mistake) is refused with
+// a clear error; one foreign record among registry records is skipped.
+func TestForeignTopicRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "orders", "mixed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	brokers := cluster.ListenAddrs()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for _, r := range []*kgo.Record{
+		{Topic: "orders", Key: []byte("order-1"), Value: []byte("{}")},
+		{Topic: "orders", Value: []byte("no key")},
+		{Topic: "mixed", Key: []byte(`{"keytype":"NOOP","magic":0}`)},
+		{Topic: "mixed", Key: []byte("stray")},
+	} {
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := New(Config{Brokers: brokers, Topic: "orders"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = registry.Open(ctx, registry.Config{Store: st})
+	st.Close()
+	var fe *ForeignTopicError
+	if !errors.As(err, &fe) || fe.Topic != "orders" || fe.Records != 2 || !strings.Contains(err.Error(), "offset 0") {
+		t.Fatalf("foreign topic: %v", err)
+	}
+	st, err = New(Config{Brokers: brokers, Topic: "mixed", Primary: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := registry.Open(ctx, registry.Config{Store: st})
+	if err != nil {
+		t.Fatalf("mixed topic: %v", err)
+	}
+	defer reg.Close()
+	if _, err := reg.Register(ctx, "s", "", v1); err != nil {
+		t.Fatal(err)
 	}
 }
