@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -69,8 +68,8 @@ func schemaServe(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	topic := fs.String("topic", kafkastore.DefaultTopic, "compacted topic of the Kafka store")
 	primaryURL := fs.String("primary-url", "", "with --brokers: base URL of the primary instance; empty makes this instance the primary")
 	verbose := fs.Bool("v", false, "debug logging")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if (*data == "") == (*brokers == "") {
 		fmt.Fprintln(stderr, "raptor schema serve: give exactly one of --data DIR or --brokers HOST:PORT")
@@ -80,11 +79,7 @@ func schemaServe(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "raptor schema serve: --primary-url needs --brokers (a file store has no secondaries)")
 		return 2
 	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := newLogger(stderr, *verbose)
 
 	var store registry.Store
 	var err error
@@ -168,8 +163,8 @@ func schemaClient(ctx context.Context, sub string, args []string, stdout, stderr
 	setMode := fs.String("set", "", "mode to set: READWRITE, READONLY or IMPORT (mode)")
 	force := fs.Bool("force", false, "set IMPORT even if the registry (or subject) holds schemas (mode)")
 	timeout := fs.Duration("timeout", 30*time.Second, "request timeout")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
