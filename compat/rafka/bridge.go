@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -281,8 +282,12 @@ func (b *Bridge) partitions(ctx context.Context, topic string, create bool) (int
 			}
 			return 0, &BrokerError{Op: "create topic", Topic: topic, Err: cerr}
 		}
-		b.log.Info("rafka: created topic", "topic", topic, "partitions", b.cfg.TopicPartitions)
-		n, err = b.describeTopic(ctx, topic)
+		if cerr == nil && resp.NumPartitions > 0 {
+			n, err = resp.NumPartitions, nil
+			b.log.Info("rafka: created topic", "topic", topic, "partitions", n)
+		} else {
+			n, err = b.awaitTopic(ctx, topic)
+		}
 	}
 	if err != nil {
 		return 0, err
@@ -309,6 +314,38 @@ func (b *Bridge) describeTopic(ctx context.Context, topic string) (int32, error)
 		return 0, &BrokerError{Op: "metadata", Topic: topic, Err: td.Err}
 	}
 	return int32(len(td.Partitions)), nil
+}
+
+// awaitTopic describes a topic that exists (created by someone) until the
+// broker's metadata shows it: topic creation propagates to metadata
+// asynchronously.
+func (b *Bridge) awaitTopic(ctx context.Context, topic string) (n int32, err error) {
+	err = retryUnknownTopic(ctx, func() error {
+		n, err = b.describeTopic(ctx, topic)
+		return err
+	})
+	return n, err
+}
+
+// retryUnknownTopic calls fn until it succeeds or fails otherwise than
+// with an unknown topic (a topic just created is not yet known
+// everywhere), 20 times at most, backing off from 10 to 200 ms.
+func retryUnknownTopic(ctx context.Context, fn func() error) error {
+	const attempts = 20
+	for i := 1; ; i++ {
+		err := fn()
+		var unknown *UnknownTopicError
+		if (!errors.As(err, &unknown) && !errors.Is(err, kerr.UnknownTopicOrPartition)) || i == attempts {
+			return err
+		}
+		t := time.NewTimer(min(time.Duration(i)*10*time.Millisecond, 200*time.Millisecond))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
 }
 
 func (b *Bridge) forgetTopic(topic string) {

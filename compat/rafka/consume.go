@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/grpc"
@@ -141,10 +142,14 @@ func (b *Bridge) startOffsets(ctx context.Context, group string, counts map[stri
 	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
 		return nil, b.brokerErr(ctx, "consume (committed offsets)", topics[0], fmt.Errorf("group %q: %w", group, err))
 	}
-	ends, err := b.adm.ListEndOffsets(ctx, topics...)
-	if err == nil {
-		err = ends.Error()
-	}
+	var ends kadm.ListedOffsets
+	err = retryUnknownTopic(ctx, func() error {
+		ends, err = b.adm.ListEndOffsets(ctx, topics...)
+		if err == nil {
+			err = ends.Error()
+		}
+		return err
+	})
 	if err != nil {
 		return nil, b.brokerErr(ctx, "consume (end offsets)", topics[0], err)
 	}
