@@ -247,9 +247,15 @@ func TestRafkaEveryRPC(t *testing.T) {
 			}
 
 			for name, call := range map[string]func() error{
-				"ForwardMessage": func() error { _, err := c.ForwardMessage(ctx, &rafkapb.ForwardMessageRequest{Topic: topic}); return err },
-				"JoinCluster":    func() error { _, err := c.JoinCluster(ctx, &rafkapb.JoinClusterRequest{BrokerId: "b"}); return err },
-				"GossipMessage":  func() error { _, err := c.GossipMessage(ctx, &rafkapb.GossipMessageRequest{FromNodeId: "n"}); return err },
+				"ForwardMessage": func() error {
+					_, err := c.ForwardMessage(ctx, &rafkapb.ForwardMessageRequest{Topic: topic})
+					return err
+				},
+				"JoinCluster": func() error { _, err := c.JoinCluster(ctx, &rafkapb.JoinClusterRequest{BrokerId: "b"}); return err },
+				"GossipMessage": func() error {
+					_, err := c.GossipMessage(ctx, &rafkapb.GossipMessageRequest{FromNodeId: "n"})
+					return err
+				},
 				"GetMeshTopology": func() error {
 					_, err := c.GetMeshTopology(ctx, &rafkapb.GetMeshTopologyRequest{})
 					return err
