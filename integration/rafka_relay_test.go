@@ -23,7 +23,9 @@ import (
 // standIn is a stand-in Rafka broker built from rafka.proto (the Rust broker
 // cannot be built here). Every answer is a pure function of the request, so
 // the test can compare what crossed the relays with a direct call.
-type standIn struct{ rafkapb.UnimplementedBrokerServiceServer }
+type standIn struct {
+	rafkapb.UnimplementedBrokerServiceServer
+}
 
 func (standIn) Publish(_ context.Context, r *rafkapb.PublishRequest) (*rafkapb.PublishResponse, error) {
 	return &rafkapb.PublishResponse{MessageId: "id-" + r.Topic + "-" + r.Key, Success: true, Message: "stored " + r.Payload, Partition: int32(len(r.Key)), Offset: int64(len(r.Payload))}, nil
@@ -243,46 +245,86 @@ func TestRafkaBehindRaptor(t *testing.T) {
 			func(m proto.Message) (proto.Message, error) { return c.Publish(ctx, m.(*rafkapb.PublishRequest)) },
 			func(m proto.Message) (proto.Message, error) { return direct.Publish(ctx, m.(*rafkapb.PublishRequest)) }),
 		unary("Acknowledge", &rafkapb.AcknowledgeRequest{ConsumerId: "c1", MessageId: "m-1", Topic: "orders"},
-			func(m proto.Message) (proto.Message, error) { return c.Acknowledge(ctx, m.(*rafkapb.AcknowledgeRequest)) },
-			func(m proto.Message) (proto.Message, error) { return direct.Acknowledge(ctx, m.(*rafkapb.AcknowledgeRequest)) }),
+			func(m proto.Message) (proto.Message, error) {
+				return c.Acknowledge(ctx, m.(*rafkapb.AcknowledgeRequest))
+			},
+			func(m proto.Message) (proto.Message, error) {
+				return direct.Acknowledge(ctx, m.(*rafkapb.AcknowledgeRequest))
+			}),
 		unary("Register", &rafkapb.RegisterRequest{ClientId: "c1", ClientType: rafkapb.ClientType_CONSUMER},
 			func(m proto.Message) (proto.Message, error) { return c.Register(ctx, m.(*rafkapb.RegisterRequest)) },
-			func(m proto.Message) (proto.Message, error) { return direct.Register(ctx, m.(*rafkapb.RegisterRequest)) }),
+			func(m proto.Message) (proto.Message, error) {
+				return direct.Register(ctx, m.(*rafkapb.RegisterRequest))
+			}),
 		unary("Subscribe", &rafkapb.SubscribeRequest{ConsumerId: "c1", Topic: "orders"},
 			func(m proto.Message) (proto.Message, error) { return c.Subscribe(ctx, m.(*rafkapb.SubscribeRequest)) },
-			func(m proto.Message) (proto.Message, error) { return direct.Subscribe(ctx, m.(*rafkapb.SubscribeRequest)) }),
+			func(m proto.Message) (proto.Message, error) {
+				return direct.Subscribe(ctx, m.(*rafkapb.SubscribeRequest))
+			}),
 		unary("UpdateOffset", &rafkapb.UpdateOffsetRequest{ConsumerId: "c1", Topic: "orders", Offset: 1 << 40},
-			func(m proto.Message) (proto.Message, error) { return c.UpdateOffset(ctx, m.(*rafkapb.UpdateOffsetRequest)) },
-			func(m proto.Message) (proto.Message, error) { return direct.UpdateOffset(ctx, m.(*rafkapb.UpdateOffsetRequest)) }),
+			func(m proto.Message) (proto.Message, error) {
+				return c.UpdateOffset(ctx, m.(*rafkapb.UpdateOffsetRequest))
+			},
+			func(m proto.Message) (proto.Message, error) {
+				return direct.UpdateOffset(ctx, m.(*rafkapb.UpdateOffsetRequest))
+			}),
 		unary("GetMetrics", &rafkapb.GetMetricsRequest{},
 			func(m proto.Message) (proto.Message, error) { return c.GetMetrics(ctx, m.(*rafkapb.GetMetricsRequest)) },
-			func(m proto.Message) (proto.Message, error) { return direct.GetMetrics(ctx, m.(*rafkapb.GetMetricsRequest)) }),
+			func(m proto.Message) (proto.Message, error) {
+				return direct.GetMetrics(ctx, m.(*rafkapb.GetMetricsRequest))
+			}),
 		unary("ForwardMessage", &rafkapb.ForwardMessageRequest{FromBrokerId: "b0", Topic: "t", Key: "k", Payload: "p", TargetPartition: 2, Offset: 40},
-			func(m proto.Message) (proto.Message, error) { return c.ForwardMessage(ctx, m.(*rafkapb.ForwardMessageRequest)) },
-			func(m proto.Message) (proto.Message, error) { return direct.ForwardMessage(ctx, m.(*rafkapb.ForwardMessageRequest)) }),
+			func(m proto.Message) (proto.Message, error) {
+				return c.ForwardMessage(ctx, m.(*rafkapb.ForwardMessageRequest))
+			},
+			func(m proto.Message) (proto.Message, error) {
+				return direct.ForwardMessage(ctx, m.(*rafkapb.ForwardMessageRequest))
+			}),
 		unary("GetClusterInfo", &rafkapb.GetClusterInfoRequest{RequestingBrokerId: "b9"},
-			func(m proto.Message) (proto.Message, error) { return c.GetClusterInfo(ctx, m.(*rafkapb.GetClusterInfoRequest)) },
-			func(m proto.Message) (proto.Message, error) { return direct.GetClusterInfo(ctx, m.(*rafkapb.GetClusterInfoRequest)) }),
+			func(m proto.Message) (proto.Message, error) {
+				return c.GetClusterInfo(ctx, m.(*rafkapb.GetClusterInfoRequest))
+			},
+			func(m proto.Message) (proto.Message, error) {
+				return direct.GetClusterInfo(ctx, m.(*rafkapb.GetClusterInfoRequest))
+			}),
 		unary("JoinCluster", &rafkapb.JoinClusterRequest{BrokerId: "b3", Address: "10.0.0.4", Port: 50054, PartitionId: 3, TotalPartitions: 4},
-			func(m proto.Message) (proto.Message, error) { return c.JoinCluster(ctx, m.(*rafkapb.JoinClusterRequest)) },
-			func(m proto.Message) (proto.Message, error) { return direct.JoinCluster(ctx, m.(*rafkapb.JoinClusterRequest)) }),
+			func(m proto.Message) (proto.Message, error) {
+				return c.JoinCluster(ctx, m.(*rafkapb.JoinClusterRequest))
+			},
+			func(m proto.Message) (proto.Message, error) {
+				return direct.JoinCluster(ctx, m.(*rafkapb.JoinClusterRequest))
+			}),
 		unary("HealthCheck", &rafkapb.HealthCheckRequest{BrokerId: "b1"},
-			func(m proto.Message) (proto.Message, error) { return c.HealthCheck(ctx, m.(*rafkapb.HealthCheckRequest)) },
-			func(m proto.Message) (proto.Message, error) { return direct.HealthCheck(ctx, m.(*rafkapb.HealthCheckRequest)) }),
+			func(m proto.Message) (proto.Message, error) {
+				return c.HealthCheck(ctx, m.(*rafkapb.HealthCheckRequest))
+			},
+			func(m proto.Message) (proto.Message, error) {
+				return direct.HealthCheck(ctx, m.(*rafkapb.HealthCheckRequest))
+			}),
 		unary("GossipMessage", &rafkapb.GossipMessageRequest{FromNodeId: "n1", MessageType: rafkapb.GossipMessageType_PARTITION_UPDATE, Timestamp: -5, Ttl: 3},
-			func(m proto.Message) (proto.Message, error) { return c.GossipMessage(ctx, m.(*rafkapb.GossipMessageRequest)) },
-			func(m proto.Message) (proto.Message, error) { return direct.GossipMessage(ctx, m.(*rafkapb.GossipMessageRequest)) }),
+			func(m proto.Message) (proto.Message, error) {
+				return c.GossipMessage(ctx, m.(*rafkapb.GossipMessageRequest))
+			},
+			func(m proto.Message) (proto.Message, error) {
+				return direct.GossipMessage(ctx, m.(*rafkapb.GossipMessageRequest))
+			}),
 		unary("GetMeshTopology", &rafkapb.GetMeshTopologyRequest{RequestingNodeId: "n7"},
-			func(m proto.Message) (proto.Message, error) { return c.GetMeshTopology(ctx, m.(*rafkapb.GetMeshTopologyRequest)) },
+			func(m proto.Message) (proto.Message, error) {
+				return c.GetMeshTopology(ctx, m.(*rafkapb.GetMeshTopologyRequest))
+			},
 			func(m proto.Message) (proto.Message, error) {
 				return direct.GetMeshTopology(ctx, m.(*rafkapb.GetMeshTopologyRequest))
 			}),
 		unary("JoinMesh", &rafkapb.JoinMeshRequest{NodeId: "n8", Address: "10.0.1.8", Port: 7008, PartitionId: 1, TotalPartitions: 2, BootstrapNodes: []string{"n1", "n2"}},
 			func(m proto.Message) (proto.Message, error) { return c.JoinMesh(ctx, m.(*rafkapb.JoinMeshRequest)) },
-			func(m proto.Message) (proto.Message, error) { return direct.JoinMesh(ctx, m.(*rafkapb.JoinMeshRequest)) }),
+			func(m proto.Message) (proto.Message, error) {
+				return direct.JoinMesh(ctx, m.(*rafkapb.JoinMeshRequest))
+			}),
 		unary("LeaveMesh", &rafkapb.LeaveMeshRequest{NodeId: "n8"},
 			func(m proto.Message) (proto.Message, error) { return c.LeaveMesh(ctx, m.(*rafkapb.LeaveMeshRequest)) },
-			func(m proto.Message) (proto.Message, error) { return direct.LeaveMesh(ctx, m.(*rafkapb.LeaveMeshRequest)) }),
+			func(m proto.Message) (proto.Message, error) {
+				return direct.LeaveMesh(ctx, m.(*rafkapb.LeaveMeshRequest))
+			}),
 	}
 	for _, cl := range calls {
 		got, err := cl.via()
