@@ -1,5 +1,5 @@
 // Command raptor is Raptor's command-line tool: the demo, the embedded broker,
-// the gateway and proxy, benchmarks, live counters and the schema registry.
+// the gateway and proxy, Rafka's service (rafka.go), benchmarks, live counters and the schema registry.
 package main
 
 import (
