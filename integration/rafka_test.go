@@ -29,7 +29,7 @@ import (
 // rafkaServe starts what `raptor rafka serve` runs: Rafka's BrokerService on
 // one port for TCP and Raptor, over an embedded broker whose topics the
 // bridge creates with partitions partitions. Cleanup closes it.
-func rafkaServe(t *testing.T, partitions int) *rafka.Server {
+func rafkaServe(t testing.TB, partitions int) *rafka.Server {
 	t.Helper()
 	s, err := rafka.NewServer(rafka.ServerConfig{
 		Addr:     "127.0.0.1:0",
@@ -49,7 +49,7 @@ func rafkaServe(t *testing.T, partitions int) *rafka.Server {
 
 // rafkaDial returns a client generated from rafka.proto that reaches addr
 // over transport ("tcp" or "raptor"). Cleanup closes it.
-func rafkaDial(t *testing.T, addr, transport string) rafkapb.BrokerServiceClient {
+func rafkaDial(t testing.TB, addr, transport string) rafkapb.BrokerServiceClient {
 	t.Helper()
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	switch transport {
