@@ -47,6 +47,11 @@ type Config struct {
 	// remembers per consumer, to find the partition an UpdateOffset means
 	// (docs/RAFKA.md, "Offsets"). Default 4,096.
 	RecentDeliveries int
+	// CallTimeout bounds each unary call (not Consume streams) when the
+	// client gives no earlier deadline: a Kafka cluster that does not answer
+	// in time fails the call with a BrokerError (success=false), as Rafka's
+	// clients expect, instead of holding it. Default 30s.
+	CallTimeout time.Duration
 	// Logger receives bridge events. Default: discard.
 	Logger *slog.Logger
 }
@@ -77,6 +82,12 @@ func (c Config) populate() (Config, error) {
 		c.TopicPartitions = -1
 	case c.TopicPartitions < -1:
 		return c, fmt.Errorf("rafka: Config.TopicPartitions is %d: want a count or -1 for the broker's default", c.TopicPartitions)
+	}
+	switch {
+	case c.CallTimeout == 0:
+		c.CallTimeout = 30 * time.Second
+	case c.CallTimeout < 0:
+		return c, fmt.Errorf("rafka: Config.CallTimeout is %v, must not be negative", c.CallTimeout)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -167,7 +178,9 @@ func NewBridge(cfg Config) (*Bridge, error) {
 		return nil, err
 	}
 	b := &Bridge{cfg: c, log: c.Logger, topics: map[string]int32{}, clients: map[string]*client{}}
-	opts := append(b.baseOptions(), kgo.ProducerLinger(0), kgo.RequiredAcks(kgo.AllISRAcks()))
+	// The delivery timeout fails a record franz-go could not deliver in a
+	// call's time (Publish answers by then anyway).
+	opts := append(b.baseOptions(), kgo.ProducerLinger(0), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordDeliveryTimeout(c.CallTimeout))
 	b.prod, err = kgo.NewClient(append(opts, c.ClientOptions...)...)
 	if err != nil {
 		return nil, fmt.Errorf("rafka: producer for brokers %v: %w", c.Brokers, err)
@@ -211,8 +224,8 @@ func (b *Bridge) Close() error {
 	b.closed = true
 	b.mu.Unlock()
 	b.cancel()
+	b.prod.Close() // fails buffered records: a Publish does not wait for their timeout
 	b.wg.Wait()
-	b.prod.Close()
 	return nil
 }
 
@@ -405,7 +418,24 @@ func (b *Bridge) Publish(ctx context.Context, req *rafkapb.PublishRequest) (*raf
 	if req.GetProducerId() != "" {
 		rec.Headers = []kgo.RecordHeader{{Key: HeaderProducerID, Value: []byte(req.GetProducerId())}}
 	}
-	r, err := b.prod.ProduceSync(ctx, rec).First()
+	// franz-go keeps a buffered record until it is delivered or fails,
+	// whatever the context (a broker that cannot be dialed may hold it past
+	// the delivery timeout), so the answer waits for the call's context too.
+	var r *kgo.Record
+	var err error
+	delivered := make(chan struct{})
+	b.prod.Produce(ctx, rec, func(pr *kgo.Record, perr error) {
+		r, err = pr, perr
+		close(delivered)
+	})
+	select {
+	case <-delivered:
+	case <-ctx.Done():
+		if b.ctx.Err() != nil {
+			return nil, ErrBridgeClosed
+		}
+		return nil, &BrokerError{Op: "publish", Topic: req.GetTopic(), Err: fmt.Errorf("no acknowledgement from the Kafka cluster %v within the call's bound (%v, or the client's deadline): the message may still be stored", b.cfg.Brokers, b.cfg.CallTimeout)}
+	}
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:

@@ -29,6 +29,7 @@ func TestConfigPopulate(t *testing.T) {
 		{"negative streams", Config{Brokers: []string{"h:1"}, MaxStreams: -1}, "MaxStreams is -1"},
 		{"negative clients", Config{Brokers: []string{"h:1"}, MaxClients: -3}, "MaxClients is -3"},
 		{"bad partitions", Config{Brokers: []string{"h:1"}, TopicPartitions: -2}, "TopicPartitions is -2"},
+		{"negative call timeout", Config{Brokers: []string{"h:1"}, CallTimeout: -time.Second}, "CallTimeout is -1s"},
 		{"defaults", Config{Brokers: []string{"h:1"}}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -39,7 +40,7 @@ func TestConfigPopulate(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || c.MaxClients != 10000 || c.MaxStreams != 1024 || c.RecentDeliveries != 4096 || c.TopicPartitions != -1 || c.Logger == nil {
+			if err != nil || c.MaxClients != 10000 || c.MaxStreams != 1024 || c.RecentDeliveries != 4096 || c.TopicPartitions != -1 || c.CallTimeout != 30*time.Second || c.Logger == nil {
 				t.Fatalf("populate = %+v, %v", c, err)
 			}
 		})
@@ -156,4 +157,46 @@ func TestCloseEndsStreams(t *testing.T) {
 	if s := b.Stats(); s.ActiveStreams != 0 || s.StreamsOpened != 1 || s.Failed < 3 {
 		t.Fatalf("stats after Close: %+v", s)
 	}
+}
+
+// TestBrokerDown: with the Kafka cluster gone, unary calls answer within
+// CallTimeout the way Rafka's clients read failures, and HealthCheck says
+// unhealthy.
+func TestBrokerDown(t *testing.T) {
+	s, err := NewServer(ServerConfig{
+		Addr:     "127.0.0.1:0",
+		Embedded: kafka.BrokerConfig{Partitions: 1, Topics: []string{"t"}},
+		Bridge:   Config{CallTimeout: 2 * time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(time.Second)
+	cc, err := grpc.NewClient("passthrough:///"+s.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	c := rafkapb.NewBrokerServiceClient(cc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if p, err := c.Publish(ctx, &rafkapb.PublishRequest{Topic: "t", Payload: "before"}); err != nil || !p.GetSuccess() {
+		t.Fatalf("Publish before: %v %v", p, err)
+	}
+	if err := s.Broker().Close(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	p, err := c.Publish(ctx, &rafkapb.PublishRequest{Topic: "t", Payload: "after"})
+	if err != nil || p.GetSuccess() || !strings.Contains(p.GetMessage(), "Kafka") {
+		t.Fatalf("Publish with the broker gone: %v, %v; want success=false naming the Kafka cluster", p, err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("Publish with the broker gone took %v, want about CallTimeout (2s)", d)
+	}
+	hc, err := c.HealthCheck(ctx, &rafkapb.HealthCheckRequest{})
+	if err != nil || hc.GetHealthy() || !strings.HasPrefix(hc.GetStatus(), "unhealthy") {
+		t.Fatalf("HealthCheck with the broker gone: %v, %v; want unhealthy", hc, err)
+	}
+	t.Logf("Publish: %q; HealthCheck: %q", p.GetMessage(), hc.GetStatus())
 }

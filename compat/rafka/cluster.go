@@ -200,15 +200,30 @@ func (b *Bridge) fetchFirst(ctx context.Context, leader int32, ps []firstFetch, 
 	return missed, nil
 }
 
+// healthTimeout bounds the metadata request of a HealthCheck.
+const healthTimeout = 5 * time.Second
+
 // HealthCheck implements rafka.BrokerService: healthy when the bridge
-// reaches the Kafka cluster; status names its brokers. timestamp is in
+// reaches the Kafka cluster within 5 s (or half of
+// Config.CallTimeout); status names its brokers. timestamp is in
 // seconds since the epoch, as Rafka's broker answers.
 func (b *Bridge) HealthCheck(ctx context.Context, _ *rafkapb.HealthCheckRequest) (*rafkapb.HealthCheckResponse, error) {
-	m, err := b.adm.BrokerMetadata(ctx)
+	bound := min(healthTimeout, b.cfg.CallTimeout/2) // answer before the call's own bound
+	hctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	// Ping is a round trip (ApiVersions) to a broker; metadata may come
+	// from franz-go's cache, so it only describes the cluster.
+	err := b.prod.Ping(hctx)
+	var m kadm.Metadata
+	if err == nil {
+		m, err = b.adm.BrokerMetadata(hctx)
+	}
 	resp := &rafkapb.HealthCheckResponse{Timestamp: time.Now().Unix()}
 	switch {
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
+	case hctx.Err() != nil:
+		resp.Status = fmt.Sprintf("unhealthy: no answer from Kafka brokers %v within %v", b.cfg.Brokers, bound)
 	case err != nil:
 		resp.Status = fmt.Sprintf("unhealthy: Kafka brokers %v unreachable: %v", b.cfg.Brokers, err)
 	case len(m.Brokers) == 0:

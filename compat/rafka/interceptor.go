@@ -2,6 +2,8 @@ package rafka
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -23,13 +25,18 @@ import (
 func (b *Bridge) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	cctx, done, err := b.enter(ctx)
 	if err == nil {
+		cctx, cancel := context.WithTimeout(cctx, b.cfg.CallTimeout)
 		var resp any
 		resp, err = handler(cctx, req)
+		cancel()
 		done()
 		if err == nil {
 			return resp, nil
 		}
 		err = b.exit(err)
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil { // our bound, not the client's
+			err = &BrokerError{Op: method(info.FullMethod), Err: fmt.Errorf("no answer from the Kafka cluster %v within %v", b.cfg.Brokers, b.cfg.CallTimeout)}
+		}
 	}
 	b.failed.Add(1)
 	return b.failure(ctx, info.FullMethod, err)
@@ -53,6 +60,9 @@ func (b *Bridge) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 	}
 	return st.Err()
 }
+
+// method is the short name of a full method name.
+func method(full string) string { return full[strings.LastIndexByte(full, '/')+1:] }
 
 // ctxStream is a server stream with the bridge's context.
 type ctxStream struct {
