@@ -11,22 +11,52 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/raptormq/raptor/compat/kafka"
 	"github.com/raptormq/raptor/compat/rafka"
 	"github.com/raptormq/raptor/compat/rafka/rafkapb"
 	"github.com/raptormq/raptor/plugin"
+	"github.com/raptormq/raptor/reliable"
 )
 
-// TestRafkaServe runs `raptor rafka serve` in process on free ports, and a
-// client generated from rafka.proto publishes over TCP and over Raptor to
-// one port number and consumes both messages.
+// TestRafkaServe runs `raptor rafka serve` in process on free ports, with
+// its embedded broker and with --brokers reached over Raptor, and a client
+// generated from rafka.proto publishes over TCP and over Raptor to one port
+// number and consumes both messages.
 func TestRafkaServe(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		args  func(t *testing.T) []string
+		store string
+	}{
+		{"embedded", func(*testing.T) []string { return []string{"--kafka-listen", "127.0.0.1:0", "--partitions", "2"} }, "embedded Kafka broker"},
+		{"brokers over raptor", func(t *testing.T) []string {
+			b, err := kafka.NewBroker(kafka.BrokerConfig{AutoCreateTopics: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				// The bridge reached the broker over Raptor: its Raptor listener opened streams.
+				st := brokerStats(b)()
+				if n := st.Get(reliable.CounterStreamsOpened); n == 0 {
+					t.Errorf("the broker's Raptor listener opened no streams: --kafka-over raptor did not use Raptor")
+				}
+				b.Close()
+			})
+			return []string{"--brokers", b.Addr(), "--kafka-over", "raptor", "--partitions", "-1"}
+		}, "over raptor"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { rafkaServeOnce(t, tc.args(t), tc.store) })
+	}
+}
+
+func rafkaServeOnce(t *testing.T, args []string, store string) {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	var out, errb syncBuffer
 	ready := make(chan *rafka.Server, 1)
 	exit := make(chan int, 1)
 	go func() {
-		exit <- rafkaServeMain(ctx, []string{"--listen", "127.0.0.1:0", "--kafka-listen", "127.0.0.1:0", "--partitions", "2"}, &out, &errb, func(s *rafka.Server) { ready <- s })
+		exit <- rafkaServeMain(ctx, append([]string{"--listen", "127.0.0.1:0"}, args...), &out, &errb, func(s *rafka.Server) { ready <- s })
 	}()
 	var s *rafka.Server
 	select {
@@ -80,7 +110,7 @@ func TestRafkaServe(t *testing.T) {
 	if code := <-exit; code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
-	for _, w := range []string{"Rafka BrokerService on tcp://" + s.Addr() + " and raptor://" + s.Addr(), "embedded Kafka broker", "stopped: 2 published, 2 delivered"} {
+	for _, w := range []string{"Rafka BrokerService on tcp://" + s.Addr() + " and raptor://" + s.Addr(), store, "stopped: 2 published, 2 delivered"} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("stdout lacks %q:\n%s", w, out.String())
 		}
