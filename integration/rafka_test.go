@@ -226,8 +226,12 @@ func TestRafkaEveryRPC(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if met.GetTotalMessages() != 7 || met.GetTotalBytes() == 0 || met.GetOldestMessageAgeSecs() > 60 {
-				t.Errorf("GetMetrics = %v, want 7 messages, their bytes, an age under a minute", met)
+			payloadBytes := uint64(len("after"))
+			for i := range pubs {
+				payloadBytes += uint64(len(fmt.Sprintf("order %d", i)) + len(fmt.Sprintf("customer-%d", i)))
+			}
+			if met.GetTotalMessages() != 7 || met.GetTotalBytes() < payloadBytes || met.GetOldestMessageAgeSecs() > 60 {
+				t.Errorf("GetMetrics = %v, want 7 messages, at least their %d key and payload bytes, an age under a minute", met, payloadBytes)
 			}
 			hc, err := c.HealthCheck(ctx, &rafkapb.HealthCheckRequest{BrokerId: "peer"})
 			if err != nil || !hc.GetHealthy() || !strings.Contains(hc.GetStatus(), s.KafkaBrokers()[0]) {
@@ -390,8 +394,13 @@ func TestRafkaKafkaInterop(t *testing.T) {
 	}
 	defer kc.Close()
 	values := [][]byte{[]byte("plain text"), {0xff, 0xfe, 0x00, 0x80}, []byte("base64:looks encoded"), {}, []byte("grüße \xe2\x82")}
-	for _, v := range values {
-		if err := kc.ProduceSync(ctx, &kgo.Record{Topic: "interop", Value: v}).FirstErr(); err != nil {
+	old := time.Now().Add(-2 * time.Hour).Truncate(time.Millisecond) // the first record: the oldest GetMetrics sees
+	for i, v := range values {
+		rec := &kgo.Record{Topic: "interop", Value: v}
+		if i == 0 {
+			rec.Timestamp = old
+		}
+		if err := kc.ProduceSync(ctx, rec).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -404,6 +413,13 @@ func TestRafkaKafkaInterop(t *testing.T) {
 		if err != nil || string(back) != string(v) {
 			t.Errorf("franz-go value %q arrived as payload %q, decoding to %q (%v)", v, m.GetPayload(), back, err)
 		}
+		if i == 0 && m.GetSentAt() != old.Unix() {
+			t.Errorf("sent_at %d, want the record's timestamp %d (seconds)", m.GetSentAt(), old.Unix())
+		}
+	}
+	met, err := c.GetMetrics(ctx, &rafkapb.GetMetricsRequest{})
+	if age := met.GetOldestMessageAgeSecs(); err != nil || age < 7200 || age > 7200+60 || met.GetTotalMessages() != uint64(len(values)) {
+		t.Errorf("GetMetrics = %v, %v; want %d messages, the oldest two hours old", met, err, len(values))
 	}
 
 	want := map[string]*rafkapb.PublishResponse{}
