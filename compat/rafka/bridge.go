@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -389,7 +390,8 @@ func (b *Bridge) client(field, id string) (*client, error) {
 		return nil, &InvalidArgumentError{Field: field, Value: id, Reason: "empty"}
 	}
 	if len(id) > 249 {
-		return nil, &InvalidArgumentError{Field: field, Value: id[:32] + "...", Reason: fmt.Sprintf("%d bytes, more than Kafka's 249 for a group ID", len(id))}
+		short := []rune(id)[:min(32, utf8.RuneCountInString(id))]
+		return nil, &InvalidArgumentError{Field: field, Value: string(short) + "...", Reason: fmt.Sprintf("%d bytes, more than Kafka's 249 for a group ID", len(id))}
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -199,4 +200,37 @@ func TestBrokerDown(t *testing.T) {
 		t.Fatalf("HealthCheck with the broker gone: %v, %v; want unhealthy", hc, err)
 	}
 	t.Logf("Publish: %q; HealthCheck: %q", p.GetMessage(), hc.GetStatus())
+}
+
+func TestClientIDs(t *testing.T) {
+	b, err := NewBridge(Config{Brokers: []string{"127.0.0.1:1"}, MaxClients: 2}) // never dialed here
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, tc := range []struct {
+		id   string
+		want string // error text, "" for none
+	}{
+		{"a", ""},
+		{"a", ""}, // the same client again
+		{"", `consumer_id "": empty`},
+		{strings.Repeat("é", 200), "400 bytes, more than Kafka's 249"},
+		{"b", ""},
+		{"c", "too many clients (the bridge's limit is 2)"},
+	} {
+		_, err := b.client("consumer_id", tc.id)
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("client(%.10q): %v", tc.id, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !utf8.ValidString(err.Error()) {
+			t.Errorf("client(%.10q) = %v, want a valid UTF-8 error with %q", tc.id, err, tc.want)
+		}
+		if st := toStatus(err); reasonOf(st) == "" {
+			t.Errorf("client(%.10q): status %v has no ErrorInfo reason", tc.id, st)
+		}
+	}
 }
