@@ -135,11 +135,11 @@ func rafkaServeMain(ctx context.Context, args []string, stdout, stderr io.Writer
 		code = 1
 	}
 	fmt.Fprintf(stdout, "%s: stopping\n", prog)
-	st := s.Bridge().Stats()
 	if err := s.Close(*grace); err != nil {
 		fmt.Fprintf(stderr, "%s: close: %v\n", prog, err)
 		code = 1
 	}
+	st := s.Bridge().Stats()
 	fmt.Fprintf(stdout, "%s: stopped: %d published, %d delivered, %d acknowledged, %d offset updates, %d streams, %d failed calls\n",
 		prog, st.Published, st.Delivered, st.Acknowledged, st.OffsetUpdates, st.StreamsOpened, st.Failed)
 	return code

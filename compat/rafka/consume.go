@@ -88,10 +88,12 @@ func (b *Bridge) Consume(req *rafkapb.ConsumeRequest, stream grpc.ServerStreamin
 			if sendErr != nil {
 				return
 			}
-			sendErr = stream.Send(toConsumeResponse(r))
-			if sendErr == nil {
-				c.noteDelivery(b.cfg.RecentDeliveries, r.Topic, msgAddr{r.Partition, r.Offset})
-				b.delivered.Add(1)
+			// Noted and counted before the send, so that both hold by the
+			// time the client has the message.
+			c.noteDelivery(b.cfg.RecentDeliveries, r.Topic, msgAddr{r.Partition, r.Offset})
+			b.delivered.Add(1)
+			if sendErr = stream.Send(toConsumeResponse(r)); sendErr != nil {
+				b.delivered.Add(^uint64(0))
 			}
 		})
 		if sendErr != nil {
