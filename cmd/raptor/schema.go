@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -68,8 +67,8 @@ func schemaServe(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	topic := fs.String("topic", kafkastore.DefaultTopic, "compacted topic of the Kafka store")
 	primaryURL := fs.String("primary-url", "", "with --brokers: base URL of the primary instance; empty makes this instance the primary")
 	verbose := fs.Bool("v", false, "debug logging")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if (*data == "") == (*brokers == "") {
 		fmt.Fprintln(stderr, "raptor schema serve: give exactly one of --data DIR or --brokers HOST:PORT")
@@ -79,11 +78,7 @@ func schemaServe(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "raptor schema serve: --primary-url needs --brokers (a file store has no secondaries)")
 		return 2
 	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := newLogger(stderr, *verbose)
 
 	var store registry.Store
 	var err error
@@ -164,8 +159,8 @@ func schemaClient(ctx context.Context, sub string, args []string, stdout, stderr
 	version := fs.String("version", "latest", "version number, latest (or all, for check)")
 	id := fs.Int("id", 0, "global schema id (get)")
 	timeout := fs.Duration("timeout", 30*time.Second, "request timeout")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()

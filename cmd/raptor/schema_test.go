@@ -40,7 +40,7 @@ func startServe(t *testing.T, ctx context.Context, args ...string) string {
 	t.Helper()
 	serveCtx, stop := context.WithCancel(ctx)
 	out := &lineWriter{first: make(chan string, 1)}
-	var errOut syncBuffer
+	var errOut lockedBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- schemaServe(serveCtx, append([]string{"--listen", "127.0.0.1:0"}, args...), out, &errOut)
@@ -61,23 +61,6 @@ func startServe(t *testing.T, ctx context.Context, args ...string) string {
 		t.Fatalf("serve %v did not start", args)
 	}
 	return ""
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestSchemaServeKafka runs a primary and a secondary on the Kafka store of
