@@ -52,7 +52,7 @@ func TestRafkaServe(t *testing.T) {
 func rafkaServeOnce(t *testing.T, args []string, store string) {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	var out, errb syncBuffer
+	var out, errb lockedBuffer
 	ready := make(chan *rafka.Server, 1)
 	exit := make(chan int, 1)
 	go func() {
