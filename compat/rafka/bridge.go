@@ -40,7 +40,10 @@ type Config struct {
 	// creates. Default -1: the broker's default.
 	TopicPartitions int32
 	// MaxClients bounds the client IDs the bridge keeps state for
-	// (registered, subscribed, consuming or committing). Default 10,000.
+	// (registered, subscribed, consuming or committing). When it is
+	// reached, the least recently used client without a running stream is
+	// forgotten (its subscriptions and recent deliveries; its commits are
+	// in Kafka). Default 10,000.
 	MaxClients int
 	// MaxStreams bounds concurrent Consume streams. Default 1,024.
 	MaxStreams int
@@ -110,6 +113,7 @@ type Stats struct {
 	ActiveStreams int64  // Consume streams running now
 	Failed        uint64 // calls answered with an error (success=false or a status)
 	Clients       int    // client IDs with state
+	Evicted       uint64 // clients forgotten at MaxClients
 }
 
 // Bridge serves rafka.BrokerService by storing into a Kafka-protocol
@@ -131,11 +135,12 @@ type Bridge struct {
 	closed  bool
 	topics  map[string]int32 // partition counts of topics seen to exist
 	clients map[string]*client
+	uses    uint64 // counts client lookups, for least-recently-used eviction
 	streams int
 
-	published, delivered, acked, offsetUpdates, commits atomic.Uint64
-	registered, subscribed, streamsOpened, failed       atomic.Uint64
-	active                                              atomic.Int64
+	published, delivered, acked, offsetUpdates, commits    atomic.Uint64
+	registered, subscribed, streamsOpened, failed, evicted atomic.Uint64
+	active                                                 atomic.Int64
 }
 
 var _ rafkapb.BrokerServiceServer = (*Bridge)(nil)
@@ -148,7 +153,9 @@ type topicPartition struct {
 // client is the state of one client ID: a consumer's subscriptions, its
 // recent deliveries and its commits (the Kafka group is the ID).
 type client struct {
-	id string
+	id      string
+	used    uint64 // Bridge.uses at the last lookup; guarded by Bridge.mu
+	streams int    // running Consume streams; guarded by Bridge.mu
 
 	mu      sync.Mutex // guards the fields below
 	typ     rafkapb.ClientType
@@ -239,7 +246,7 @@ func (b *Bridge) Stats() Stats {
 		Published: b.published.Load(), Delivered: b.delivered.Load(), Acknowledged: b.acked.Load(),
 		OffsetUpdates: b.offsetUpdates.Load(), Commits: b.commits.Load(), Registered: b.registered.Load(),
 		Subscribed: b.subscribed.Load(), StreamsOpened: b.streamsOpened.Load(), ActiveStreams: b.active.Load(),
-		Failed: b.failed.Load(), Clients: clients,
+		Failed: b.failed.Load(), Clients: clients, Evicted: b.evicted.Load(),
 	}
 }
 
@@ -397,13 +404,34 @@ func (b *Bridge) client(field, id string) (*client, error) {
 	defer b.mu.Unlock()
 	c := b.clients[id]
 	if c == nil {
-		if len(b.clients) >= b.cfg.MaxClients {
-			return nil, &LimitError{What: "clients", Limit: b.cfg.MaxClients}
+		if len(b.clients) >= b.cfg.MaxClients && !b.evictLocked() {
+			return nil, &LimitError{What: "clients with running streams", Limit: b.cfg.MaxClients}
 		}
 		c = &client{id: id, lastAck: map[string]msgAddr{}, committed: map[topicPartition]int64{}}
 		b.clients[id] = c
 	}
+	b.uses++
+	c.used = b.uses
 	return c, nil
+}
+
+// evictLocked forgets the least recently used client without a running
+// stream, and reports whether there was one. It scans every client: it
+// runs only when MaxClients is reached.
+func (b *Bridge) evictLocked() bool {
+	var lru *client
+	for _, c := range b.clients {
+		if c.streams == 0 && (lru == nil || c.used < lru.used) {
+			lru = c
+		}
+	}
+	if lru == nil {
+		return false
+	}
+	delete(b.clients, lru.id)
+	b.evicted.Add(1)
+	b.log.Debug("rafka: forgot client", "id", lru.id, "clients", len(b.clients))
+	return true
 }
 
 // Publish implements rafka.BrokerService: one idempotent produce

@@ -217,7 +217,9 @@ func TestClientIDs(t *testing.T) {
 		{"", `consumer_id "": empty`},
 		{strings.Repeat("é", 200), "400 bytes, more than Kafka's 249"},
 		{"b", ""},
-		{"c", "too many clients (the bridge's limit is 2)"},
+		{"c", ""}, // forgets "a", the least recently used
+		{"b", ""},
+		{"a", ""}, // forgets "c"
 	} {
 		_, err := b.client("consumer_id", tc.id)
 		if tc.want == "" {
@@ -232,5 +234,24 @@ func TestClientIDs(t *testing.T) {
 		if st := toStatus(err); reasonOf(st) == "" {
 			t.Errorf("client(%.10q): status %v has no ErrorInfo reason", tc.id, st)
 		}
+	}
+	b.mu.Lock()
+	_, hasA := b.clients["a"]
+	_, hasB := b.clients["b"]
+	n := len(b.clients)
+	b.mu.Unlock()
+	if st := b.Stats(); n != 2 || !hasA || !hasB || st.Evicted != 2 {
+		t.Errorf("clients a %v b %v of %d, %d evicted; want a and b, 2 evicted", hasA, hasB, n, st.Evicted)
+	}
+	// Clients with running streams are not forgotten: with both slots
+	// streaming, a new client is refused.
+	for _, id := range []string{"a", "b"} {
+		c, _ := b.client("consumer_id", id)
+		if err := b.openStream(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.client("consumer_id", "d"); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("a third client while two stream: %v, want ResourceExhausted", err)
 	}
 }

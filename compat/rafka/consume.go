@@ -49,10 +49,10 @@ func (b *Bridge) Consume(req *rafkapb.ConsumeRequest, stream grpc.ServerStreamin
 		}
 		counts[t] = n
 	}
-	if err := b.openStream(); err != nil {
+	if err := b.openStream(c); err != nil {
 		return err
 	}
-	defer b.closeStream()
+	defer b.closeStream(c)
 	start, err := b.startOffsets(ctx, c.id, counts)
 	if err != nil {
 		return err
@@ -116,19 +116,29 @@ func toConsumeResponse(r *kgo.Record) *rafkapb.ConsumeResponse {
 	}
 }
 
-func (b *Bridge) openStream() error {
+// openStream takes a stream slot for c, which keeps c from eviction. A
+// client evicted since its lookup is put back.
+func (b *Bridge) openStream(c *client) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.streams >= b.cfg.MaxStreams {
 		return &LimitError{What: "streams", Limit: b.cfg.MaxStreams}
 	}
+	if b.clients[c.id] == nil {
+		if len(b.clients) >= b.cfg.MaxClients && !b.evictLocked() {
+			return &LimitError{What: "clients with running streams", Limit: b.cfg.MaxClients}
+		}
+		b.clients[c.id] = c
+	}
 	b.streams++
+	c.streams++
 	return nil
 }
 
-func (b *Bridge) closeStream() {
+func (b *Bridge) closeStream(c *client) {
 	b.mu.Lock()
 	b.streams--
+	c.streams--
 	b.mu.Unlock()
 }
 
