@@ -41,11 +41,11 @@ Flags:
 `
 
 func runRafka(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		return rafkaServeMain(context.Background(), []string{"-h"}, stdout, stderr, nil) // usage and flags
+	}
 	if len(args) == 0 || args[0] != "serve" {
 		fmt.Fprint(stderr, rafkaUsage)
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			return 0
-		}
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -99,7 +99,7 @@ func rafkaServeOnce(t *testing.T, args []string, store string) {
 		}
 		want["over "+name] = true
 	}
-	for range want {
+	for len(want) > 0 {
 		m, err := st.Recv()
 		if err != nil || !want[m.GetPayload()] {
 			t.Fatalf("Recv: %v %v, want one of %v", m, err, want)
@@ -132,6 +132,9 @@ func TestRafkaUsage(t *testing.T) {
 		var out, errb bytes.Buffer
 		if code := run(append([]string{"rafka"}, tc.args...), &out, &errb); code != tc.code {
 			t.Errorf("raptor rafka %v: exit %d, want %d\n%s", tc.args, code, tc.code, errb.String())
+		}
+		if len(tc.args) == 1 && tc.args[0] == "help" && !strings.Contains(errb.String(), "-kafka-over") {
+			t.Errorf("raptor rafka help does not list the flags:\n%s", errb.String())
 		}
 	}
 }
