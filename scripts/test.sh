@@ -38,6 +38,31 @@ fi
 # --- the skip report of every go test pass (see scripts/testfilter)
 go build -o "$W/testfilter" ./scripts/testfilter
 TF=("$W/testfilter" -allow "$PWD/scripts/skips.allow")
+# --- Rafka (issue #12): the generated code in compat/rafka/rafkapb must match rafka.proto.
+# Installs protoc (Debian protobuf-compiler) and the two Go plugins, reruns the
+# package's go:generate line in a temporary directory and compares.
+log "rafka: regenerate compat/rafka/rafkapb from rafka.proto and compare"
+if ! command -v protoc >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler >/dev/null
+  fi
+  command -v protoc >/dev/null 2>&1 || { echo "FAIL: protoc is missing and could not be installed (apt-get install protobuf-compiler needs root)"; exit 1; }
+fi
+rafka_bin=$(mktemp -d); rafka_gen=$(mktemp -d)
+GOBIN="$rafka_bin" go install "google.golang.org/protobuf/cmd/protoc-gen-go@$(go list -m -f '{{.Version}}' google.golang.org/protobuf)" \
+  || { echo "FAIL: go install protoc-gen-go"; exit 1; }
+GOBIN="$rafka_bin" go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2 \
+  || { echo "FAIL: go install protoc-gen-go-grpc"; exit 1; }
+cp compat/rafka/rafkapb/rafka.proto "$rafka_gen"/
+rafka_cmd=$(sed -n 's|^//go:generate ||p' compat/rafka/rafkapb/doc.go)
+(cd "$rafka_gen" && PATH="$rafka_bin:$PATH" eval "$rafka_cmd") || { echo "FAIL: protoc could not regenerate rafka.proto"; exit 1; }
+for f in rafka.pb.go rafka_grpc.pb.go; do
+  # The protoc version line depends on the Debian release; everything else must match.
+  if ! diff -u <(grep -v '^// .*protoc  *v[0-9]' "compat/rafka/rafkapb/$f") <(grep -v '^// .*protoc  *v[0-9]' "$rafka_gen/$f"); then
+    echo "FAIL: compat/rafka/rafkapb/$f is stale: run 'go generate ./compat/rafka/rafkapb' with protoc-gen-go and protoc-gen-go-grpc v1.6.2"; exit 1
+  fi
+done
+rm -rf "$rafka_bin" "$rafka_gen"
 
 log "go vet"
 go vet ./...
