@@ -1,3 +1,5 @@
+//go:build !edge
+
 package main
 
 import (
@@ -100,6 +102,12 @@ func TestSchemaCLI(t *testing.T) {
 	os.WriteFile(v1, []byte(`{"type":"record","name":"T","fields":[{"name":"a","type":"int"}]}`), 0o644)
 	os.WriteFile(v2, []byte(`{"type":"record","name":"T","fields":[{"name":"a","type":"int"},{"name":"b","type":"int","default":1}]}`), 0o644)
 	os.WriteFile(bad, []byte(`{"type":"record","name":"T","fields":[{"name":"a","type":"string"}]}`), 0o644)
+	proto := filepath.Join(dir, "o.proto")
+	os.WriteFile(proto, []byte("syntax = \"proto3\";\nmessage O { int64 id = 1; }\n"), 0o644)
+	js := filepath.Join(dir, "o.json")
+	os.WriteFile(js, []byte(`{"type":"object","properties":{"id":{"type":"integer"}}}`), 0o644)
+	jsBad := filepath.Join(dir, "bad.json")
+	os.WriteFile(jsBad, []byte(`{"type":"object","properties":{"id":{"type":"string"}}}`), 0o644)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -134,6 +142,16 @@ func TestSchemaCLI(t *testing.T) {
 		{[]string{"schema", "get", "--url", url, "--id", "1"}, 0, `"name":"a"`},
 		{[]string{"schema", "get", "--url", url, "--id", "9"}, 1, ""},
 		{[]string{"schema", "get", "--url", url}, 2, ""},
+		{[]string{"schema", "register", "--url", url, "--subject", "p", "--type", "protobuf", "--schema", proto}, 0, "subject p version 1 id 3"},
+		{[]string{"schema", "register", "--url", url, "--subject", "j", "--type", "JSON", "--schema", js}, 0, "subject j version 1 id 4"},
+		{[]string{"schema", "check", "--url", url, "--subject", "j", "--type", "JSON", "--schema", jsBad}, 1, "incompatible"},
+		{[]string{"schema", "register", "--url", url, "--subject", "j", "--type", "XML", "--schema", js}, 2, ""},
+		{[]string{"schema", "mode", "--url", url}, 0, "READWRITE"},
+		{[]string{"schema", "mode", "--url", url, "--subject", "s", "--set", "readonly"}, 0, "READONLY"},
+		{[]string{"schema", "register", "--url", url, "--subject", "s", "--schema", v1}, 1, ""},
+		{[]string{"schema", "mode", "--url", url, "--set", "IMPORT"}, 1, ""},
+		{[]string{"schema", "mode", "--url", url, "--set", "IMPORT", "--force"}, 0, "IMPORT"},
+		{[]string{"schema", "mode", "--url", url, "--set", "BOGUS"}, 2, ""},
 		{[]string{"schema", "bogus"}, 2, ""},
 		{[]string{"schema"}, 2, "Usage"},
 	}

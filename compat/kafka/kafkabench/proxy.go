@@ -1,4 +1,4 @@
-package benchkit
+package kafkabench
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/raptormq/raptor/compat/kafka"
+	"github.com/raptormq/raptor/internal/benchkit"
 	"github.com/raptormq/raptor/plugin/kafkarelay"
 )
 
@@ -17,6 +18,8 @@ import (
 // Kafka-aware `raptor proxy`, which carries each connection over Raptor to
 // compat/kafka's embedded broker. Only the kafka suite runs over it.
 type ViaProxy struct{}
+
+var _ benchkit.KafkaStack = ViaProxy{}
 
 // Name returns "tcp-proxy-raptor".
 func (ViaProxy) Name() string { return "tcp-proxy-raptor" }
@@ -35,7 +38,7 @@ func (ViaProxy) Dial(ctx context.Context, addr string) (net.Conn, error) {
 
 // KafkaBroker starts the embedded broker on addr and a Kafka-aware proxy
 // in front of it; the returned server's Addr is the proxy's.
-func (ViaProxy) KafkaBroker(ctx context.Context, addr string) (Server, error) {
+func (ViaProxy) KafkaBroker(ctx context.Context, addr string) (benchkit.Server, error) {
 	b, err := kafka.NewBroker(kafka.BrokerConfig{Addr: addr, Partitions: 1})
 	if err != nil {
 		return nil, err
@@ -62,5 +65,3 @@ type proxiedBroker struct {
 func (p *proxiedBroker) Addr() string { return p.px.Addr() }
 
 func (p *proxiedBroker) Close() error { return errors.Join(p.px.Close(), p.b.Close()) }
-
-var _ KafkaStack = ViaProxy{}
