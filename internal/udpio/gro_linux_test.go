@@ -217,3 +217,76 @@ func itoa(n int) string {
 		}
 	}
 }
+
+// TestListenReusePort opens two sockets on one port and sends from 32 client
+// sockets, three datagrams each: every datagram must reach one of the two,
+// all of a client's on the same socket (the kernel hashes the 4-tuple), and
+// both sockets must get some clients (all 32 on one has odds 2^-31).
+func TestListenReusePort(t *testing.T) {
+	conns, err := ListenReusePort("127.0.0.1:0", 2)
+	if err != nil {
+		t.Skipf("SO_REUSEPORT not available here: %v", err)
+	}
+	for _, c := range conns {
+		t.Cleanup(func() { c.Close() })
+	}
+	if conns[0].LocalAddr() != conns[1].LocalAddr() {
+		t.Fatalf("sockets on %v and %v, want one address", conns[0].LocalAddr(), conns[1].LocalAddr())
+	}
+	const clients, each = 32, 3
+	var cl []*Conn
+	for i := 0; i < clients; i++ {
+		c := listen(t, "127.0.0.1:0", false)
+		cl = append(cl, c)
+		for k := 0; k < each; k++ {
+			if _, err := c.WriteBatch([][]byte{{byte(i), byte(k)}}, []netip.AddrPort{conns[0].LocalAddr()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	owner := map[netip.AddrPort]int{}
+	perSocket := make([]int, 2)
+	total := 0
+	results := make(chan [2]any, clients*each)
+	for i, c := range conns {
+		go func() {
+			bufs := [][]byte{make([]byte, 64)}
+			sizes, addrs := make([]int, 1), make([]netip.AddrPort, 1)
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			for {
+				n, err := c.ReadBatch(bufs, sizes, addrs)
+				if err != nil {
+					return
+				}
+				for j := 0; j < n; j++ {
+					results <- [2]any{i, addrs[j]}
+				}
+			}
+		}()
+	}
+	for total < clients*each {
+		select {
+		case r := <-results:
+			sock, from := r[0].(int), r[1].(netip.AddrPort)
+			if o, ok := owner[from]; ok && o != sock {
+				t.Fatalf("client %v reached socket %d and socket %d", from, o, sock)
+			}
+			if _, ok := owner[from]; !ok {
+				perSocket[sock]++
+			}
+			owner[from] = sock
+			total++
+		case <-time.After(10 * time.Second):
+			t.Fatalf("received %d of %d datagrams", total, clients*each)
+		}
+	}
+	t.Logf("clients per socket: %v", perSocket)
+	if perSocket[0] == 0 || perSocket[1] == 0 {
+		t.Fatalf("clients per socket %v: the kernel did not spread them", perSocket)
+	}
+	for _, c := range cl {
+		if _, ok := owner[c.LocalAddr()]; !ok {
+			t.Fatalf("nothing from client %v", c.LocalAddr())
+		}
+	}
+}
