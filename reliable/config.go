@@ -59,7 +59,8 @@ type Config struct {
 	// CloseTimeout bounds how long a graceful Close waits for written data to
 	// be acknowledged. Default 5s.
 	CloseTimeout time.Duration
-	// Congestion chooses the congestion controller: "newreno" (default) or
+	// Congestion chooses the congestion controller: "newreno" (default),
+	// "cubic" (RFC 9438 with proportional rate reduction, RFC 6937) or
 	// "none" (no congestion window; for benchmarks on a dedicated link).
 	Congestion string
 	// Logger receives session events. Default: slog.Default() at Warn and above
@@ -145,8 +146,20 @@ func (c *Config) populate() (*Config, error) {
 		return nil, fmt.Errorf("raptor: Config.ReceiveLoops %d out of range 1..256", n.ReceiveLoops)
 	case n.MaxStreams < 1 || n.MaxSessions < 1 || n.AcceptBacklog < 1:
 		return nil, fmt.Errorf("raptor: Config.MaxStreams %d, MaxSessions %d, AcceptBacklog %d must be positive", n.MaxStreams, n.MaxSessions, n.AcceptBacklog)
-	case n.Congestion != "newreno" && n.Congestion != "none":
-		return nil, fmt.Errorf("raptor: Config.Congestion %q unknown (want \"newreno\" or \"none\")", n.Congestion)
+	case n.Congestion != "newreno" && n.Congestion != "cubic" && n.Congestion != "none":
+		return nil, fmt.Errorf("raptor: Config.Congestion %q unknown (want \"newreno\", \"cubic\" or \"none\")", n.Congestion)
 	}
 	return &n, nil
+}
+
+// newCongestionControl returns the controller Config.Congestion names, for
+// datagrams of at most mss bytes.
+func newCongestionControl(name string, mss int) CongestionControl {
+	switch name {
+	case "none":
+		return noCongestion{}
+	case "cubic":
+		return newCubic(mss)
+	}
+	return newNewReno(mss)
 }
