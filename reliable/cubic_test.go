@@ -261,7 +261,7 @@ func TestCubicAppLimited(t *testing.T) {
 	lossAt(c, k, 100)
 	k.now = k.now.Add(10 * time.Millisecond)
 	c.OnAck(k.now, testMSS, k.now.Add(-time.Millisecond), &k.rtt)
-	k.round(c, testMSS) // one busy round starts the epoch
+	k.round(c, testMSS)           // one busy round starts the epoch
 	trickle := func(rounds int) { // one segment per RTT
 		for range rounds {
 			sentAt := k.now
