@@ -246,6 +246,11 @@ func BenchmarkReceiveLoops(b *testing.B) {
 			b.StopTimer()
 			per := l.SessionsPerLoop()
 			b.ReportMetric(float64(maxInts(per)), "sessions/loop")
+			var rtx uint64
+			for _, s := range ss {
+				rtx += s.Stats().Retransmits
+			}
+			b.ReportMetric(float64(rtx)/float64(b.N), "rtx/op")
 		})
 	}
 }
