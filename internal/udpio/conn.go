@@ -15,10 +15,12 @@
 // On Linux both offloads are used where the kernel has them: UDP GSO
 // (UDP_SEGMENT) sends a run of equal-size datagrams to one address as one
 // message, and UDP GRO (UDP_GRO) receives a run from one sender as one
-// message, which ReadBatch splits into its datagrams in place. With GRO on,
-// ReadBatch lends memory: it points bufs[i] at the datagram inside the
-// Conn's receive slots instead of copying it into the caller's buffer (see
-// ReadBatch).
+// message, which ReadBatch splits into its datagrams in place. GRO is
+// switched on by the first read that returns a run of 8 equal-size
+// datagrams from one peer (bulk traffic; its 64 KiB receive slots would be
+// wasted on an idle or request/response socket). With GRO on, ReadBatch lends memory: it points
+// bufs[i] at the datagram inside the Conn's receive slots instead of copying
+// it into the caller's buffer (see ReadBatch).
 //
 // One goroutine may call ReadBatch while any number call WriteBatch; writes
 // are serialised on one mutex that guards the reusable send headers.
@@ -58,7 +60,7 @@ type Stats struct {
 	GSOMessages      uint64 // messages sent with UDP_SEGMENT (each carrying 2..64 datagrams)
 	GSO              bool   // UDP_SEGMENT in use for runs of equal-size datagrams to one address
 	GROMessages      uint64 // received messages with UDP_GRO that carried 2 or more datagrams
-	GRO              bool   // UDP_GRO set: coalesced runs are received and split in place
+	GRO              bool   // UDP_GRO on (after the first bulk read): coalesced runs are received and split in place
 	RecvBuffer       int    // effective SO_RCVBUF in bytes
 	SendBuffer       int    // effective SO_SNDBUF in bytes
 }

@@ -23,15 +23,18 @@ type packetConn interface {
 
 var _ packetConn = (*Conn)(nil)
 
+// path is one way through a Conn: raw mmsg with GRO forced on, off, or
+// switched on automatically (the default), with or without GSO, or x/net.
 type path struct {
 	name  string
 	xnet  bool
 	nogso bool
 	nogro bool
+	gro   bool // force GRO on from the start (where the kernel has it)
 }
 
 var paths = []path{
-	{name: "raw"},
+	{name: "raw", gro: true},
 	{name: "raw-nogro", nogro: true},
 	{name: "raw-nogso", nogso: true},
 	{name: "xnet", xnet: true, nogso: true, nogro: true},
@@ -59,8 +62,13 @@ func listenPath(tb testing.TB, addr string, p path) *Conn {
 	if p.nogso && c.raw != nil {
 		c.raw.setGSO(false)
 	}
-	if (p.nogro || xnet) && c.Stats().GRO {
-		if err := c.raw.setGROMode(c.rc, false); err != nil {
+	switch {
+	case p.nogro || xnet:
+		if err := c.raw.setGROMode(c.rc, false); c.raw != nil && err != nil {
+			tb.Fatal(err)
+		}
+	case p.gro && c.raw.groAvailable():
+		if err := c.raw.setGROMode(c.rc, true); err != nil {
 			tb.Fatal(err)
 		}
 	}

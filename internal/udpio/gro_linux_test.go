@@ -42,7 +42,7 @@ func groRun() [][]byte {
 // the kernel must have delivered coalesced messages (GROMessages > 0) and
 // fewer receive system calls than datagrams.
 func TestGROSplitsGSORuns(t *testing.T) {
-	for _, rxPath := range []path{{name: "gro"}, {name: "nogro", nogro: true}} {
+	for _, rxPath := range []path{{name: "gro", gro: true}, {name: "nogro", nogro: true}} {
 		for _, batch := range []int{1, 3, 64} {
 			t.Run(rxPath.name+"/batch"+itoa(batch), func(t *testing.T) {
 				tx := listenPath(t, "127.0.0.1:0", path{name: "raw"})
@@ -115,7 +115,7 @@ func TestGROSplitsGSORuns(t *testing.T) {
 // the caller's buffer alone and points bufs[i] at a slice whose length and
 // capacity are the datagram's size (an append cannot reach the next datagram).
 func TestGROLendsMemory(t *testing.T) {
-	tx, rx := listen(t, "127.0.0.1:0", false), listen(t, "127.0.0.1:0", false)
+	tx, rx := listen(t, "127.0.0.1:0", false), listenPath(t, "127.0.0.1:0", path{name: "gro", gro: true})
 	if !rx.Stats().GRO {
 		t.Skip("kernel without UDP_GRO: ReadBatch copies into the caller's buffers")
 	}
@@ -288,5 +288,103 @@ func TestListenReusePort(t *testing.T) {
 		if _, ok := owner[c.LocalAddr()]; !ok {
 			t.Fatalf("nothing from client %v", c.LocalAddr())
 		}
+	}
+}
+
+// TestGROAutoSwitch: a fresh Conn receives into the caller's buffers (no
+// slots allocated) until a read returns a bulk batch; then GRO is on, later
+// GSO runs arrive coalesced and are split, and no datagram is lost or
+// damaged across the switch.
+func TestGROAutoSwitch(t *testing.T) {
+	tx, rx := listen(t, "127.0.0.1:0", false), listen(t, "127.0.0.1:0", false)
+	if !rx.raw.groAvailable() || !tx.Stats().GSO {
+		t.Skip("kernel without UDP_GRO or UDP_SEGMENT: nothing to switch on")
+	}
+	send := func(n, size int, tag byte) [][]byte {
+		msgs := make([][]byte, n)
+		dst := make([]netip.AddrPort, n)
+		for i := range msgs {
+			msgs[i] = bytes.Repeat([]byte{tag + byte(i)}, size)
+			dst[i] = rx.LocalAddr()
+		}
+		if k, err := tx.WriteBatch(msgs, dst); k != n || err != nil {
+			t.Fatalf("WriteBatch = %d, %v", k, err)
+		}
+		return msgs
+	}
+	check := func(stage string, want [][]byte) {
+		got, _ := readN(t, rx, len(want), 2048)
+		for i := range want {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Fatalf("%s: datagram %d: %d bytes, want %d", stage, i, len(got[i]), len(want[i]))
+			}
+		}
+	}
+	check("request/response", send(1, 100, 1))
+	check("request/response", send(1, 100, 2))
+	if st := rx.Stats(); st.GRO || len(rx.raw.gr.mem) != 0 {
+		t.Fatalf("GRO on (%v) or slots allocated (%d bytes) after single datagrams", st.GRO, len(rx.raw.gr.mem))
+	}
+	// A bulk batch (the kernel segments it: GRO is still off) switches GRO
+	// on once one read returns 8 or more; the reader may in principle
+	// overtake the kernel and see fewer, so allow a few batches.
+	for i := 0; !rx.Stats().GRO; i++ {
+		if i == 5 {
+			t.Fatalf("GRO still off after %d bulk batches of 32 datagrams: %+v", i, rx.Stats())
+		}
+		check("bulk batch", send(32, 1200, 10))
+	}
+	check("coalesced", send(40, 1200, 100))
+	if st := rx.Stats(); st.GROMessages == 0 {
+		t.Fatalf("no coalesced message after the switch: %+v", st)
+	}
+}
+
+func TestBulkRun(t *testing.T) {
+	a := netip.MustParseAddrPort("127.0.0.1:1")
+	b := netip.MustParseAddrPort("127.0.0.1:2")
+	rep := func(n, size int, addr netip.AddrPort) ([]int, []netip.AddrPort) {
+		s, ad := make([]int, n), make([]netip.AddrPort, n)
+		for i := range s {
+			s[i], ad[i] = size, addr
+		}
+		return s, ad
+	}
+	mixed := func() ([]int, []netip.AddrPort) { // a handshake burst: many peers
+		s, ad := make([]int, 20), make([]netip.AddrPort, 20)
+		for i := range s {
+			s[i], ad[i] = 1200, netip.AddrPortFrom(a.Addr(), uint16(1000+i))
+		}
+		return s, ad
+	}
+	sizesVaried := func() ([]int, []netip.AddrPort) {
+		s, ad := rep(20, 0, a)
+		for i := range s {
+			s[i] = 100 + i
+		}
+		return s, ad
+	}
+	interrupted := func() ([]int, []netip.AddrPort) {
+		s, ad := rep(14, 1452, a)
+		ad[7] = b
+		return s, ad
+	}
+	for _, tc := range []struct {
+		name string
+		in   func() ([]int, []netip.AddrPort)
+		want bool
+	}{
+		{"run of 8", func() ([]int, []netip.AddrPort) { return rep(8, 1452, a) }, true},
+		{"run of 7", func() ([]int, []netip.AddrPort) { return rep(7, 1452, a) }, false},
+		{"many peers", mixed, false},
+		{"sizes vary", sizesVaried, false},
+		{"interrupted by another peer", interrupted, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, ad := tc.in()
+			if got := bulkRun(s, ad); got != tc.want {
+				t.Fatalf("bulkRun = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

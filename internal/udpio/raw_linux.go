@@ -48,7 +48,8 @@ func newRawIO(rc syscall.RawConn) *rawIO {
 	r := &rawIO{zoneName: map[uint32]string{}, zoneIndex: map[string]uint32{}}
 	r.g.maxSeg = maxGSOBytes
 	r.g.on.Store(detectGSO(rc))
-	r.gr.on.Store(setGRO(rc, true) == nil)
+	r.gr.avail = detectGRO(rc)
+	r.gr.auto = r.gr.avail
 	r.r.fn = r.r.recvmmsg
 	r.w.fn = r.w.sendmmsg
 	return r
@@ -129,6 +130,38 @@ func (r *rawIO) read(rc syscall.RawConn, bufs [][]byte, sizes []int, addrs []net
 	if r.gr.on.Load() {
 		return r.readGRO(rc, bufs, sizes, addrs)
 	}
+	n, nbytes, ntrunc, calls, err = r.readCopy(rc, bufs, sizes, addrs)
+	if r.gr.auto && n >= groAutoBatch && err == nil && bulkRun(sizes[:n], addrs[:n]) {
+		// Bulk traffic: from now on take coalesced runs (see groState).
+		r.gr.auto = false
+		if setGRO(rc, true) == nil {
+			r.gr.on.Store(true)
+		}
+	}
+	return n, nbytes, ntrunc, calls, err
+}
+
+// bulkRun reports whether the batch holds groAutoBatch consecutive datagrams
+// of one size from one address: what a sender's GSO run looks like once the
+// kernel has segmented it, and what GRO would have coalesced. (A burst of
+// handshakes from many peers is not one.)
+func bulkRun(sizes []int, addrs []netip.AddrPort) bool {
+	run := 1
+	for i := 1; i < len(sizes); i++ {
+		if sizes[i] == sizes[i-1] && addrs[i] == addrs[i-1] {
+			run++
+			if run >= groAutoBatch {
+				return true
+			}
+		} else {
+			run = 1
+		}
+	}
+	return false
+}
+
+// readCopy receives into the caller's buffers, one datagram each.
+func (r *rawIO) readCopy(rc syscall.RawConn, bufs [][]byte, sizes []int, addrs []netip.AddrPort) (n, nbytes, ntrunc, calls int, err error) {
 	s := &r.r
 	s.grow(len(bufs))
 	for i, b := range bufs {
@@ -444,16 +477,27 @@ func (r *rawIO) setGSO(on bool) { r.g.on.Store(on) }
 // datagrams in place: ReadBatch points bufs[i] at the datagram in the slot
 // (no copy) and keeps datagrams that did not fit in the caller's batch for
 // the next call, which returns them without a system call.
+//
+// The slots cost memory (up to maxGROSlots × 64 KiB) and hold one datagram
+// each when nothing is coalesced, so a Conn starts without GRO, receiving
+// into the caller's buffers, and turns it on for good the first time a read
+// returns a run of groAutoBatch datagrams of one size from one peer: bulk
+// traffic (see bulkRun). An idle or request/response socket, or a listener
+// hit by a burst of handshakes, never pays for the slots. (Turning GRO off again
+// is not safe: runs the kernel queued coalesced would be truncated.)
 const (
-	groSlotSize = 1 << 16 // the largest message UDP GRO builds (64 KiB)
-	maxGROSlots = 16      // messages per recvmmsg: 1 MiB of slots at most
-	groOOBSize  = 64      // control buffer per message (UDP_GRO needs CmsgSpace(4))
+	groSlotSize  = 1 << 16 // the largest message UDP GRO builds (64 KiB)
+	maxGROSlots  = 32      // messages per recvmmsg: 2 MiB of slots at most
+	groOOBSize   = 64      // control buffer per message (UDP_GRO needs CmsgSpace(4))
+	groAutoBatch = 8       // a run this long from one peer in one read switches GRO on
 )
 
 // groState is the read side's GRO bookkeeping, guarded by the Conn's rmu
 // except on and msgs.
 type groState struct {
-	on   atomic.Bool   // UDP_GRO is set: reads go through the slots
+	avail bool        // the kernel knows UDP_GRO
+	auto  bool        // turn GRO on at the first bulk read
+	on    atomic.Bool // UDP_GRO is set: reads go through the slots
 	msgs atomic.Uint64 // messages that carried two or more datagrams
 	mem  []byte        // slots × groSlotSize, allocated on the first read
 	oob  []byte        // slots × groOOBSize
@@ -465,6 +509,16 @@ type groState struct {
 type groDatagram struct {
 	off, n int
 	addr   netip.AddrPort
+}
+
+// detectGRO reports whether the kernel knows the UDP_GRO option (Linux 5.0+).
+func detectGRO(rc syscall.RawConn) bool {
+	ok := false
+	_ = rc.Control(func(fd uintptr) {
+		_, err := unix.GetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO)
+		ok = err == nil
+	})
+	return ok
 }
 
 // setGRO sets or clears UDP_GRO on the socket.
@@ -561,12 +615,18 @@ func (r *rawIO) readGRO(rc syscall.RawConn, bufs [][]byte, sizes []int, addrs []
 	return n, nbytes, ntrunc, calls, nil
 }
 
-// setGROMode turns UDP_GRO on or off (tests and comparisons). It must not be
-// called while datagrams are pending or a read is in progress.
+// setGROMode turns UDP_GRO on or off for good, without the automatic switch
+// (tests and comparisons). It must be called before any traffic arrives.
 func (r *rawIO) setGROMode(rc syscall.RawConn, on bool) error {
+	r.gr.auto = false
+	if !on && !r.gr.on.Load() {
+		return nil
+	}
 	if err := setGRO(rc, on); err != nil {
 		return err
 	}
 	r.gr.on.Store(on)
 	return nil
 }
+
+func (r *rawIO) groAvailable() bool { return r != nil && r.gr.avail }

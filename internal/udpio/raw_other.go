@@ -21,6 +21,8 @@ func (*rawIO) setGSO(bool) {}
 
 func (*rawIO) groStats() (bool, uint64) { return false, 0 }
 
+func (*rawIO) groAvailable() bool { return false }
+
 func (*rawIO) setGROMode(syscall.RawConn, bool) error {
 	return errors.New("UDP GRO only on Linux")
 }
