@@ -82,7 +82,7 @@ func dialPacket(ctx context.Context, pc PacketConn, raddr netip.AddrPort, cfg *C
 	s.hsInterval = initialHSResend
 	s.hsDeadline = now.Add(cfg.HandshakeTimeout)
 	e.sessions[s.localID] = s
-	e.stats.sessionsOpened.Add(1)
+	e.stats.inc(CounterSessionsOpened)
 	e.start()
 	e.startSession(s)
 	select {

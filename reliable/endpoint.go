@@ -162,7 +162,7 @@ func (e *endpoint) touch(s *Session) {
 // handleDatagram routes one received datagram. It never panics on any input.
 func (e *endpoint) handleDatagram(b []byte, from netip.AddrPort, now time.Time) {
 	if len(b) > e.cfg.MaxDatagramSize {
-		e.stats.dropsMalformed.Add(1)
+		e.stats.inc(CounterDropsMalformed)
 		return
 	}
 	if wire.IsLongHeader(b) {
@@ -171,16 +171,16 @@ func (e *endpoint) handleDatagram(b []byte, from netip.AddrPort, now time.Time) 
 	}
 	h, hl, err := wire.ParseShortHeader(b)
 	if err != nil {
-		e.stats.dropsMalformed.Add(1)
+		e.stats.inc(CounterDropsMalformed)
 		return
 	}
 	s := e.lookup(h.DstID)
 	if s == nil {
-		e.stats.dropsUnknownSession.Add(1)
+		e.stats.inc(CounterDropsUnknownSession)
 		return
 	}
 	if from != s.peer {
-		e.stats.dropsAddressMismatch.Add(1)
+		e.stats.inc(CounterDropsAddressMismatch)
 		return
 	}
 	s.mu.Lock()
@@ -190,11 +190,11 @@ func (e *endpoint) handleDatagram(b []byte, from netip.AddrPort, now time.Time) 
 }
 
 func (e *endpoint) handleLong(b []byte, from netip.AddrPort, now time.Time) {
-	e.stats.packetsReceived.Add(1) // handshake packets count on the endpoint
-	e.stats.bytesReceived.Add(uint64(len(b)))
+	e.stats.inc(CounterPacketsReceived) // handshake packets count on the endpoint
+	e.stats.add(CounterBytesReceived, uint64(len(b)))
 	h, hl, err := wire.ParseLongHeader(b)
 	if err != nil {
-		e.stats.dropsMalformed.Add(1)
+		e.stats.inc(CounterDropsMalformed)
 		return
 	}
 	if h.Type == wire.TypeInitial {
@@ -202,23 +202,23 @@ func (e *endpoint) handleLong(b []byte, from netip.AddrPort, now time.Time) {
 		return
 	}
 	if h.Type != wire.TypeVersionNegotiation && h.Version != wire.Version1 {
-		e.stats.dropsVersion.Add(1)
+		e.stats.inc(CounterDropsVersion)
 		return
 	}
 	s := e.lookup(h.DstID)
 	if s == nil || !s.isClient {
-		e.stats.dropsUnknownSession.Add(1)
+		e.stats.inc(CounterDropsUnknownSession)
 		return
 	}
 	if from != s.peer {
-		e.stats.dropsAddressMismatch.Add(1)
+		e.stats.inc(CounterDropsAddressMismatch)
 		return
 	}
 	s.mu.Lock()
 	ok := s.handleHandshakeLocked(h, b[hl:], now)
 	s.mu.Unlock()
 	if !ok {
-		e.stats.dropsMalformed.Add(1)
+		e.stats.inc(CounterDropsMalformed)
 	}
 	e.touch(s)
 }
@@ -229,8 +229,8 @@ func (e *endpoint) sendReply(b []byte, to netip.AddrPort) {
 	if _, err := e.pc.WriteBatch(e.wbufs[:], e.waddrs[:]); err != nil {
 		e.sendErrors.Add(1)
 	} else {
-		e.stats.packetsSent.Add(1)
-		e.stats.bytesSent.Add(uint64(len(b)))
+		e.stats.inc(CounterPacketsSent)
+		e.stats.add(CounterBytesSent, uint64(len(b)))
 	}
 	e.wbufs[0] = nil
 	e.reply = b[:0]
@@ -240,11 +240,11 @@ func (e *endpoint) sendReply(b []byte, to netip.AddrPort) {
 func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip.AddrPort, now time.Time) {
 	l := e.listener
 	if l == nil {
-		e.stats.dropsUnknownSession.Add(1)
+		e.stats.inc(CounterDropsUnknownSession)
 		return
 	}
 	if h.Version != wire.Version1 {
-		e.stats.dropsVersion.Add(1)
+		e.stats.inc(CounterDropsVersion)
 		if len(b) >= wire.MinInitialSize {
 			e.sendReply(wire.AppendVersionNegotiation(e.reply[:0], h.SrcID, h.DstID), from)
 		}
@@ -252,7 +252,7 @@ func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip
 	}
 	token, params, err := wire.ParseInitial(b[hl:], len(b))
 	if err != nil {
-		e.stats.dropsMalformed.Add(1)
+		e.stats.inc(CounterDropsMalformed)
 		return
 	}
 	key := clientKey{from, h.SrcID}
@@ -268,7 +268,7 @@ func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip
 		return
 	}
 	if closing {
-		e.stats.dropsSessionLimit.Add(1)
+		e.stats.inc(CounterDropsSessionLimit)
 		e.refuse(h.SrcID, from, "listener is closing")
 		return
 	}
@@ -278,15 +278,15 @@ func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip
 	}
 	switch e.checkCookie(token, from, h.SrcID, now) {
 	case cookieInvalid:
-		e.stats.dropsBadCookie.Add(1)
+		e.stats.inc(CounterDropsBadCookie)
 		return
 	case cookieExpired:
-		e.stats.dropsBadCookie.Add(1)
+		e.stats.inc(CounterDropsBadCookie)
 		e.sendRetry(h.SrcID, from, now)
 		return
 	}
 	if count >= e.cfg.MaxSessions {
-		e.stats.dropsSessionLimit.Add(1)
+		e.stats.inc(CounterDropsSessionLimit)
 		e.refuse(h.SrcID, from, fmt.Sprintf("listener has %d sessions, its limit", count))
 		return
 	}
@@ -301,7 +301,7 @@ func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip
 	e.byClient[key] = s
 	e.mu.Unlock()
 	s.clientKey = key
-	e.stats.sessionsOpened.Add(1)
+	e.stats.inc(CounterSessionsOpened)
 	p := s.localParams()
 	e.sendReply(wire.AppendAccept(e.reply[:0], wire.LongHeader{Version: wire.Version1, DstID: h.SrcID, SrcID: s.localID}, &p), from)
 	e.startSession(s)
@@ -312,7 +312,7 @@ func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip
 func (e *endpoint) refuse(dst wire.ConnID, to netip.AddrPort, reason string) {
 	hdr := wire.ShortHeader{DstID: dst}
 	b := hdr.Append(e.reply[:0])
-	cf := wire.CloseFrame{ErrorCode: CodeRefused, Reason: []byte(reason)}
+	cf := wire.CloseFrame{ErrorCode: uint64(CodeRefused), Reason: []byte(reason)}
 	b, _ = cf.Append(b)
 	e.sendReply(b, to)
 }
@@ -365,8 +365,8 @@ func (e *endpoint) sessionDone(s *Session) {
 	if e.byClient[s.clientKey] == s {
 		delete(e.byClient, s.clientKey)
 	}
-	e.stats.add(&s.stats)
-	e.stats.sessionsClosed.Add(1)
+	e.stats.fold(&s.stats)
+	e.stats.inc(CounterSessionsClosed)
 	closePC := len(e.sessions) == 0 && (e.closeWhenIdle || e.closing) && !e.pcClosed
 	if closePC {
 		e.pcClosed = true

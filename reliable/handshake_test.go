@@ -66,8 +66,8 @@ func TestStatelessRetry(t *testing.T) {
 	if n >= len(good) {
 		t.Fatalf("Accept of %d bytes answers an Initial of %d", n, len(good))
 	}
-	if st := l.Stats(); st.DropsBadCookie != 1 || l.SessionCount() != 1 {
-		t.Fatalf("bad cookies %d, sessions %d; want 1 and 1", st.DropsBadCookie, l.SessionCount())
+	if st := l.Stats(); st.Counters[CounterDropsBadCookie] != 1 || l.SessionCount() != 1 {
+		t.Fatalf("bad cookies %d, sessions %d; want 1 and 1", st.Counters[CounterDropsBadCookie], l.SessionCount())
 	}
 	// An unknown version is answered with a VersionNegotiation no larger than the Initial.
 	vi := wire.AppendInitial(nil, wire.LongHeader{Version: 0xdead, DstID: dst, SrcID: src}, nil, &p)
