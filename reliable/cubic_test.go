@@ -357,7 +357,7 @@ func TestSimCongestionControllers(t *testing.T) {
 						exchange(t, seed, l, s, 4, 2<<20)
 						st := s.Stats()
 						t.Logf("seed %d %s over %s: virtual time %v, retransmits %d, rtos %d, final cwnd %d",
-							seed, cc, lk.name, time.Since(start), st.Retransmits, st.RTOs, st.CongestionWindow)
+							seed, cc, lk.name, time.Since(start), st.Get(CounterRetransmits), st.Get(CounterRTOs), st.CongestionWindow)
 						s.CloseWithError(0, "done")
 						l.Close()
 					})

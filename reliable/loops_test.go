@@ -117,9 +117,9 @@ func TestListenReceiveLoops(t *testing.T) {
 		}
 		e.mu.Unlock()
 	}
-	if st := l.Stats(); st.DropsUnknownSession != 0 || st.DropsAddressMismatch != 0 || st.SessionsOpened != n {
+	if st := l.Stats(); st.Get(CounterDropsUnknownSession) != 0 || st.Get(CounterDropsAddressMismatch) != 0 || st.Get(CounterSessionsOpened) != n {
 		t.Fatalf("listener stats: %d unknown-session drops, %d address mismatches, %d sessions opened (want 0, 0, %d)",
-			st.DropsUnknownSession, st.DropsAddressMismatch, st.SessionsOpened, n)
+			st.Get(CounterDropsUnknownSession), st.Get(CounterDropsAddressMismatch), st.Get(CounterSessionsOpened), n)
 	}
 }
 
@@ -143,8 +143,8 @@ func TestReceiveLoopsSessionLimit(t *testing.T) {
 	if ok != 4 || refused != 4 || l.SessionCount() != 4 {
 		t.Fatalf("%d dials succeeded, %d refused, %d sessions; want 4, 4, 4 (per loop %v)", ok, refused, l.SessionCount(), l.SessionsPerLoop())
 	}
-	if st := l.Stats(); st.DropsSessionLimit != 4 {
-		t.Fatalf("DropsSessionLimit = %d, want 4", st.DropsSessionLimit)
+	if st := l.Stats(); st.Get(CounterDropsSessionLimit) != 4 {
+		t.Fatalf("DropsSessionLimit = %d, want 4", st.Get(CounterDropsSessionLimit))
 	}
 }
 
@@ -248,7 +248,8 @@ func BenchmarkReceiveLoops(b *testing.B) {
 			b.ReportMetric(float64(maxInts(per)), "sessions/loop")
 			var rtx uint64
 			for _, s := range ss {
-				rtx += s.Stats().Retransmits
+				st := s.Stats()
+				rtx += st.Get(CounterRetransmits)
 			}
 			b.ReportMetric(float64(rtx)/float64(b.N), "rtx/op")
 		})
