@@ -495,14 +495,14 @@ const (
 // groState is the read side's GRO bookkeeping, guarded by the Conn's rmu
 // except on and msgs.
 type groState struct {
-	avail bool        // the kernel knows UDP_GRO
-	auto  bool        // turn GRO on at the first bulk read
-	on    atomic.Bool // UDP_GRO is set: reads go through the slots
-	msgs atomic.Uint64 // messages that carried two or more datagrams
-	mem  []byte        // slots × groSlotSize, allocated on the first read
-	oob  []byte        // slots × groOOBSize
-	pend []groDatagram // datagrams of the last recvmmsg, in order
-	head int           // pend[:head] were returned
+	avail bool          // the kernel knows UDP_GRO
+	auto  bool          // turn GRO on at the first bulk read
+	on    atomic.Bool   // UDP_GRO is set: reads go through the slots
+	msgs  atomic.Uint64 // messages that carried two or more datagrams
+	mem   []byte        // slots × groSlotSize, allocated on the first read
+	oob   []byte        // slots × groOOBSize
+	pend  []groDatagram // datagrams of the last recvmmsg, in order
+	head  int           // pend[:head] were returned
 }
 
 // groDatagram locates one datagram in the slots.
