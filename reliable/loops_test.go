@@ -263,3 +263,70 @@ func maxInts(v []int) int {
 	}
 	return m
 }
+
+// BenchmarkReceiveLoopsRR runs 8 concurrent 64-byte request/response loops,
+// one per client session, against a listener with 1 or 2 receive loops that
+// echoes; the b.N round trips come from one shared budget, so ns/op is the
+// listener's aggregate rate (every request is one datagram the receive loop
+// must dispatch and hand to a reader).
+func BenchmarkReceiveLoopsRR(b *testing.B) {
+	for _, loops := range []int{1, 2} {
+		b.Run(fmt.Sprintf("loops=%d", loops), func(b *testing.B) {
+			const sessions, size = 8, 64
+			cfg := &Config{Logger: slog.New(slog.DiscardHandler)}
+			l := listenLoops(b, loops, cfg)
+			go func() {
+				for {
+					c, err := l.Accept()
+					if err != nil {
+						return
+					}
+					go func() {
+						io.Copy(c, c)
+						c.Close()
+					}()
+				}
+			}()
+			ss := dialMany(b, l.Addr().String(), sessions, cfg)
+			streams := make([]*Stream, sessions)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			for i, s := range ss {
+				st, err := s.OpenStream(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				st.SetDeadline(time.Now().Add(5 * time.Minute))
+				streams[i] = st
+			}
+			run := func(total int64) {
+				var budget atomic.Int64
+				budget.Store(total)
+				var wg sync.WaitGroup
+				for _, st := range streams {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						msg, buf := make([]byte, size), make([]byte, size)
+						for budget.Add(-1) >= 0 {
+							if _, err := st.Write(msg); err != nil {
+								b.Error(err)
+								return
+							}
+							if _, err := io.ReadFull(st, buf); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					}()
+				}
+				wg.Wait()
+			}
+			run(2000) // warm up
+			b.ResetTimer()
+			run(int64(b.N))
+			b.StopTimer()
+			b.ReportMetric(float64(maxInts(l.SessionsPerLoop())), "sessions/loop")
+		})
+	}
+}
