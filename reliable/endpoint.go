@@ -259,8 +259,8 @@ func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip
 	e.mu.Lock()
 	s := e.byClient[key]
 	closing := e.closing
-	count := len(e.sessions)
 	e.mu.Unlock()
+	count := l.SessionCount() // over all of the listener's receive loops
 	if s != nil {
 		// A retransmitted Initial: our Accept was lost.
 		p := s.localParams()
