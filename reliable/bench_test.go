@@ -26,7 +26,7 @@ func loopStreams(tb testing.TB, cfg *Config) (client, server *Stream) {
 	tb.Cleanup(func() { l.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := Dial(ctx, l.Addr().String(), cfg)
+	s, err := Dial(ctx, l.Addr().String(), pin(l, cfg))
 	if err != nil {
 		tb.Fatal(err)
 	}

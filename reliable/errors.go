@@ -18,6 +18,7 @@ const (
 	CodeIdleTimeout      uint64 = 5
 	CodeApplication      uint64 = 6
 	CodeRefused          uint64 = 7     // the listener refused the session (busy or closing)
+	CodeHandshake        uint64 = 8     // the TLS handshake failed; the reason names why (docs/PROTOCOL.md §5)
 	CodeFirstApplication uint64 = 0x100 // codes from here on belong to applications
 )
 
@@ -60,6 +61,8 @@ func codeName(c uint64) string {
 		return "application close"
 	case CodeRefused:
 		return "session refused"
+	case CodeHandshake:
+		return "TLS handshake failed"
 	}
 	if c >= CodeFirstApplication {
 		return "application error"

@@ -30,7 +30,7 @@ func Listen(addr string, cfg *Config) (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raptor: listen on %s: %w", addr, err)
 	}
-	return listenPacket(pc, c), nil
+	return listenPacket(pc, c)
 }
 
 // ListenPacket listens for Raptor sessions on any packet path (DPDK, a
@@ -41,15 +41,21 @@ func ListenPacket(pc PacketConn, cfg *Config) (*Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	return listenPacket(pc, c), nil
+	return listenPacket(pc, c)
 }
 
-func listenPacket(pc PacketConn, cfg *Config) *Listener {
+func listenPacket(pc PacketConn, cfg *Config) (*Listener, error) {
+	tc, fp, err := serverTLSConfig(cfg)
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
 	e := newEndpoint(pc, cfg, readBatch)
+	e.tlsServer, e.certSHA256 = tc, fp
 	l := &Listener{e: e, acceptQ: make(chan *Stream, cfg.AcceptBacklog), closed: make(chan struct{})}
 	e.listener = l
 	e.start()
-	return l
+	return l, nil
 }
 
 // Accept returns the next stream opened by any peer, as a net.Conn.

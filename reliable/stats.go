@@ -25,6 +25,7 @@ type Stats struct {
 	DropsVersion                   uint64 // unsupported version (answered with VersionNegotiation)
 	DropsSessionLimit              uint64 // Initial refused because MaxSessions was reached
 	DropsAcceptQueue               uint64 // streams refused because the accept backlog was full
+	DropsAuth                      uint64 // packets that failed authentication (forged, modified, or no keys yet)
 	SessionsOpened, SessionsClosed uint64
 	StreamsOpened, StreamsClosed   uint64
 	SmoothedRTT                    time.Duration
@@ -48,6 +49,7 @@ type counters struct {
 	dropsVersion                     atomic.Uint64
 	dropsSessionLimit                atomic.Uint64
 	dropsAcceptQueue                 atomic.Uint64
+	dropsAuth                        atomic.Uint64
 	sessionsOpened, sessionsClosed   atomic.Uint64
 	streamsOpened, streamsClosed     atomic.Uint64
 	srtt, cwnd, inflight             atomic.Int64
@@ -74,6 +76,7 @@ func (c *counters) addTo(s *Stats) {
 	s.DropsVersion += c.dropsVersion.Load()
 	s.DropsSessionLimit += c.dropsSessionLimit.Load()
 	s.DropsAcceptQueue += c.dropsAcceptQueue.Load()
+	s.DropsAuth += c.dropsAuth.Load()
 	s.SessionsOpened += c.sessionsOpened.Load()
 	s.SessionsClosed += c.sessionsClosed.Load()
 	s.StreamsOpened += c.streamsOpened.Load()
@@ -112,6 +115,7 @@ func (c *counters) addStats(s *Stats) {
 	c.dropsVersion.Add(s.DropsVersion)
 	c.dropsSessionLimit.Add(s.DropsSessionLimit)
 	c.dropsAcceptQueue.Add(s.DropsAcceptQueue)
+	c.dropsAuth.Add(s.DropsAuth)
 	c.streamsOpened.Add(s.StreamsOpened)
 	c.sessionsOpened.Add(s.SessionsOpened)
 	c.sessionsClosed.Add(s.SessionsClosed)
@@ -141,6 +145,7 @@ func (s *Stats) Add(o Stats) {
 	s.DropsVersion += o.DropsVersion
 	s.DropsSessionLimit += o.DropsSessionLimit
 	s.DropsAcceptQueue += o.DropsAcceptQueue
+	s.DropsAuth += o.DropsAuth
 	s.SessionsOpened += o.SessionsOpened
 	s.SessionsClosed += o.SessionsClosed
 	s.StreamsOpened += o.StreamsOpened
