@@ -96,6 +96,7 @@ var statMetrics = []statMetric{
 	{name: "raptor_drops_total", help: dropsHelp, label: "version", value: func(s *reliable.Stats) float64 { return float64(s.DropsVersion) }},
 	{name: "raptor_drops_total", help: dropsHelp, label: "session_limit", value: func(s *reliable.Stats) float64 { return float64(s.DropsSessionLimit) }},
 	{name: "raptor_drops_total", help: dropsHelp, label: "accept_queue", value: func(s *reliable.Stats) float64 { return float64(s.DropsAcceptQueue) }},
+	{name: "raptor_drops_total", help: dropsHelp, label: "auth", value: func(s *reliable.Stats) float64 { return float64(s.DropsAuth) }},
 	{name: "raptor_sessions_opened_total", help: "Sessions opened.", value: func(s *reliable.Stats) float64 { return float64(s.SessionsOpened) }},
 	{name: "raptor_sessions_closed_total", help: "Sessions closed.", value: func(s *reliable.Stats) float64 { return float64(s.SessionsClosed) }},
 	{name: "raptor_streams_opened_total", help: "Streams opened.", value: func(s *reliable.Stats) float64 { return float64(s.StreamsOpened) }},

@@ -33,7 +33,7 @@ func Dial(ctx context.Context, addr string, cfg *Config) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raptor: bad address %q: %w", addr, err)
 	}
-	tc, err := clientTLSConfig(c, host)
+	tc, err := clientTLSConfig(c, host, raddr)
 	if err != nil {
 		return nil, fmt.Errorf("raptor: dial %s: %w", addr, err)
 	}
@@ -52,7 +52,7 @@ func DialPacket(ctx context.Context, pc PacketConn, raddr netip.AddrPort, cfg *C
 		pc.Close()
 		return nil, err
 	}
-	tc, err := clientTLSConfig(c, raddr.Addr().String())
+	tc, err := clientTLSConfig(c, raddr.Addr().String(), raddr)
 	if err != nil {
 		pc.Close()
 		return nil, fmt.Errorf("raptor: dial %s: %w", raddr, err)

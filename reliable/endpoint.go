@@ -496,6 +496,9 @@ func (e *endpoint) snapshotInto(st *Stats) {
 
 // shutdown closes every session (gracefully, in parallel) and then the socket.
 func (e *endpoint) shutdown() {
+	if e.listener != nil {
+		unregisterLocalListener(e.pc.LocalAddr())
+	}
 	e.mu.Lock()
 	e.closing = true
 	list := make([]*Session, 0, len(e.sessions))

@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/raptormq/raptor/wire"
@@ -108,18 +110,70 @@ type protection struct {
 	state     tls.ConnectionState
 }
 
-// clientTLSConfig is the tls.Config a dialing session uses (docs/PROTOCOL.md
-// §5.7): Config.TLS, with the server authenticated by PinnedSHA256 when set.
-func clientTLSConfig(cfg *Config, serverName string) (*tls.Config, error) {
+// localListeners are the certificate fingerprints of this process's
+// listeners by address: a client of the same process that has no other way to
+// authenticate the server pins the certificate of the listener it reaches
+// (docs/PROTOCOL.md §5.7). No other process can be on the far side of such a
+// pin: the fingerprint is that of a key only this process holds.
+var localListeners struct {
+	sync.Mutex
+	m map[netip.AddrPort][]byte
+}
+
+func registerLocalListener(addr netip.AddrPort, fp []byte) {
+	if fp == nil || !addr.IsValid() {
+		return
+	}
+	localListeners.Lock()
+	defer localListeners.Unlock()
+	if localListeners.m == nil {
+		localListeners.m = make(map[netip.AddrPort][]byte)
+	}
+	localListeners.m[addr] = fp
+}
+
+func unregisterLocalListener(addr netip.AddrPort) {
+	localListeners.Lock()
+	defer localListeners.Unlock()
+	delete(localListeners.m, addr)
+}
+
+// localPin returns the fingerprint of this process's listener at raddr (or on
+// raddr's port of an unspecified address, when raddr is a loopback address).
+func localPin(raddr netip.AddrPort) []byte {
+	localListeners.Lock()
+	defer localListeners.Unlock()
+	if fp := localListeners.m[raddr]; fp != nil {
+		return fp
+	}
+	if raddr.Addr().IsLoopback() {
+		for _, any := range []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()} {
+			if fp := localListeners.m[netip.AddrPortFrom(any, raddr.Port())]; fp != nil {
+				return fp
+			}
+		}
+	}
+	return nil
+}
+
+// clientTLSConfig is the tls.Config a session dialing raddr uses
+// (docs/PROTOCOL.md §5.7): Config.TLS, with the server authenticated by
+// PinnedSHA256 when set, or by the certificate of this process's own
+// listener at raddr.
+func clientTLSConfig(cfg *Config, serverName string, raddr netip.AddrPort) (*tls.Config, error) {
 	var tc *tls.Config
 	if cfg.TLS != nil {
 		tc = cfg.TLS.Clone()
 	} else {
 		tc = &tls.Config{}
 	}
+	pinned := cfg.PinnedSHA256
+	if pinned == nil && cfg.TLS == nil && !cfg.InsecureSkipServerAuth && !cfg.InsecurePlaintext {
+		pinned = localPin(raddr)
+	}
 	switch {
-	case cfg.PinnedSHA256 != nil:
-		want := bytes.Clone(cfg.PinnedSHA256)
+	case pinned != nil:
+		want := bytes.Clone(pinned)
 		tc.InsecureSkipVerify = true // the pin replaces chain and name checks
 		tc.VerifyConnection = func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 {

@@ -52,6 +52,7 @@ func listenPacket(pc PacketConn, cfg *Config) (*Listener, error) {
 	}
 	e := newEndpoint(pc, cfg, readBatch)
 	e.tlsServer, e.certSHA256 = tc, fp
+	registerLocalListener(pc.LocalAddr(), fp)
 	l := &Listener{e: e, acceptQ: make(chan *Stream, cfg.AcceptBacklog), closed: make(chan struct{})}
 	e.listener = l
 	e.start()
