@@ -47,7 +47,7 @@ type Named interface{ Name() string }
 // PortOffsets fixes, per transport name, the offset from the base port at
 // which `bench serve` listens and `--remote` connects, so that server and
 // client agree on ports without talking first. Unknown names get 10+.
-var PortOffsets = map[string]int{"udp": 0, "tcp": 1, "raptor": 2, "kcp": 3, "quic": 4}
+var PortOffsets = map[string]int{"udp": 0, "tcp": 1, "raptor": 2, "kcp": 3, "quic": 4, "raptor-plaintext": 5}
 
 // Registry is an ordered set of transports selectable by name.
 type Registry struct {
