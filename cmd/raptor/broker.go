@@ -57,6 +57,7 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 	fs.Var(&extra, "extra-listen", "another endpoint URL to serve Kafka on, e.g. raptor+dpdk://10.0.0.1:9092?dev=...; repeatable")
 	metricsAddr := fs.String("metrics", "", "host:port to serve Prometheus metrics on at /metrics, e.g. 127.0.0.1:9464 (default off)")
 	verbose := fs.Bool("v", false, "log at debug level")
+	tlsf := addTLSFlags(fs, true, false)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -82,7 +83,12 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 			ts = append(ts, t)
 		}
 	}
-	t := plugin.New(plugin.WithLogger(logger))
+	rcfg, err := tlsf.raptorConfig()
+	if err != nil {
+		fmt.Fprintf(stderr, "raptor broker: %v\n", err)
+		return 2
+	}
+	t := plugin.New(plugin.WithLogger(logger), plugin.WithRaptorConfig(rcfg))
 	defer t.Close()
 	var lns []net.Listener
 	for _, u := range extra {
@@ -111,6 +117,9 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 	fmt.Fprintf(stdout, "raptor broker: serving Kafka on tcp://%s and raptor://%s (%s); Ctrl-C stops\n", b.Addr(), b.Addr(), store)
 	for i, u := range extra {
 		fmt.Fprintf(stdout, "raptor broker: also on %s, bound to %s (clients map %s to it)\n", u, lns[i].Addr(), b.Addr())
+	}
+	for _, ml := range b.Listeners() {
+		printFingerprints(stdout, "raptor broker", ml)
 	}
 	stopMetrics, ok := serveMetrics("raptor broker", *metricsAddr, "broker", brokerStats(b), nil, stdout, stderr)
 	if !ok {

@@ -105,6 +105,7 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 	statsEvery := fs.Duration("stats-interval", 0, "log the counters at this interval (0: only at exit)")
 	metricsAddr := fs.String("metrics", "", "host:port to serve Prometheus metrics on at /metrics, e.g. 127.0.0.1:9464 (default off)")
 	verbose := fs.Bool("v", false, "log every stream at debug level")
+	tlsf := addTLSFlags(fs, true, true)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -139,7 +140,12 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	t := plugin.New(plugin.WithLogger(logger))
+	rcfg, err := tlsf.raptorConfig()
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return 2
+	}
+	t := plugin.New(plugin.WithLogger(logger), plugin.WithRaptorConfig(rcfg))
 	defer t.Close()
 	r, err := plugin.NewRelay(plugin.RelayConfig{
 		Upstreams: upstreams, MaxStreams: *maxStreams, DialTimeout: *dialTimeout,
@@ -167,6 +173,7 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 	ep, _ := plugin.ParseEndpoint(*listen)
 	addr := ln.Addr().String()
 	fmt.Fprintf(stdout, "%s: %s://%s -> %s (max %d streams, framing %s); Ctrl-C drains\n", prog, ep.Scheme, addr, upstreams.String(), *maxStreams, *framing)
+	printFingerprints(stdout, prog, ln)
 	served := make(chan error, 1)
 	go func() { served <- r.Serve(ln) }()
 	if ready != nil {
