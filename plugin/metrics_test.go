@@ -54,22 +54,27 @@ func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	return out
 }
 
-// distinctStats sets field i of a Stats to i+1 (seconds for durations).
+// distinctStats sets counter i of a Stats to i+1 and the gauges to the
+// next values (seconds for the RTT).
 func distinctStats() reliable.Stats {
 	var st reliable.Stats
-	v := reflect.ValueOf(&st).Elem()
-	for i := range v.NumField() {
-		f := v.Field(i)
-		switch {
-		case f.Type() == reflect.TypeFor[time.Duration]():
-			f.SetInt(int64(time.Duration(i+1) * time.Second))
-		case f.Kind() == reflect.Uint64:
-			f.SetUint(uint64(i + 1))
-		default:
-			panic("reliable.Stats field " + v.Type().Field(i).Name + " of unhandled kind " + f.Kind().String())
-		}
+	for i := range st.Counters {
+		st.Counters[i] = uint64(i + 1)
 	}
+	n := len(st.Counters)
+	st.SmoothedRTT = time.Duration(n+1) * time.Second
+	st.CongestionWindow = uint64(n + 2)
+	st.BytesInFlight = uint64(n + 3)
 	return st
+}
+
+// statNames names the values of distinctStats, by value.
+func statNames() []string {
+	var names []string
+	for c := range reliable.NumCounters {
+		names = append(names, "counter "+c.String())
+	}
+	return append(names, "SmoothedRTT", "CongestionWindow", "BytesInFlight")
 }
 
 // TestCollectorEveryField checks that every field of reliable.Stats and of
@@ -85,7 +90,7 @@ func TestCollectorEveryField(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(c)
 	got := gather(t, reg)
-	nStats := reflect.TypeFor[reliable.Stats]().NumField()
+	nStats := len(statNames())
 	nRelay := reflect.TypeFor[RelayStats]().NumField()
 	if len(got) != nStats+nRelay {
 		t.Errorf("%d samples, want %d (one per field of reliable.Stats and RelayStats): %v", len(got), nStats+nRelay, got)
@@ -99,7 +104,7 @@ func TestCollectorEveryField(t *testing.T) {
 	}
 	for i := range nStats {
 		if _, ok := byValue[float64(i+1)]; !ok {
-			t.Errorf("field reliable.Stats.%s (value %d) not exported", reflect.TypeFor[reliable.Stats]().Field(i).Name, i+1)
+			t.Errorf("reliable.Stats %s (value %d) not exported", statNames()[i], i+1)
 		}
 	}
 	for i := range nRelay {
@@ -108,8 +113,8 @@ func TestCollectorEveryField(t *testing.T) {
 		}
 	}
 	for key, want := range map[string]float64{
-		`raptor_drops_total{endpoint="gw",reason="malformed"}`:     float64(st.DropsMalformed),
-		`raptor_drops_total{endpoint="gw",reason="accept_queue"}`:  float64(st.DropsAcceptQueue),
+		`raptor_drops_total{endpoint="gw",reason="malformed"}`:     float64(st.Counters[reliable.CounterDropsMalformed]),
+		`raptor_drops_total{endpoint="gw",reason="accept_queue"}`:  float64(st.Counters[reliable.CounterDropsAcceptQueue]),
 		`raptor_srtt_seconds{endpoint="gw"}`:                       st.SmoothedRTT.Seconds(),
 		`raptor_relay_bytes_total{direction="down",endpoint="gw"}`: 110,
 		`raptor_relay_active{endpoint="gw"}`:                       102,
@@ -193,18 +198,18 @@ func TestCollectorLoopbackSession(t *testing.T) {
 	for end, s := range map[string]reliable.Stats{"client": sess.Stats(), "server": ln.Stats()} {
 		lbl := `{endpoint="` + end + `"}`
 		for name, want := range map[string]float64{
-			"raptor_packets_sent_total":          float64(s.PacketsSent),
-			"raptor_packets_received_total":      float64(s.PacketsReceived),
-			"raptor_bytes_sent_total":            float64(s.BytesSent),
-			"raptor_bytes_received_total":        float64(s.BytesReceived),
-			"raptor_stream_bytes_sent_total":     float64(s.StreamBytesSent),
-			"raptor_stream_bytes_received_total": float64(s.StreamBytesReceived),
-			"raptor_retransmits_total":           float64(s.Retransmits),
-			"raptor_acks_sent_total":             float64(s.AcksSent),
-			"raptor_acks_received_total":         float64(s.AcksReceived),
-			"raptor_sessions_opened_total":       float64(s.SessionsOpened),
-			"raptor_sessions_closed_total":       float64(s.SessionsClosed),
-			"raptor_streams_opened_total":        float64(s.StreamsOpened),
+			"raptor_packets_sent_total":          float64(s.Counters[reliable.CounterPacketsSent]),
+			"raptor_packets_received_total":      float64(s.Counters[reliable.CounterPacketsReceived]),
+			"raptor_bytes_sent_total":            float64(s.Counters[reliable.CounterBytesSent]),
+			"raptor_bytes_received_total":        float64(s.Counters[reliable.CounterBytesReceived]),
+			"raptor_stream_bytes_sent_total":     float64(s.Counters[reliable.CounterStreamBytesSent]),
+			"raptor_stream_bytes_received_total": float64(s.Counters[reliable.CounterStreamBytesReceived]),
+			"raptor_retransmits_total":           float64(s.Counters[reliable.CounterRetransmits]),
+			"raptor_acks_sent_total":             float64(s.Counters[reliable.CounterAcksSent]),
+			"raptor_acks_received_total":         float64(s.Counters[reliable.CounterAcksReceived]),
+			"raptor_sessions_opened_total":       float64(s.Counters[reliable.CounterSessionsOpened]),
+			"raptor_sessions_closed_total":       float64(s.Counters[reliable.CounterSessionsClosed]),
+			"raptor_streams_opened_total":        float64(s.Counters[reliable.CounterStreamsOpened]),
 			"raptor_srtt_seconds":                s.SmoothedRTT.Seconds(),
 			"raptor_cwnd_bytes":                  float64(s.CongestionWindow),
 		} {
@@ -212,15 +217,15 @@ func TestCollectorLoopbackSession(t *testing.T) {
 				t.Errorf("%s%s = %v, Stats say %v", name, lbl, got[name+lbl], want)
 			}
 		}
-		if s.PacketsSent == 0 || s.PacketsReceived == 0 || s.AcksSent+s.AcksReceived == 0 {
+		if s.Counters[reliable.CounterPacketsSent] == 0 || s.Counters[reliable.CounterPacketsReceived] == 0 || s.Counters[reliable.CounterAcksSent]+s.Counters[reliable.CounterAcksReceived] == 0 {
 			t.Errorf("%s: no traffic counted: %+v", end, s)
 		}
 	}
 	if v := got[`raptor_stream_bytes_sent_total{endpoint="client"}`]; v != size {
 		t.Errorf("client stream bytes sent %v, want %d", v, size)
 	}
-	if v := got[`raptor_drops_total{endpoint="server",reason="malformed"}`]; v != float64(ln.Stats().DropsMalformed) {
-		t.Errorf("server malformed drops %v, Stats say %d", v, ln.Stats().DropsMalformed)
+	if v := got[`raptor_drops_total{endpoint="server",reason="malformed"}`]; v != float64(ln.Stats().Counters[reliable.CounterDropsMalformed]) {
+		t.Errorf("server malformed drops %v, Stats say %d", v, ln.Stats().Counters[reliable.CounterDropsMalformed])
 	}
 }
 
@@ -228,24 +233,19 @@ func TestSumStats(t *testing.T) {
 	a, b := distinctStats(), distinctStats()
 	b.SmoothedRTT, b.CongestionWindow = time.Hour, 1<<40
 	sum := SumStats(func() reliable.Stats { return a }, nil, func() reliable.Stats { return b })()
-	want := reflect.ValueOf(a)
-	got := reflect.ValueOf(sum)
-	for i := range got.NumField() {
-		name := got.Type().Field(i).Name
-		switch name {
-		case "SmoothedRTT":
-			if sum.SmoothedRTT != time.Hour {
-				t.Errorf("SmoothedRTT %v, want the largest (1h)", sum.SmoothedRTT)
-			}
-		case "CongestionWindow":
-			if sum.CongestionWindow != 1<<40 {
-				t.Errorf("CongestionWindow %d, want the largest", sum.CongestionWindow)
-			}
-		default:
-			if g, w := got.Field(i).Uint(), 2*want.Field(i).Uint(); g != w {
-				t.Errorf("%s = %d, want the sum %d", name, g, w)
-			}
+	for c := range reliable.NumCounters {
+		if g, w := sum.Counters[c], 2*a.Counters[c]; g != w {
+			t.Errorf("counter %s = %d, want the sum %d", c, g, w)
 		}
+	}
+	if sum.SmoothedRTT != time.Hour {
+		t.Errorf("SmoothedRTT %v, want the largest (1h)", sum.SmoothedRTT)
+	}
+	if sum.CongestionWindow != 1<<40 {
+		t.Errorf("CongestionWindow %d, want the largest", sum.CongestionWindow)
+	}
+	if sum.BytesInFlight != 2*a.BytesInFlight {
+		t.Errorf("BytesInFlight %d, want the sum %d", sum.BytesInFlight, 2*a.BytesInFlight)
 	}
 }
 
@@ -274,8 +274,8 @@ func TestListenerStats(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if src().SessionsOpened != 1 {
-		t.Errorf("sessions opened %d, want 1", src().SessionsOpened)
+	if src().Counters[reliable.CounterSessionsOpened] != 1 {
+		t.Errorf("sessions opened %d, want 1", src().Counters[reliable.CounterSessionsOpened])
 	}
 }
 
@@ -295,7 +295,9 @@ func TestNewCollectorErrors(t *testing.T) {
 
 func TestServeMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	c := newCollector(func() reliable.Stats { return reliable.Stats{PacketsSent: 7, DropsBadCookie: 2} }, nil, prometheus.Labels{"endpoint": "t"})
+	c := newCollector(func() reliable.Stats {
+		return statsWith(map[reliable.Counter]uint64{reliable.CounterPacketsSent: 7, reliable.CounterDropsBadCookie: 2})
+	}, nil, prometheus.Labels{"endpoint": "t"})
 	reg.MustRegister(c)
 	if n := testutil.CollectAndCount(c, "raptor_packets_sent_total"); n != 1 {
 		t.Errorf("%d raptor_packets_sent_total samples, want 1", n)
@@ -347,4 +349,13 @@ func TestServeMetrics(t *testing.T) {
 	if _, err := ServeMetrics("127.0.0.1:notaport", reg); !errors.As(err, &le) || !strings.Contains(le.Endpoint, "127.0.0.1:notaport") {
 		t.Errorf("bad address: %v", err)
 	}
+}
+
+// statsWith returns Stats with the given counters set.
+func statsWith(m map[reliable.Counter]uint64) reliable.Stats {
+	var st reliable.Stats
+	for c, v := range m {
+		st.Counters[c] = v
+	}
+	return st
 }

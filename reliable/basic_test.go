@@ -88,7 +88,7 @@ func TestSessionLimitRefuses(t *testing.T) {
 		t.Fatalf("third dial: %v, want a refusal (code %d) from the peer", err, CodeRefused)
 	}
 	t.Logf("refused: %v", err)
-	if got := l.Stats().DropsSessionLimit; got == 0 {
+	if got := l.Stats().Counters[CounterDropsSessionLimit]; got == 0 {
 		t.Fatal("DropsSessionLimit not counted")
 	}
 }
@@ -139,10 +139,10 @@ func TestDialerStats(t *testing.T) {
 	c.Write([]byte("ping"))
 	io.ReadFull(c, make([]byte, 4))
 	st := d.Stats()
-	if st.StreamBytesSent != 4 || st.StreamBytesReceived != 4 || st.PacketsSent < 3 || st.SessionsOpened != 1 {
+	if st.Counters[CounterStreamBytesSent] != 4 || st.Counters[CounterStreamBytesReceived] != 4 || st.Counters[CounterPacketsSent] < 3 || st.Counters[CounterSessionsOpened] != 1 {
 		t.Fatalf("dialer stats %+v: want 4 stream bytes each way, the handshake's packets and one session", st)
 	}
-	if ls := l.Stats(); ls.PacketsReceived < 3 {
-		t.Fatalf("listener counted %d packets, want the handshake's and the data's", ls.PacketsReceived)
+	if ls := l.Stats(); ls.Counters[CounterPacketsReceived] < 3 {
+		t.Fatalf("listener counted %d packets, want the handshake's and the data's", ls.Counters[CounterPacketsReceived])
 	}
 }

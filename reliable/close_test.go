@@ -116,7 +116,7 @@ func TestSimFlushDelayCoalesces(t *testing.T) {
 		buf := make([]byte, 2)
 		io.ReadFull(a, buf)
 		synctest.Wait()
-		before := s.Stats().PacketsSent
+		before := s.Stats().Counters[CounterPacketsSent]
 		for i := 0; i < 20; i++ {
 			st.Write([]byte("0123456789"))
 		}
@@ -124,7 +124,7 @@ func TestSimFlushDelayCoalesces(t *testing.T) {
 		if _, err := io.ReadFull(a, got); err != nil {
 			t.Fatal(err)
 		}
-		sent := s.Stats().PacketsSent - before
+		sent := s.Stats().Counters[CounterPacketsSent] - before
 		if sent > 2 {
 			t.Fatalf("20 small writes took %d datagrams with a 5ms FlushDelay, want 1 (2 with a piggybacked ACK)", sent)
 		}

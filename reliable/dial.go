@@ -101,7 +101,7 @@ func dialPacket(ctx context.Context, pc PacketConn, raddr netip.AddrPort, cfg *C
 		return nil, fmt.Errorf("raptor: dial %s: TLS: %w", raddr, err)
 	}
 	e.sessions[s.localID] = s
-	e.stats.sessionsOpened.Add(1)
+	e.stats.inc(CounterSessionsOpened)
 	e.start()
 	e.startSession(s)
 	t := time.NewTimer(cfg.HandshakeTimeout)

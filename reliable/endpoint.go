@@ -171,7 +171,7 @@ func (e *endpoint) touch(s *Session) {
 // handleDatagram routes one received datagram. It never panics on any input.
 func (e *endpoint) handleDatagram(b []byte, from netip.AddrPort, now time.Time) {
 	if len(b) > e.cfg.MaxDatagramSize {
-		e.stats.dropsMalformed.Add(1)
+		e.stats.inc(CounterDropsMalformed)
 		return
 	}
 	if wire.IsLongHeader(b) {
@@ -180,16 +180,16 @@ func (e *endpoint) handleDatagram(b []byte, from netip.AddrPort, now time.Time) 
 	}
 	id, ok := wire.PeekDstID(b)
 	if !ok || len(b) <= wire.ShortPNOffset {
-		e.stats.dropsMalformed.Add(1)
+		e.stats.inc(CounterDropsMalformed)
 		return
 	}
 	s := e.lookup(id)
 	if s == nil {
-		e.stats.dropsUnknownSession.Add(1)
+		e.stats.inc(CounterDropsUnknownSession)
 		return
 	}
 	if from != s.peer {
-		e.stats.dropsAddressMismatch.Add(1)
+		e.stats.inc(CounterDropsAddressMismatch)
 		return
 	}
 	s.mu.Lock()
@@ -201,11 +201,11 @@ func (e *endpoint) handleDatagram(b []byte, from netip.AddrPort, now time.Time) 
 }
 
 func (e *endpoint) handleLong(b []byte, from netip.AddrPort, now time.Time) {
-	e.stats.packetsReceived.Add(1) // handshake packets count on the endpoint
-	e.stats.bytesReceived.Add(uint64(len(b)))
+	e.stats.inc(CounterPacketsReceived) // handshake packets count on the endpoint
+	e.stats.add(CounterBytesReceived, uint64(len(b)))
 	h, hl, err := wire.ParseLongHeader(b)
 	if err != nil {
-		e.stats.dropsMalformed.Add(1)
+		e.stats.inc(CounterDropsMalformed)
 		return
 	}
 	if h.Type == wire.TypeInitial && e.listener != nil {
@@ -213,16 +213,16 @@ func (e *endpoint) handleLong(b []byte, from netip.AddrPort, now time.Time) {
 		return
 	}
 	if h.Type != wire.TypeVersionNegotiation && h.Version != wire.Version1 {
-		e.stats.dropsVersion.Add(1)
+		e.stats.inc(CounterDropsVersion)
 		return
 	}
 	s := e.lookup(h.DstID)
 	if s == nil || (h.Type != wire.TypeHandshake && !s.isClient) {
-		e.stats.dropsUnknownSession.Add(1)
+		e.stats.inc(CounterDropsUnknownSession)
 		return
 	}
 	if from != s.peer {
-		e.stats.dropsAddressMismatch.Add(1)
+		e.stats.inc(CounterDropsAddressMismatch)
 		return
 	}
 	s.mu.Lock()
@@ -234,7 +234,7 @@ func (e *endpoint) handleLong(b []byte, from netip.AddrPort, now time.Time) {
 	}
 	s.mu.Unlock()
 	if !ok {
-		e.stats.dropsMalformed.Add(1)
+		e.stats.inc(CounterDropsMalformed)
 	}
 	e.touch(s)
 }
@@ -245,8 +245,8 @@ func (e *endpoint) sendReply(b []byte, to netip.AddrPort) {
 	if _, err := e.pc.WriteBatch(e.wbufs[:], e.waddrs[:]); err != nil {
 		e.sendErrors.Add(1)
 	} else {
-		e.stats.packetsSent.Add(1)
-		e.stats.bytesSent.Add(uint64(len(b)))
+		e.stats.inc(CounterPacketsSent)
+		e.stats.add(CounterBytesSent, uint64(len(b)))
 	}
 	e.wbufs[0] = nil
 	e.reply = b[:0]
@@ -257,19 +257,19 @@ func (e *endpoint) sendReply(b []byte, to netip.AddrPort) {
 // check, limits; then the session is created and gets the packet.
 func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip.AddrPort, now time.Time) {
 	if h.Version != wire.Version1 {
-		e.stats.dropsVersion.Add(1)
+		e.stats.inc(CounterDropsVersion)
 		if len(b) >= wire.MinInitialSize {
 			e.sendReply(wire.AppendVersionNegotiation(e.reply[:0], h.SrcID, h.DstID), from)
 		}
 		return
 	}
 	if len(b) < wire.MinInitialSize {
-		e.stats.dropsMalformed.Add(1) // a client pads every Initial: no amplification
+		e.stats.inc(CounterDropsMalformed) // a client pads every Initial: no amplification
 		return
 	}
 	token, _, err := wire.ParseInitial(b[hl:])
 	if err != nil {
-		e.stats.dropsMalformed.Add(1)
+		e.stats.inc(CounterDropsMalformed)
 		return
 	}
 	key := clientKey{from, h.SrcID}
@@ -283,13 +283,13 @@ func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip
 		ok := s.handleCryptoPacketLocked(h, b, hl, now)
 		s.mu.Unlock()
 		if !ok {
-			e.stats.dropsMalformed.Add(1)
+			e.stats.inc(CounterDropsMalformed)
 		}
 		e.touch(s)
 		return
 	}
 	if closing {
-		e.stats.dropsSessionLimit.Add(1)
+		e.stats.inc(CounterDropsSessionLimit)
 		e.refuse(h, from, "listener is closing")
 		return
 	}
@@ -299,15 +299,15 @@ func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip
 	}
 	switch e.checkCookie(token, from, h.SrcID, h.DstID, now) {
 	case cookieInvalid:
-		e.stats.dropsBadCookie.Add(1)
+		e.stats.inc(CounterDropsBadCookie)
 		return
 	case cookieExpired:
-		e.stats.dropsBadCookie.Add(1)
+		e.stats.inc(CounterDropsBadCookie)
 		e.sendRetry(h, from, now)
 		return
 	}
 	if reason := e.admit(token, from.Addr(), now); reason != "" {
-		e.stats.dropsSessionLimit.Add(1)
+		e.stats.inc(CounterDropsSessionLimit)
 		e.refuse(h, from, reason)
 		return
 	}
@@ -323,13 +323,13 @@ func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip
 	e.sessions[s.localID] = s
 	e.byClient[key] = s
 	e.mu.Unlock()
-	e.stats.sessionsOpened.Add(1)
+	e.stats.inc(CounterSessionsOpened)
 	e.startSession(s)
 	s.mu.Lock()
 	if err != nil {
 		s.failHandshakeLocked(err)
 	} else if !s.handleCryptoPacketLocked(h, b, hl, now) {
-		e.stats.dropsMalformed.Add(1)
+		e.stats.inc(CounterDropsMalformed)
 	}
 	s.mu.Unlock()
 	e.touch(s)
@@ -391,7 +391,7 @@ func (e *endpoint) handshakeDone(s *Session) {
 // Initial packet, smaller than the client's Initial.
 func (e *endpoint) refuse(ih wire.LongHeader, to netip.AddrPort, reason string) {
 	b := wire.AppendInitialHeader(e.reply[:0], wire.LongHeader{Version: wire.Version1, DstID: ih.SrcID, SrcID: ih.DstID}, nil)
-	cf := wire.CloseFrame{ErrorCode: CodeRefused, Reason: []byte(reason)}
+	cf := wire.CloseFrame{ErrorCode: uint64(CodeRefused), Reason: []byte(reason)}
 	b, _ = cf.Append(b)
 	e.sendReply(b, to)
 }
@@ -461,8 +461,8 @@ func (e *endpoint) sessionDone(s *Session) {
 			delete(e.perAddr, s.peer.Addr())
 		}
 	}
-	e.stats.add(&s.stats)
-	e.stats.sessionsClosed.Add(1)
+	e.stats.fold(&s.stats)
+	e.stats.inc(CounterSessionsClosed)
 	closePC := len(e.sessions) == 0 && (e.closeWhenIdle || e.closing) && !e.pcClosed
 	if closePC {
 		e.pcClosed = true

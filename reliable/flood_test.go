@@ -165,8 +165,8 @@ func TestFloodMalformed(t *testing.T) {
 
 	drops := func() (Stats, uint64) {
 		st := l.Stats()
-		return st, st.DropsMalformed + st.DropsUnknownSession + st.DropsAddressMismatch + st.DropsBadCookie +
-			st.DropsVersion + st.DropsSessionLimit + st.DropsAuth
+		return st, st.Counters[CounterDropsMalformed] + st.Counters[CounterDropsUnknownSession] + st.Counters[CounterDropsAddressMismatch] + st.Counters[CounterDropsBadCookie] +
+			st.Counters[CounterDropsVersion] + st.Counters[CounterDropsSessionLimit] + st.Counters[CounterDropsAuth]
 	}
 	base, baseDrops := drops()
 	var sent [floodKinds]int
@@ -219,9 +219,9 @@ func TestFloodMalformed(t *testing.T) {
 	end, endDrops := drops()
 	t.Logf("%d datagrams in %v (%.0f/s); sent by kind %v", total, took, float64(total)/took.Seconds(), sent)
 	t.Logf("drops: malformed %d, unknown session %d, address mismatch %d, bad cookie %d, version %d, session limit %d",
-		end.DropsMalformed-base.DropsMalformed, end.DropsUnknownSession-base.DropsUnknownSession,
-		end.DropsAddressMismatch-base.DropsAddressMismatch, end.DropsBadCookie-base.DropsBadCookie,
-		end.DropsVersion-base.DropsVersion, end.DropsSessionLimit-base.DropsSessionLimit)
+		end.Counters[CounterDropsMalformed]-base.Counters[CounterDropsMalformed], end.Counters[CounterDropsUnknownSession]-base.Counters[CounterDropsUnknownSession],
+		end.Counters[CounterDropsAddressMismatch]-base.Counters[CounterDropsAddressMismatch], end.Counters[CounterDropsBadCookie]-base.Counters[CounterDropsBadCookie],
+		end.Counters[CounterDropsVersion]-base.Counters[CounterDropsVersion], end.Counters[CounterDropsSessionLimit]-base.Counters[CounterDropsSessionLimit])
 
 	if got := endDrops - baseDrops; got != uint64(total) {
 		t.Errorf("drop counters rose by %d for %d hostile datagrams", got, total)
@@ -231,21 +231,21 @@ func TestFloodMalformed(t *testing.T) {
 		got      uint64
 		min, max int
 	}{
-		{"DropsMalformed", end.DropsMalformed - base.DropsMalformed,
+		{"DropsMalformed", end.Counters[CounterDropsMalformed] - base.Counters[CounterDropsMalformed],
 			sent[floodTruncated] + sent[floodShortInitial] + sent[floodOversize], total},
-		{"DropsUnknownSession", end.DropsUnknownSession - base.DropsUnknownSession,
+		{"DropsUnknownSession", end.Counters[CounterDropsUnknownSession] - base.Counters[CounterDropsUnknownSession],
 			sent[floodUnknownID], total},
-		{"DropsAuth", end.DropsAuth - base.DropsAuth, sent[floodPeerGarbage], total},
-		{"DropsAddressMismatch", end.DropsAddressMismatch - base.DropsAddressMismatch, sent[floodWrongSource], sent[floodWrongSource] + sent[floodHandshakeToSrv]},
-		{"DropsBadCookie", end.DropsBadCookie - base.DropsBadCookie, sent[floodForgedCookie], sent[floodForgedCookie]},
-		{"DropsVersion", end.DropsVersion - base.DropsVersion, sent[floodBadVersion], total},
-		{"DropsSessionLimit", end.DropsSessionLimit - base.DropsSessionLimit, 0, 0},
+		{"DropsAuth", end.Counters[CounterDropsAuth] - base.Counters[CounterDropsAuth], sent[floodPeerGarbage], total},
+		{"DropsAddressMismatch", end.Counters[CounterDropsAddressMismatch] - base.Counters[CounterDropsAddressMismatch], sent[floodWrongSource], sent[floodWrongSource] + sent[floodHandshakeToSrv]},
+		{"DropsBadCookie", end.Counters[CounterDropsBadCookie] - base.Counters[CounterDropsBadCookie], sent[floodForgedCookie], sent[floodForgedCookie]},
+		{"DropsVersion", end.Counters[CounterDropsVersion] - base.Counters[CounterDropsVersion], sent[floodBadVersion], total},
+		{"DropsSessionLimit", end.Counters[CounterDropsSessionLimit] - base.Counters[CounterDropsSessionLimit], 0, 0},
 	} {
 		if c.got < uint64(c.min) || c.got > uint64(c.max) || (c.max > 0 && c.got == 0) {
 			t.Errorf("%s rose by %d, want %d..%d (and > 0 unless 0 expected)", c.name, c.got, c.min, c.max)
 		}
 	}
-	if n := end.SessionsOpened - base.SessionsOpened; n != 0 {
+	if n := end.Counters[CounterSessionsOpened] - base.Counters[CounterSessionsOpened]; n != 0 {
 		t.Errorf("the flood opened %d sessions", n)
 	}
 	if n := l.SessionCount(); n != 1 {

@@ -171,8 +171,8 @@ func (h *fzHarness) accounted() uint64 {
 		s.stats.addTo(&st) // finished sessions count twice: the sum only grows
 	}
 	n, _ := h.pc.longWrites()
-	return st.DropsMalformed + st.DropsUnknownSession + st.DropsAddressMismatch + st.DropsBadCookie +
-		st.DropsVersion + st.DropsSessionLimit + st.DropsAuth + st.PacketsReceived + uint64(n)
+	return st.Counters[CounterDropsMalformed] + st.Counters[CounterDropsUnknownSession] + st.Counters[CounterDropsAddressMismatch] + st.Counters[CounterDropsBadCookie] +
+		st.Counters[CounterDropsVersion] + st.Counters[CounterDropsSessionLimit] + st.Counters[CounterDropsAuth] + st.Counters[CounterPacketsReceived] + uint64(n)
 }
 
 // feed delivers one fuzzed datagram after substituting the placeholders, then
@@ -279,7 +279,7 @@ func (h *fzHarness) check() {
 		if len(s.naks) > wire.MaxNakRanges || len(s.recvd.s) > maxRecvRanges {
 			t.Errorf("session %x: %d NAK ranges, %d received ranges", s.localID, len(s.naks), len(s.recvd.s))
 		}
-		if q, opened := len(s.sendQueue)-s.sendQueueHead, s.stats.streamsOpened.Load(); uint64(q) > opened {
+		if q, opened := len(s.sendQueue)-s.sendQueueHead, s.stats.c[CounterStreamsOpened].Load(); uint64(q) > opened {
 			t.Errorf("session %x: %d streams queued to send, %d ever opened", s.localID, q, opened)
 		}
 		win := uint64(cfg.StreamReceiveWindow)
@@ -526,7 +526,7 @@ func TestAcceptQueueDropsSurviveSessionEnd(t *testing.T) {
 	// accept backlog of 4; nobody accepts.
 	d := &wire.StreamFrame{StreamID: 14, Data: []byte("x"), HasLen: true}
 	h.deliver(fzSub(h, fzShort(t, 0, d)), fzClient)
-	before := h.l.Stats().DropsAcceptQueue
+	before := h.l.Stats().Counters[CounterDropsAcceptQueue]
 	if before == 0 {
 		t.Fatalf("no stream refused with a full accept backlog")
 	}
@@ -535,8 +535,8 @@ func TestAcceptQueueDropsSurviveSessionEnd(t *testing.T) {
 	h.s.mu.Unlock()
 	h.s.wakeSender()
 	<-h.s.done
-	if after := h.l.Stats().DropsAcceptQueue; after != before {
-		t.Fatalf("Listener.Stats().DropsAcceptQueue = %d while the session lived, %d after it ended", before, after)
+	if after := h.l.Stats().Counters[CounterDropsAcceptQueue]; after != before {
+		t.Fatalf("Listener.Stats().Counters[CounterDropsAcceptQueue] = %d while the session lived, %d after it ended", before, after)
 	}
 }
 

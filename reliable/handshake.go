@@ -444,7 +444,7 @@ func (s *Session) dropHandshakeLocked() {
 func (s *Session) handleCryptoPacketLocked(h wire.LongHeader, pkt []byte, hl int, now time.Time) bool {
 	hs := s.hs
 	if hs == nil || s.state == stateClosed || s.state == stateClosing {
-		s.stats.dropsAuth.Add(1) // confirmed or ended: its keys are gone
+		s.stats.inc(CounterDropsAuth) // confirmed or ended: its keys are gone
 		return true
 	}
 	level := levelInitial
@@ -458,7 +458,7 @@ func (s *Session) handleCryptoPacketLocked(h wire.LongHeader, pkt []byte, hl int
 	} else {
 		level = levelHandshake
 		if hs.open == nil {
-			s.stats.dropsAuth.Add(1)
+			s.stats.inc(CounterDropsAuth)
 			return true
 		}
 		hdrLen, pn, err := unprotectHeader(&hs.open.hp, pkt, wire.LongHeaderLen, 0)
@@ -466,7 +466,7 @@ func (s *Session) handleCryptoPacketLocked(h wire.LongHeader, pkt []byte, hl int
 			payload, err = openPayload(&hs.open.key, pkt, hdrLen, pn)
 		}
 		if err != nil {
-			s.stats.dropsAuth.Add(1)
+			s.stats.inc(CounterDropsAuth)
 			return true
 		}
 	}
@@ -516,7 +516,7 @@ func (s *Session) handleCryptoPacketLocked(h wire.LongHeader, pkt []byte, hl int
 			in.have.add(lo, end)
 			fresh = true
 		case *wire.CloseFrame:
-			s.closeLocked(&SessionError{Code: f.ErrorCode, Remote: true, Reason: string(f.Reason)}, false)
+			s.closeLocked(&SessionError{Code: ErrorCode(f.ErrorCode), Remote: true, Reason: string(f.Reason)}, false)
 			return true
 		}
 	}
@@ -667,7 +667,7 @@ func (s *Session) packHandshakeCloseLocked() int {
 	}
 	b, bp := s.newOut()
 	b, _ = s.appendHandshakePacketLocked(b, lvl, func(b []byte, room int) ([]byte, int) {
-		cf := wire.CloseFrame{ErrorCode: s.closeCode, Reason: []byte(s.closeReason)}
+		cf := wire.CloseFrame{ErrorCode: uint64(s.closeCode), Reason: []byte(s.closeReason)}
 		b, _ = cf.Append(b)
 		return b, 0
 	})
@@ -708,7 +708,7 @@ func (s *Session) openShortLocked(b []byte) (wire.ShortHeader, int, []byte, bool
 	case s.prot.keys != nil:
 		h, hl, p, err := s.prot.keys.openShort(b)
 		if err != nil {
-			s.stats.dropsAuth.Add(1)
+			s.stats.inc(CounterDropsAuth)
 			if s.prot.keys.integrityExceeded() {
 				s.closeLocked(&SessionError{Code: CodeProtocol, Reason: fmt.Sprintf("%d packets failed authentication: AEAD integrity limit", s.prot.keys.failed)}, true)
 			}
@@ -721,7 +721,7 @@ func (s *Session) openShortLocked(b []byte) (wire.ShortHeader, int, []byte, bool
 	case s.prot.plaintext:
 		h, hl, err := wire.ParseShortHeader(b)
 		if err != nil {
-			s.stats.dropsMalformed.Add(1)
+			s.stats.inc(CounterDropsMalformed)
 			return h, 0, nil, false
 		}
 		if s.hs != nil {
@@ -729,6 +729,6 @@ func (s *Session) openShortLocked(b []byte) (wire.ShortHeader, int, []byte, bool
 		}
 		return h, hl, b, true
 	}
-	s.stats.dropsAuth.Add(1) // no 1-RTT keys yet
+	s.stats.inc(CounterDropsAuth) // no 1-RTT keys yet
 	return wire.ShortHeader{}, 0, nil, false
 }

@@ -63,8 +63,8 @@ func TestStatelessRetry(t *testing.T) {
 	waitFor(t, 5*time.Second, func() bool { return l.SessionCount() == 1 }, func() string {
 		return fmt.Sprintf("%d sessions after the cookie came back, want 1", l.SessionCount())
 	})
-	if st := l.Stats(); st.DropsBadCookie != 2 {
-		t.Fatalf("bad cookies %d, want 2 (forged, and for another DstID)", st.DropsBadCookie)
+	if st := l.Stats(); st.Counters[CounterDropsBadCookie] != 2 {
+		t.Fatalf("bad cookies %d, want 2 (forged, and for another DstID)", st.Counters[CounterDropsBadCookie])
 	}
 	// The same cookie from another client ID of the same socket: refused, no
 	// second session (docs/PROTOCOL.md §5.2).

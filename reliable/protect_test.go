@@ -244,7 +244,7 @@ func TestForgedPacketsChangeNothing(t *testing.T) {
 	forged := func(dst wire.ConnID) [][]byte {
 		evil := []byte("FORGED-BYTES")
 		return [][]byte{
-			forgeShort(t, dst, 1<<40, &wire.CloseFrame{ErrorCode: CodeNoError, Reason: []byte("forged close")}),
+			forgeShort(t, dst, 1<<40, &wire.CloseFrame{ErrorCode: uint64(CodeNoError), Reason: []byte("forged close")}),
 			forgeShort(t, dst, 1<<40+1, &wire.ResetStreamFrame{StreamID: st.id, ErrorCode: 9, FinalSize: 0}),
 			forgeShort(t, dst, 1<<61, &wire.PingFrame{}),
 			forgeShort(t, dst, 5, &wire.StreamFrame{StreamID: st.id, Offset: 6, Data: evil, HasLen: true}),
@@ -283,11 +283,11 @@ func TestForgedPacketsChangeNothing(t *testing.T) {
 	wantSrv, wantCli := uint64(5*(len(toSrv)-2)), uint64(5*(len(toCli)-2))
 	waitFor(t, 10*time.Second, func() bool {
 		a, b := l.Stats(), s.Stats()
-		return a.DropsAuth-before.DropsAuth >= wantSrv && b.DropsAuth-beforeCli.DropsAuth >= wantCli
+		return a.Counters[CounterDropsAuth]-before.Counters[CounterDropsAuth] >= wantSrv && b.Counters[CounterDropsAuth]-beforeCli.Counters[CounterDropsAuth] >= wantCli
 	}, func() string {
 		a, b := l.Stats(), s.Stats()
-		return fmt.Sprintf("auth drops: server %d of %d, client %d of %d", a.DropsAuth-before.DropsAuth, wantSrv,
-			b.DropsAuth-beforeCli.DropsAuth, wantCli)
+		return fmt.Sprintf("auth drops: server %d of %d, client %d of %d", a.Counters[CounterDropsAuth]-before.Counters[CounterDropsAuth], wantSrv,
+			b.Counters[CounterDropsAuth]-beforeCli.Counters[CounterDropsAuth], wantCli)
 	})
 	if err := s.Err(); err != nil {
 		t.Fatalf("session ended by forged packets: %v", err)
@@ -303,8 +303,8 @@ func TestForgedPacketsChangeNothing(t *testing.T) {
 				t.Fatalf("server application read %q, want %q", b, "after")
 			}
 			a := l.Stats()
-			t.Logf("server: %d auth drops, %d duplicates; client: %d auth drops", a.DropsAuth-before.DropsAuth,
-				a.Duplicates-before.Duplicates, s.Stats().DropsAuth-beforeCli.DropsAuth)
+			t.Logf("server: %d auth drops, %d duplicates; client: %d auth drops", a.Counters[CounterDropsAuth]-before.Counters[CounterDropsAuth],
+				a.Counters[CounterDuplicates]-before.Counters[CounterDuplicates], s.Stats().Counters[CounterDropsAuth]-beforeCli.Counters[CounterDropsAuth])
 			return
 		case <-time.After(10 * time.Second):
 			t.Fatal("echo server got nothing")
@@ -719,7 +719,7 @@ func TestCookieReuse(t *testing.T) {
 	waitFor(t, 5*time.Second, func() bool { return l.SessionCount() == 1 }, func() string { return "no session from the cookie" })
 	// The half-open session times out (HandshakeTimeout 200ms) and goes.
 	waitFor(t, 5*time.Second, func() bool { return l.SessionCount() == 0 }, func() string { return "half-open session still there" })
-	opened := l.Stats().SessionsOpened
+	opened := l.Stats().Counters[CounterSessionsOpened]
 	c.Write(withCookie)
 	n, err = c.Read(buf)
 	if err != nil {
@@ -728,7 +728,7 @@ func TestCookieReuse(t *testing.T) {
 	if !bytes.Contains(buf[:n], []byte("cookie already opened a session")) {
 		t.Fatalf("replayed cookie answered with % x", buf[:n])
 	}
-	if got := l.Stats().SessionsOpened; got != opened {
+	if got := l.Stats().Counters[CounterSessionsOpened]; got != opened {
 		t.Fatalf("replayed cookie opened a session (%d → %d)", opened, got)
 	}
 }

@@ -16,7 +16,7 @@ func TestRegressionStatsSnapshotGoesBackwards(t *testing.T) {
 	for i := 0; i < 300; i++ {
 		h := newFzHarness(t)
 		h.deliver(fzSub(h, fzShort(t, 0, &wire.PingFrame{})), fzClient)
-		want := h.l.Stats().PacketsReceived
+		want := h.l.Stats().Counters[CounterPacketsReceived]
 		go func() {
 			h.s.mu.Lock()
 			h.s.closeLocked(&SessionError{Code: CodeApplication}, false)
@@ -29,7 +29,7 @@ func TestRegressionStatsSnapshotGoesBackwards(t *testing.T) {
 				done = true
 			default:
 			}
-			if got := h.l.Stats().PacketsReceived; got < want {
+			if got := h.l.Stats().Counters[CounterPacketsReceived]; got < want {
 				misses++
 				break
 			}
@@ -37,7 +37,7 @@ func TestRegressionStatsSnapshotGoesBackwards(t *testing.T) {
 		h.close()
 	}
 	if misses > 0 {
-		t.Fatalf("Listener.Stats().PacketsReceived went backwards in %d of 300 session ends", misses)
+		t.Fatalf("Listener.Stats().Counters[CounterPacketsReceived] went backwards in %d of 300 session ends", misses)
 	}
 }
 

@@ -83,7 +83,7 @@ type Session struct {
 	closeQueued      bool
 	closeByUs        bool // we sent CLOSE: repeat it to stragglers while lingering
 	closeSentPending bool // the CLOSE packet is in the batch being flushed
-	closeCode        uint64
+	closeCode        ErrorCode
 	closeReason      string
 	drainUntil       time.Time
 	graceful         bool       // Close called: end once all data is acknowledged
@@ -247,7 +247,7 @@ func (s *Session) OpenStream(ctx context.Context) (*Stream, error) {
 			s.localOpened++
 			st.needOpen = true
 			s.streams[st.id] = st
-			s.stats.streamsOpened.Add(1)
+			s.stats.inc(CounterStreamsOpened)
 			s.enqueueLocked(st)
 			s.mu.Unlock()
 			s.wakeSender()
@@ -308,7 +308,7 @@ func (s *Session) Close() error {
 // peer receives code and reason. It returns when the CLOSE has been sent; the
 // session lingers a few RTOs (at most 1 s) to repeat it to a peer whose
 // packets still arrive, and Done is closed after that.
-func (s *Session) CloseWithError(code uint64, reason string) error {
+func (s *Session) CloseWithError(code ErrorCode, reason string) error {
 	s.mu.Lock()
 	s.closeLocked(&SessionError{Code: code, Reason: reason}, true)
 	s.mu.Unlock()
@@ -379,7 +379,7 @@ func (s *Session) enqueueLocked(st *Stream) {
 // removeStreamLocked forgets a finished stream and returns credit to the peer.
 func (s *Session) removeStreamLocked(st *Stream) {
 	delete(s.streams, st.id)
-	s.stats.streamsClosed.Add(1)
+	s.stats.inc(CounterStreamsClosed)
 	if s.isPeerStream(st.id) {
 		s.peerClosed++
 		// Return stream credit in batches of an eighth of the limit.

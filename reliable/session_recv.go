@@ -13,7 +13,7 @@ const maxRecvRanges = 64 // packet-number ranges remembered for ACKs and duplica
 // parsed from the start of pkt. It reports whether the run loop must wake.
 func (s *Session) handleShortLocked(h wire.ShortHeader, hdrLen int, pkt []byte, now time.Time, fp *wire.FrameParser) {
 	if s.state == stateClosed {
-		s.ep.stats.dropsUnknownSession.Add(1) // ended, about to leave the table
+		s.ep.stats.inc(CounterDropsUnknownSession) // ended, about to leave the table
 		return
 	}
 	payload := pkt[hdrLen:]
@@ -22,7 +22,7 @@ func (s *Session) handleShortLocked(h wire.ShortHeader, hdrLen int, pkt []byte, 
 	for b := payload; len(b) > 0; {
 		f, n, err := fp.ParseNext(b)
 		if err != nil {
-			s.stats.dropsMalformed.Add(1)
+			s.stats.inc(CounterDropsMalformed)
 			return
 		}
 		if f != nil {
@@ -34,8 +34,8 @@ func (s *Session) handleShortLocked(h wire.ShortHeader, hdrLen int, pkt []byte, 
 		}
 		b = b[n:]
 	}
-	s.stats.packetsReceived.Add(1)
-	s.stats.bytesReceived.Add(uint64(len(pkt)))
+	s.stats.inc(CounterPacketsReceived)
+	s.stats.add(CounterBytesReceived, uint64(len(pkt)))
 	if s.state == stateClosing {
 		// Answer stragglers with CLOSE (a CLOSE from the peer ends lingering).
 		if s.closeByUs {
@@ -48,7 +48,7 @@ func (s *Session) handleShortLocked(h wire.ShortHeader, hdrLen int, pkt []byte, 
 		for b := payload; len(b) > 0; {
 			f, n, _ := fp.ParseNext(b)
 			if cf, ok := f.(*wire.CloseFrame); ok {
-				s.closeLocked(&SessionError{Code: cf.ErrorCode, Remote: true, Reason: string(cf.Reason)}, false)
+				s.closeLocked(&SessionError{Code: ErrorCode(cf.ErrorCode), Remote: true, Reason: string(cf.Reason)}, false)
 				return
 			}
 			b = b[n:]
@@ -57,7 +57,7 @@ func (s *Session) handleShortLocked(h wire.ShortHeader, hdrLen int, pkt []byte, 
 	}
 	pn := h.PacketNumber
 	if pn < s.recvHorizon || s.recvd.contains(pn, pn+1) {
-		s.stats.duplicates.Add(1)
+		s.stats.inc(CounterDuplicates)
 		if eliciting {
 			s.ackNow, s.ackPending = true, true // our ACK may have been lost
 		}
@@ -129,7 +129,7 @@ func (s *Session) handleFrameLocked(f wire.Frame, now time.Time) error {
 	case *wire.AckFrame:
 		return s.onAckLocked(f, now)
 	case *wire.NakFrame:
-		s.stats.naksReceived.Add(1)
+		s.stats.inc(CounterNaksReceived)
 		s.onNakLocked(f, now)
 	case *wire.PingFrame:
 	case *wire.MaxDataFrame:
@@ -171,7 +171,7 @@ func (s *Session) handleFrameLocked(f wire.Frame, now time.Time) error {
 			st.highestRecv = f.FinalSize
 		}
 		if st.readErr == nil {
-			st.readErr = &StreamError{StreamID: st.id, Code: f.ErrorCode, Remote: true, Op: "reset"}
+			st.readErr = &StreamError{StreamID: st.id, Code: ErrorCode(f.ErrorCode), Remote: true, Op: "reset"}
 			// Bytes that will never be read return their session credit.
 			s.onConsumedLocked(st.highestRecv - st.readOff)
 			st.readOff = st.highestRecv
@@ -186,10 +186,10 @@ func (s *Session) handleFrameLocked(f wire.Frame, now time.Time) error {
 			return err
 		}
 		if !st.resetQueued && !st.finAcked {
-			st.resetLocked(f.ErrorCode, &StreamError{StreamID: st.id, Code: f.ErrorCode, Remote: true, Op: "stop sending"})
+			st.resetLocked(ErrorCode(f.ErrorCode), &StreamError{StreamID: st.id, Code: ErrorCode(f.ErrorCode), Remote: true, Op: "stop sending"})
 		}
 	case *wire.CloseFrame:
-		s.closeLocked(&SessionError{Code: f.ErrorCode, Remote: true, Reason: string(f.Reason)}, false)
+		s.closeLocked(&SessionError{Code: ErrorCode(f.ErrorCode), Remote: true, Reason: string(f.Reason)}, false)
 	}
 	return nil
 }
@@ -220,7 +220,7 @@ func (s *Session) streamForFrameLocked(id uint64, recvSide bool) (*Stream, error
 		sid := s.peerOpenedIdx*2 + id&1
 		st = newStream(s, sid)
 		s.streams[sid] = st
-		s.stats.streamsOpened.Add(1)
+		s.stats.inc(CounterStreamsOpened)
 		if !s.deliverLocked(st) {
 			st.closed, st.readClosed = true, true
 			st.resetLocked(CodeStreamLimit, &StreamError{StreamID: sid, Code: CodeStreamLimit, Op: "reset"})
@@ -240,7 +240,7 @@ func (s *Session) deliverLocked(st *Stream) bool {
 	case q <- st:
 		return true
 	default:
-		s.stats.dropsAcceptQueue.Add(1)
+		s.stats.inc(CounterDropsAcceptQueue)
 		return false
 	}
 }
@@ -257,7 +257,7 @@ func (s *Session) requeueBlockedLocked() {
 
 // onAckLocked processes an ACK frame (docs/PROTOCOL.md §8).
 func (s *Session) onAckLocked(f *wire.AckFrame, now time.Time) error {
-	s.stats.acksReceived.Add(1)
+	s.stats.inc(CounterAcksReceived)
 	largest := f.Largest()
 	if largest >= s.nextPN {
 		return &SessionError{Code: CodeProtocol, Reason: fmt.Sprintf("ACK of packet %d that was never sent (next is %d)", largest, s.nextPN)}
@@ -362,7 +362,7 @@ func (s *Session) onPacketLostLocked(p *sentPacket, now time.Time, confirmed boo
 	if confirmed {
 		s.cc.OnLoss(now, p.size, p.sentAt)
 	}
-	s.stats.retransmits.Add(1)
+	s.stats.inc(CounterRetransmits)
 	if p.ctl&ctlMaxData != 0 {
 		s.maxDataQueued = true
 	}

@@ -189,7 +189,7 @@ func (s *Session) onTimersLocked(now time.Time) {
 	if p := s.sent.oldest(); p != nil && !now.Before(s.lastEliciting.Add(s.rtoLocked())) {
 		// Retransmission timeout: resend the oldest packet's contents as a probe.
 		s.ptoCount++
-		s.stats.rtos.Add(1)
+		s.stats.inc(CounterRTOs)
 		s.onPacketLostLocked(p, now, false)
 		s.sent.popDone()
 		s.probes = 2
@@ -282,8 +282,8 @@ func (s *Session) queueOut(b []byte, bp *[]byte) {
 	s.outBufs = append(s.outBufs, b)
 	s.outAddrs = append(s.outAddrs, s.peer)
 	s.outPool = append(s.outPool, bp)
-	s.stats.packetsSent.Add(1)
-	s.stats.bytesSent.Add(uint64(len(b)))
+	s.stats.inc(CounterPacketsSent)
+	s.stats.add(CounterBytesSent, uint64(len(b)))
 }
 
 // packLocked builds the datagrams to send now (at most maxSendBatch) and
@@ -302,7 +302,7 @@ func (s *Session) packLocked(now time.Time) (int, bool) {
 			hdr := wire.ShortHeader{DstID: s.remoteID, PacketNumber: s.nextPN}
 			s.nextPN++
 			b = hdr.Append(b)
-			cf := wire.CloseFrame{ErrorCode: s.closeCode, Reason: []byte(s.closeReason)}
+			cf := wire.CloseFrame{ErrorCode: uint64(s.closeCode), Reason: []byte(s.closeReason)}
 			b, _ = cf.Append(b)
 			s.queueOut(b, bp)
 			s.closeSentPending = true
@@ -419,11 +419,11 @@ func (s *Session) packOneLocked(now time.Time) bool {
 	s.lastSent = now
 	if hasAck {
 		s.ackPending, s.ackNow, s.ackDeadline, s.elicitingSince = false, false, time.Time{}, 0
-		s.stats.acksSent.Add(1)
+		s.stats.inc(CounterAcksSent)
 	}
 	if hasNak {
 		s.naks = s.naks[:0]
-		s.stats.naksSent.Add(1)
+		s.stats.inc(CounterNaksSent)
 	}
 	s.maxDataQueued, s.maxStreamsQueued, s.pingQueued = false, false, false
 	if eliciting {
@@ -467,7 +467,7 @@ func (s *Session) packStreamLocked(st *Stream, b []byte, limit int, rec *sentPac
 		return int(rec.nchunks) == maxChunksPerPacket
 	}
 	if st.resetQueued && !st.resetSent {
-		f := wire.ResetStreamFrame{StreamID: st.id, ErrorCode: st.resetCode, FinalSize: st.sendNext}
+		f := wire.ResetStreamFrame{StreamID: st.id, ErrorCode: uint64(st.resetCode), FinalSize: st.sendNext}
 		if len(b)+f.Length() > limit {
 			return b, false, true
 		}
@@ -478,7 +478,7 @@ func (s *Session) packStreamLocked(st *Stream, b []byte, limit int, rec *sentPac
 		}
 	}
 	if st.stopQueued {
-		f := wire.StopSendingFrame{StreamID: st.id, ErrorCode: st.stopCode}
+		f := wire.StopSendingFrame{StreamID: st.id, ErrorCode: uint64(st.stopCode)}
 		if len(b)+f.Length() > limit {
 			return b, false, true
 		}
@@ -555,7 +555,7 @@ func (s *Session) packStreamLocked(st *Stream, b []byte, limit int, rec *sentPac
 	c := chunk{stream: st.id, off: st.sendNext, n: uint32(n), fin: finNow}
 	st.sendNext += n
 	s.sentData += n
-	s.stats.streamBytesSent.Add(n)
+	s.stats.add(CounterStreamBytesSent, n)
 	st.needOpen = false
 	if finNow {
 		st.finSent = true

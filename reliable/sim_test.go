@@ -168,7 +168,7 @@ func TestSimLossyTransfer(t *testing.T) {
 				start := time.Now()
 				exchange(t, seed, l, s, 4, 2<<20)
 				st := s.Stats()
-				t.Logf("virtual time %v, retransmits %d, naks sent/recv %d/%d, rtos %d, dups %d", time.Since(start), st.Retransmits, st.NaksSent, st.NaksReceived, st.RTOs, st.Duplicates)
+				t.Logf("virtual time %v, retransmits %d, naks sent/recv %d/%d, rtos %d, dups %d", time.Since(start), st.Counters[CounterRetransmits], st.Counters[CounterNaksSent], st.Counters[CounterNaksReceived], st.Counters[CounterRTOs], st.Counters[CounterDuplicates])
 				s.CloseWithError(0, "done")
 				l.Close()
 			})
@@ -197,7 +197,7 @@ func TestSimBlackout(t *testing.T) {
 		if err := s.Err(); err != nil {
 			t.Fatalf("session died across the blackout: %v", err)
 		}
-		t.Logf("rtos %d retransmits %d", s.Stats().RTOs, s.Stats().Retransmits)
+		t.Logf("rtos %d retransmits %d", s.Stats().Counters[CounterRTOs], s.Stats().Counters[CounterRetransmits])
 		s.CloseWithError(0, "done")
 		l.Close()
 	})

@@ -5,152 +5,167 @@ import (
 	"time"
 )
 
-// Stats are the counters of a session or, summed, of an endpoint. All fields
-// count since creation; RTT and CongestionWindow are the latest values (the
-// largest among sessions for an endpoint).
+// Counter names one of the counters of a session or an endpoint. The
+// counters are one table (an enum and an array, as Aeron's system counters
+// are): [Stats.Counters] is indexed by Counter, and [Counter.Info] describes
+// each for exporters (the Prometheus collector of package plugin and
+// `raptor stat` read the same table). A new counter is one constant here and
+// one row of counterTable.
+type Counter uint8
+
+// The counters. Drops and limits are families with a reason (docs/PROTOCOL.md
+// §10 lists when each is counted).
+const (
+	CounterPacketsSent          Counter = iota // UDP datagrams sent
+	CounterPacketsReceived                     // UDP datagrams received
+	CounterBytesSent                           // UDP payload bytes sent
+	CounterBytesReceived                       // UDP payload bytes received
+	CounterStreamBytesSent                     // new stream bytes, first transmissions
+	CounterStreamBytesReceived                 // new stream bytes delivered in order
+	CounterRetransmits                         // packets declared lost whose contents were resent
+	CounterRTOs                                // retransmission timeouts
+	CounterNaksSent                            // NAK frames sent
+	CounterNaksReceived                        // NAK frames received
+	CounterAcksSent                            // ACK frames sent
+	CounterAcksReceived                        // ACK frames received
+	CounterDuplicates                          // duplicate packets received
+	CounterDropsMalformed                      // unparsable datagrams or frames
+	CounterDropsUnknownSession                 // no session for the connection ID
+	CounterDropsAddressMismatch                // datagram from another address than the session's peer
+	CounterDropsBadCookie                      // Initial with an invalid or expired cookie
+	CounterDropsVersion                        // unsupported version (answered with VersionNegotiation)
+	CounterDropsSessionLimit                   // Initial refused because MaxSessions was reached
+	CounterDropsAcceptQueue                    // streams refused because the accept backlog (or the session's share of it) was full
+	CounterDropsAuth                           // packets that failed authentication (forged, modified, or no keys yet)
+	CounterSessionsOpened                      // sessions opened
+	CounterSessionsClosed                      // sessions closed
+	CounterStreamsOpened                       // streams opened
+	CounterStreamsClosed                       // streams closed
+
+	NumCounters // the number of counters, not a counter
+)
+
+// CounterInfo describes a counter for exporters.
+type CounterInfo struct {
+	// Family is the metric name without prefix and unit suffix, for
+	// example "packets_sent" (Prometheus: raptor_packets_sent_total).
+	Family string
+	// Reason is the value of the "reason" label within a family of several
+	// counters ("drops", "limits", "violations"); "" for a lone counter.
+	Reason string
+	// Help is one line for the metric's HELP text; counters of one family
+	// share it.
+	Help string
+}
+
+const (
+	dropsHelp = "Datagrams or streams dropped, by reason."
+)
+
+var counterTable = [NumCounters]CounterInfo{
+	CounterPacketsSent:          {"packets_sent", "", "UDP datagrams sent."},
+	CounterPacketsReceived:      {"packets_received", "", "UDP datagrams received."},
+	CounterBytesSent:            {"bytes_sent", "", "UDP payload bytes sent."},
+	CounterBytesReceived:        {"bytes_received", "", "UDP payload bytes received."},
+	CounterStreamBytesSent:      {"stream_bytes_sent", "", "New stream bytes sent (first transmissions)."},
+	CounterStreamBytesReceived:  {"stream_bytes_received", "", "New stream bytes delivered in order."},
+	CounterRetransmits:          {"retransmits", "", "Packets declared lost whose contents were resent."},
+	CounterRTOs:                 {"rtos", "", "Retransmission timeouts."},
+	CounterNaksSent:             {"naks_sent", "", "NAK frames sent."},
+	CounterNaksReceived:         {"naks_received", "", "NAK frames received."},
+	CounterAcksSent:             {"acks_sent", "", "ACK frames sent."},
+	CounterAcksReceived:         {"acks_received", "", "ACK frames received."},
+	CounterDuplicates:           {"duplicates", "", "Duplicate packets received."},
+	CounterDropsMalformed:       {"drops", "malformed", dropsHelp},
+	CounterDropsUnknownSession:  {"drops", "unknown_session", dropsHelp},
+	CounterDropsAddressMismatch: {"drops", "address_mismatch", dropsHelp},
+	CounterDropsBadCookie:       {"drops", "bad_cookie", dropsHelp},
+	CounterDropsVersion:         {"drops", "version", dropsHelp},
+	CounterDropsSessionLimit:    {"drops", "session_limit", dropsHelp},
+	CounterDropsAcceptQueue:     {"drops", "accept_queue", dropsHelp},
+	CounterDropsAuth:            {"drops", "auth", dropsHelp},
+	CounterSessionsOpened:       {"sessions_opened", "", "Sessions opened."},
+	CounterSessionsClosed:       {"sessions_closed", "", "Sessions closed."},
+	CounterStreamsOpened:        {"streams_opened", "", "Streams opened."},
+	CounterStreamsClosed:        {"streams_closed", "", "Streams closed."},
+}
+
+// Info describes c; the zero CounterInfo for a value out of range.
+func (c Counter) Info() CounterInfo {
+	if c >= NumCounters {
+		return CounterInfo{}
+	}
+	return counterTable[c]
+}
+
+// String is the counter's key: its family, then "/" and the reason if it
+// has one ("packets_sent", "drops/malformed"). `raptor stat` uses the same
+// keys for what it scrapes.
+func (c Counter) String() string {
+	i := c.Info()
+	if i.Reason == "" {
+		return i.Family
+	}
+	return i.Family + "/" + i.Reason
+}
+
+// Stats are the counters of a session or, summed, of an endpoint. Counters
+// count since creation; SmoothedRTT and CongestionWindow are the latest
+// values (the largest among sessions for an endpoint).
 type Stats struct {
-	PacketsSent, PacketsReceived   uint64
-	BytesSent, BytesReceived       uint64 // UDP payload bytes
-	StreamBytesSent                uint64 // new stream bytes, first transmissions
-	StreamBytesReceived            uint64 // new stream bytes delivered in order
-	Retransmits                    uint64 // packets declared lost whose contents were resent
-	RTOs                           uint64 // retransmission timeouts
-	NaksSent, NaksReceived         uint64
-	AcksSent, AcksReceived         uint64
-	Duplicates                     uint64 // duplicate packets received
-	DropsMalformed                 uint64 // unparsable datagrams or frames
-	DropsUnknownSession            uint64 // no session for the connection ID
-	DropsAddressMismatch           uint64 // datagram from another address than the session's peer
-	DropsBadCookie                 uint64 // Initial with an invalid or expired cookie
-	DropsVersion                   uint64 // unsupported version (answered with VersionNegotiation)
-	DropsSessionLimit              uint64 // Initial refused because MaxSessions was reached
-	DropsAcceptQueue               uint64 // streams refused because the accept backlog was full
-	DropsAuth                      uint64 // packets that failed authentication (forged, modified, or no keys yet)
-	SessionsOpened, SessionsClosed uint64
-	StreamsOpened, StreamsClosed   uint64
-	SmoothedRTT                    time.Duration
-	CongestionWindow               uint64 // bytes
-	BytesInFlight                  uint64
+	Counters         [NumCounters]uint64 // indexed by Counter
+	SmoothedRTT      time.Duration
+	CongestionWindow uint64 // bytes
+	BytesInFlight    uint64 // bytes sent and neither acknowledged nor declared lost
+}
+
+// Get returns the value of counter c.
+func (s *Stats) Get(c Counter) uint64 { return s.Counters[c] }
+
+// Add adds o to s as an endpoint sums its sessions: counters and bytes in
+// flight are added; the smoothed RTT and the congestion window are the larger.
+func (s *Stats) Add(o Stats) {
+	for i, v := range o.Counters {
+		s.Counters[i] += v
+	}
+	s.SmoothedRTT = max(s.SmoothedRTT, o.SmoothedRTT)
+	s.CongestionWindow = max(s.CongestionWindow, o.CongestionWindow)
+	s.BytesInFlight += o.BytesInFlight
 }
 
 // counters are the atomically updated form of Stats.
 type counters struct {
-	packetsSent, packetsReceived     atomic.Uint64
-	bytesSent, bytesReceived         atomic.Uint64
-	streamBytesSent, streamBytesRecv atomic.Uint64
-	retransmits, rtos                atomic.Uint64
-	naksSent, naksReceived           atomic.Uint64
-	acksSent, acksReceived           atomic.Uint64
-	duplicates                       atomic.Uint64
-	dropsMalformed                   atomic.Uint64
-	dropsUnknownSession              atomic.Uint64
-	dropsAddressMismatch             atomic.Uint64
-	dropsBadCookie                   atomic.Uint64
-	dropsVersion                     atomic.Uint64
-	dropsSessionLimit                atomic.Uint64
-	dropsAcceptQueue                 atomic.Uint64
-	dropsAuth                        atomic.Uint64
-	sessionsOpened, sessionsClosed   atomic.Uint64
-	streamsOpened, streamsClosed     atomic.Uint64
-	srtt, cwnd, inflight             atomic.Int64
+	c                    [NumCounters]atomic.Uint64
+	srtt, cwnd, inflight atomic.Int64
 }
 
+// inc adds one to counter k.
+func (c *counters) inc(k Counter) { c.c[k].Add(1) }
+
+// add adds n to counter k.
+func (c *counters) add(k Counter, n uint64) { c.c[k].Add(n) }
+
+// addTo adds the counters to s and folds the gauges in as Stats.Add does.
 func (c *counters) addTo(s *Stats) {
-	s.PacketsSent += c.packetsSent.Load()
-	s.PacketsReceived += c.packetsReceived.Load()
-	s.BytesSent += c.bytesSent.Load()
-	s.BytesReceived += c.bytesReceived.Load()
-	s.StreamBytesSent += c.streamBytesSent.Load()
-	s.StreamBytesReceived += c.streamBytesRecv.Load()
-	s.Retransmits += c.retransmits.Load()
-	s.RTOs += c.rtos.Load()
-	s.NaksSent += c.naksSent.Load()
-	s.NaksReceived += c.naksReceived.Load()
-	s.AcksSent += c.acksSent.Load()
-	s.AcksReceived += c.acksReceived.Load()
-	s.Duplicates += c.duplicates.Load()
-	s.DropsMalformed += c.dropsMalformed.Load()
-	s.DropsUnknownSession += c.dropsUnknownSession.Load()
-	s.DropsAddressMismatch += c.dropsAddressMismatch.Load()
-	s.DropsBadCookie += c.dropsBadCookie.Load()
-	s.DropsVersion += c.dropsVersion.Load()
-	s.DropsSessionLimit += c.dropsSessionLimit.Load()
-	s.DropsAcceptQueue += c.dropsAcceptQueue.Load()
-	s.DropsAuth += c.dropsAuth.Load()
-	s.SessionsOpened += c.sessionsOpened.Load()
-	s.SessionsClosed += c.sessionsClosed.Load()
-	s.StreamsOpened += c.streamsOpened.Load()
-	s.StreamsClosed += c.streamsClosed.Load()
+	for i := range c.c {
+		s.Counters[i] += c.c[i].Load()
+	}
 	s.SmoothedRTT = max(s.SmoothedRTT, time.Duration(c.srtt.Load()))
 	s.CongestionWindow = max(s.CongestionWindow, uint64(c.cwnd.Load()))
 	s.BytesInFlight += uint64(c.inflight.Load())
 }
 
-// add folds the counters of a finished session into c (an endpoint's).
-func (c *counters) add(o *counters) {
-	var s Stats
-	o.addTo(&s)
-	c.addStats(&s)
+// fold adds the counts (not the gauges) of o, a finished session's, to c
+// (an endpoint's).
+func (c *counters) fold(o *counters) {
+	for i := range o.c {
+		c.c[i].Add(o.c[i].Load())
+	}
 }
 
 // addStats adds the counts of s (not the gauges) to c.
 func (c *counters) addStats(s *Stats) {
-	c.packetsSent.Add(s.PacketsSent)
-	c.packetsReceived.Add(s.PacketsReceived)
-	c.bytesSent.Add(s.BytesSent)
-	c.bytesReceived.Add(s.BytesReceived)
-	c.streamBytesSent.Add(s.StreamBytesSent)
-	c.streamBytesRecv.Add(s.StreamBytesReceived)
-	c.retransmits.Add(s.Retransmits)
-	c.rtos.Add(s.RTOs)
-	c.naksSent.Add(s.NaksSent)
-	c.naksReceived.Add(s.NaksReceived)
-	c.acksSent.Add(s.AcksSent)
-	c.acksReceived.Add(s.AcksReceived)
-	c.duplicates.Add(s.Duplicates)
-	c.dropsMalformed.Add(s.DropsMalformed)
-	c.dropsAddressMismatch.Add(s.DropsAddressMismatch)
-	c.dropsUnknownSession.Add(s.DropsUnknownSession)
-	c.dropsBadCookie.Add(s.DropsBadCookie)
-	c.dropsVersion.Add(s.DropsVersion)
-	c.dropsSessionLimit.Add(s.DropsSessionLimit)
-	c.dropsAcceptQueue.Add(s.DropsAcceptQueue)
-	c.dropsAuth.Add(s.DropsAuth)
-	c.streamsOpened.Add(s.StreamsOpened)
-	c.sessionsOpened.Add(s.SessionsOpened)
-	c.sessionsClosed.Add(s.SessionsClosed)
-	c.streamsClosed.Add(s.StreamsClosed)
-}
-
-// Add adds o to s as an endpoint sums its sessions: counters and bytes in
-// flight are added; the smoothed RTT and the congestion window are the larger.
-func (s *Stats) Add(o Stats) {
-	s.PacketsSent += o.PacketsSent
-	s.PacketsReceived += o.PacketsReceived
-	s.BytesSent += o.BytesSent
-	s.BytesReceived += o.BytesReceived
-	s.StreamBytesSent += o.StreamBytesSent
-	s.StreamBytesReceived += o.StreamBytesReceived
-	s.Retransmits += o.Retransmits
-	s.RTOs += o.RTOs
-	s.NaksSent += o.NaksSent
-	s.NaksReceived += o.NaksReceived
-	s.AcksSent += o.AcksSent
-	s.AcksReceived += o.AcksReceived
-	s.Duplicates += o.Duplicates
-	s.DropsMalformed += o.DropsMalformed
-	s.DropsUnknownSession += o.DropsUnknownSession
-	s.DropsAddressMismatch += o.DropsAddressMismatch
-	s.DropsBadCookie += o.DropsBadCookie
-	s.DropsVersion += o.DropsVersion
-	s.DropsSessionLimit += o.DropsSessionLimit
-	s.DropsAcceptQueue += o.DropsAcceptQueue
-	s.DropsAuth += o.DropsAuth
-	s.SessionsOpened += o.SessionsOpened
-	s.SessionsClosed += o.SessionsClosed
-	s.StreamsOpened += o.StreamsOpened
-	s.StreamsClosed += o.StreamsClosed
-	s.SmoothedRTT = max(s.SmoothedRTT, o.SmoothedRTT)
-	s.CongestionWindow = max(s.CongestionWindow, o.CongestionWindow)
-	s.BytesInFlight += o.BytesInFlight
+	for i, v := range s.Counters {
+		c.c[i].Add(v)
+	}
 }

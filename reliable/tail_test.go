@@ -61,7 +61,7 @@ func TestSimTailLatencyUnderLoss(t *testing.T) {
 			p50, p99, p999 := rtts[n/2], rtts[n*99/100], rtts[n*999/1000]
 			st2 := s.Stats()
 			t.Logf("loss %.0f%%: p50 %v p99 %v p99.9 %v max %v; retransmits %d, RTOs %d, NAKs %d",
-				tc.loss*100, p50, p99, p999, rtts[n-1], st2.Retransmits, st2.RTOs, st2.NaksReceived)
+				tc.loss*100, p50, p99, p999, rtts[n-1], st2.Counters[CounterRetransmits], st2.Counters[CounterRTOs], st2.Counters[CounterNaksReceived])
 			if p99 > tc.p99 || p999 > tc.p999 {
 				t.Errorf("loss %.0f%%: p99 %v / p99.9 %v, want at most %v / %v", tc.loss*100, p99, p999, tc.p99, tc.p999)
 			}

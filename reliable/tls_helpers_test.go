@@ -39,7 +39,7 @@ func establishForTest(e *endpoint, from netip.AddrPort, remote wire.ConnID, p wi
 	}
 	u.sessions++
 	e.mu.Unlock()
-	e.stats.sessionsOpened.Add(1)
+	e.stats.inc(CounterSessionsOpened)
 	e.startSession(s)
 	return s
 }

@@ -255,7 +255,7 @@ func runDemoPaths(ctx context.Context, cfg demoConfig, stderr io.Writer) (*demoR
 			}
 			for _, ln := range b.Listeners() {
 				if rl, ok := ln.Listeners()[1].(*reliable.Listener); ok {
-					res.Retransmits += rl.Stats().Retransmits
+					res.Retransmits += rl.Stats().Counters[reliable.CounterRetransmits]
 				}
 			}
 		}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/raptormq/raptor/compat/kafka"
 	"github.com/raptormq/raptor/plugin"
+	"github.com/raptormq/raptor/reliable"
 )
 
 func init() {
@@ -165,16 +166,21 @@ type statSample struct {
 	Rates     map[string]float64 `json:"rates,omitempty"`            // counters per second over Interval
 }
 
-// Keys of statSample (metric names without raptor_ and _total).
+// Keys of statSample (metric names without raptor_ and _total, then
+// "/reason" for a family): the Raptor counters' keys come from reliable's
+// counter table, which also names the Prometheus metrics.
+var (
+	kPktTx, kPktRx       = reliable.CounterPacketsSent.String(), reliable.CounterPacketsReceived.String()
+	kBytesTx, kBytesRx   = reliable.CounterBytesSent.String(), reliable.CounterBytesReceived.String()
+	kRetx, kRTO          = reliable.CounterRetransmits.String(), reliable.CounterRTOs.String()
+	kNakTx, kNakRx       = reliable.CounterNaksSent.String(), reliable.CounterNaksReceived.String()
+	kSessOpen, kSessDone = reliable.CounterSessionsOpened.String(), reliable.CounterSessionsClosed.String()
+	kStrmOpen, kStrmDone = reliable.CounterStreamsOpened.String(), reliable.CounterStreamsClosed.String()
+	kDropPrefix          = reliable.CounterDropsMalformed.Info().Family + "/"
+)
+
 const (
-	kPktTx, kPktRx        = "packets_sent", "packets_received"
-	kBytesTx, kBytesRx    = "bytes_sent", "bytes_received"
-	kRetx, kRTO           = "retransmits", "rtos"
-	kNakTx, kNakRx        = "naks_sent", "naks_received"
-	kSessOpen, kSessDone  = "sessions_opened", "sessions_closed"
-	kStrmOpen, kStrmDone  = "streams_opened", "streams_closed"
 	kSRTT, kCwnd, kFlight = "srtt_seconds", "cwnd_bytes", "bytes_in_flight"
-	kDropPrefix           = "drops/"
 	kRelayActive          = "relay_active"
 	kRelayAccepted        = "relay_accepted"
 	kRelayUp, kRelayDown  = "relay_bytes/up", "relay_bytes/down"

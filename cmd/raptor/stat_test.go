@@ -30,8 +30,13 @@ func statServer(t *testing.T) *httptest.Server {
 	var n atomic.Uint64
 	src := func() reliable.Stats {
 		k := n.Add(1)
-		return reliable.Stats{PacketsSent: 1000 * k, BytesSent: 1e6 * k, DropsBadCookie: k, SessionsOpened: 3, SessionsClosed: 1,
-			SmoothedRTT: 2 * time.Millisecond, CongestionWindow: 64000, BytesInFlight: 1500}
+		st := reliable.Stats{SmoothedRTT: 2 * time.Millisecond, CongestionWindow: 64000, BytesInFlight: 1500}
+		st.Counters[reliable.CounterPacketsSent] = 1000 * k
+		st.Counters[reliable.CounterBytesSent] = 1e6 * k
+		st.Counters[reliable.CounterDropsBadCookie] = k
+		st.Counters[reliable.CounterSessionsOpened] = 3
+		st.Counters[reliable.CounterSessionsClosed] = 1
+		return st
 	}
 	relay, err := plugin.NewRelay(plugin.RelayConfig{Upstreams: []string{"tcp://127.0.0.1:9"}})
 	if err != nil {

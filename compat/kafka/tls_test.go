@@ -72,8 +72,8 @@ func TestKafkaOverProtectedRaptorExactlyOnce(t *testing.T) {
 			t.Fatalf("record %d is %q, want %q (lost, duplicated or reordered)", i, v, want)
 		}
 	}
-	if st := d.Transport().Stats(); st.DropsAuth != 0 || st.SessionsOpened == 0 {
-		t.Fatalf("dialer stats: %d sessions, %d auth drops", st.SessionsOpened, st.DropsAuth)
+	if st := d.Transport().Stats(); st.Counters[reliable.CounterDropsAuth] != 0 || st.Counters[reliable.CounterSessionsOpened] == 0 {
+		t.Fatalf("dialer stats: %d sessions, %d auth drops", st.Counters[reliable.CounterSessionsOpened], st.Counters[reliable.CounterDropsAuth])
 	}
 
 	bad, err := NewDialer(WithPinnedSHA256(bytes.Repeat([]byte{7}, 32)))

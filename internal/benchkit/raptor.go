@@ -71,19 +71,12 @@ func (r *Raptor) Close() error {
 	r.dialer = nil
 	var sum reliable.Stats
 	for s := range r.sessions {
-		st := s.Stats()
-		sum.PacketsSent += st.PacketsSent
-		sum.PacketsReceived += st.PacketsReceived
-		sum.Retransmits += st.Retransmits
-		sum.RTOs += st.RTOs
-		sum.NaksSent += st.NaksSent
-		sum.NaksReceived += st.NaksReceived
-		sum.Duplicates += st.Duplicates
-		sum.SmoothedRTT = max(sum.SmoothedRTT, st.SmoothedRTT)
+		sum.Add(s.Stats())
 	}
 	if len(r.sessions) > 0 {
 		r.last = fmt.Sprintf("%d sessions: packets sent %d received %d, retransmits %d, RTOs %d, NAKs sent %d received %d, duplicates %d, smoothed RTT %v",
-			len(r.sessions), sum.PacketsSent, sum.PacketsReceived, sum.Retransmits, sum.RTOs, sum.NaksSent, sum.NaksReceived, sum.Duplicates, sum.SmoothedRTT)
+			len(r.sessions), sum.Get(reliable.CounterPacketsSent), sum.Get(reliable.CounterPacketsReceived), sum.Get(reliable.CounterRetransmits),
+			sum.Get(reliable.CounterRTOs), sum.Get(reliable.CounterNaksSent), sum.Get(reliable.CounterNaksReceived), sum.Get(reliable.CounterDuplicates), sum.SmoothedRTT)
 	}
 	r.sessions = nil
 	r.mu.Unlock()
