@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/raptormq/raptor/compat/kafka"
+	"github.com/raptormq/raptor/plugin"
 	"github.com/raptormq/raptor/reliable"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -39,7 +40,7 @@ func (r *Raptor) Listen(ctx context.Context, addr string) (net.Listener, error) 
 func (r *Raptor) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	r.mu.Lock()
 	if r.dialer == nil {
-		r.dialer = &reliable.Dialer{Config: r.Config}
+		r.dialer = &reliable.Dialer{Config: r.dialConfig()}
 	}
 	d := r.dialer
 	r.mu.Unlock()
@@ -100,11 +101,27 @@ func (r *Raptor) KafkaBroker(ctx context.Context, addr string) (Server, error) {
 // KafkaDialer returns compat/kafka's dialer (broker host:port → raptor://
 // on the same port) as a franz-go option.
 func (r *Raptor) KafkaDialer() (kgo.Opt, io.Closer, error) {
-	d, err := kafka.NewDialer()
+	d, err := kafka.NewDialer(kafka.WithTransportOptions(plugin.WithRaptorConfig(r.dialConfig())))
 	if err != nil {
 		return nil, nil, err
 	}
 	return d.Opt(), d, nil
+}
+
+// dialConfig is the Config the benchmark's clients dial with: r.Config, and
+// when it says nothing about server authentication, InsecureSkipServerAuth:
+// the packets stay encrypted and authenticated as in every Raptor session,
+// but a client of a remote `bench serve` has no pin to check, and
+// authenticating the server costs nothing per packet.
+func (r *Raptor) dialConfig() *reliable.Config {
+	var c reliable.Config
+	if r.Config != nil {
+		c = *r.Config
+	}
+	if c.TLS == nil && c.PinnedSHA256 == nil {
+		c.InsecureSkipServerAuth = true
+	}
+	return &c
 }
 
 var _ KafkaStack = (*Raptor)(nil)
