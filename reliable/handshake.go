@@ -117,7 +117,15 @@ type protection struct {
 // pin: the fingerprint is that of a key only this process holds.
 var localListeners struct {
 	sync.Mutex
-	m map[netip.AddrPort][]byte
+	m map[netip.AddrPort]localListener
+}
+
+// localListener is one entry of localListeners. Two listeners of one process
+// on one address (possible only on a simulated network) make it ambiguous:
+// no pin is taken from it then.
+type localListener struct {
+	fp     []byte
+	owners int
 }
 
 func registerLocalListener(addr netip.AddrPort, fp []byte) {
@@ -127,15 +135,30 @@ func registerLocalListener(addr netip.AddrPort, fp []byte) {
 	localListeners.Lock()
 	defer localListeners.Unlock()
 	if localListeners.m == nil {
-		localListeners.m = make(map[netip.AddrPort][]byte)
+		localListeners.m = make(map[netip.AddrPort]localListener)
 	}
-	localListeners.m[addr] = fp
+	e := localListeners.m[addr]
+	e.owners++
+	if e.owners == 1 {
+		e.fp = fp
+	} else {
+		e.fp = nil
+	}
+	localListeners.m[addr] = e
 }
 
 func unregisterLocalListener(addr netip.AddrPort) {
 	localListeners.Lock()
 	defer localListeners.Unlock()
-	delete(localListeners.m, addr)
+	e, ok := localListeners.m[addr]
+	if !ok {
+		return
+	}
+	if e.owners--; e.owners <= 0 {
+		delete(localListeners.m, addr)
+		return
+	}
+	localListeners.m[addr] = e // still ambiguous: which one is left is not known
 }
 
 // localPin returns the fingerprint of this process's listener at raddr (or on
@@ -143,13 +166,13 @@ func unregisterLocalListener(addr netip.AddrPort) {
 func localPin(raddr netip.AddrPort) []byte {
 	localListeners.Lock()
 	defer localListeners.Unlock()
-	if fp := localListeners.m[raddr]; fp != nil {
-		return fp
+	if e, ok := localListeners.m[raddr]; ok {
+		return e.fp
 	}
 	if raddr.Addr().IsLoopback() {
 		for _, any := range []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()} {
-			if fp := localListeners.m[netip.AddrPortFrom(any, raddr.Port())]; fp != nil {
-				return fp
+			if e, ok := localListeners.m[netip.AddrPortFrom(any, raddr.Port())]; ok {
+				return e.fp
 			}
 		}
 	}

@@ -756,3 +756,32 @@ func BenchmarkSealOpen1400(b *testing.B) {
 		})
 	}
 }
+
+// TestLocalPinRegistry: the same-process pin is taken only from one listener
+// per address; two on one address (a simulated network) pin nothing.
+func TestLocalPinRegistry(t *testing.T) {
+	a := netip.MustParseAddrPort("192.0.2.9:7")
+	fp1, fp2 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	registerLocalListener(a, fp1)
+	if got := localPin(a); !bytes.Equal(got, fp1) {
+		t.Fatalf("pin %x, want %x", got, fp1)
+	}
+	registerLocalListener(a, fp2)
+	if got := localPin(a); got != nil {
+		t.Fatalf("two listeners on %v: pin %x, want none", a, got)
+	}
+	unregisterLocalListener(a)
+	unregisterLocalListener(a)
+	if got := localPin(a); got != nil {
+		t.Fatalf("after both closed: pin %x", got)
+	}
+	any := netip.MustParseAddrPort("0.0.0.0:8")
+	registerLocalListener(any, fp1)
+	defer unregisterLocalListener(any)
+	if got := localPin(netip.MustParseAddrPort("127.0.0.1:8")); !bytes.Equal(got, fp1) {
+		t.Fatalf("loopback dial of a 0.0.0.0 listener: pin %x", got)
+	}
+	if got := localPin(netip.MustParseAddrPort("192.0.2.1:8")); got != nil {
+		t.Fatalf("non-loopback dial of a 0.0.0.0 listener: pin %x, want none", got)
+	}
+}
