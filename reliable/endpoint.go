@@ -477,7 +477,7 @@ func (e *endpoint) sessionDone(s *Session) {
 	}
 }
 
-// statsLocked sums the endpoint's counters and those of live sessions.
+// snapshot sums the endpoint's counters and those of its live sessions.
 func (e *endpoint) snapshot() Stats {
 	var st Stats
 	e.snapshotInto(&st)

@@ -10,7 +10,8 @@ import (
 const maxRecvRanges = 64 // packet-number ranges remembered for ACKs and duplicates
 
 // handleShortLocked processes one short-header packet whose header h was
-// parsed from the start of pkt. It reports whether the run loop must wake.
+// parsed from the start of pkt. The read loop wakes the run loop after the
+// batch if there is something to send (afterReceive).
 func (s *Session) handleShortLocked(h wire.ShortHeader, hdrLen int, pkt []byte, now time.Time, fp *wire.FrameParser) {
 	if s.state == stateClosed {
 		s.ep.stats.inc(CounterDropsUnknownSession) // ended, about to leave the table

@@ -1,7 +1,9 @@
 package reliable
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/raptormq/raptor/wire"
@@ -133,7 +135,7 @@ func (s *Session) flush(n int) {
 	sent, err := s.ep.pc.WriteBatch(s.outBufs[:n], s.outAddrs[:n])
 	if err != nil && sent < n {
 		s.ep.sendErrors.Add(1)
-		if s.ep.cfg.Logger.Enabled(nil, -4) {
+		if s.ep.cfg.Logger.Enabled(context.Background(), slog.LevelDebug) {
 			s.ep.cfg.Logger.Debug("raptor: send failed; loss recovery will resend", "peer", s.peer, "err", err)
 		}
 	}
