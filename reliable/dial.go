@@ -40,10 +40,6 @@ func dialVia(ctx context.Context, addr string, cfg *Config, open func(laddr stri
 	if err != nil {
 		return nil, fmt.Errorf("raptor: bad address %q: %w", addr, err)
 	}
-	tc, err := clientTLSConfig(c, host, raddr)
-	if err != nil {
-		return nil, fmt.Errorf("raptor: dial %s: %w", addr, err)
-	}
 	var pc PacketConn
 	if open == nil {
 		pc, err = udpio.Listen(local)
@@ -52,6 +48,11 @@ func dialVia(ctx context.Context, addr string, cfg *Config, open func(laddr stri
 	}
 	if err != nil {
 		return nil, fmt.Errorf("raptor: dial %s: local packet conn on %s: %w", addr, local, err)
+	}
+	tc, err := clientTLSConfig(c, host, raddr)
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("raptor: dial %s: %w", addr, err)
 	}
 	return dialPacket(ctx, pc, raddr, c, tc)
 }
