@@ -86,12 +86,17 @@ type Config struct {
 	InsecurePlaintext bool
 	// keyUpdateAfter: packets sealed per 1-RTT key generation (tests lower it).
 	keyUpdateAfter uint64
+	// ReceiveLoops is how many sockets Listen opens on its address with
+	// SO_REUSEPORT (Linux), one receive loop each, to spread sessions over
+	// cores. Default 1. Dial and ListenPacket ignore it.
+	ReceiveLoops int
 	// AcceptBacklog bounds streams waiting in Accept. Default 256.
 	AcceptBacklog int
 	// CloseTimeout bounds how long a graceful Close waits for written data to
 	// be acknowledged. Default 5s.
 	CloseTimeout time.Duration
-	// Congestion chooses the congestion controller: "newreno" (default) or
+	// Congestion chooses the congestion controller: "newreno" (default),
+	// "cubic" (RFC 9438 with proportional rate reduction, RFC 6937) or
 	// "none" (no congestion window; for benchmarks on a dedicated link).
 	Congestion string
 	// Logger receives session events. Default: slog.Default() at Warn and above
@@ -151,6 +156,7 @@ func (c *Config) populate() (*Config, error) {
 	defi(&n.MaxSessionsPerAddr, max(min(n.MaxSessions, 64), n.MaxSessions/4))
 	defi(&n.MaxHandshakesPerAddr, DefaultMaxHandshakesPerAddr)
 	defi(&n.AcceptBacklog, DefaultAcceptBacklog)
+	defi(&n.ReceiveLoops, 1)
 	def(&n.CloseTimeout, DefaultCloseTimeout)
 	if n.Congestion == "" {
 		n.Congestion = "newreno"
@@ -175,6 +181,8 @@ func (c *Config) populate() (*Config, error) {
 		return nil, fmt.Errorf("raptor: Config.StreamReceiveWindow %d / SessionReceiveWindow %d: need 1 KiB <= stream <= session", n.StreamReceiveWindow, n.SessionReceiveWindow)
 	case n.StreamSendBuffer < 1<<10 || n.SessionSendBuffer < n.StreamSendBuffer:
 		return nil, fmt.Errorf("raptor: Config.StreamSendBuffer %d / SessionSendBuffer %d: need 1 KiB <= stream <= session", n.StreamSendBuffer, n.SessionSendBuffer)
+	case n.ReceiveLoops < 1 || n.ReceiveLoops > 256:
+		return nil, fmt.Errorf("raptor: Config.ReceiveLoops %d out of range 1..256", n.ReceiveLoops)
 	case n.MaxStreams < 1 || n.MaxSessions < 1 || n.AcceptBacklog < 1:
 		return nil, fmt.Errorf("raptor: Config.MaxStreams %d, MaxSessions %d, AcceptBacklog %d must be positive", n.MaxStreams, n.MaxSessions, n.AcceptBacklog)
 	case n.MaxSessionsPerAddr < 1 || n.MaxHandshakesPerAddr < 1:
@@ -183,8 +191,20 @@ func (c *Config) populate() (*Config, error) {
 		return nil, fmt.Errorf("raptor: Config.PinnedSHA256 has %d bytes, want %d (a SHA-256)", len(n.PinnedSHA256), sha256.Size)
 	case n.TLS != nil && n.TLS.MaxVersion != 0 && n.TLS.MaxVersion < tls.VersionTLS13:
 		return nil, fmt.Errorf("raptor: Config.TLS.MaxVersion 0x%04x is below TLS 1.3, which Raptor requires", n.TLS.MaxVersion)
-	case n.Congestion != "newreno" && n.Congestion != "none":
-		return nil, fmt.Errorf("raptor: Config.Congestion %q unknown (want \"newreno\" or \"none\")", n.Congestion)
+	case n.Congestion != "newreno" && n.Congestion != "cubic" && n.Congestion != "none":
+		return nil, fmt.Errorf("raptor: Config.Congestion %q unknown (want \"newreno\", \"cubic\" or \"none\")", n.Congestion)
 	}
 	return &n, nil
+}
+
+// newCongestionControl returns the controller Config.Congestion names, for
+// datagrams of at most mss bytes.
+func newCongestionControl(name string, mss int) CongestionControl {
+	switch name {
+	case "none":
+		return noCongestion{}
+	case "cubic":
+		return newCubic(mss)
+	}
+	return newNewReno(mss)
 }

@@ -41,9 +41,8 @@ type endpoint struct {
 	secret     [32]byte
 	tlsServer  *tls.Config // listener: the TLS side of every session
 	certSHA256 []byte      // listener: its certificate's fingerprint
-	perAddr    map[netip.Addr]*addrUse
-	usedCookie map[[16]byte]time.Time // cookies that opened a session, until they expire
-	stats      counters               // endpoint-level drops plus finished sessions
+	adm        *admission  // listener: shared by all its receive loops
+	stats      counters    // endpoint-level drops plus finished sessions
 	sendErrors atomic.Uint64
 	bufPool    sync.Pool // datagram buffers
 	bufs       *bufPool  // stream buffers
@@ -65,6 +64,16 @@ type endpoint struct {
 // for Config.MaxSessionsPerAddr and MaxHandshakesPerAddr.
 type addrUse struct{ sessions, handshakes int }
 
+// admission is a listener's state for admitting sessions, shared by all its
+// receive loops (docs/PROTOCOL.md §5.2, §5.6): per-address counts and the
+// cookies that opened a session, until they expire. Lock order: after
+// Session.mu and endpoint.mu.
+type admission struct {
+	mu         sync.Mutex
+	perAddr    map[netip.Addr]*addrUse
+	usedCookie map[[16]byte]time.Time
+}
+
 type clientKey struct {
 	addr netip.AddrPort
 	id   wire.ConnID
@@ -75,7 +84,7 @@ func newEndpoint(pc PacketConn, cfg *Config, batch int) *endpoint {
 		pc: pc, cfg: cfg,
 		sessions: make(map[wire.ConnID]*Session),
 		byClient: make(map[clientKey]*Session),
-		perAddr:  make(map[netip.Addr]*addrUse),
+		adm:      &admission{perAddr: make(map[netip.Addr]*addrUse)},
 		readDone: make(chan struct{}),
 		rbufs:    make([][]byte, batch),
 		rsizes:   make([]int, batch),
@@ -306,7 +315,7 @@ func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip
 		e.sendRetry(h, from, now)
 		return
 	}
-	if reason := e.admit(token, from.Addr(), now); reason != "" {
+	if reason := e.admit(token, from.Addr(), e.listener.SessionCount(), now); reason != "" {
 		e.stats.inc(CounterDropsSessionLimit)
 		e.refuse(h, from, reason)
 		return
@@ -338,23 +347,25 @@ func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip
 // admit checks the limits for a new session from addr with a valid cookie
 // and, when it may go ahead, counts it and marks the cookie used. It returns
 // why not otherwise.
-func (e *endpoint) admit(token []byte, addr netip.Addr, now time.Time) string {
+// count is the listener's sessions over all its receive loops.
+func (e *endpoint) admit(token []byte, addr netip.Addr, count int, now time.Time) string {
 	var ck [16]byte
 	copy(ck[:], token[8:])
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for c, exp := range e.usedCookie {
+	a := e.adm
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for c, exp := range a.usedCookie {
 		if now.After(exp) {
-			delete(e.usedCookie, c)
+			delete(a.usedCookie, c)
 		}
 	}
-	if _, used := e.usedCookie[ck]; used {
+	if _, used := a.usedCookie[ck]; used {
 		return "cookie already opened a session"
 	}
-	if n := len(e.sessions); n >= e.cfg.MaxSessions {
-		return fmt.Sprintf("listener has %d sessions, its limit", n)
+	if count >= e.cfg.MaxSessions {
+		return fmt.Sprintf("listener has %d sessions, its limit", count)
 	}
-	u := e.perAddr[addr]
+	u := a.perAddr[addr]
 	if u == nil {
 		u = &addrUse{}
 	}
@@ -364,13 +375,13 @@ func (e *endpoint) admit(token []byte, addr netip.Addr, now time.Time) string {
 	if u.handshakes >= e.cfg.MaxHandshakesPerAddr {
 		return fmt.Sprintf("%v has %d handshakes in progress, Config.MaxHandshakesPerAddr", addr, u.handshakes)
 	}
-	if e.usedCookie == nil {
-		e.usedCookie = make(map[[16]byte]time.Time)
+	if a.usedCookie == nil {
+		a.usedCookie = make(map[[16]byte]time.Time)
 	}
-	e.usedCookie[ck] = now.Add(cookieLifetime + time.Second)
+	a.usedCookie[ck] = now.Add(cookieLifetime + time.Second)
 	u.sessions++
 	u.handshakes++
-	e.perAddr[addr] = u
+	a.perAddr[addr] = u
 	return ""
 }
 
@@ -380,11 +391,11 @@ func (e *endpoint) handshakeDone(s *Session) {
 		return
 	}
 	s.hs.addrCount = false
-	e.mu.Lock()
-	if u := e.perAddr[s.peer.Addr()]; u != nil {
+	e.adm.mu.Lock()
+	if u := e.adm.perAddr[s.peer.Addr()]; u != nil {
 		u.handshakes--
 	}
-	e.mu.Unlock()
+	e.adm.mu.Unlock()
 }
 
 // refuse tells a client that no session will be created: a CLOSE frame in an
@@ -452,17 +463,21 @@ func (e *endpoint) sessionDone(s *Session) {
 	if e.byClient[s.clientKey] == s {
 		delete(e.byClient, s.clientKey)
 	}
-	if u := e.perAddr[s.peer.Addr()]; u != nil && !s.isClient {
-		u.sessions--
-		if countedHS {
-			u.handshakes--
-		}
-		if u.sessions <= 0 {
-			delete(e.perAddr, s.peer.Addr())
-		}
-	}
 	e.stats.fold(&s.stats)
 	e.stats.inc(CounterSessionsClosed)
+	if !s.isClient {
+		e.adm.mu.Lock()
+		if u := e.adm.perAddr[s.peer.Addr()]; u != nil {
+			u.sessions--
+			if countedHS {
+				u.handshakes--
+			}
+			if u.sessions <= 0 {
+				delete(e.adm.perAddr, s.peer.Addr())
+			}
+		}
+		e.adm.mu.Unlock()
+	}
 	closePC := len(e.sessions) == 0 && (e.closeWhenIdle || e.closing) && !e.pcClosed
 	if closePC {
 		e.pcClosed = true

@@ -158,11 +158,7 @@ func newSession(ep *endpoint, isClient bool, localID wire.ConnID, peer netip.Add
 	} else {
 		s.nextLocal = 1
 	}
-	if cfg.Congestion == "none" {
-		s.cc = noCongestion{}
-	} else {
-		s.cc = newNewReno(cfg.MaxDatagramSize)
-	}
+	s.cc = newCongestionControl(cfg.Congestion, cfg.MaxDatagramSize)
 	s.pacer.maxBurst = 16 * cfg.MaxDatagramSize
 	s.timer = time.NewTimer(time.Hour)
 	s.timer.Stop()

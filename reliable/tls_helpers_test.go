@@ -32,13 +32,15 @@ func establishForTest(e *endpoint, from netip.AddrPort, remote wire.ConnID, p wi
 	e.mu.Lock()
 	e.sessions[s.localID] = s
 	e.byClient[s.clientKey] = s
-	u := e.perAddr[from.Addr()]
+	e.mu.Unlock()
+	e.adm.mu.Lock()
+	u := e.adm.perAddr[from.Addr()]
 	if u == nil {
 		u = &addrUse{}
-		e.perAddr[from.Addr()] = u
+		e.adm.perAddr[from.Addr()] = u
 	}
 	u.sessions++
-	e.mu.Unlock()
+	e.adm.mu.Unlock()
 	e.stats.inc(CounterSessionsOpened)
 	e.startSession(s)
 	return s
