@@ -57,6 +57,7 @@ type endpoint struct {
 	wbufs   [1][]byte
 	waddrs  [1]netip.AddrPort
 	fp      wire.FrameParser
+	hfp     wire.HandshakeFrameParser
 	touched []*Session
 }
 
@@ -276,7 +277,7 @@ func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip
 		e.stats.inc(CounterDropsMalformed) // a client pads every Initial: no amplification
 		return
 	}
-	token, _, err := wire.ParseInitial(b[hl:])
+	token, frames, err := wire.ParseInitial(b[hl:])
 	if err != nil {
 		e.stats.inc(CounterDropsMalformed)
 		return
@@ -298,8 +299,7 @@ func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip
 		return
 	}
 	if closing {
-		e.stats.inc(CounterDropsSessionLimit)
-		e.refuse(h, from, "listener is closing")
+		e.refuseOnce(h, frames, from, "listener is closing")
 		return
 	}
 	if len(token) == 0 {
@@ -316,8 +316,7 @@ func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip
 		return
 	}
 	if reason := e.admit(token, from.Addr(), e.listener.SessionCount(), now); reason != "" {
-		e.stats.inc(CounterDropsSessionLimit)
-		e.refuse(h, from, reason)
+		e.refuseOnce(h, frames, from, reason)
 		return
 	}
 	s = newSession(e, false, randomID(), from)
@@ -396,6 +395,20 @@ func (e *endpoint) handshakeDone(s *Session) {
 		u.handshakes--
 	}
 	e.adm.mu.Unlock()
+}
+
+// refuseOnce refuses a handshake once: in answer to the Initial that starts
+// the ClientHello (or carries none), counted as a session-limit drop. The
+// Initials that continue a refused ClientHello get nothing (the endpoint
+// counted them as received).
+func (e *endpoint) refuseOnce(ih wire.LongHeader, frames []byte, to netip.AddrPort, reason string) {
+	if f, _, err := e.hfp.ParseNext(frames); err == nil {
+		if cf, ok := f.(*wire.CryptoFrame); ok && cf.Offset > 0 {
+			return
+		}
+	}
+	e.stats.inc(CounterDropsSessionLimit)
+	e.refuse(ih, to, reason)
 }
 
 // refuse tells a client that no session will be created: a CLOSE frame in an
