@@ -235,7 +235,7 @@ func serverTLSConfig(cfg *Config) (*tls.Config, []byte, error) {
 		tc = &tls.Config{}
 	}
 	if len(tc.Certificates) == 0 && tc.GetCertificate == nil && tc.GetConfigForClient == nil {
-		cert, err := ephemeralCertificate()
+		cert, err := NewEphemeralCertificate()
 		if err != nil {
 			return nil, nil, err
 		}
@@ -255,9 +255,11 @@ func serverTLSConfig(cfg *Config) (*tls.Config, []byte, error) {
 	return tc, fp, nil
 }
 
-// ephemeralCertificate makes a self-signed ECDSA P-256 certificate valid for
-// a year, for a listener without Config.TLS; clients pin its SHA-256.
-func ephemeralCertificate() (tls.Certificate, error) {
+// NewEphemeralCertificate makes a self-signed ECDSA P-256 certificate valid
+// for a year, as a listener without a certificate in Config.TLS does; clients
+// pin its SHA-256. Give the same one to several listeners (in Config.TLS) so
+// that one pin reaches all of them.
+func NewEphemeralCertificate() (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("raptor: ephemeral certificate key: %w", err)

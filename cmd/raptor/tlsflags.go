@@ -97,6 +97,25 @@ func (f *tlsFlags) raptorConfig() (*reliable.Config, error) {
 	return cfg, nil
 }
 
+// shareCertificate gives cfg an ephemeral certificate when the flags name
+// none, so that every raptor:// listener of the command (a broker's extra
+// listeners, a Kafka-aware gateway's per-broker listeners) has the one
+// certificate whose SHA-256 is printed: one --pin reaches them all.
+func shareCertificate(cfg *reliable.Config) error {
+	if cfg.TLS != nil && len(cfg.TLS.Certificates) > 0 {
+		return nil
+	}
+	cert, err := reliable.NewEphemeralCertificate()
+	if err != nil {
+		return err
+	}
+	if cfg.TLS == nil {
+		cfg.TLS = &tls.Config{}
+	}
+	cfg.TLS.Certificates = []tls.Certificate{cert}
+	return nil
+}
+
 // printFingerprints prints the certificate SHA-256 of every Raptor listener
 // among lns (looking inside plugin.MultiListeners), for clients' --pin.
 func printFingerprints(w io.Writer, prog string, lns ...net.Listener) {
