@@ -140,8 +140,8 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 	}
 	logger := newLogger(stderr, *verbose)
 	raptorCfg, err := tlsf.raptorConfig()
-	if err == nil && (*kafkaAware || strings.HasPrefix(*listen, "raptor")) {
-		err = shareCertificate(raptorCfg) // one certificate for all raptor:// listeners
+	if err == nil && strings.HasPrefix(*listen, "raptor") {
+		err = shareCertificate(raptorCfg) // one certificate for all raptor:// listeners (a Kafka-aware gateway opens one per broker)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
