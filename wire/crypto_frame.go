@@ -1,7 +1,8 @@
 package wire
 
-// FrameCrypto carries TLS handshake bytes (docs/PROTOCOL.md §7.10). It appears
-// only in Initial and Handshake packets, never in a short-header packet.
+// FrameCrypto carries TLS handshake bytes (docs/PROTOCOL.md §7.10): in Initial
+// and Handshake packets the handshake itself, in short-header packets the
+// server's post-handshake messages (a session ticket).
 const FrameCrypto FrameType = 0x0a
 
 // MaxCryptoData bounds the handshake bytes of one level: a CRYPTO frame whose

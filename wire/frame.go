@@ -50,6 +50,8 @@ type FrameParser struct {
 	stop   StopSendingFrame
 	close  CloseFrame
 	stream StreamFrame
+	crypto CryptoFrame
+	newTok NewTokenFrame
 }
 
 // ParseNext parses the next frame at the start of b. PADDING bytes are skipped;
@@ -85,6 +87,10 @@ func (p *FrameParser) ParseNext(b []byte) (Frame, int, error) {
 		f = &p.stop
 	case t == FrameClose:
 		f = &p.close
+	case t == FrameCrypto:
+		f = &p.crypto // TLS post-handshake messages (docs/PROTOCOL.md §7.10)
+	case t == FrameNewToken:
+		f = &p.newTok
 	default:
 		return nil, 0, &FormatError{What: "frame type", Value: uint64(t), Why: "unknown frame type"}
 	}

@@ -193,7 +193,7 @@ func TestFrameParseInvalid(t *testing.T) {
 		name string
 		b    []byte
 	}{
-		{"type 0x0a", []byte{0x0a, 0, 0}},
+		{"type 0x0c", []byte{0x0c, 0, 0}},
 		{"type 0x0f", []byte{0x0f}},
 		{"type 0x14", []byte{0x14, 0, 0}},
 		{"type 0x20", []byte{0x20}},
