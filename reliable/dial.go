@@ -17,13 +17,14 @@ import (
 // Dial opens a session to the Raptor listener at addr ("host:port") over
 // kernel UDP, from a new local socket that the session owns.
 func Dial(ctx context.Context, addr string, cfg *Config) (*Session, error) {
-	return dialVia(ctx, addr, cfg, nil)
+	return dialVia(ctx, addr, cfg, nil, nil)
 }
 
 // dialVia resolves addr and dials it from a packet conn that open returns
 // for the local address "0.0.0.0:0" or "[::]:0" (by the remote's family).
-// open nil is a kernel UDP socket.
-func dialVia(ctx context.Context, addr string, cfg *Config, open func(laddr string) (PacketConn, error)) (*Session, error) {
+// open nil is a kernel UDP socket. cache, when not nil, stores session
+// tickets if Config.TLS names no ClientSessionCache.
+func dialVia(ctx context.Context, addr string, cfg *Config, open func(laddr string) (PacketConn, error), cache tls.ClientSessionCache) (*Session, error) {
 	c, err := cfg.populate()
 	if err != nil {
 		return nil, err
@@ -53,6 +54,9 @@ func dialVia(ctx context.Context, addr string, cfg *Config, open func(laddr stri
 	if err != nil {
 		pc.Close()
 		return nil, fmt.Errorf("raptor: dial %s: %w", addr, err)
+	}
+	if tc.ClientSessionCache == nil {
+		tc.ClientSessionCache = cache
 	}
 	return dialPacket(ctx, pc, raddr, c, tc)
 }
@@ -112,6 +116,9 @@ func dialPacket(ctx context.Context, pc PacketConn, raddr netip.AddrPort, cfg *C
 	s := newSession(e, true, randomID(), raddr)
 	now := time.Now()
 	s.hsDst = randomID()
+	// An address token stored with the session ticket lets the server admit
+	// the Initial without a Retry (docs/PROTOCOL.md §5.8).
+	s.hsToken = cachedAddrToken(tc)
 	s.mu.Lock()
 	err := s.startHandshakeLocked(tc, now)
 	s.mu.Unlock()
@@ -163,13 +170,15 @@ func (s *Session) handleHandshakeLocked(h wire.LongHeader, pkt []byte, now time.
 	}
 	switch h.Type {
 	case wire.TypeRetry:
-		if len(s.hsToken) > 0 {
+		if s.hs.retried {
 			return true // one Retry per handshake (RFC 9000 §17.2.5.2)
 		}
 		tok, err := wire.ParseRetry(pkt, s.hsDst)
 		if err != nil {
 			return false
 		}
+		// The cookie replaces an address token the server did not take.
+		s.hs.retried = true
 		s.hsToken = append(s.hsToken[:0], tok...)
 		s.hsDst = h.SrcID
 		s.hsSends = 0
@@ -205,7 +214,13 @@ func (s *Session) afterReceive() {
 	}
 }
 
+// dialerTicketCacheSize is how many servers' session tickets a Dialer keeps.
+const dialerTicketCacheSize = 64
+
 // Dialer opens streams over Raptor, reusing one session per remote address.
+// A session that ends is replaced by resuming it (docs/PROTOCOL.md §5.8): the
+// Dialer keeps the servers' session tickets and address tokens in an LRU
+// cache of its own unless Config.TLS has a ClientSessionCache.
 // Its DialContext fits franz-go's kgo.Dialer and, wrapped, gRPC's
 // WithContextDialer. The zero value is ready to use with default Config.
 type Dialer struct {
@@ -219,6 +234,7 @@ type Dialer struct {
 	PacketConn func(laddr string) (PacketConn, error)
 
 	mu       sync.Mutex
+	tickets  tls.ClientSessionCache // when Config.TLS has no ClientSessionCache
 	sessions map[string]*dialEntry
 	closed   bool
 	finished counters // sessions that ended and were dropped from the cache
@@ -299,10 +315,14 @@ func (d *Dialer) session(ctx context.Context, addr string) (*Session, error) {
 		d.forget(addr, nil)
 		return nil, e.err
 	}
+	if d.tickets == nil {
+		d.tickets = tls.NewLRUClientSessionCache(dialerTicketCacheSize)
+	}
 	e := &dialEntry{ready: make(chan struct{})}
 	d.sessions[addr] = e
+	cache := d.tickets
 	d.mu.Unlock()
-	e.s, e.err = dialVia(ctx, addr, d.Config, d.PacketConn)
+	e.s, e.err = dialVia(ctx, addr, d.Config, d.PacketConn, cache)
 	close(e.ready)
 	if e.err != nil {
 		d.forget(addr, nil)

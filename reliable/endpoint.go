@@ -73,7 +73,22 @@ type admission struct {
 	mu         sync.Mutex
 	perAddr    map[netip.Addr]*addrUse
 	usedCookie map[[16]byte]time.Time
+	usedToken  map[[16]byte]time.Time // address tokens that opened a session, until they expire
+	tokenSweep time.Time              // when usedToken was last swept
 }
+
+const (
+	// addrTokenLen is the size of an address token (docs/PROTOCOL.md §5.8):
+	// a marker byte that a 24-byte Retry cookie cannot have in that length,
+	// a timestamp and a MAC.
+	addrTokenLen    = 1 + 8 + 16
+	addrTokenMarker = 0x01
+	// addrTokenLifetime is how long an address token admits a reconnect.
+	addrTokenLifetime = 10 * time.Minute
+	// maxUsedTokens bounds the set of used address tokens; beyond it a token
+	// is answered with a Retry, as if it had none.
+	maxUsedTokens = 1 << 16
+)
 
 type clientKey struct {
 	addr netip.AddrPort
@@ -306,18 +321,37 @@ func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip
 		e.sendRetry(h, from, now)
 		return
 	}
-	switch e.checkCookie(token, from, h.SrcID, h.DstID, now) {
-	case cookieInvalid:
-		e.stats.inc(CounterDropsBadCookie)
-		return
-	case cookieExpired:
-		e.stats.inc(CounterDropsBadCookie)
-		e.sendRetry(h, from, now)
-		return
-	}
-	if reason := e.admit(token, from.Addr(), e.listener.SessionCount(), now); reason != "" {
-		e.refuseOnce(h, frames, from, reason)
-		return
+	if isAddrToken(token) {
+		// A token from an earlier session (NEW_TOKEN): when it is authentic,
+		// fresh and unused, the address is validated without a Retry; in any
+		// other case the client gets a Retry, as without a token.
+		if !e.checkAddrToken(token, from.Addr(), now) {
+			e.retryOnce(h, frames, from, now)
+			return
+		}
+		reason, retry := e.admitToken(token, from.Addr(), e.listener.SessionCount(), now)
+		if retry {
+			e.retryOnce(h, frames, from, now)
+			return
+		}
+		if reason != "" {
+			e.refuseOnce(h, frames, from, reason)
+			return
+		}
+	} else {
+		switch e.checkCookie(token, from, h.SrcID, h.DstID, now) {
+		case cookieInvalid:
+			e.stats.inc(CounterDropsBadCookie)
+			return
+		case cookieExpired:
+			e.stats.inc(CounterDropsBadCookie)
+			e.sendRetry(h, from, now)
+			return
+		}
+		if reason := e.admit(token, from.Addr(), e.listener.SessionCount(), now); reason != "" {
+			e.refuseOnce(h, frames, from, reason)
+			return
+		}
 	}
 	s = newSession(e, false, randomID(), from)
 	s.remoteID = h.SrcID
@@ -361,27 +395,108 @@ func (e *endpoint) admit(token []byte, addr netip.Addr, count int, now time.Time
 	if _, used := a.usedCookie[ck]; used {
 		return "cookie already opened a session"
 	}
-	if count >= e.cfg.MaxSessions {
-		return fmt.Sprintf("listener has %d sessions, its limit", count)
-	}
-	u := a.perAddr[addr]
-	if u == nil {
-		u = &addrUse{}
-	}
-	if u.sessions >= e.cfg.MaxSessionsPerAddr {
-		return fmt.Sprintf("%v has %d sessions, Config.MaxSessionsPerAddr", addr, u.sessions)
-	}
-	if u.handshakes >= e.cfg.MaxHandshakesPerAddr {
-		return fmt.Sprintf("%v has %d handshakes in progress, Config.MaxHandshakesPerAddr", addr, u.handshakes)
+	if reason := e.limitsLocked(addr, count); reason != "" {
+		return reason
 	}
 	if a.usedCookie == nil {
 		a.usedCookie = make(map[[16]byte]time.Time)
 	}
 	a.usedCookie[ck] = now.Add(cookieLifetime + time.Second)
+	e.countLocked(addr)
+	return ""
+}
+
+// limitsLocked says why a new session from addr may not start, or "".
+func (e *endpoint) limitsLocked(addr netip.Addr, count int) string {
+	if count >= e.cfg.MaxSessions {
+		return fmt.Sprintf("listener has %d sessions, its limit", count)
+	}
+	if u := e.adm.perAddr[addr]; u != nil {
+		if u.sessions >= e.cfg.MaxSessionsPerAddr {
+			return fmt.Sprintf("%v has %d sessions, Config.MaxSessionsPerAddr", addr, u.sessions)
+		}
+		if u.handshakes >= e.cfg.MaxHandshakesPerAddr {
+			return fmt.Sprintf("%v has %d handshakes in progress, Config.MaxHandshakesPerAddr", addr, u.handshakes)
+		}
+	}
+	return ""
+}
+
+// countLocked counts a new session and its handshake for addr.
+func (e *endpoint) countLocked(addr netip.Addr) {
+	u := e.adm.perAddr[addr]
+	if u == nil {
+		u = &addrUse{}
+		e.adm.perAddr[addr] = u
+	}
 	u.sessions++
 	u.handshakes++
-	a.perAddr[addr] = u
-	return ""
+}
+
+// admitToken is admit for an authentic, fresh address token: the same
+// limits, and one session per token. retry says the token cannot be taken
+// (used already, or the set of used tokens is full): the client gets a Retry.
+func (e *endpoint) admitToken(token []byte, addr netip.Addr, count int, now time.Time) (reason string, retry bool) {
+	var mac [16]byte
+	copy(mac[:], token[9:])
+	a := e.adm
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if now.Sub(a.tokenSweep) >= time.Second || len(a.usedToken) >= maxUsedTokens {
+		a.tokenSweep = now
+		for c, exp := range a.usedToken {
+			if now.After(exp) {
+				delete(a.usedToken, c)
+			}
+		}
+	}
+	if _, used := a.usedToken[mac]; used || len(a.usedToken) >= maxUsedTokens {
+		return "", true
+	}
+	if reason := e.limitsLocked(addr, count); reason != "" {
+		return reason, false
+	}
+	if a.usedToken == nil {
+		a.usedToken = make(map[[16]byte]time.Time)
+	}
+	a.usedToken[mac] = now.Add(addrTokenLifetime + time.Second)
+	e.countLocked(addr)
+	return "", false
+}
+
+// isAddrToken tells an address token from a Retry cookie by its length and
+// marker.
+func isAddrToken(tok []byte) bool { return len(tok) == addrTokenLen && tok[0] == addrTokenMarker }
+
+// addrTokenMAC binds an address token to its time and the client's IP
+// address, not its port (a reconnect comes from a new socket), under the
+// listener's secret, with a label that keeps it apart from cookie MACs.
+func (e *endpoint) addrTokenMAC(ts []byte, addr netip.Addr) []byte {
+	mac := hmac.New(sha256.New, e.secret[:])
+	mac.Write([]byte("raptor address token"))
+	mac.Write(ts)
+	a := addr.As16()
+	mac.Write(a[:])
+	return mac.Sum(nil)[:16]
+}
+
+// mintAddrToken makes the NEW_TOKEN token for a client at addr:
+// 0x01 || timestamp || HMAC(...)[:16] (docs/PROTOCOL.md §5.8).
+func (e *endpoint) mintAddrToken(addr netip.Addr, now time.Time) []byte {
+	tok := make([]byte, 9, addrTokenLen)
+	tok[0] = addrTokenMarker
+	binary.BigEndian.PutUint64(tok[1:], uint64(now.UnixMilli()))
+	return append(tok, e.addrTokenMAC(tok[1:9], addr)...)
+}
+
+// checkAddrToken reports whether tok is an address token this listener made
+// for addr within addrTokenLifetime.
+func (e *endpoint) checkAddrToken(tok []byte, addr netip.Addr, now time.Time) bool {
+	if !isAddrToken(tok) || !hmac.Equal(tok[9:], e.addrTokenMAC(tok[1:9], addr)) {
+		return false
+	}
+	age := now.Sub(time.UnixMilli(int64(binary.BigEndian.Uint64(tok[1:9]))))
+	return age <= addrTokenLifetime && age >= -time.Second
 }
 
 // handshakeDone: a listener's session completed its handshake.
@@ -409,6 +524,19 @@ func (e *endpoint) refuseOnce(ih wire.LongHeader, frames []byte, to netip.AddrPo
 	}
 	e.stats.inc(CounterDropsSessionLimit)
 	e.refuse(ih, to, reason)
+}
+
+// retryOnce answers an Initial whose address token cannot be taken with a
+// Retry, counted as a bad cookie, as refuseOnce does: only the Initial that
+// starts the ClientHello (a client with a token sends all of it at once).
+func (e *endpoint) retryOnce(ih wire.LongHeader, frames []byte, to netip.AddrPort, now time.Time) {
+	if f, _, err := e.hfp.ParseNext(frames); err == nil {
+		if cf, ok := f.(*wire.CryptoFrame); ok && cf.Offset > 0 {
+			return
+		}
+	}
+	e.stats.inc(CounterDropsBadCookie)
+	e.sendRetry(ih, to, now)
 }
 
 // refuse tells a client that no session will be created: a CLOSE frame in an
@@ -470,6 +598,7 @@ func (e *endpoint) sessionDone(s *Session) {
 	s.mu.Lock()
 	countedHS := s.hs != nil && s.hs.addrCount
 	s.dropHandshakeLocked()
+	s.closeTLSLocked()
 	s.mu.Unlock()
 	e.mu.Lock()
 	delete(e.sessions, s.localID)

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/raptormq/raptor/wire"
@@ -100,6 +101,11 @@ type handshake struct {
 	complete  bool // and the session took the keys
 	addrCount bool // listener: counted in the per-address handshake limit
 	gotServer bool // client: a server Initial arrived
+	retried   bool // client: a Retry was taken (one per handshake)
+	tickets   bool // client: a ClientSessionCache stores session tickets
+	// certAsked (client): the server asked for a certificate, so only its
+	// confirmation shows that it took ours; Dial waits for it.
+	certAsked atomic.Bool
 	fp        wire.HandshakeFrameParser
 }
 
@@ -108,7 +114,31 @@ type protection struct {
 	keys      *appKeys // nil until the handshake completes, and in plaintext mode
 	plaintext bool     // negotiated alpnPlaintext: short packets go unsealed
 	state     tls.ConnectionState
+
+	// Post-handshake (docs/PROTOCOL.md §5.8). Server: the session ticket
+	// (application-level CRYPTO data) and the address token it sends once,
+	// resent whole while a packet carrying them is lost.
+	postOut      []byte
+	postToken    []byte
+	postOff      int  // bytes of postOut sent in the current round
+	postQueued   bool // a round is due
+	postInFlight int  // packets carrying post-handshake frames not yet acknowledged or lost
+	// Client: the TLS connection, kept after confirmation until the ticket
+	// has been stored; the ticket's reassembly; the latest NEW_TOKEN.
+	tlsConn  *tls.QUICConn
+	postIn   cryptoRecv
+	newToken []byte
 }
+
+const (
+	// maxTicketBytes bounds the server's post-handshake TLS data (one
+	// NewSessionTicket; larger, with a long client certificate chain, it is
+	// not sent) and what a client reassembles of it.
+	maxTicketBytes = 4 << 10
+	// tokenExtraLabel prefixes the address token a client keeps in the
+	// session's SessionState.Extra, next to the ticket it came with.
+	tokenExtraLabel = "raptor-address-token:"
+)
 
 // localListeners are the certificate fingerprints of this process's
 // listeners by address: a client of the same process that has no other way to
@@ -251,7 +281,6 @@ func serverTLSConfig(cfg *Config) (*tls.Config, []byte, error) {
 	if cfg.InsecurePlaintext {
 		tc.NextProtos = []string{alpnPlaintext, alpnProtected}
 	}
-	tc.SessionTicketsDisabled = true
 	return tc, fp, nil
 }
 
@@ -323,8 +352,25 @@ func (s *Session) Protected() bool {
 // startHandshakeLocked creates the TLS side of s and starts it; for a client
 // this produces the ClientHello.
 func (s *Session) startHandshakeLocked(tc *tls.Config, now time.Time) error {
-	qc := &tls.QUICConfig{TLSConfig: tc}
-	hs := &handshake{}
+	hs := &handshake{tickets: s.isClient && tc.ClientSessionCache != nil && !tc.SessionTicketsDisabled}
+	if s.isClient {
+		tc = tc.Clone()
+		get := tc.GetClientCertificate
+		certs := tc.Certificates
+		tc.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			hs.certAsked.Store(true)
+			if get != nil {
+				return get(cri)
+			}
+			for i := range certs { // crypto/tls's own choice from Certificates
+				if cri.SupportsCertificate(&certs[i]) == nil {
+					return &certs[i], nil
+				}
+			}
+			return new(tls.Certificate), nil
+		}
+	}
+	qc := &tls.QUICConfig{TLSConfig: tc, EnableSessionEvents: s.isClient}
 	if s.isClient {
 		hs.conn = tls.QUICClient(qc)
 	} else {
@@ -361,7 +407,7 @@ func (s *Session) hsEventsLocked(now time.Time) error {
 			case tls.QUICEncryptionLevelHandshake:
 				o = &hs.out[levelHandshake]
 			default:
-				continue // post-handshake messages: tickets are disabled, nothing else is sent
+				continue // the server's ticket is written after completion (sendTicketLocked)
 			}
 			if len(o.data)+len(ev.Data) > wire.MaxCryptoData {
 				return fmt.Errorf("raptor: TLS %v flight of %d bytes exceeds %d", ev.Level, len(o.data)+len(ev.Data), wire.MaxCryptoData)
@@ -397,6 +443,8 @@ func (s *Session) hsEventsLocked(now time.Time) error {
 		case tls.QUICErrorEvent:
 			return ev.Err
 		}
+		// QUICResumeSession (client): a ticket is offered; its EarlyData is
+		// false, since Raptor's tickets never allow 0-RTT.
 	}
 }
 
@@ -434,33 +482,253 @@ func (s *Session) completeHandshakeLocked(now time.Time) error {
 	hs.out[levelInitial].acked = true
 	if !s.isClient {
 		// The server's flight is acknowledged by the client's Finished; a PING
-		// tells the client that the handshake is confirmed.
+		// tells the client that the handshake is confirmed, and with it go a
+		// session ticket and an address token for the next handshake.
 		hs.out[levelHandshake].acked = true
 		s.pingQueued = true
+		if err := s.sendTicketLocked(now); err != nil {
+			return err
+		}
 		s.ep.handshakeDone(s)
 		s.dropHandshakeLocked()
+	}
+	// The client has its 1-RTT keys and its Finished is queued ahead of any
+	// short-header packet: Dial returns (docs/PROTOCOL.md §5.6), unless the
+	// server asked for a certificate, whose verdict only its confirmation
+	// tells. The Finished is resent while the server resends its flight,
+	// until the server's first short-header packet confirms the handshake.
+	if !s.isClient || !hs.certAsked.Load() {
 		close(s.established)
 	}
 	return nil
 }
 
+// sendTicketLocked (server, at completion) has TLS write a session ticket
+// and queues it with a new address token (docs/PROTOCOL.md §5.8).
+func (s *Session) sendTicketLocked(now time.Time) error {
+	conn := s.hs.conn
+	if err := conn.SendSessionTicket(tls.QUICSessionTicketOptions{}); err != nil {
+		return err
+	}
+	var ticket []byte
+	for {
+		ev := conn.NextEvent()
+		if ev.Kind == tls.QUICNoEvent {
+			break
+		}
+		switch ev.Kind {
+		case tls.QUICWriteData:
+			if ev.Level == tls.QUICEncryptionLevelApplication {
+				ticket = append(ticket, ev.Data...)
+			}
+		case tls.QUICErrorEvent:
+			return ev.Err
+		}
+	}
+	if len(ticket) == 0 || len(ticket) > maxTicketBytes {
+		return nil // tickets disabled in Config.TLS, or too large: no resumption
+	}
+	s.prot.postOut = ticket
+	s.prot.postToken = s.ep.mintAddrToken(s.peer.Addr(), now)
+	s.prot.postQueued, s.prot.postOff = true, 0
+	return nil
+}
+
 // confirmLocked: the client opened a 1-RTT packet from the server, so the
-// server completed the handshake; Dial may return.
+// server completed the handshake and the client's handshake state can go.
 func (s *Session) confirmLocked() {
 	if s.hs == nil || !s.isClient {
 		return
 	}
 	s.dropHandshakeLocked()
-	if !closedChan(s.established) {
-		close(s.established)
+	closeOnce(s.established)
+}
+
+// dropHandshakeLocked ends the handshake state. A confirmed client that stores
+// tickets keeps the TLS connection to read the server's ticket.
+func (s *Session) dropHandshakeLocked() {
+	if s.hs == nil {
+		return
+	}
+	if s.isClient && s.hs.tickets && s.hs.complete && s.state == stateEstablished && s.prot.tlsConn == nil {
+		s.prot.tlsConn = s.hs.conn
+	} else {
+		s.hs.conn.Close()
+	}
+	s.hs = nil
+}
+
+// closeTLSLocked releases what the session keeps of TLS after the handshake.
+func (s *Session) closeTLSLocked() {
+	if s.prot.tlsConn != nil {
+		s.prot.tlsConn.Close()
+		s.prot.tlsConn = nil
+	}
+	s.prot.postIn = cryptoRecv{}
+}
+
+// appendPostHandshakeLocked (server) adds the address token and as much of
+// the session ticket as fits to a short-header packet being built, and
+// reports whether it added anything (docs/PROTOCOL.md §5.8).
+func (s *Session) appendPostHandshakeLocked(b []byte, limit int, rec *sentPacket) ([]byte, bool) {
+	p := &s.prot
+	if !p.postQueued {
+		return b, false
+	}
+	added := false
+	if p.postOff == 0 && len(p.postToken) > 0 {
+		f := wire.NewTokenFrame{Token: p.postToken}
+		if len(b)+f.Length() > limit {
+			return b, false
+		}
+		b, _ = f.Append(b)
+		added = true
+	}
+	if room := limit - len(b) - wire.CryptoFrameOverhead; room > 0 && p.postOff < len(p.postOut) {
+		k := min(room, len(p.postOut)-p.postOff)
+		f := wire.CryptoFrame{Offset: uint64(p.postOff), Data: p.postOut[p.postOff : p.postOff+k]}
+		b, _ = f.Append(b)
+		p.postOff += k
+		added = true
+	}
+	if !added {
+		return b, false
+	}
+	if p.postOff == len(p.postOut) {
+		p.postQueued = false
+	}
+	rec.ctl |= ctlPostHandshake
+	p.postInFlight++
+	return b, true
+}
+
+// onPostHandshakeDoneLocked: a packet with post-handshake frames was
+// acknowledged or lost. A loss resends them all; when every packet of a
+// round is acknowledged, they are dropped.
+func (s *Session) onPostHandshakeDoneLocked(lost bool) {
+	p := &s.prot
+	p.postInFlight--
+	if lost && len(p.postOut) > 0 {
+		p.postQueued, p.postOff = true, 0
+	}
+	if p.postInFlight <= 0 && !p.postQueued {
+		p.postOut, p.postToken, p.postInFlight = nil, nil, 0
 	}
 }
 
-func (s *Session) dropHandshakeLocked() {
-	if s.hs != nil {
-		s.hs.conn.Close()
-		s.hs = nil
+// handlePostHandshakeLocked takes a CRYPTO or NEW_TOKEN frame of a
+// short-header packet. A client reassembles the ticket and passes it to TLS,
+// which stores it (with the latest token) in the ClientSessionCache. The
+// server ignores CRYPTO (the client sends none) and refuses NEW_TOKEN.
+func (s *Session) handlePostHandshakeLocked(f wire.Frame) error {
+	switch f := f.(type) {
+	case *wire.NewTokenFrame:
+		if !s.isClient {
+			return &SessionError{Code: CodeProtocol, Reason: "NEW_TOKEN frame from a client"}
+		}
+		s.prot.newToken = append(s.prot.newToken[:0], f.Token...)
+	case *wire.CryptoFrame:
+		conn := s.prot.tlsConn
+		if conn == nil {
+			return nil // no ticket wanted, or already stored: a resend
+		}
+		in := &s.prot.postIn
+		fresh, err := in.add(f.Offset, f.Data, maxTicketBytes)
+		if err != nil {
+			s.closeTLSLocked() // an oversized ticket: resumption is not worth a session
+			return nil
+		}
+		if !fresh {
+			return nil
+		}
+		if data := in.take(); len(data) > 0 {
+			if err := conn.HandleData(tls.QUICEncryptionLevelApplication, data); err != nil {
+				s.closeTLSLocked()
+				return &SessionError{Code: CodeProtocol, Reason: fmt.Sprintf("server's session ticket: %v", err)}
+			}
+		}
+		for {
+			ev := conn.NextEvent()
+			if ev.Kind == tls.QUICNoEvent {
+				break
+			}
+			if ev.Kind == tls.QUICStoreSession && ev.SessionState != nil {
+				st := ev.SessionState
+				extra := st.Extra[:0:0]
+				for _, x := range st.Extra {
+					if !bytes.HasPrefix(x, []byte(tokenExtraLabel)) {
+						extra = append(extra, x)
+					}
+				}
+				if len(s.prot.newToken) > 0 {
+					extra = append(extra, append([]byte(tokenExtraLabel), s.prot.newToken...))
+				}
+				st.Extra = extra
+				if err := conn.StoreSession(st); err == nil {
+					s.closeTLSLocked() // one ticket per session
+					return nil
+				}
+			}
+		}
 	}
+	return nil
+}
+
+// cachedAddrToken returns the address token stored with the session ticket
+// that tc's ClientSessionCache holds for tc.ServerName (crypto/tls's cache
+// key for a QUIC client), or nil.
+func cachedAddrToken(tc *tls.Config) []byte {
+	if tc.ClientSessionCache == nil || tc.SessionTicketsDisabled || tc.ServerName == "" {
+		return nil
+	}
+	cs, ok := tc.ClientSessionCache.Get(tc.ServerName)
+	if !ok || cs == nil {
+		return nil
+	}
+	_, st, err := cs.ResumptionState()
+	if err != nil || st == nil {
+		return nil
+	}
+	for _, x := range st.Extra {
+		if tok, ok := bytes.CutPrefix(x, []byte(tokenExtraLabel)); ok && len(tok) > 0 && len(tok) <= wire.MaxTokenLen {
+			return bytes.Clone(tok)
+		}
+	}
+	return nil
+}
+
+// add copies CRYPTO data at off into the reassembly buffer, which may reach
+// at most limit bytes; it reports whether any byte was new.
+func (in *cryptoRecv) add(off uint64, data []byte, limit uint64) (bool, error) {
+	end := off + uint64(len(data))
+	if end > limit {
+		return false, fmt.Errorf("TLS data reaches offset %d, beyond %d", end, limit)
+	}
+	if end <= in.delivered || in.have.contains(max(off, in.delivered), end) {
+		return false, nil
+	}
+	if uint64(len(in.buf)) < end-in.delivered {
+		in.buf = append(in.buf, make([]byte, int(end-in.delivered)-len(in.buf))...)
+	}
+	lo := max(off, in.delivered)
+	copy(in.buf[lo-in.delivered:], data[lo-off:])
+	in.have.add(lo, end)
+	return true, nil
+}
+
+// take returns the bytes that continue what was delivered (valid until the
+// next add), and marks them delivered.
+func (in *cryptoRecv) take() []byte {
+	sp, ok := in.have.first()
+	if !ok || sp.lo != in.delivered {
+		return nil
+	}
+	n := sp.hi - in.delivered
+	data := bytes.Clone(in.buf[:n])
+	in.delivered = sp.hi
+	in.have.trimBelow(in.delivered)
+	in.buf = append(in.buf[:0], in.buf[n:]...)
+	return data
 }
 
 // handleCryptoPacketLocked processes an Initial or Handshake packet addressed
@@ -523,23 +791,14 @@ func (s *Session) handleCryptoPacketLocked(h wire.LongHeader, pkt []byte, hl int
 		b = b[n:]
 		switch f := f.(type) {
 		case *wire.CryptoFrame:
-			in := &hs.in[level]
-			end := f.Offset + uint64(len(f.Data))
-			if end > maxCryptoBuffer {
-				s.failHandshakeLocked(fmt.Errorf("raptor: peer's TLS %s data reaches offset %d, beyond %d", levelName(level), end, maxCryptoBuffer))
+			nw, err := hs.in[level].add(f.Offset, f.Data, maxCryptoBuffer)
+			if err != nil {
+				s.failHandshakeLocked(fmt.Errorf("raptor: peer's %s level: %w", levelName(level), err))
 				return true
 			}
-			if end <= in.delivered || in.have.contains(max(f.Offset, in.delivered), end) {
-				continue
+			if nw {
+				dup, fresh = false, true
 			}
-			dup = false
-			if uint64(len(in.buf)) < end-in.delivered {
-				in.buf = append(in.buf, make([]byte, int(end-in.delivered)-len(in.buf))...)
-			}
-			lo := max(f.Offset, in.delivered)
-			copy(in.buf[lo-in.delivered:], f.Data[lo-f.Offset:])
-			in.have.add(lo, end)
-			fresh = true
 		case *wire.CloseFrame:
 			s.closeLocked(&SessionError{Code: ErrorCode(f.ErrorCode), Remote: true, Reason: string(f.Reason)}, false)
 			return true
@@ -547,21 +806,15 @@ func (s *Session) handleCryptoPacketLocked(h wire.LongHeader, pkt []byte, hl int
 	}
 	if fresh {
 		for lvl := levelInitial; lvl <= levelHandshake && s.hs != nil; lvl++ {
-			in := &s.hs.in[lvl]
-			sp, ok := in.have.first()
-			if !ok || sp.lo != in.delivered {
+			data := s.hs.in[lvl].take()
+			if len(data) == 0 {
 				continue
 			}
-			n := sp.hi - in.delivered
-			data := in.buf[:n]
-			in.delivered = sp.hi
-			in.have.trimBelow(in.delivered)
 			tlsLevel := tls.QUICEncryptionLevelInitial
 			if lvl == levelHandshake {
 				tlsLevel = tls.QUICEncryptionLevelHandshake
 			}
 			err := s.hs.conn.HandleData(tlsLevel, data)
-			in.buf = append(in.buf[:0], in.buf[n:]...)
 			if err == nil {
 				err = s.hsEventsLocked(now)
 			}

@@ -24,6 +24,7 @@ const (
 	ctlMaxData uint8 = 1 << iota
 	ctlMaxStreams
 	ctlPing
+	ctlPostHandshake // NEW_TOKEN and the session ticket (handshake.go)
 )
 
 const maxChunksPerPacket = 6

@@ -191,6 +191,8 @@ func (s *Session) handleFrameLocked(f wire.Frame, now time.Time) error {
 		}
 	case *wire.CloseFrame:
 		s.closeLocked(&SessionError{Code: ErrorCode(f.ErrorCode), Remote: true, Reason: string(f.Reason)}, false)
+	case *wire.CryptoFrame, *wire.NewTokenFrame:
+		return s.handlePostHandshakeLocked(f)
 	}
 	return nil
 }
@@ -298,6 +300,9 @@ func (s *Session) onPacketAckedLocked(p *sentPacket, now time.Time) {
 	p.done = true
 	s.inFlight -= p.size
 	s.cc.OnAck(now, p.size, p.sentAt, &s.rtt)
+	if p.ctl&ctlPostHandshake != 0 {
+		s.onPostHandshakeDoneLocked(false)
+	}
 	for _, c := range p.chunks[:p.nchunks] {
 		st := s.streams[c.stream]
 		if st == nil {
@@ -369,6 +374,9 @@ func (s *Session) onPacketLostLocked(p *sentPacket, now time.Time, confirmed boo
 	}
 	if p.ctl&ctlMaxStreams != 0 {
 		s.maxStreamsQueued = true
+	}
+	if p.ctl&ctlPostHandshake != 0 {
+		s.onPostHandshakeDoneLocked(true)
 	}
 	for _, c := range p.chunks[:p.nchunks] {
 		st := s.streams[c.stream]

@@ -227,7 +227,7 @@ func (s *Session) allAckedLocked() bool {
 // hasWorkLocked reports whether packLocked would send something now.
 func (s *Session) hasWorkLocked() bool {
 	return s.sendQueueHead < len(s.sendQueue) || s.ackNow || len(s.naks) > 0 || s.maxDataQueued ||
-		s.maxStreamsQueued || s.pingQueued || s.closeQueued || s.graceful || s.state != stateEstablished
+		s.maxStreamsQueued || s.pingQueued || s.prot.postQueued || s.closeQueued || s.graceful || s.state != stateEstablished
 }
 
 // nextDeadlineLocked is the earliest time the run loop must act by itself.
@@ -370,6 +370,9 @@ func (s *Session) packOneLocked(now time.Time) bool {
 		b, _ = f.Append(b)
 		rec.ctl |= ctlPing
 		eliciting = true
+	}
+	if nb, ok := s.appendPostHandshakeLocked(b, limit, rec); ok {
+		b, eliciting = nb, true
 	}
 	congOK := s.inFlight+limit <= s.cc.Window() || s.probes > 0
 	paceOK := true
