@@ -167,3 +167,106 @@ func TestSimResumption(t *testing.T) {
 		}
 	})
 }
+
+// TestSimResumptionLossy: through 20% loss, duplication and reordering each
+// way, the session ticket and address token still reach the client (they
+// are resent while lost), and the reconnect resumes TLS, for 20 seeds.
+func TestSimResumptionLossy(t *testing.T) {
+	for seed := int64(1); seed <= 20; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				link := simnet.LinkConfig{Loss: 0.2, Duplicate: 0.05, Reorder: 0.1, Delay: 5 * time.Millisecond, Jitter: time.Millisecond}
+				nw, err := simnet.New(simnet.Config{Seed: seed, Link: link})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer nw.Close()
+				sc, err := nw.Listen(simServer)
+				if err != nil {
+					t.Fatal(err)
+				}
+				l, err := ListenPacket(sc, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer l.Close()
+				go echoStreams(l)
+				cache := tls.NewLRUClientSessionCache(8)
+				cfg := pin(l, &Config{TLS: &tls.Config{ClientSessionCache: cache}})
+				probe := &tls.Config{ClientSessionCache: cache, ServerName: simServer.Addr().String()}
+				for i, wantResumed := range []bool{false, true} {
+					cc, err := nw.Listen(netip.AddrPortFrom(simClient.Addr(), uint16(7000+i)))
+					if err != nil {
+						t.Fatal(err)
+					}
+					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+					s, err := DialPacket(ctx, cc, simServer, cfg)
+					if err != nil {
+						cancel()
+						t.Fatalf("seed %d: dial %d: %v", seed, i, err)
+					}
+					err = roundTrip(ctx, s)
+					if err == nil && i == 0 {
+						waitFor(t, 30*time.Second, func() bool { return cachedAddrToken(probe) != nil }, func() string {
+							return fmt.Sprintf("seed %d: no ticket with an address token cached", seed)
+						})
+					}
+					if got := s.ConnectionState().DidResume; got != wantResumed {
+						t.Errorf("seed %d: dial %d: DidResume %v, want %v", seed, i, got, wantResumed)
+					}
+					s.Close()
+					<-s.Done()
+					cancel()
+					if err != nil {
+						t.Fatalf("seed %d: dial %d: %v", seed, i, err)
+					}
+				}
+			})
+		})
+	}
+}
+
+// TestDialerResumes: a Dialer without a ClientSessionCache of its own keeps
+// tickets in its default cache, so the session that replaces a closed one
+// resumes TLS (on loopback); the connect times are logged.
+func TestDialerResumes(t *testing.T) {
+	l, err := Listen("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go echoStreams(l)
+	d := &Dialer{Config: &Config{PinnedSHA256: l.CertificateSHA256()}}
+	defer d.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var took [2]time.Duration
+	for i, wantResumed := range []bool{false, true} {
+		start := time.Now()
+		c, err := d.DialContext(ctx, "udp", l.Addr().String())
+		took[i] = time.Since(start)
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		s := c.(*Stream).Session()
+		c.Close()
+		if err := roundTrip(ctx, s); err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		if i == 0 {
+			probe := &tls.Config{ClientSessionCache: d.tickets, ServerName: "127.0.0.1"}
+			waitFor(t, 5*time.Second, func() bool { return cachedAddrToken(probe) != nil }, func() string {
+				return "no ticket with an address token in the Dialer's cache"
+			})
+		}
+		if got := s.ConnectionState().DidResume; got != wantResumed {
+			t.Fatalf("dial %d: DidResume %v, want %v", i, got, wantResumed)
+		}
+		s.Close()
+		<-s.Done()
+	}
+	if bad := l.Stats().Counters[CounterDropsBadCookie]; bad != 0 {
+		t.Fatalf("%d Initials refused for their cookie or token, want 0", bad)
+	}
+	t.Logf("loopback connect: first %v (Retry, full TLS), resumed %v", took[0], took[1])
+}
