@@ -66,8 +66,12 @@ type Config struct {
 	// Certificates (default: an ephemeral self-signed certificate, whose
 	// SHA-256 Listener.CertificateSHA256 returns), and ClientAuth/ClientCAs
 	// for mutual TLS. On a client: RootCAs (default: the system roots),
-	// ServerName (default: the host dialed), and Certificates for mutual TLS.
-	// MinVersion and NextProtos are overridden (TLS 1.3, ALPN "raptor/1").
+	// ServerName (default: the host dialed), Certificates for mutual TLS, and
+	// ClientSessionCache, which keeps session tickets and address tokens so
+	// that a reconnect is one round trip (docs/PROTOCOL.md §5.8; a Dialer has
+	// a cache of its own when this is nil). A listener sends a ticket unless
+	// SessionTicketsDisabled. MinVersion and NextProtos are overridden
+	// (TLS 1.3, ALPN "raptor/1").
 	TLS *tls.Config
 	// PinnedSHA256 (client) authenticates the server by the SHA-256 of its
 	// certificate instead of a chain to TLS.RootCAs and its name: the value a
