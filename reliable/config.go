@@ -57,7 +57,27 @@ type Config struct {
 	CloseTimeout time.Duration
 	// Congestion chooses the congestion controller: "newreno" (default) or
 	// "none" (no congestion window; for benchmarks on a dedicated link).
+	// NewCongestionControl, if set, takes precedence.
 	Congestion string
+	// NewCongestionControl, if set, returns the congestion controller of
+	// each new session, for datagrams of maxDatagramSize bytes (for example
+	// [NewNewReno]). Default nil: Congestion chooses.
+	NewCongestionControl func(maxDatagramSize int) CongestionControl
+	// MaxCongestionWindow caps the congestion window in bytes, whatever the
+	// controller says, so that acknowledgements a peer fakes cannot open
+	// it without bound (the window also grows only while it is in use).
+	// Default SessionSendBuffer: more could never be in flight.
+	MaxCongestionWindow int
+	// MaxMemory is the hard ceiling, in bytes, of the stream buffers that
+	// all sessions of one endpoint (a Listener, or a dialed session) hold:
+	// received data waiting to be read or reassembled and written data not
+	// yet acknowledged. At the ceiling, stream data that would need more is
+	// not acknowledged (the peer sends it again later), Write blocks, and a
+	// listener refuses new sessions (CodeRefused); each is counted under
+	// CounterLimitMemory. Beyond half the ceiling a session may only grow
+	// while it holds less than its fair share, so a few peers cannot take it
+	// all. Default 1 GiB.
+	MaxMemory int64
 	// Logger receives session events. Default: slog.Default() at Warn and above
 	// for errors only.
 	Logger *slog.Logger
@@ -79,6 +99,7 @@ const (
 	DefaultMaxSessions          = 4096
 	DefaultAcceptBacklog        = 256
 	DefaultCloseTimeout         = 5 * time.Second
+	DefaultMaxMemory            = 1 << 30
 )
 
 // populate returns a copy of c with defaults filled in, or an error naming the
@@ -113,6 +134,10 @@ func (c *Config) populate() (*Config, error) {
 	defi(&n.MaxSessions, DefaultMaxSessions)
 	defi(&n.AcceptBacklog, DefaultAcceptBacklog)
 	def(&n.CloseTimeout, DefaultCloseTimeout)
+	defi(&n.MaxCongestionWindow, n.SessionSendBuffer)
+	if n.MaxMemory == 0 {
+		n.MaxMemory = DefaultMaxMemory
+	}
 	if n.Congestion == "" {
 		n.Congestion = "newreno"
 	}
@@ -138,8 +163,23 @@ func (c *Config) populate() (*Config, error) {
 		return nil, fmt.Errorf("raptor: Config.StreamSendBuffer %d / SessionSendBuffer %d: need 1 KiB <= stream <= session", n.StreamSendBuffer, n.SessionSendBuffer)
 	case n.MaxStreams < 1 || n.MaxSessions < 1 || n.AcceptBacklog < 1:
 		return nil, fmt.Errorf("raptor: Config.MaxStreams %d, MaxSessions %d, AcceptBacklog %d must be positive", n.MaxStreams, n.MaxSessions, n.AcceptBacklog)
+	case n.MaxCongestionWindow < minWindowPackets*n.MaxDatagramSize:
+		return nil, fmt.Errorf("raptor: Config.MaxCongestionWindow %d below two datagrams (%d)", n.MaxCongestionWindow, minWindowPackets*n.MaxDatagramSize)
+	case n.MaxMemory < int64(n.SessionReceiveWindow):
+		return nil, fmt.Errorf("raptor: Config.MaxMemory %d below SessionReceiveWindow %d", n.MaxMemory, n.SessionReceiveWindow)
 	case n.Congestion != "newreno" && n.Congestion != "none":
 		return nil, fmt.Errorf("raptor: Config.Congestion %q unknown (want \"newreno\" or \"none\")", n.Congestion)
 	}
 	return &n, nil
+}
+
+// newCongestionControl returns the controller of a new session.
+func (c *Config) newCongestionControl() CongestionControl {
+	switch {
+	case c.NewCongestionControl != nil:
+		return c.NewCongestionControl(c.MaxDatagramSize)
+	case c.Congestion == "none":
+		return noCongestion{}
+	}
+	return newNewReno(c.MaxDatagramSize)
 }

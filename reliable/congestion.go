@@ -5,13 +5,21 @@ import (
 	"time"
 )
 
-// CongestionControl decides how many bytes may be in flight. Implementations
-// are told about every sent, acknowledged and lost packet; time is passed in.
+// CongestionControl decides how many bytes may be in flight (quic-go's
+// internal/congestion interface is the model). Implementations are told
+// about every sent, acknowledged and lost packet; time is passed in, and
+// none of the methods may read the clock. A session calls them from one
+// goroutine at a time. Plug one in with [Config.NewCongestionControl]; the
+// session caps Window by [Config.MaxCongestionWindow].
 type CongestionControl interface {
 	// OnPacketSent records a packet of bytes that counts in flight.
 	OnPacketSent(now time.Time, bytes int)
-	// OnAck records acknowledged bytes of a packet sent at sentAt.
-	OnAck(now time.Time, bytes int, sentAt time.Time, rtt *rttStats)
+	// OnAck records acknowledged bytes of a packet sent at sentAt. It is
+	// called only for packets sent while the window was in use (at least
+	// half of it in flight), so that an application-limited sender does
+	// not grow its window without evidence (RFC 9002 §7.8). rtt is the
+	// session's estimate, read-only.
+	OnAck(now time.Time, bytes int, sentAt time.Time, rtt *RTTStats)
 	// OnLoss records lost bytes of a packet sent at sentAt (a congestion event
 	// unless one already started after sentAt).
 	OnLoss(now time.Time, bytes int, sentAt time.Time)
@@ -35,13 +43,21 @@ const (
 	minWindowPackets     = 2
 )
 
+// NewNewReno returns NewReno congestion control (RFC 9002 §7) for
+// datagrams of mss bytes: the default of [Config].
+func NewNewReno(mss int) CongestionControl { return newNewReno(mss) }
+
+// NoCongestionControl returns a controller that never limits the sender
+// beyond flow control (for benchmarks on a dedicated link).
+func NoCongestionControl(int) CongestionControl { return noCongestion{} }
+
 func newNewReno(mss int) *newReno {
 	return &newReno{mss: mss, cwnd: initialWindowPackets * mss, ssthresh: math.MaxInt}
 }
 
 func (c *newReno) OnPacketSent(time.Time, int) {}
 
-func (c *newReno) OnAck(now time.Time, bytes int, sentAt time.Time, _ *rttStats) {
+func (c *newReno) OnAck(now time.Time, bytes int, sentAt time.Time, _ *RTTStats) {
 	if !sentAt.After(c.recoveryStart) && !c.recoveryStart.IsZero() {
 		return // acknowledged during recovery: no growth
 	}
@@ -77,7 +93,7 @@ func (c *newReno) Window() int { return c.cwnd }
 type noCongestion struct{}
 
 func (noCongestion) OnPacketSent(time.Time, int)                {}
-func (noCongestion) OnAck(time.Time, int, time.Time, *rttStats) {}
+func (noCongestion) OnAck(time.Time, int, time.Time, *RTTStats) {}
 func (noCongestion) OnLoss(time.Time, int, time.Time)           {}
 func (noCongestion) OnPersistentCongestion()                    {}
 func (noCongestion) Window() int                                { return math.MaxInt / 2 }

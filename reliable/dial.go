@@ -82,6 +82,7 @@ func dialPacket(ctx context.Context, pc PacketConn, raddr netip.AddrPort, cfg *C
 	s.hsInterval = initialHSResend
 	s.hsDeadline = now.Add(cfg.HandshakeTimeout)
 	e.sessions[s.localID] = s
+	e.live.Add(1)
 	e.stats.inc(CounterSessionsOpened)
 	e.start()
 	e.startSession(s)
@@ -124,9 +125,12 @@ func (s *Session) handleHandshakeLocked(h wire.LongHeader, body []byte, now time
 			return false
 		}
 		s.remoteID = h.SrcID
-		s.applyPeerParamsLocked(p)
+		if err := s.applyPeerParamsLocked(p); err != nil {
+			s.closeLocked(err, true, now)
+			return true
+		}
 		if s.hsSends == 1 && len(s.hsToken) > 0 {
-			s.rtt.update(now.Sub(s.hsSentAt), 0) // unambiguous: one Initial since the Retry
+			s.rec.rtt.update(now.Sub(s.hsSentAt), 0) // unambiguous: one Initial since the Retry
 		}
 		s.state = stateEstablished
 		s.lastRecv = now
@@ -137,7 +141,7 @@ func (s *Session) handleHandshakeLocked(h wire.LongHeader, body []byte, now time
 		if err != nil {
 			return false
 		}
-		s.closeLocked(fmt.Errorf("raptor: peer %s speaks versions %x, not %x: %w", s.peer, vs, wire.Version1, &wire.UnsupportedVersionError{Version: wire.Version1}), false)
+		s.closeLocked(fmt.Errorf("raptor: peer %s speaks versions %x, not %x: %w", s.peer, vs, wire.Version1, &wire.UnsupportedVersionError{Version: wire.Version1}), false, now)
 	}
 	return true
 }

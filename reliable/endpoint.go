@@ -39,12 +39,19 @@ type endpoint struct {
 	pcClosed bool
 
 	secret     [32]byte
-	stats      counters // endpoint-level drops plus finished sessions
-	sendErrors atomic.Uint64
-	bufPool    sync.Pool // datagram buffers
-	bufs       *bufPool  // stream buffers
-	readDone   chan struct{}
-	wg         sync.WaitGroup
+	stats      counters     // endpoint-level drops plus finished sessions
+	mem        atomic.Int64 // bytes of stream buffers its sessions hold (Config.MaxMemory)
+	live       atomic.Int32 // sessions in the table (accept-queue and memory shares)
+	memMu      sync.Mutex
+	memWaiters []*Stream    // writers held at the memory ceiling
+	memWaiting atomic.Int32 // len(memWaiters), read without memMu
+	// acceptSessions counts sessions with streams in the listener's queue.
+	acceptSessions atomic.Int32
+	sendErrors     atomic.Uint64
+	bufPool        sync.Pool // datagram buffers
+	bufs           *bufPool  // stream buffers
+	readDone       chan struct{}
+	wg             sync.WaitGroup
 
 	// read-loop scratch (only the read goroutine touches these)
 	rbufs   [][]byte
@@ -269,7 +276,7 @@ func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip
 	}
 	if closing {
 		e.stats.inc(CounterDropsSessionLimit)
-		e.refuse(h.SrcID, from, "listener is closing")
+		e.refuse(h.SrcID, from, CodeRefused, "listener is closing")
 		return
 	}
 	if len(token) == 0 {
@@ -287,19 +294,30 @@ func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip
 	}
 	if count >= e.cfg.MaxSessions {
 		e.stats.inc(CounterDropsSessionLimit)
-		e.refuse(h.SrcID, from, fmt.Sprintf("listener has %d sessions, its limit", count))
+		e.refuse(h.SrcID, from, CodeRefused, fmt.Sprintf("listener has %d sessions, its limit", count))
+		return
+	}
+	if used := e.mem.Load(); used >= e.cfg.MaxMemory {
+		e.stats.inc(CounterLimitMemory)
+		e.refuse(h.SrcID, from, CodeRefused, fmt.Sprintf("listener holds %d bytes of stream buffers, its Config.MaxMemory of %d", used, e.cfg.MaxMemory))
+		return
+	}
+	if err := checkPeerParams(&params); err != nil {
+		e.stats.inc(CounterViolationParams)
+		e.refuse(h.SrcID, from, CodeProtocol, err.(*SessionError).Reason)
 		return
 	}
 	s = newSession(e, false, randomID(), from)
 	s.remoteID = h.SrcID
 	s.state = stateEstablished
-	s.applyPeerParamsLocked(params)
+	s.applyPeerParamsLocked(params) // checked above: cannot fail
 	s.lastRecv = now
 	close(s.established)
 	e.mu.Lock()
 	e.sessions[s.localID] = s
 	e.byClient[key] = s
 	e.mu.Unlock()
+	e.live.Add(1)
 	s.clientKey = key
 	e.stats.inc(CounterSessionsOpened)
 	p := s.localParams()
@@ -309,10 +327,10 @@ func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip
 
 // refuse tells a client that no session will be created, with a CLOSE frame in
 // a short-header packet smaller than its Initial.
-func (e *endpoint) refuse(dst wire.ConnID, to netip.AddrPort, reason string) {
+func (e *endpoint) refuse(dst wire.ConnID, to netip.AddrPort, code uint64, reason string) {
 	hdr := wire.ShortHeader{DstID: dst}
 	b := hdr.Append(e.reply[:0])
-	cf := wire.CloseFrame{ErrorCode: CodeRefused, Reason: []byte(reason)}
+	cf := wire.CloseFrame{ErrorCode: code, Reason: []byte(reason)}
 	b, _ = cf.Append(b)
 	e.sendReply(b, to)
 }
@@ -366,6 +384,7 @@ func (e *endpoint) sessionDone(s *Session) {
 		delete(e.byClient, s.clientKey)
 	}
 	e.stats.fold(&s.stats)
+	e.live.Add(-1)
 	e.stats.inc(CounterSessionsClosed)
 	closePC := len(e.sessions) == 0 && (e.closeWhenIdle || e.closing) && !e.pcClosed
 	if closePC {
@@ -374,6 +393,7 @@ func (e *endpoint) sessionDone(s *Session) {
 	e.mu.Unlock()
 	s.mu.Lock()
 	closeOnce(s.closeSent)
+	s.releaseMemLocked()
 	s.mu.Unlock()
 	close(s.done)
 	if closePC {

@@ -65,6 +65,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 func (l *Listener) AcceptStream(ctx context.Context) (*Stream, error) {
 	select {
 	case st := <-l.acceptQ:
+		st.onAcceptedFromQueue()
 		return st, nil
 	case <-l.closed:
 		return nil, ErrListenerClosed
@@ -87,6 +88,7 @@ func (l *Listener) Close() error {
 		for {
 			select {
 			case st := <-l.acceptQ:
+				st.onAcceptedFromQueue()
 				st.Close()
 			default:
 				return

@@ -1,0 +1,139 @@
+package reliable
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+)
+
+// Budgets: everything a peer can make a session hold is charged, so that
+// no peer can make an endpoint hold more than Config.MaxMemory, and one
+// session cannot take the share of the others (docs/PROTOCOL.md §8.6).
+
+const (
+	// spanCost is what one tracked span of received data is charged: its
+	// 16 bytes in a range set that may be at most half full.
+	spanCost = 32
+	// maxSessionGaps bounds the spans of received data over all of a
+	// session's streams; out-of-order data that would add one more is not
+	// acknowledged (the peer resends it once the holes have filled).
+	maxSessionGaps = 4096
+)
+
+func randomSeed() uint64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("raptor: crypto/rand failed: " + err.Error())
+	}
+	return binary.LittleEndian.Uint64(b[:])
+}
+
+// recvBudget is what a session's receive side may hold in buffers and
+// spans for data that cannot be read yet: twice the session window, since
+// buffers come in power-of-two sizes.
+func (s *Session) recvBudget() int { return 2 * s.cfg.SessionReceiveWindow }
+
+// memAllowsLocked reports whether the session may take n more bytes of
+// stream buffers: the endpoint stays under Config.MaxMemory and, once above
+// half of it, a session grows only within its fair share.
+func (s *Session) memAllowsLocked(n int) bool {
+	e := s.ep
+	limit := e.cfg.MaxMemory
+	used := e.mem.Load() + int64(n)
+	if used > limit {
+		return false
+	}
+	if used > limit/2 {
+		share := limit / (2 * int64(max(1, e.live.Load())))
+		return int64(s.mem+n) <= share
+	}
+	return true
+}
+
+// chargeLocked adds delta bytes (negative: released) of stream buffers to
+// the session and its endpoint, and wakes writers held at the ceiling when
+// memory was released.
+func (s *Session) chargeLocked(delta int) {
+	if delta == 0 {
+		return
+	}
+	s.mem += delta
+	if s.memReleased {
+		return
+	}
+	s.ep.mem.Add(int64(delta))
+	if delta < 0 && s.ep.memWaiting.Load() > 0 {
+		s.ep.wakeMemWaiters()
+	}
+}
+
+// releaseMemLocked gives the whole charge back when the session ends (its
+// buffers then belong to nobody and go to the garbage collector).
+func (s *Session) releaseMemLocked() {
+	if s.memReleased {
+		return
+	}
+	s.memReleased = true
+	s.ep.mem.Add(-int64(s.mem))
+	if s.ep.memWaiting.Load() > 0 {
+		s.ep.wakeMemWaiters()
+	}
+}
+
+// growBufLocked is bufPool.grow with the change of capacity charged.
+func (s *Session) growBufLocked(buf []byte, head, n int, recv bool) ([]byte, int) {
+	old := cap(buf)
+	nb, h := s.ep.bufs.grow(buf, head, n)
+	if d := cap(nb) - old; d != 0 {
+		s.chargeLocked(d)
+		if recv {
+			s.recvMem += d
+		}
+	}
+	return nb, h
+}
+
+// putBufLocked returns a stream buffer to the pool and its charge.
+func (s *Session) putBufLocked(b []byte, recv bool) {
+	s.chargeLocked(-cap(b))
+	if recv {
+		s.recvMem -= cap(b)
+	}
+	s.ep.bufs.put(b)
+}
+
+// addMemWaiter holds st's writer until memory is released.
+func (e *endpoint) addMemWaiter(st *Stream) {
+	e.memMu.Lock()
+	e.memWaiters = append(e.memWaiters, st)
+	e.memWaiting.Store(int32(len(e.memWaiters)))
+	e.memMu.Unlock()
+}
+
+// wakeMemWaiters lets every held writer try again.
+func (e *endpoint) wakeMemWaiters() {
+	e.memMu.Lock()
+	for i, st := range e.memWaiters {
+		signal(st.writeCh)
+		e.memWaiters[i] = nil
+	}
+	e.memWaiters = e.memWaiters[:0]
+	e.memWaiting.Store(0)
+	e.memMu.Unlock()
+}
+
+// acceptShare is how many streams one session may have waiting in the
+// listener's shared accept queue: an equal part of the backlog among the
+// sessions that have some waiting, plus a newcomer, so that there is always
+// room for a session that has none.
+func (e *endpoint) acceptShare() int32 {
+	n := e.acceptSessions.Load() + 1
+	return max(1, int32(e.cfg.AcceptBacklog)/n)
+}
+
+// onAcceptedFromQueue is called when the listener's Accept took st from
+// the shared queue.
+func (st *Stream) onAcceptedFromQueue() {
+	if st.s.acceptWaiting.Add(-1) == 0 {
+		st.s.ep.acceptSessions.Add(-1)
+	}
+}
