@@ -3,6 +3,7 @@ package reliable
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"math"
 )
 
 // Budgets: everything a peer can make a session hold is charged, so that
@@ -60,9 +61,9 @@ func (s *Session) chargeLocked(delta int) {
 	if s.memReleased {
 		return
 	}
-	s.ep.mem.Add(int64(delta))
-	if delta < 0 && s.ep.memWaiting.Load() > 0 {
-		s.ep.wakeMemWaiters()
+	used := s.ep.mem.Add(int64(delta))
+	if delta < 0 && used <= s.ep.memWakeAt.Load() {
+		s.ep.wakeMemWaiters(used)
 	}
 }
 
@@ -74,9 +75,7 @@ func (s *Session) releaseMemLocked() {
 	}
 	s.memReleased = true
 	s.ep.mem.Add(-int64(s.mem))
-	if s.ep.memWaiting.Load() > 0 {
-		s.ep.wakeMemWaiters()
-	}
+	s.ep.wakeMemWaiters(math.MinInt64) // the fair shares grew: everyone looks again
 }
 
 // growBufLocked is bufPool.grow with the change of capacity charged.
@@ -101,23 +100,47 @@ func (s *Session) putBufLocked(b []byte, recv bool) {
 	s.ep.bufs.put(b)
 }
 
-// addMemWaiter holds st's writer until memory is released.
-func (e *endpoint) addMemWaiter(st *Stream) {
+// memWaiter is a writer held at the memory ceiling until the endpoint's
+// use falls to wakeAt (its own session's acknowledgements wake it too).
+type memWaiter struct {
+	st     *Stream
+	wakeAt int64
+}
+
+// addMemWaiterLocked holds st's writer, which needs cost more bytes, until
+// memory is released: until the endpoint is below the ceiling by cost, or
+// below half of it when the session is beyond its fair share.
+func (s *Session) addMemWaiterLocked(st *Stream, cost int) {
+	e := s.ep
+	at := e.cfg.MaxMemory - int64(cost)
+	if int64(s.mem+cost) > e.cfg.MaxMemory/(2*int64(max(1, e.live.Load()))) {
+		at = e.cfg.MaxMemory/2 - int64(cost)
+	}
 	e.memMu.Lock()
-	e.memWaiters = append(e.memWaiters, st)
-	e.memWaiting.Store(int32(len(e.memWaiters)))
+	e.memWaiters = append(e.memWaiters, memWaiter{st, at})
+	if at > e.memWakeAt.Load() {
+		e.memWakeAt.Store(at)
+	}
 	e.memMu.Unlock()
 }
 
-// wakeMemWaiters lets every held writer try again.
-func (e *endpoint) wakeMemWaiters() {
+// wakeMemWaiters lets the held writers whose level has been reached (all of
+// them for math.MinInt64) try again.
+func (e *endpoint) wakeMemWaiters(used int64) {
 	e.memMu.Lock()
-	for i, st := range e.memWaiters {
-		signal(st.writeCh)
-		e.memWaiters[i] = nil
+	keep := e.memWaiters[:0]
+	wakeAt := int64(math.MinInt64)
+	for _, w := range e.memWaiters {
+		if used == math.MinInt64 || used <= w.wakeAt {
+			signal(w.st.writeCh)
+			continue
+		}
+		keep = append(keep, w)
+		wakeAt = max(wakeAt, w.wakeAt)
 	}
-	e.memWaiters = e.memWaiters[:0]
-	e.memWaiting.Store(0)
+	clear(e.memWaiters[len(keep):])
+	e.memWaiters = keep
+	e.memWakeAt.Store(wakeAt)
 	e.memMu.Unlock()
 }
 

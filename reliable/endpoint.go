@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"sync"
@@ -43,8 +44,8 @@ type endpoint struct {
 	mem        atomic.Int64 // bytes of stream buffers its sessions hold (Config.MaxMemory)
 	live       atomic.Int32 // sessions in the table (accept-queue and memory shares)
 	memMu      sync.Mutex
-	memWaiters []*Stream    // writers held at the memory ceiling
-	memWaiting atomic.Int32 // len(memWaiters), read without memMu
+	memWaiters []memWaiter  // writers held at the memory ceiling
+	memWakeAt  atomic.Int64 // the highest level a waiter wakes at (MinInt64: none)
 	// acceptSessions counts sessions with streams in the listener's queue.
 	acceptSessions atomic.Int32
 	sendErrors     atomic.Uint64
@@ -79,6 +80,7 @@ func newEndpoint(pc PacketConn, cfg *Config, batch int) *endpoint {
 		rsizes:   make([]int, batch),
 		raddrs:   make([]netip.AddrPort, batch),
 	}
+	e.memWakeAt.Store(math.MinInt64)
 	if _, err := rand.Read(e.secret[:]); err != nil {
 		panic("raptor: crypto/rand failed: " + err.Error())
 	}

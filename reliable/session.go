@@ -112,7 +112,7 @@ type Session struct {
 	maxStreamsQueued bool
 	peerImplicit     rangeSet  // peer stream indexes opened implicitly, not yet named by a frame
 	dataBlocked      []*Stream // streams the session window holds back (requeued on MAX_DATA)
-	refused          bool      // the packet being handled found no memory: do not acknowledge it
+	refused          Counter   // non-zero: the packet being handled found no memory (this limit), do not acknowledge it
 	sendQueue        []*Stream
 	sendQueueHead    int
 	sendBuffered     int       // bytes written on all streams and not yet acknowledged
@@ -171,11 +171,10 @@ func (s *Session) localParams() wire.Params {
 // value outside is refused with CodeProtocol before anything converts it.
 const (
 	minPeerIdleTimeout   = 10 * time.Millisecond // below, a session would end before its first RTT
-	maxPeerAckDelay      = time.Second           // as Config.MaxAckDelay
+	maxPeerAckDelayMicro = 1 << 20               // as package wire parses it (about 1 s)
 	minPeerDatagramSize  = 1200
 	maxPeerStreamsParam  = 1 << 60
 	maxPeerIdleMillis    = 1<<62 - 1 // any varint: clamped to ours
-	maxPeerAckDelayMicro = uint64(maxPeerAckDelay / time.Microsecond)
 )
 
 // checkPeerParams returns a *SessionError (CodeProtocol) naming the first

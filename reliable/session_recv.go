@@ -61,7 +61,7 @@ func (s *Session) handleShortLocked(h wire.ShortHeader, hdrLen int, pkt []byte, 
 		return
 	}
 	s.lastRecv = now
-	s.refused = false
+	s.refused = 0
 	for b := payload; len(b) > 0; {
 		f, n, _ := fp.ParseNext(b)
 		b = b[n:]
@@ -76,10 +76,11 @@ func (s *Session) handleShortLocked(h wire.ShortHeader, hdrLen int, pkt []byte, 
 			return
 		}
 	}
-	if s.refused {
+	if s.refused != 0 {
 		// Stream data found no memory (the session's receive budget or the
 		// endpoint's ceiling): the packet is not acknowledged, so the peer
 		// sends it again later, paced by its retransmission timer.
+		s.stats.inc(s.refused)
 		return
 	}
 	s.rcv.onPacket(pn, eliciting, now)

@@ -216,7 +216,7 @@ func (st *Stream) Write(p []byte) (int, error) {
 			if cost := s.ep.bufs.growCost(st.sendBuf, st.sendHead, n); cost > 0 && !s.memAllowsLocked(cost) {
 				// At the memory ceiling: wait until some is released. Register
 				// first, then look again, so that no release is missed.
-				s.ep.addMemWaiter(st)
+				s.addMemWaiterLocked(st, cost)
 				if !s.memAllowsLocked(cost) {
 					s.stats.inc(CounterLimitMemory)
 					s.mu.Unlock()
@@ -410,8 +410,9 @@ func (st *Stream) addRecvdLocked(lo, hi uint64) error {
 }
 
 // onStreamFrameLocked stores received bytes [off, off+len(data)). Data that
-// cannot be stored for want of memory sets s.refused: the packet is then
-// not acknowledged, and nothing of the frame is taken.
+// cannot be stored for want of memory sets s.refused (to the counter of the
+// limit that held it): the packet is then not acknowledged, and nothing of
+// the frame is taken.
 func (st *Stream) onStreamFrameLocked(off uint64, data []byte, fin bool) error {
 	s := st.s
 	end := off + uint64(len(data))
@@ -528,16 +529,16 @@ func (st *Stream) acceptFlowLocked(end uint64, fin bool) error {
 // taken whenever the endpoint has memory, so that the reader progresses.
 func (s *Session) refuseLocked(st *Stream, off uint64, cost int) bool {
 	if cost > 0 && !s.memAllowsLocked(cost) {
-		s.stats.inc(CounterLimitMemory)
-		s.refused = true
+		s.refused = CounterLimitMemory
 		return true
 	}
 	if off <= st.contiguousLocked() {
 		return false
 	}
 	if s.recvMem+cost+spanCost*s.recvSpans > s.recvBudget() || s.recvSpans >= maxSessionGaps {
-		s.stats.inc(CounterLimitReceiveBudget)
-		s.refused = true
+		if s.refused == 0 {
+			s.refused = CounterLimitReceiveBudget
+		}
 		return true
 	}
 	return false
