@@ -455,17 +455,17 @@ func TestHostileAckDelay(t *testing.T) {
 		}
 	})
 	st := v.l.Stats()
+	a.mu.Lock()
+	got := a.recvd
+	a.mu.Unlock()
 	t.Logf("%d requests; victim srtt %v, ack delays clamped %d, attacker received %d packets",
-		rounds.Load(), st.SmoothedRTT, st.Counters[reliable.CounterLimitAckDelay], a.recvd)
+		rounds.Load(), st.SmoothedRTT, st.Counters[reliable.CounterLimitAckDelay], got)
 	if st.Counters[reliable.CounterLimitAckDelay] == 0 {
 		t.Errorf("no ACK delay clamped")
 	}
 	if st.SmoothedRTT > time.Second {
 		t.Errorf("victim smoothed RTT %v: the ACK delay leaked into it", st.SmoothedRTT)
 	}
-	a.mu.Lock()
-	got := a.recvd
-	a.mu.Unlock()
 	if want := int(rounds.Load() / 2); got < want {
 		t.Errorf("victim answered with %d packets to %d requests: its sender stalled", got, rounds.Load())
 	}
