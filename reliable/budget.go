@@ -8,7 +8,7 @@ import (
 
 // Budgets: everything a peer can make a session hold is charged, so that
 // no peer can make an endpoint hold more than Config.MaxMemory, and one
-// session cannot take the share of the others (docs/PROTOCOL.md §8.6).
+// session cannot take the share of the others (docs/PROTOCOL.md §8.11).
 
 const (
 	// spanCost is what one tracked span of received data is charged: its

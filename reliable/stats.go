@@ -13,8 +13,8 @@ import (
 // one row of counterTable.
 type Counter uint8
 
-// The counters. Drops and limits are families with a reason (docs/PROTOCOL.md
-// §10 lists when each is counted).
+// The counters. Drops, limits and violations are families with a reason
+// (docs/PROTOCOL.md §8.11 says when limits and violations are counted).
 const (
 	CounterPacketsSent            Counter = iota // UDP datagrams sent
 	CounterPacketsReceived                       // UDP datagrams received
