@@ -102,14 +102,16 @@ func (r *recovery) peekPacketNumber() uint64 {
 	return r.nextPN
 }
 
-// isSkipped reports whether a recently skipped packet number is in [lo, hi].
-func (r *recovery) isSkipped(lo, hi uint64) bool {
+// acksSkipped reports whether f acknowledges a skipped packet number above
+// the largest acknowledged so far: an ACK that covers packets not yet
+// acknowledged is what an optimistic peer sends ahead of receipt.
+func (r *recovery) acksSkipped(f *wire.AckFrame) (uint64, bool) {
 	for i := range min(r.nskipped, skippedKept) {
-		if pn := r.skipped[i]; pn >= lo && pn <= hi {
-			return true
+		if pn := r.skipped[i]; (!r.anyAcked || pn > r.largestAcked) && f.Acks(pn) {
+			return pn, true
 		}
 	}
-	return false
+	return 0, false
 }
 
 // onPacketSent records an ack-eliciting packet (rec.pn from
@@ -177,11 +179,9 @@ func (r *recovery) onAck(f *wire.AckFrame, now time.Time, h recoveryHandler) err
 	if largest >= r.nextPN {
 		return &SessionError{Code: CodeProtocol, Reason: fmt.Sprintf("ACK of packet %d that was never sent (next is %d)", largest, r.nextPN)}
 	}
-	for _, rg := range f.Ranges {
-		if r.isSkipped(rg.Smallest, rg.Largest) {
-			r.stats.inc(CounterViolationOptimisticAck)
-			return &SessionError{Code: CodeProtocol, Reason: fmt.Sprintf("ACK range %d..%d covers a packet number that was never sent (optimistic ACK)", rg.Smallest, rg.Largest)}
-		}
+	if pn, ok := r.acksSkipped(f); ok {
+		r.stats.inc(CounterViolationOptimisticAck)
+		return &SessionError{Code: CodeProtocol, Reason: fmt.Sprintf("ACK of packet %d, a number that was skipped, never sent (optimistic ACK)", pn)}
 	}
 	newly := false
 	// Walk ranges from the smallest upwards over the history.
