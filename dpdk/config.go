@@ -10,8 +10,8 @@ import (
 )
 
 // Config configures a Port. The zero value of every field except Device and
-// LocalAddr means the documented default. See docs/DPDK.md for the URL query
-// keys that map onto these fields.
+// LocalAddr means the documented default. ParseQuery maps the raptor+dpdk://
+// URL query keys onto these fields (docs/DPDK.md, URL form).
 type Config struct {
 	// EALArgs are the DPDK EAL arguments (without argv[0]) used when the first
 	// Port of the process initialises the EAL; later Ports reuse that EAL and

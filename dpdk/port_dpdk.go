@@ -24,6 +24,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Built reports whether this binary has DPDK support (the dpdk build tag,
+// cgo and Linux). It is true in this build.
+const Built = true
+
 // Port is one DPDK Ethernet port (one rx and one tx queue) carrying UDP
 // datagrams for one local IPv4 address and port. It implements the
 // reliable.PacketConn packet I/O seam: ReadBatch, WriteBatch, LocalAddr and

@@ -292,7 +292,10 @@ func TestSteadyStateAllocs(t *testing.T) {
 	}
 }
 
-// TestIdleCPU checks that an idle port sleeps instead of spinning.
+// TestIdleCPU checks that an idle port sleeps instead of spinning: two idle
+// ports measured 2.7–4.1% of one CPU together (5–6% under -race; docs/DPDK.md).
+// The bound, 15%, fails on a spinning loop (100%) and on the 200 µs sleep
+// tier alone (≈ 30%) while leaving room for a loaded machine.
 func TestIdleCPU(t *testing.T) {
 	pa, pb := ringPair(t, nil)
 	_ = pb
@@ -306,8 +309,8 @@ func TestIdleCPU(t *testing.T) {
 	cpu := time.Duration(r1.Utime.Nano()+r1.Stime.Nano()-r0.Utime.Nano()-r0.Stime.Nano()) * time.Nanosecond
 	frac := float64(cpu) / float64(wall)
 	t.Logf("two idle ports: %.1f%% of one CPU over %v, %d poll sleeps on one", 100*frac, wall.Round(time.Millisecond), pa.Stats().PollSleeps-s0)
-	if frac > 0.5 {
-		t.Fatalf("two idle ports use %.0f%% of a CPU", 100*frac)
+	if frac > 0.15 {
+		t.Fatalf("two idle ports use %.1f%% of a CPU, above the 15%% bound (docs/DPDK.md: about 3–6%%)", 100*frac)
 	}
 }
 

@@ -7,6 +7,10 @@ import (
 	"net/netip"
 )
 
+// Built reports whether this binary has DPDK support (the dpdk build tag,
+// cgo and Linux). It is false in this build: Open returns ErrNotBuilt.
+const Built = false
+
 // Port is a DPDK port. In this build (without the dpdk tag, cgo or Linux)
 // it cannot be opened: Open and OpenRingPair return ErrNotBuilt.
 type Port struct{}

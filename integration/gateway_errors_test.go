@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/raptormq/raptor/compat/kafka"
+	"github.com/raptormq/raptor/dpdk"
 	"github.com/raptormq/raptor/plugin"
 )
 
@@ -89,9 +90,9 @@ func TestMalformedSchemeErrors(t *testing.T) {
 	_, err := tr.Dial(t.Context(), "raptor+dpdk://127.0.0.1:9092")
 	var pe *plugin.ParamError
 	switch {
-	case !dpdkBuilt && !errors.Is(err, plugin.ErrDPDKUnavailable):
+	case !dpdk.Built && !errors.Is(err, plugin.ErrDPDKUnavailable):
 		t.Errorf("raptor+dpdk without DPDK: %v, want ErrDPDKUnavailable", err)
-	case dpdkBuilt && (!errors.As(err, &pe) || !strings.Contains(err.Error(), "dev")):
+	case dpdk.Built && (!errors.As(err, &pe) || !strings.Contains(err.Error(), "dev")):
 		t.Errorf("raptor+dpdk without dev=: %v, want a *plugin.ParamError naming dev", err)
 	}
 	var ae *plugin.AddrError

@@ -523,7 +523,7 @@ func TestHostileIdleTimeoutParam(t *testing.T) {
 		tc.mod(&p)
 		_, err := dialAttacker(t, v.addr, p, ackHonest)
 		var ce *closeError
-		if !errors.As(err, &ce) || ce.f.ErrorCode != reliable.CodeProtocol {
+		if !errors.As(err, &ce) || reliable.ErrorCode(ce.f.ErrorCode) != reliable.CodeProtocol {
 			t.Errorf("%s: handshake %v, want a refusal with code %d (protocol)", tc.name, err, reliable.CodeProtocol)
 		}
 	}
@@ -569,7 +569,7 @@ func TestHostileOptimisticAck(t *testing.T) {
 	a.mu.Unlock()
 	st := v.l.Stats()
 	t.Logf("attacker received %d packets before the CLOSE; victim cwnd %d", got, st.CongestionWindow)
-	if cf == nil || cf.ErrorCode != reliable.CodeProtocol {
+	if cf == nil || reliable.ErrorCode(cf.ErrorCode) != reliable.CodeProtocol {
 		t.Fatalf("optimistic ACKs: CLOSE %+v, want code %d (protocol)", cf, reliable.CodeProtocol)
 	}
 	if st.Counters[reliable.CounterViolationOptimisticAck] != 1 {

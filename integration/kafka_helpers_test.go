@@ -13,6 +13,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/raptormq/raptor/internal/benchkit"
 	"github.com/raptormq/raptor/internal/impair"
 	"github.com/raptormq/raptor/internal/udpio"
 	"github.com/raptormq/raptor/plugin"
@@ -33,11 +34,23 @@ type kxWorkload struct {
 	OnConsumed func(n int)
 	// OnAck, if set, is called for every successful produce acknowledgement.
 	OnAck func()
+	// Stall, if set, ends consumption when no new record arrived for this
+	// long after the producer finished (default: wait until ctx ends).
+	Stall time.Duration
+	// Faults, if set, makes the producer lose or repeat a record, so that
+	// a test sees the counting report it.
+	Faults *kxFaults
 }
+
+// kxFaults: record Drop is never produced; record Dup is produced once more
+// after the last one. -1 is none.
+type kxFaults struct{ Drop, Dup int }
 
 // kxResult is what a workload saw.
 type kxResult struct {
 	Received, Duplicates, OutOfOrder, ProduceErrors int
+	// Lost is the records acknowledged to the producer and never consumed.
+	Lost int
 	// Redelivered counts records consumed again at the same offset (a
 	// consumer-side replay, not a duplicate in the log).
 	Redelivered     int
@@ -74,13 +87,17 @@ func (w kxWorkload) run(t *testing.T, ctx context.Context) kxResult {
 	var res kxResult
 	var prodErrs atomic.Int64
 	var firstErr atomic.Pointer[error]
+	var prodDone atomic.Bool
+	count := benchkit.NewSeqCount(w.N)
 	start := time.Now()
 	go func() {
-		for i := 0; i < w.N && ctx.Err() == nil; i++ {
+		defer prodDone.Store(true)
+		produce := func(i int) {
 			v := binary.BigEndian.AppendUint64(make([]byte, 0, 64), uint64(i))
 			v = append(v, make([]byte, 56)...)
 			prod.Produce(ctx, &kgo.Record{Partition: int32(i % w.Partitions), Value: v}, func(_ *kgo.Record, err error) {
 				if err != nil {
+					count.Failed(uint64(i))
 					if prodErrs.Add(1) == 1 {
 						firstErr.Store(&err)
 					}
@@ -91,16 +108,27 @@ func (w kxWorkload) run(t *testing.T, ctx context.Context) kxResult {
 				}
 			})
 		}
+		for i := 0; i < w.N && ctx.Err() == nil; i++ {
+			if w.Faults != nil && i == w.Faults.Drop {
+				continue
+			}
+			produce(i)
+		}
+		if w.Faults != nil && w.Faults.Dup >= 0 && w.Faults.Dup < w.N {
+			produce(w.Faults.Dup)
+		}
+		prod.Flush(ctx)
 	}()
 	offsets := make([]int64, w.N) // offset+1 of each record seen, 0 if not yet
 	last := make([]int64, w.Partitions)
 	for i := range last {
 		last[i] = -1
 	}
-	for res.Received < w.N && ctx.Err() == nil {
-		fs := cons.PollFetches(ctx)
+	lastMove := time.Now()
+	poll := func(pctx context.Context) {
+		fs := cons.PollFetches(pctx)
 		fs.EachError(func(topic string, p int32, err error) {
-			if ctx.Err() == nil {
+			if pctx.Err() == nil {
 				t.Logf("fetch error %s/%d: %v", topic, p, err)
 			}
 		})
@@ -112,14 +140,17 @@ func (w kxWorkload) run(t *testing.T, ctx context.Context) kxResult {
 			}
 			if o := offsets[seq]; o != 0 {
 				if o == r.Offset+1 {
-					res.Redelivered++
+					res.Redelivered++ // a consumer-side replay of the same offset
 				} else {
 					res.Duplicates++ // the same record twice in the log
+					count.Add(uint64(seq))
 				}
 				return
 			}
 			offsets[seq] = r.Offset + 1
+			count.Add(uint64(seq))
 			res.Received++
+			lastMove = time.Now()
 			if seq%int64(w.Partitions) != int64(r.Partition) {
 				t.Errorf("record %d in partition %d", seq, r.Partition)
 			}
@@ -132,6 +163,16 @@ func (w kxWorkload) run(t *testing.T, ctx context.Context) kxResult {
 			w.OnConsumed(res.Received)
 		}
 	}
+	// Every acknowledged record consumed, then a short drain so that a
+	// duplicate arriving after the last new record is counted too.
+	done := func() bool {
+		return res.Received >= w.N || (prodDone.Load() && int64(res.Received) >= int64(w.N)-prodErrs.Load())
+	}
+	stalled := func() bool {
+		return w.Stall > 0 && prodDone.Load() && time.Since(lastMove) > w.Stall
+	}
+	benchkit.ConsumeUntil(ctx, poll, done, stalled, benchkit.DrainGrace)
+	res.Lost = int(count.Lost(0, uint64(w.N)))
 	res.Elapsed = time.Since(start)
 	res.ProduceErrors = int(prodErrs.Load())
 	if p := firstErr.Load(); p != nil {
@@ -143,9 +184,9 @@ func (w kxWorkload) run(t *testing.T, ctx context.Context) kxResult {
 // check fails the test unless every record arrived once and in order.
 func (r kxResult) check(t *testing.T, n int) {
 	t.Helper()
-	if r.Received != n || r.Duplicates != 0 || r.OutOfOrder != 0 || r.ProduceErrors != 0 {
-		t.Fatalf("received %d of %d, %d duplicates, %d out of order, %d produce errors (first: %v)",
-			r.Received, n, r.Duplicates, r.OutOfOrder, r.ProduceErrors, r.FirstProduceErr)
+	if r.Received != n || r.Lost != 0 || r.Duplicates != 0 || r.OutOfOrder != 0 || r.ProduceErrors != 0 {
+		t.Fatalf("received %d of %d, %d lost, %d duplicates, %d out of order, %d produce errors (first: %v)",
+			r.Received, n, r.Lost, r.Duplicates, r.OutOfOrder, r.ProduceErrors, r.FirstProduceErr)
 	}
 	t.Logf("%d records exactly once and in order per partition in %v (%.0f records/s); %d consumer redeliveries",
 		n, r.Elapsed.Round(time.Millisecond), float64(n)/r.Elapsed.Seconds(), r.Redelivered)

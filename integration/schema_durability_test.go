@@ -109,8 +109,8 @@ func (c *schemaChild) kill(t *testing.T) {
 
 // TestSchemaDurabilitySIGKILL: the registry process is killed with SIGKILL
 // (no Close, no flush) right after register calls return; the restarted
-// process on the same directory serves every acknowledged schema, config and
-// delete, and allocates the next ID after them.
+// process on the same directory serves every acknowledged schema, config,
+// mode and delete, and allocates the next ID after them.
 func TestSchemaDurabilitySIGKILL(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -132,6 +132,9 @@ func TestSchemaDurabilitySIGKILL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if r := cl.SetMode(ctx, sr.ModeReadOnly, "frozen-value"); r[0].Err != nil {
+		t.Fatal(r[0].Err)
+	}
 	c.kill(t)
 
 	c = schemaStartChild(t, dir)
@@ -149,6 +152,18 @@ func TestSchemaDurabilitySIGKILL(t *testing.T) {
 	if r := cl.Compatibility(ctx, "d-value"); r[0].Err != nil || r[0].Level != sr.CompatNone {
 		t.Fatalf("after SIGKILL: subject level %+v", r[0])
 	}
+	if r := cl.Mode(ctx, "frozen-value"); r[0].Err != nil || r[0].Mode != sr.ModeReadOnly {
+		t.Fatalf("after SIGKILL: subject mode %+v", r[0])
+	}
+	if _, err := cl.RegisterSchema(ctx, "frozen-value", sr.Schema{Schema: schemaUserV1}, -1, -1); err == nil {
+		t.Fatal("after SIGKILL: a READONLY subject accepted a registration")
+	}
+	if r := cl.SetMode(ctx, sr.ModeImport); r[0].Err == nil {
+		t.Fatal("IMPORT on a non-empty registry without force")
+	}
+	if r := cl.SetMode(sr.WithParams(ctx, sr.Force), sr.ModeImport); r[0].Err != nil {
+		t.Fatal(r[0].Err)
+	}
 	if err := cl.DeleteSchema(ctx, "d-value", 1, sr.SoftDelete); err != nil {
 		t.Fatal(err)
 	}
@@ -162,6 +177,12 @@ func TestSchemaDurabilitySIGKILL(t *testing.T) {
 	vs, err := cl.SubjectVersions(ctx, "d-value")
 	if err != nil || len(vs) != 1 || vs[0] != 2 {
 		t.Fatalf("after second SIGKILL: versions %v %v", vs, err)
+	}
+	if r := cl.Mode(ctx); r[0].Err != nil || r[0].Mode != sr.ModeImport {
+		t.Fatalf("after second SIGKILL: global mode %+v", r[0])
+	}
+	if r := cl.ResetMode(ctx); r[0].Err != nil {
+		t.Fatal(r[0].Err)
 	}
 	id3, err := cl.RegisterSchema(ctx, "other", sr.Schema{Schema: schemaUserV2Full}, -1, -1)
 	if err != nil || id3 != max(id1, id2)+1 {

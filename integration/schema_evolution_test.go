@@ -162,13 +162,14 @@ func schemaStartRegistry(t *testing.T) *sr.Client {
 }
 
 // TestSchemaEvolutionThroughKafka: a franz-go producer on one schema version
-// and a consumer on another exchange 10,000 msgpack records through an
-// embedded kfake broker on 127.0.0.1, in both directions, every field
-// checked against a hand-written expectation.
+// and a consumer on another exchange 10,000 records through an embedded
+// kfake broker on 127.0.0.1, in both directions and in both payload formats
+// (msgpack, and Avro in Confluent's wire format), every field checked
+// against a hand-written expectation.
 func TestSchemaEvolutionThroughKafka(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "users-fwd", "users-rev"))
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "users-fwd-msgpack", "users-rev-msgpack", "users-fwd-avro", "users-rev-avro"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,85 +201,92 @@ func TestSchemaEvolutionThroughKafka(t *testing.T) {
 		{"v1 producer, v2 consumer", "users-fwd", "users-fwd-value", schemaUserV1, schemaUserV1, schemaUserV2, schemaV1Value, schemaV2Expected},
 		{"v2 producer, v1 consumer", "users-rev", "users-rev-value", schemaUserV1, schemaUserV2Full, schemaUserV1, schemaV2FullValue, schemaV1Expected},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if _, err := producerSerde.Register(ctx, tc.subject, tc.before); err != nil {
-				t.Fatal(err)
-			}
-			enc, err := producerSerde.Register(ctx, tc.subject, tc.writer)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tc.name == "v1 producer, v2 consumer" {
-				// The reader version is registered too, as a consumer team would.
-				if _, err := producerSerde.Register(ctx, tc.subject, tc.reader); err != nil {
+	for _, format := range schema.Formats {
+		producerSerde := serde.New(cl, serde.PayloadFormat(format))
+		for _, tc := range cases {
+			tc.topic += "-" + format.String()
+			t.Run(format.String()+"/"+tc.name, func(t *testing.T) {
+				if _, err := producerSerde.Register(ctx, tc.subject, tc.before); err != nil {
 					t.Fatal(err)
 				}
-			}
-
-			prod, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.DefaultProduceTopic(tc.topic))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer prod.Close()
-			start := time.Now()
-			errc := make(chan error, 1)
-			for i := range schemaEvoRecords {
-				payload, err := enc.Encode(tc.value(i))
+				enc, err := producerSerde.Register(ctx, tc.subject, tc.writer)
 				if err != nil {
-					t.Fatalf("encode %d: %v", i, err)
+					t.Fatal(err)
 				}
-				prod.Produce(ctx, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: payload}, func(_ *kgo.Record, err error) {
-					if err != nil {
-						select {
-						case errc <- err:
-						default:
-						}
+				if tc.name == "v1 producer, v2 consumer" {
+					// The reader version is registered too, as a consumer team would.
+					if _, err := producerSerde.Register(ctx, tc.subject, tc.reader); err != nil {
+						t.Fatal(err)
 					}
-				})
-			}
-			if err := prod.Flush(ctx); err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case err := <-errc:
-				t.Fatalf("produce: %v", err)
-			default:
-			}
-			produced := time.Since(start)
+				}
 
-			// The consumer is a separate application with its own cache.
-			dec := serde.New(cl).NewDecoder(schema.MustParse(tc.reader))
-			cons, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.ConsumeTopics(tc.topic),
-				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cons.Close()
-			got := 0
-			start = time.Now()
-			for got < schemaEvoRecords {
-				fs := cons.PollFetches(ctx)
-				if err := ctx.Err(); err != nil {
-					t.Fatalf("after %d records: %v", got, err)
+				prod, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.DefaultProduceTopic(tc.topic))
+				if err != nil {
+					t.Fatal(err)
 				}
-				fs.EachError(func(tp string, p int32, err error) { t.Fatalf("fetch %s/%d: %v", tp, p, err) })
-				for it := fs.RecordIter(); !it.Done(); {
-					r := it.Next()
-					v, err := dec.Decode(ctx, r.Value)
+				defer prod.Close()
+				start := time.Now()
+				errc := make(chan error, 1)
+				for i := range schemaEvoRecords {
+					payload, err := enc.Encode(tc.value(i))
 					if err != nil {
-						t.Fatalf("record %d (key %s): %v", got, r.Key, err)
+						t.Fatalf("encode %d: %v", i, err)
 					}
-					if want := tc.expect(got); !reflect.DeepEqual(v, want) {
-						t.Fatalf("record %d:\ngot  %#v\nwant %#v", got, v, want)
+					if payload[0] != byte(format) {
+						t.Fatalf("record %d framed as 0x%02x, want %s", i, payload[0], format)
 					}
-					if string(r.Key) != fmt.Sprint(got) {
-						t.Fatalf("record %d has key %s", got, r.Key)
-					}
-					got++
+					prod.Produce(ctx, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: payload}, func(_ *kgo.Record, err error) {
+						if err != nil {
+							select {
+							case errc <- err:
+							default:
+							}
+						}
+					})
 				}
-			}
-			t.Logf("%d records: produced in %v, consumed and resolved in %v", got, produced, time.Since(start))
-		})
+				if err := prod.Flush(ctx); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case err := <-errc:
+					t.Fatalf("produce: %v", err)
+				default:
+				}
+				produced := time.Since(start)
+
+				// The consumer is a separate application with its own cache.
+				dec := serde.New(cl).NewDecoder(schema.MustParse(tc.reader))
+				cons, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.ConsumeTopics(tc.topic),
+					kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer cons.Close()
+				got := 0
+				start = time.Now()
+				for got < schemaEvoRecords {
+					fs := cons.PollFetches(ctx)
+					if err := ctx.Err(); err != nil {
+						t.Fatalf("after %d records: %v", got, err)
+					}
+					fs.EachError(func(tp string, p int32, err error) { t.Fatalf("fetch %s/%d: %v", tp, p, err) })
+					for it := fs.RecordIter(); !it.Done(); {
+						r := it.Next()
+						v, err := dec.Decode(ctx, r.Value)
+						if err != nil {
+							t.Fatalf("record %d (key %s): %v", got, r.Key, err)
+						}
+						if want := tc.expect(got); !reflect.DeepEqual(v, want) {
+							t.Fatalf("record %d:\ngot  %#v\nwant %#v", got, v, want)
+						}
+						if string(r.Key) != fmt.Sprint(got) {
+							t.Fatalf("record %d has key %s", got, r.Key)
+						}
+						got++
+					}
+				}
+				t.Logf("%d records: produced in %v, consumed and resolved in %v", got, produced, time.Since(start))
+			})
+		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/raptormq/raptor/dpdk"
 )
 
 func TestDPDKConfigFromURL(t *testing.T) {
@@ -57,7 +59,7 @@ func TestDPDKConfigFromURL(t *testing.T) {
 }
 
 func TestDPDKSchemeNeedsBuildTag(t *testing.T) {
-	if dpdkBuilt() == nil {
+	if dpdk.Built {
 		t.Skip("built with DPDK support")
 	}
 	tr := New()

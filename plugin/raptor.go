@@ -3,9 +3,7 @@ package plugin
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
-	"net/netip"
 	"sync"
 
 	"github.com/raptormq/raptor/reliable"
@@ -37,153 +35,71 @@ func WithPacketConn(fn PacketConnFunc) Option {
 
 type raptorTransport struct {
 	o      *options
-	dialer *reliable.Dialer
+	dialer *reliable.Dialer // raptor://: kernel UDP, or the WithPacketConn path
 
-	mu       sync.Mutex
-	closed   bool
-	sessions map[string]*sessEntry // custom packet path only
-}
-
-type sessEntry struct {
-	ready chan struct{}
-	s     *reliable.Session
-	err   error
+	mu     sync.Mutex
+	closed bool
+	dpdk   map[string]*reliable.Dialer // raptor+dpdk://, by endpoint URL: its query configures the port
 }
 
 func newRaptorTransport(o *options) *raptorTransport {
 	return &raptorTransport{
-		o:        o,
-		dialer:   &reliable.Dialer{Config: o.raptor.cfg},
-		sessions: map[string]*sessEntry{},
+		o:      o,
+		dialer: &reliable.Dialer{Config: o.raptor.cfg, PacketConn: o.raptor.packetConn},
+		dpdk:   map[string]*reliable.Dialer{},
 	}
 }
 
+// dial opens a stream to ep through the reliable.Dialer for its packet
+// path, which keeps one session per remote.
 func (rt *raptorTransport) dial(ctx context.Context, ep Endpoint) (net.Conn, error) {
-	if rt.o.raptor.packetConn == nil && ep.Scheme == SchemeRaptor {
-		c, err := rt.dialer.DialContext(ctx, "udp", ep.Addr)
-		if err != nil {
-			return nil, &DialError{Endpoint: ep.String(), Err: err}
-		}
-		return c, nil
+	d, err := rt.dialerFor(ep)
+	if err != nil {
+		return nil, &DialError{Endpoint: ep.String(), Err: err}
 	}
-	for attempt := 0; ; attempt++ {
-		s, err := rt.session(ctx, ep)
-		if err != nil {
-			return nil, &DialError{Endpoint: ep.String(), Err: err}
-		}
-		st, err := s.OpenStream(ctx)
-		if err == nil {
-			return st, nil
-		}
-		rt.forget(ep.String(), s)
-		if attempt > 0 || ctx.Err() != nil {
-			return nil, &DialError{Endpoint: ep.String(), Err: err}
-		}
+	c, err := d.DialContext(ctx, "udp", ep.Addr)
+	if errors.Is(err, reliable.ErrDialerClosed) {
+		err = ErrTransportClosed // Close ran during the dial
 	}
+	if err != nil {
+		return nil, &DialError{Endpoint: ep.String(), Err: err}
+	}
+	return c, nil
 }
 
-// session returns the live session to ep, dialing one when there is none.
-func (rt *raptorTransport) session(ctx context.Context, ep Endpoint) (*reliable.Session, error) {
+// dialerFor returns the dialer of ep's packet path: the transport's own for
+// raptor://, one per endpoint URL for raptor+dpdk://, whose sessions each
+// open a DPDK port configured by the URL.
+func (rt *raptorTransport) dialerFor(ep Endpoint) (*reliable.Dialer, error) {
+	if ep.Scheme != SchemeRaptorDPDK {
+		return rt.dialer, nil
+	}
+	if _, _, err := dpdkConfig(ep, true, rt.o); err != nil {
+		return nil, err // before any lookup: the URL alone is wrong
+	}
 	rt.mu.Lock()
+	defer rt.mu.Unlock()
 	if rt.closed {
-		rt.mu.Unlock()
 		return nil, ErrTransportClosed
 	}
 	key := ep.String()
-	e := rt.sessions[key]
-	if e != nil {
-		select {
-		case <-e.ready:
-			if e.err == nil && !sessionDone(e.s) {
-				rt.mu.Unlock()
-				return e.s, nil
+	d := rt.dpdk[key]
+	if d == nil {
+		d = &reliable.Dialer{Config: rt.o.raptor.cfg, PacketConn: func(string) (reliable.PacketConn, error) {
+			p, err := openDPDK(ep, true, rt.o) // the URL's local key is the local address
+			if err != nil {
+				return nil, err
 			}
-			e = nil // failed or dead: dial again
-		default:
-		}
+			return p, nil
+		}}
+		rt.dpdk[key] = d
 	}
-	owner := e == nil
-	if owner {
-		e = &sessEntry{ready: make(chan struct{})}
-		rt.sessions[key] = e
-	}
-	rt.mu.Unlock()
-	if !owner {
-		select {
-		case <-e.ready:
-			return e.s, e.err
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	e.s, e.err = rt.dialSession(ctx, ep)
-	close(e.ready)
-	if e.err != nil {
-		rt.forgetEntry(key, e)
-		return nil, e.err
-	}
-	rt.mu.Lock()
-	closed := rt.closed
-	rt.mu.Unlock()
-	if closed {
-		e.s.Close()
-		return nil, ErrTransportClosed
-	}
-	return e.s, nil
-}
-
-func (rt *raptorTransport) dialSession(ctx context.Context, ep Endpoint) (*reliable.Session, error) {
-	if ep.Scheme == SchemeRaptorDPDK {
-		port, raddr, err := openDPDK(ep, true, rt.o)
-		if err != nil {
-			return nil, err
-		}
-		return reliable.DialPacket(ctx, port, raddr, rt.o.raptor.cfg) // closes port on failure
-	}
-	raddr, err := resolve(ctx, ep.Addr)
-	if err != nil {
-		return nil, err
-	}
-	laddr := "0.0.0.0:0"
-	if raddr.Addr().Is6() {
-		laddr = "[::]:0"
-	}
-	pc, err := rt.o.raptor.packetConn(laddr)
-	if err != nil {
-		return nil, fmt.Errorf("open packet conn on %s: %w", laddr, err)
-	}
-	return reliable.DialPacket(ctx, pc, raddr, rt.o.raptor.cfg) // closes pc on failure
-}
-
-func sessionDone(s *reliable.Session) bool {
-	select {
-	case <-s.Done():
-		return true
-	default:
-		return false
-	}
-}
-
-func (rt *raptorTransport) forget(addr string, s *reliable.Session) {
-	rt.mu.Lock()
-	if e := rt.sessions[addr]; e != nil && e.s == s {
-		delete(rt.sessions, addr)
-	}
-	rt.mu.Unlock()
-	s.Close()
-}
-
-func (rt *raptorTransport) forgetEntry(addr string, e *sessEntry) {
-	rt.mu.Lock()
-	if rt.sessions[addr] == e {
-		delete(rt.sessions, addr)
-	}
-	rt.mu.Unlock()
+	return d, nil
 }
 
 func (rt *raptorTransport) listen(ep Endpoint) (net.Listener, error) {
 	if ep.Scheme == SchemeRaptorDPDK {
-		port, _, err := openDPDK(ep, false, rt.o)
+		port, err := openDPDK(ep, false, rt.o)
 		if err != nil {
 			return nil, err
 		}
@@ -216,49 +132,16 @@ func (rt *raptorTransport) listen(ep Endpoint) (net.Listener, error) {
 func (rt *raptorTransport) close() error {
 	rt.mu.Lock()
 	rt.closed = true
-	var live []*reliable.Session
-	for _, e := range rt.sessions {
-		select {
-		case <-e.ready:
-			if e.err == nil {
-				live = append(live, e.s)
-			}
-		default: // its dialer sees closed and closes it
-		}
+	ds := []*reliable.Dialer{rt.dialer}
+	for _, d := range rt.dpdk {
+		ds = append(ds, d)
 	}
-	rt.sessions = map[string]*sessEntry{}
 	rt.mu.Unlock()
-	errs := []error{rt.dialer.Close()}
-	for _, s := range live {
-		errs = append(errs, s.Close())
+	var errs []error
+	for _, d := range ds {
+		errs = append(errs, d.Close())
 	}
 	return errors.Join(errs...)
-}
-
-// resolve turns host:port into an address, looking the host up if needed.
-func resolve(ctx context.Context, hostport string) (netip.AddrPort, error) {
-	if ap, err := netip.ParseAddrPort(hostport); err == nil {
-		return ap, nil
-	}
-	host, port, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	pn, err := net.DefaultResolver.LookupPort(ctx, "udp", port)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	if host == "" {
-		host = "127.0.0.1"
-	}
-	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	if len(ips) == 0 {
-		return netip.AddrPort{}, fmt.Errorf("no address for host %q", host)
-	}
-	return netip.AddrPortFrom(ips[0].Unmap(), uint16(pn)), nil
 }
 
 // stats sums the counters of the sessions this transport dialed.
@@ -266,14 +149,8 @@ func (rt *raptorTransport) stats() reliable.Stats {
 	st := rt.dialer.Stats()
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
-	for _, e := range rt.sessions {
-		select {
-		case <-e.ready:
-			if e.s != nil {
-				st.Add(e.s.Stats())
-			}
-		default:
-		}
+	for _, d := range rt.dpdk {
+		st.Add(d.Stats())
 	}
 	return st
 }

@@ -137,22 +137,10 @@ func TestRaptorDrainRefusesNewStreamsAndTripsBreaker(t *testing.T) {
 	}
 	busy.SetDeadline(time.Now().Add(20 * time.Second))
 	busy.Write(append(binary.BigEndian.AppendUint32(nil, 2), "hi"...))
-	for gw.Stats().BytesUp < 6 {
-		select {
-		case <-time.After(time.Millisecond):
-		case <-t.Context().Done():
-			return
-		}
-	}
+	waitUntil(t, "gateway forwarded the request", func() bool { return gw.Stats().BytesUp >= 6 })
 	shut := make(chan error, 1)
 	go func() { shut <- gw.Shutdown(context.Background()) }()
-	for !gw.isDraining() {
-		select {
-		case <-time.After(time.Millisecond):
-		case <-t.Context().Done():
-			return
-		}
-	}
+	waitUntil(t, "gateway draining", gw.isDraining)
 	// A new stream to the draining gateway is refused with the line.
 	c, err := tr.Dial(t.Context(), "raptor://"+gwAddr)
 	if err != nil {

@@ -15,13 +15,16 @@ import (
 
 // echoServer accepts on a loopback TCP port and echoes each connection until
 // EOF, then half-closes. It stops when the test ends.
-func echoServer(t *testing.T) net.Listener {
+// tcpServer serves each connection of a loopback TCP listener with handle
+// (stop closes when the test ends); the cleanup waits for every handler.
+func tcpServer(t *testing.T, handle func(c net.Conn, stop <-chan struct{})) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
+	stop := make(chan struct{})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -34,13 +37,34 @@ func echoServer(t *testing.T) net.Listener {
 			go func() {
 				defer wg.Done()
 				defer c.Close()
-				io.Copy(c, c)
-				c.(*net.TCPConn).CloseWrite()
+				handle(c, stop)
 			}()
 		}
 	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	t.Cleanup(func() { close(stop); ln.Close(); wg.Wait() })
 	return ln
+}
+
+func echoServer(t *testing.T) net.Listener {
+	t.Helper()
+	return tcpServer(t, func(c net.Conn, _ <-chan struct{}) {
+		io.Copy(c, c)
+		c.(*net.TCPConn).CloseWrite()
+	})
+}
+
+// waitUntil polls cond every millisecond until it holds; it fails the test
+// after 20 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for !cond() {
+		select {
+		case <-time.After(time.Millisecond):
+		case <-deadline:
+			t.Fatalf("still waiting after 20 s: %s", what)
+		}
+	}
 }
 
 func startRelay(t *testing.T, cfg RelayConfig, listen string) (*Relay, string, chan error) {
@@ -155,45 +179,24 @@ func TestRelayBusy(t *testing.T) {
 // but only after a token arrives on release.
 func gatedKafkaServer(t *testing.T, release <-chan struct{}) net.Listener {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	return tcpServer(t, func(c net.Conn, stop <-chan struct{}) {
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			var hdr [4]byte
+			if _, err := io.ReadFull(c, hdr[:]); err != nil {
 				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				for {
-					var hdr [4]byte
-					if _, err := io.ReadFull(c, hdr[:]); err != nil {
-						return
-					}
-					body := make([]byte, binary.BigEndian.Uint32(hdr[:]))
-					if _, err := io.ReadFull(c, body); err != nil {
-						return
-					}
-					select {
-					case <-release:
-					case <-stop:
-						return
-					}
-					c.Write(append(hdr[:], body...))
-				}
-			}()
+			body := make([]byte, binary.BigEndian.Uint32(hdr[:]))
+			if _, err := io.ReadFull(c, body); err != nil {
+				return
+			}
+			select {
+			case <-release:
+			case <-stop:
+				return
+			}
+			c.Write(append(hdr[:], body...))
 		}
-	}()
-	t.Cleanup(func() { close(stop); ln.Close(); wg.Wait() })
-	return ln
+	})
 }
 
 func TestRelayDrainWaitsForResponse(t *testing.T) {
@@ -214,13 +217,7 @@ func TestRelayDrainWaitsForResponse(t *testing.T) {
 	}
 	c.Write(req) // in flight while draining
 	// Wait until the relay has forwarded the request before draining.
-	for r.Stats().BytesUp < 18 {
-		select {
-		case <-time.After(time.Millisecond):
-		case <-t.Context().Done():
-			return
-		}
-	}
+	waitUntil(t, "relay forwarded the request", func() bool { return r.Stats().BytesUp >= 18 })
 	shut := make(chan error, 1)
 	go func() { shut <- r.Shutdown(context.Background()) }()
 	if err := <-served; !errors.Is(err, ErrRelayClosed) {
@@ -256,13 +253,7 @@ func TestRelayDrainDeadlineForceCloses(t *testing.T) {
 	}
 	defer c.Close()
 	c.Write(append(binary.BigEndian.AppendUint32(nil, 1), 'x'))
-	for r.Stats().BytesUp < 5 {
-		select {
-		case <-time.After(time.Millisecond):
-		case <-t.Context().Done():
-			return
-		}
-	}
+	waitUntil(t, "relay forwarded the request", func() bool { return r.Stats().BytesUp >= 5 })
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if err := r.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {

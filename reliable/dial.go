@@ -16,6 +16,13 @@ import (
 // Dial opens a session to the Raptor listener at addr ("host:port") over
 // kernel UDP, from a new local socket that the session owns.
 func Dial(ctx context.Context, addr string, cfg *Config) (*Session, error) {
+	return dialVia(ctx, addr, cfg, nil)
+}
+
+// dialVia resolves addr and dials it from a packet conn that open returns
+// for the local address "0.0.0.0:0" or "[::]:0" (by the remote's family).
+// open nil is a kernel UDP socket.
+func dialVia(ctx context.Context, addr string, cfg *Config, open func(laddr string) (PacketConn, error)) (*Session, error) {
 	c, err := cfg.populate()
 	if err != nil {
 		return nil, err
@@ -28,9 +35,14 @@ func Dial(ctx context.Context, addr string, cfg *Config) (*Session, error) {
 	if raddr.Addr().Is6() {
 		local = "[::]:0"
 	}
-	pc, err := udpio.Listen(local)
+	var pc PacketConn
+	if open == nil {
+		pc, err = udpio.Listen(local)
+	} else {
+		pc, err = open(local)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("raptor: dial %s: local socket: %w", addr, err)
+		return nil, fmt.Errorf("raptor: dial %s: local packet conn on %s: %w", addr, local, err)
 	}
 	return dialPacket(ctx, pc, raddr, c)
 }
@@ -46,6 +58,10 @@ func DialPacket(ctx context.Context, pc PacketConn, raddr netip.AddrPort, cfg *C
 	return dialPacket(ctx, pc, raddr, c)
 }
 
+// resolve turns addr ("host:port") into the remote of a session: an IP
+// literal as it is, a name looked up with the first IPv4 address preferred,
+// an empty host as 127.0.0.1 (as net.Dial takes it for the local system).
+// IPv4-mapped IPv6 addresses are unmapped.
 func resolve(ctx context.Context, addr string) (netip.AddrPort, error) {
 	if ap, err := netip.ParseAddrPort(addr); err == nil {
 		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
@@ -53,6 +69,9 @@ func resolve(ctx context.Context, addr string) (netip.AddrPort, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("raptor: bad address %q: %w", addr, err)
+	}
+	if host == "" {
+		host = "127.0.0.1"
 	}
 	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 	if err != nil || len(ips) == 0 {
@@ -166,6 +185,12 @@ func (s *Session) afterReceive() {
 type Dialer struct {
 	// Config applies to every session the dialer opens.
 	Config *Config
+	// PacketConn, when set, opens the packet path of each new session: it
+	// gets the local address "0.0.0.0:0" or "[::]:0" (by the family of the
+	// resolved remote), and the session owns and closes the conn it returns.
+	// Use it to run over an impaired, simulated or DPDK path. Default nil: a
+	// kernel UDP socket, as Dial opens.
+	PacketConn func(laddr string) (PacketConn, error)
 
 	mu       sync.Mutex
 	sessions map[string]*dialEntry
@@ -251,11 +276,18 @@ func (d *Dialer) session(ctx context.Context, addr string) (*Session, error) {
 	e := &dialEntry{ready: make(chan struct{})}
 	d.sessions[addr] = e
 	d.mu.Unlock()
-	e.s, e.err = Dial(ctx, addr, d.Config)
+	e.s, e.err = dialVia(ctx, addr, d.Config, d.PacketConn)
 	close(e.ready)
 	if e.err != nil {
 		d.forget(addr, nil)
 		return nil, e.err
+	}
+	d.mu.Lock()
+	closed := d.closed
+	d.mu.Unlock()
+	if closed { // Close ran during the handshake and did not see this session
+		e.s.Close()
+		return nil, ErrDialerClosed
 	}
 	return e.s, nil
 }

@@ -329,10 +329,10 @@ func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip
 
 // refuse tells a client that no session will be created, with a CLOSE frame in
 // a short-header packet smaller than its Initial.
-func (e *endpoint) refuse(dst wire.ConnID, to netip.AddrPort, code uint64, reason string) {
+func (e *endpoint) refuse(dst wire.ConnID, to netip.AddrPort, code ErrorCode, reason string) {
 	hdr := wire.ShortHeader{DstID: dst}
 	b := hdr.Append(e.reply[:0])
-	cf := wire.CloseFrame{ErrorCode: code, Reason: []byte(reason)}
+	cf := wire.CloseFrame{ErrorCode: uint64(code), Reason: []byte(reason)}
 	b, _ = cf.Append(b)
 	e.sendReply(b, to)
 }
@@ -403,7 +403,7 @@ func (e *endpoint) sessionDone(s *Session) {
 	}
 }
 
-// statsLocked sums the endpoint's counters and those of live sessions.
+// snapshot sums the endpoint's counters and those of its live sessions.
 func (e *endpoint) snapshot() Stats {
 	var st Stats
 	e.snapshotInto(&st)

@@ -1,48 +1,33 @@
 package reliable
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"time"
 )
 
-// Session error codes carried by CLOSE frames (docs/PROTOCOL.md §9).
+// ErrorCode is an error code carried by CLOSE, RESET_STREAM and STOP_SENDING
+// frames (docs/PROTOCOL.md §9). On the wire it is a varint.
+type ErrorCode uint64
+
+// Error codes of docs/PROTOCOL.md §9.
 const (
-	CodeNoError          uint64 = 0
-	CodeInternal         uint64 = 1
-	CodeFlowControl      uint64 = 2
-	CodeStreamLimit      uint64 = 3
-	CodeProtocol         uint64 = 4
-	CodeIdleTimeout      uint64 = 5
-	CodeApplication      uint64 = 6
-	CodeRefused          uint64 = 7     // the listener refused the session (busy or closing)
-	CodeFirstApplication uint64 = 0x100 // codes from here on belong to applications
+	CodeNoError          ErrorCode = 0
+	CodeInternal         ErrorCode = 1
+	CodeFlowControl      ErrorCode = 2
+	CodeStreamLimit      ErrorCode = 3
+	CodeProtocol         ErrorCode = 4
+	CodeIdleTimeout      ErrorCode = 5 // local only: never sent in a CLOSE frame
+	CodeApplication      ErrorCode = 6
+	CodeRefused          ErrorCode = 7     // the listener refused the session (busy or closing)
+	CodeFirstApplication ErrorCode = 0x100 // codes from here on belong to applications
 )
 
-// SessionError ends a session: who closed it, with which code and why.
-type SessionError struct {
-	Code   uint64
-	Remote bool // the peer sent it
-	Reason string
-}
-
-func (e *SessionError) Error() string {
-	who := "local"
-	if e.Remote {
-		who = "peer"
-	}
-	return fmt.Sprintf("raptor: session closed by %s: code %d (%s): %s", who, e.Code, codeName(e.Code), e.Reason)
-}
-
-// Is makes errors.Is(err, net.ErrClosed) true for a session closed without
-// error, so callers that treat a closed connection as EOF keep working.
-func (e *SessionError) Is(target error) bool {
-	return target == net.ErrClosed && e.Code == CodeNoError
-}
-
-func codeName(c uint64) string {
+// String returns the code's name from docs/PROTOCOL.md §9: "protocol
+// violation", "application error" for codes from CodeFirstApplication on,
+// "reserved" for the codes between.
+func (c ErrorCode) String() string {
 	switch c {
 	case CodeNoError:
 		return "no error"
@@ -64,13 +49,34 @@ func codeName(c uint64) string {
 	if c >= CodeFirstApplication {
 		return "application error"
 	}
-	return "unknown"
+	return "reserved"
+}
+
+// SessionError ends a session: who closed it, with which code and why.
+type SessionError struct {
+	Code   ErrorCode
+	Remote bool // the peer sent it
+	Reason string
+}
+
+func (e *SessionError) Error() string {
+	who := "local"
+	if e.Remote {
+		who = "peer"
+	}
+	return fmt.Sprintf("raptor: session closed by %s: code %d (%s): %s", who, uint64(e.Code), e.Code, e.Reason)
+}
+
+// Is makes errors.Is(err, net.ErrClosed) true for a session closed without
+// error, so callers that treat a closed connection as EOF keep working.
+func (e *SessionError) Is(target error) bool {
+	return target == net.ErrClosed && e.Code == CodeNoError
 }
 
 // StreamError reports a stream that the peer reset or asked to stop.
 type StreamError struct {
 	StreamID uint64
-	Code     uint64
+	Code     ErrorCode
 	Remote   bool
 	Op       string // "reset" or "stop sending"
 }
@@ -80,7 +86,7 @@ func (e *StreamError) Error() string {
 	if e.Remote {
 		who = "peer"
 	}
-	return fmt.Sprintf("raptor: stream %d: %s by %s with code %d", e.StreamID, e.Op, who, e.Code)
+	return fmt.Sprintf("raptor: stream %d: %s by %s with code %d (%s)", e.StreamID, e.Op, who, uint64(e.Code), e.Code)
 }
 
 // timeoutError is returned when a deadline passes; it is a net.Error with
@@ -120,6 +126,3 @@ var errWriteClosed = fmt.Errorf("raptor: write after CloseWrite: %w", net.ErrClo
 
 // ErrListenerClosed is returned by Accept after Close.
 var ErrListenerClosed = fmt.Errorf("raptor: listener closed: %w", net.ErrClosed)
-
-// ErrTooManySessions is the reason a full listener gives.
-var ErrTooManySessions = errors.New("raptor: too many sessions")

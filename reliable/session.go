@@ -73,7 +73,7 @@ type Session struct {
 	closeQueued      bool
 	closeByUs        bool // we sent CLOSE: repeat it to stragglers while lingering
 	closeSentPending bool // the CLOSE packet is in the batch being flushed
-	closeCode        uint64
+	closeCode        ErrorCode
 	closeReason      string
 	drainUntil       time.Time
 	graceful         bool       // Close called: end once all data is acknowledged
@@ -329,7 +329,7 @@ func (s *Session) Close() error {
 // peer receives code and reason. It returns when the CLOSE has been sent; the
 // session lingers a few RTOs (at most 1 s) to repeat it to a peer whose
 // packets still arrive, and Done is closed after that.
-func (s *Session) CloseWithError(code uint64, reason string) error {
+func (s *Session) CloseWithError(code ErrorCode, reason string) error {
 	now := time.Now() // the API's edge: the clock is read here and passed down
 	s.mu.Lock()
 	s.closeLocked(&SessionError{Code: code, Reason: reason}, true, now)

@@ -8,7 +8,8 @@ import (
 )
 
 // handleShortLocked processes one short-header packet whose header h was
-// parsed from the start of pkt, received at now.
+// parsed from the start of pkt, received at now. The read loop wakes the
+// run loop after the batch if there is something to send (afterReceive).
 func (s *Session) handleShortLocked(h wire.ShortHeader, hdrLen int, pkt []byte, now time.Time, fp *wire.FrameParser) {
 	if s.state == stateClosed {
 		s.ep.stats.inc(CounterDropsUnknownSession) // ended, about to leave the table
@@ -47,7 +48,7 @@ func (s *Session) handleShortLocked(h wire.ShortHeader, hdrLen int, pkt []byte, 
 		for b := payload; len(b) > 0; {
 			f, n, _ := fp.ParseNext(b)
 			if cf, ok := f.(*wire.CloseFrame); ok {
-				s.closeLocked(&SessionError{Code: cf.ErrorCode, Remote: true, Reason: string(cf.Reason)}, false, now)
+				s.closeLocked(&SessionError{Code: ErrorCode(cf.ErrorCode), Remote: true, Reason: string(cf.Reason)}, false, now)
 				return
 			}
 			b = b[n:]
@@ -140,7 +141,7 @@ func (s *Session) handleFrameLocked(f wire.Frame, now time.Time) error {
 			st.highestRecv = f.FinalSize
 		}
 		if st.readErr == nil {
-			st.readErr = &StreamError{StreamID: st.id, Code: f.ErrorCode, Remote: true, Op: "reset"}
+			st.readErr = &StreamError{StreamID: st.id, Code: ErrorCode(f.ErrorCode), Remote: true, Op: "reset"}
 			// Bytes that will never be read return their session credit.
 			s.onConsumedLocked(st.highestRecv - st.readOff)
 			st.readOff = st.highestRecv
@@ -154,10 +155,10 @@ func (s *Session) handleFrameLocked(f wire.Frame, now time.Time) error {
 			return err
 		}
 		if !st.resetQueued && !st.finAcked {
-			st.resetLocked(f.ErrorCode, &StreamError{StreamID: st.id, Code: f.ErrorCode, Remote: true, Op: "stop sending"})
+			st.resetLocked(ErrorCode(f.ErrorCode), &StreamError{StreamID: st.id, Code: ErrorCode(f.ErrorCode), Remote: true, Op: "stop sending"})
 		}
 	case *wire.CloseFrame:
-		s.closeLocked(&SessionError{Code: f.ErrorCode, Remote: true, Reason: string(f.Reason)}, false, now)
+		s.closeLocked(&SessionError{Code: ErrorCode(f.ErrorCode), Remote: true, Reason: string(f.Reason)}, false, now)
 	}
 	return nil
 }

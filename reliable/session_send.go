@@ -1,7 +1,9 @@
 package reliable
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/raptormq/raptor/wire"
@@ -132,7 +134,7 @@ func (s *Session) flush(n int) {
 	sent, err := s.ep.pc.WriteBatch(s.outBufs[:n], s.outAddrs[:n])
 	if err != nil && sent < n {
 		s.ep.sendErrors.Add(1)
-		if s.ep.cfg.Logger.Enabled(nil, -4) {
+		if s.ep.cfg.Logger.Enabled(context.Background(), slog.LevelDebug) {
 			s.ep.cfg.Logger.Debug("raptor: send failed; loss recovery will resend", "peer", s.peer, "err", err)
 		}
 	}
@@ -273,7 +275,7 @@ func (s *Session) packLocked(now time.Time) (int, bool) {
 			b, bp := s.newOut()
 			hdr := wire.ShortHeader{DstID: s.remoteID, PacketNumber: s.rec.takePacketNumber()}
 			b = hdr.Append(b)
-			cf := wire.CloseFrame{ErrorCode: s.closeCode, Reason: []byte(s.closeReason)}
+			cf := wire.CloseFrame{ErrorCode: uint64(s.closeCode), Reason: []byte(s.closeReason)}
 			b, _ = cf.Append(b)
 			s.queueOut(b, bp)
 			s.closeSentPending = true
@@ -430,7 +432,7 @@ func (s *Session) packStreamLocked(st *Stream, b []byte, limit int, rec *sentPac
 		return int(rec.nchunks) == maxChunksPerPacket
 	}
 	if st.resetQueued && !st.resetSent {
-		f := wire.ResetStreamFrame{StreamID: st.id, ErrorCode: st.resetCode, FinalSize: st.sendNext}
+		f := wire.ResetStreamFrame{StreamID: st.id, ErrorCode: uint64(st.resetCode), FinalSize: st.sendNext}
 		if len(b)+f.Length() > limit {
 			return b, false, true
 		}
@@ -441,7 +443,7 @@ func (s *Session) packStreamLocked(st *Stream, b []byte, limit int, rec *sentPac
 		}
 	}
 	if st.stopQueued {
-		f := wire.StopSendingFrame{StreamID: st.id, ErrorCode: st.stopCode}
+		f := wire.StopSendingFrame{StreamID: st.id, ErrorCode: uint64(st.stopCode)}
 		if len(b)+f.Length() > limit {
 			return b, false, true
 		}

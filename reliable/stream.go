@@ -32,7 +32,7 @@ type Stream struct {
 	finQueued    bool     // CloseWrite: FIN at writeOff
 	finSent      bool
 	finAcked     bool
-	resetCode    uint64
+	resetCode    ErrorCode
 	resetQueued  bool // send RESET_STREAM
 	resetSent    bool
 	resetAcked   bool
@@ -51,7 +51,7 @@ type Stream struct {
 	finalSize     uint64
 	finRecv       bool
 	stopQueued    bool // send STOP_SENDING
-	stopCode      uint64
+	stopCode      ErrorCode
 	maxDataQueued bool  // send MAX_STREAM_DATA
 	readErr       error // set when reading ends with an error (reset, session)
 	readClosed    bool  // Close was called: discard incoming data
@@ -310,7 +310,7 @@ func (st *Stream) Close() error {
 	st.closed = true
 	st.readClosed = true
 	if !st.finRecv && st.readErr == nil && s.err == nil {
-		st.stopQueued = true
+		st.stopQueued, st.stopCode = true, CodeApplication // PROTOCOL §9: no code given
 		s.enqueueLocked(st)
 	}
 	// Unread bytes are consumed so the session window is not lost.
@@ -330,7 +330,7 @@ func (st *Stream) Close() error {
 // Reset abandons the sending side at once with an application error code:
 // unsent and unacknowledged data is dropped and the peer's Read fails with a
 // *StreamError.
-func (st *Stream) Reset(code uint64) error {
+func (st *Stream) Reset(code ErrorCode) error {
 	s := st.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -342,7 +342,7 @@ func (st *Stream) Reset(code uint64) error {
 	return nil
 }
 
-func (st *Stream) resetLocked(code uint64, err error) {
+func (st *Stream) resetLocked(code ErrorCode, err error) {
 	st.resetQueued = true
 	st.resetCode = code
 	if st.writeErr == nil {

@@ -353,10 +353,27 @@ func TestFrameHeader(t *testing.T) {
 	if err != nil || id != 0x01020304 || !bytes.Equal(body, []byte{0x90}) {
 		t.Fatalf("got %d %x %v", id, body, err)
 	}
-	for _, bad := range [][]byte{nil, {0}, {0, 1, 2, 3}, {1, 0, 0, 0, 1}} {
+	for _, bad := range [][]byte{nil, {0}, {0, 1, 2, 3}, {1, 0, 0, 0, 1}, {0x4d, 0, 0, 0, 1}} {
 		if _, _, err := ParseHeader(bad); err == nil {
 			t.Fatalf("%x accepted", bad)
 		}
+	}
+	var fe *FormatError
+	if _, _, err := ParseHeader([]byte{0x4d, 0, 0, 0, 1}); !errors.As(err, &fe) || fe.Got != FormatMsgpack {
+		t.Fatalf("msgpack frame given to ParseHeader: %v", err)
+	}
+	for _, tc := range []struct {
+		f  Format
+		id uint32
+	}{{FormatAvro, 1}, {FormatMsgpack, 1<<32 - 1}} {
+		b := append(AppendFrameHeader(nil, tc.f, tc.id), 7)
+		f, id, body, err := ParseFrame(b)
+		if err != nil || f != tc.f || id != tc.id || !bytes.Equal(body, []byte{7}) {
+			t.Fatalf("%s frame %x: %s %d %x %v", tc.f, b, f, id, body, err)
+		}
+	}
+	if _, _, _, err := ParseFrame([]byte{0x01, 0, 0, 0, 1}); err == nil {
+		t.Fatal("magic 0x01 accepted")
 	}
 }
 

@@ -54,6 +54,14 @@ func (l Level) Transitive() bool {
 	return l == BackwardTransitive || l == ForwardTransitive || l == FullTransitive
 }
 
+// Backward reports whether l requires the new schema to read data written
+// with the old ones.
+func (l Level) Backward() bool { return l.backward() }
+
+// Forward reports whether l requires the old schemas to read data written
+// with the new one.
+func (l Level) Forward() bool { return l.forward() }
+
 func (l Level) backward() bool {
 	return l == Backward || l == BackwardTransitive || l == Full || l == FullTransitive
 }
@@ -75,6 +83,25 @@ type Versioned struct {
 // problem found. The per-pair check is hamba/avro's SchemaCompatibility, which
 // implements the Avro specification's schema resolution rules.
 func CheckCompatibility(level Level, candidate *Schema, existing []Versioned) error {
+	vs := make([]VersionedOf[*Schema], len(existing))
+	for i, v := range existing {
+		vs[i] = VersionedOf[*Schema]{Version: v.Version, Schema: v.Schema}
+	}
+	return CheckLevel(level, candidate, vs, compatible)
+}
+
+// VersionedOf is an existing schema of any type with its version number.
+type VersionedOf[S any] struct {
+	Version int
+	Schema  S
+}
+
+// CheckLevel applies level to any schema type: canRead(reader, writer)
+// reports whether reader reads data written with writer. It checks the
+// latest existing version (oldest first in existing), or every one for the
+// transitive levels, and returns nil or an *IncompatibleError listing every
+// problem found.
+func CheckLevel[S any](level Level, candidate S, existing []VersionedOf[S], canRead func(reader, writer S) error) error {
 	if level == None || len(existing) == 0 {
 		return nil
 	}
@@ -86,12 +113,12 @@ func CheckCompatibility(level Level, candidate *Schema, existing []Versioned) er
 	for i := len(against) - 1; i >= 0; i-- {
 		old := against[i]
 		if level.backward() {
-			if err := compatible(candidate, old.Schema); err != nil {
+			if err := canRead(candidate, old.Schema); err != nil {
 				msgs = append(msgs, fmt.Sprintf("version %d: new schema cannot read data written with it (backward): %v", old.Version, err))
 			}
 		}
 		if level.forward() {
-			if err := compatible(old.Schema, candidate); err != nil {
+			if err := canRead(old.Schema, candidate); err != nil {
 				msgs = append(msgs, fmt.Sprintf("version %d: it cannot read data written with the new schema (forward): %v", old.Version, err))
 			}
 		}

@@ -38,6 +38,24 @@ func (e *FrameError) Error() string { return "schema: invalid frame: " + e.Reaso
 // Unwrap returns ErrTruncated for short input.
 func (e *FrameError) Unwrap() error { return e.Err }
 
+// FormatError reports a payload framed in a format the decoder does not
+// accept, for example a msgpack record given to a decoder of Avro only.
+type FormatError struct {
+	// Got is the payload's format, from its magic byte.
+	Got Format
+	// Accepted lists the formats the decoder takes.
+	Accepted []Format
+}
+
+// Error implements error.
+func (e *FormatError) Error() string {
+	names := make([]string, len(e.Accepted))
+	for i, f := range e.Accepted {
+		names[i] = fmt.Sprintf("%s (magic byte 0x%02x)", f, byte(f))
+	}
+	return fmt.Sprintf("schema: payload is %s-framed (magic byte 0x%02x), this decoder accepts only %s", e.Got, byte(e.Got), strings.Join(names, ", "))
+}
+
 // DecodeError reports a msgpack body that does not match its writer schema.
 type DecodeError struct {
 	// Path is the dotted path of the failing value, for example "User.address.zip".

@@ -21,9 +21,9 @@ func ExampleResolver() {
 	if err != nil {
 		panic(err)
 	}
-	frame := append(schema.AppendHeader(nil, 1), body...)
+	frame := append(schema.AppendFrameHeader(nil, schema.FormatMsgpack, 1), body...)
 
-	id, body, err := schema.ParseHeader(frame)
+	format, id, body, err := schema.ParseFrame(frame)
 	if err != nil {
 		panic(err)
 	}
@@ -36,6 +36,6 @@ func ExampleResolver() {
 		panic(err)
 	}
 	m := v.(map[string]any)
-	fmt.Printf("schema %d: id=%d (%T) mail=%s age=%d\n", id, m["id"], m["id"], m["mail"], m["age"])
-	// Output: schema 1: id=7 (int64) mail=ada@example.org age=-1
+	fmt.Printf("%s, schema %d: id=%d (%T) mail=%s age=%d\n", format, id, m["id"], m["id"], m["mail"], m["age"])
+	// Output: msgpack, schema 1: id=7 (int64) mail=ada@example.org age=-1
 }

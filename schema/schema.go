@@ -85,7 +85,14 @@ type Schema struct {
 
 // Parse parses an Avro schema written in JSON. Named types are resolved
 // within this text only: nothing is shared between calls.
-func Parse(text string) (s *Schema, err error) {
+func Parse(text string) (s *Schema, err error) { return ParseWithReferences(text, nil) }
+
+// ParseWithReferences parses an Avro schema whose text may use the named
+// types defined in refs (Confluent's schema references): each reference text
+// is parsed first, in order, so a reference may use the ones before it. Only
+// text's own normalised and canonical forms are kept; its tree includes the
+// referenced types.
+func ParseWithReferences(text string, refs []string) (s *Schema, err error) {
 	if len(text) > MaxSchemaSize {
 		return nil, &ParseError{Reason: fmt.Sprintf("schema is %d bytes, limit is %d", len(text), MaxSchemaSize)}
 	}
@@ -99,7 +106,16 @@ func Parse(text string) (s *Schema, err error) {
 	if err := checkShape(text); err != nil {
 		return nil, err
 	}
-	as, perr := avro.ParseBytesWithCache([]byte(text), "", &avro.SchemaCache{})
+	cache := &avro.SchemaCache{}
+	for i, ref := range refs {
+		if err := checkShape(ref); err != nil {
+			return nil, &ParseError{Reason: fmt.Sprintf("reference %d: %v", i, err), Err: err}
+		}
+		if _, err := avro.ParseBytesWithCache([]byte(ref), "", cache); err != nil {
+			return nil, &ParseError{Reason: fmt.Sprintf("reference %d: %v", i, err), Err: err}
+		}
+	}
+	as, perr := avro.ParseBytesWithCache([]byte(text), "", cache)
 	if perr != nil {
 		return nil, &ParseError{Reason: perr.Error(), Err: perr}
 	}
@@ -109,6 +125,11 @@ func Parse(text string) (s *Schema, err error) {
 	}
 	return &Schema{avro: as, text: full, canonical: as.String()}, nil
 }
+
+// Normalise returns the normalised form of a JSON text (compact, object keys
+// sorted, numbers and strings kept as written), the form Schema.String
+// returns: the registry's identity of an Avro or JSON Schema text.
+func Normalise(text string) (string, error) { return normalise(text) }
 
 // normalise re-encodes a JSON text compactly with object keys sorted,
 // numbers and strings kept as written. (hamba/avro's own MarshalJSON is not

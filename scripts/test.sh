@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # The project's test command (README "Quick start"). It installs what the tests
-# need on a fresh Debian machine, then runs vet, the race-enabled test suite,
-# every fuzz target for a short bound, the DPDK-tagged tests and the bench module.
+# need on a fresh Debian machine, then runs vet, the size check of the raptor
+# binary, the race-enabled test suite, the plain (non-race) pass of the
+# simulated-network and allocation tests, every benchmark once, every fuzz
+# target for a short bound, the DPDK-tagged tests and the bench module.
+# Every go test pass goes through scripts/testfilter: the output of plain
+# `go test` (ok/FAIL lines, failing tests), then every skipped test with its
+# reason; with CI=true a skip that scripts/skips.allow does not excuse fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FUZZTIME=${FUZZTIME:-10s}
 log() { printf '\n== %s\n' "$*"; }
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
 
 # --- system packages (DPDK headers, nftables for loss injection, iproute2/ethtool for namespaces)
 need_pkgs=()
@@ -23,14 +30,47 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   fi
 fi
 
+# --- tracefs, for the bench's syscall counter (perf tracepoint raw_syscalls:sys_enter)
+if [ "$(id -u)" = 0 ] && [ -d /sys/kernel/tracing ] && [ ! -e /sys/kernel/tracing/events ]; then
+  mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || log "cannot mount tracefs: the bench counts no syscalls"
+fi
+
+# --- the skip report of every go test pass (see scripts/testfilter)
+go build -o "$W/testfilter" ./scripts/testfilter
+TF=("$W/testfilter" -allow "$PWD/scripts/skips.allow")
+
 log "go vet"
 go vet ./...
 
-log "go test -race -shuffle=on"
-go test -race -shuffle=on -timeout 20m -count=1 ./...
+# --- a lean raptor binary (issue 15): no chart writer linked in; prints its size
+MAX_RAPTOR_MB=${MAX_RAPTOR_MB:-28}
+go build -ldflags="-s -w" -o "$W/raptor" ./cmd/raptor
+size=$(stat -c %s "$W/raptor")
+log "raptor binary (stripped): $((size / 1000000)) MB ($size bytes; limit ${MAX_RAPTOR_MB} MB, aim 15 MB)"
+if [ "$size" -gt $((MAX_RAPTOR_MB * 1000000)) ]; then
+  echo "FAIL: raptor is $size bytes stripped, above ${MAX_RAPTOR_MB} MB"; exit 1
+fi
+if go list -deps ./cmd/raptor | grep -q '^gonum.org/'; then
+  echo "FAIL: cmd/raptor links gonum.org packages (charts belong to bench/cmd/raptor-bench-all)"; exit 1
+fi
 
-log "simulated-network protocol tests, all 50 seeds (plain build; the race pass runs a subset)"
-go test -count=1 -timeout 15m -run 'TestSim' ./reliable/
+# --- the edge build (-tags edge: broker, gateway, proxy, stat; no demo, bench, schema): at most 15 MB stripped
+go vet -tags edge ./cmd/raptor
+go build -tags edge -ldflags="-s -w" -o "$W/raptor-edge" ./cmd/raptor
+size=$(stat -c %s "$W/raptor-edge")
+log "raptor -tags edge (stripped): $((size / 1000000)) MB ($size bytes; limit 15 MB)"
+if [ "$size" -gt 15000000 ]; then
+  echo "FAIL: the edge build of raptor is $size bytes stripped, above 15 MB"; exit 1
+fi
+
+log "go test -race -shuffle=on"
+go test -json -race -shuffle=on -timeout 20m -count=1 ./... | "${TF[@]}" -race -label "race pass"
+
+log "plain build: simulated-network protocol tests over all 50 seeds (the race pass runs a subset), zero-allocation test"
+go test -json -count=1 -timeout 15m -run 'TestSim|TestSteadyStateAllocs' ./reliable/ | "${TF[@]}" -label "plain pass"
+
+log "every benchmark once (-benchtime 1x): a benchmark body that breaks fails here"
+go test -json -count=1 -timeout 10m -run '^$' -bench . -benchtime 1x ./... | "${TF[@]}" -label "benchmarks"
 
 log "fuzz targets (${FUZZTIME} each)"
 for pkg in $(go list ./...); do
@@ -57,15 +97,17 @@ if [ -d dpdk ]; then
   if pkg-config --exists libdpdk 2>/dev/null; then
     log "go vet + go test -tags dpdk ./dpdk/... ./integration/..."
     go vet -tags dpdk ./dpdk/... ./integration/...
-    go test -race -tags dpdk -timeout 15m -count=1 ./dpdk/... ./integration/...
+    go test -json -race -tags dpdk -timeout 15m -count=1 ./dpdk/... ./integration/... | "${TF[@]}" -race -label "dpdk pass"
+    go test -json -tags dpdk -timeout 10m -count=1 -run '^$' -bench . -benchtime 1x ./dpdk/... ./integration/... | "${TF[@]}" -label "dpdk benchmarks"
   else
     log "SKIPPED DPDK tests: libdpdk-dev is not installed and could not be installed (not root)"
+    if [ "${CI:-}" = true ]; then echo "FAIL: CI=true must run the DPDK tests"; exit 1; fi
   fi
 fi
 
 if [ -f bench/go.mod ]; then
   log "bench module (peers: kcp-go, quic-go)"
-  (cd bench && go vet ./... && go test -race -timeout 10m -count=1 ./...)
+  (cd bench && go vet ./... && go test -json -race -timeout 10m -count=1 ./... | "${TF[@]}" -race -label "bench module")
 fi
 
 log "all tests passed"

@@ -109,16 +109,11 @@ func (f *AckFrame) parse(b []byte) (int, error) {
 	f.Ranges = append(f.Ranges[:0], AckRange{Smallest: largest - first, Largest: largest})
 	smallest := largest - first
 	for i := uint64(0); i < count; i++ {
-		gap, n := ReadVarint(b[off:])
-		if n == 0 {
-			return 0, truncated("ACK frame range gap", off+1, len(b))
+		gap, length, end, err := parseVarintPair(b, off, "ACK frame range")
+		if err != nil {
+			return 0, err
 		}
-		off += n
-		length, n := ReadVarint(b[off:])
-		if n == 0 {
-			return 0, truncated("ACK frame range length", off+1, len(b))
-		}
-		off += n
+		off = end
 		if gap+2 > smallest {
 			return 0, &FormatError{What: "ACK range gap", Value: gap, Why: "goes below packet number 0"}
 		}

@@ -6,14 +6,11 @@ type MaxDataFrame struct{ Max uint64 }
 
 // Append appends the frame.
 func (f *MaxDataFrame) Append(b []byte) ([]byte, error) {
-	if err := checkVarint("MAX_DATA", f.Max); err != nil {
-		return b, err
-	}
-	return AppendVarint(append(b, byte(FrameMaxData)), f.Max), nil
+	return appendVarintFrame(b, FrameMaxData, "MAX_DATA", f.Max)
 }
 
 // Length is the encoded size.
-func (f *MaxDataFrame) Length() int { return 1 + VarintLen(f.Max) }
+func (f *MaxDataFrame) Length() int { return varintFrameLen(f.Max) }
 
 func (f *MaxDataFrame) parse(b []byte) (int, error) { return parseVarints(b, "MAX_DATA frame", &f.Max) }
 
@@ -23,17 +20,11 @@ type MaxStreamDataFrame struct{ StreamID, Max uint64 }
 
 // Append appends the frame.
 func (f *MaxStreamDataFrame) Append(b []byte) ([]byte, error) {
-	if err := checkVarint("stream ID", f.StreamID); err != nil {
-		return b, err
-	}
-	if err := checkVarint("MAX_STREAM_DATA", f.Max); err != nil {
-		return b, err
-	}
-	return AppendVarint(AppendVarint(append(b, byte(FrameMaxStreamData)), f.StreamID), f.Max), nil
+	return appendVarintFrame(b, FrameMaxStreamData, "MAX_STREAM_DATA stream ID or limit", f.StreamID, f.Max)
 }
 
 // Length is the encoded size.
-func (f *MaxStreamDataFrame) Length() int { return 1 + VarintLen(f.StreamID) + VarintLen(f.Max) }
+func (f *MaxStreamDataFrame) Length() int { return varintFrameLen(f.StreamID, f.Max) }
 
 func (f *MaxStreamDataFrame) parse(b []byte) (int, error) {
 	return parseVarints(b, "MAX_STREAM_DATA frame", &f.StreamID, &f.Max)
@@ -45,14 +36,11 @@ type MaxStreamsFrame struct{ Max uint64 }
 
 // Append appends the frame.
 func (f *MaxStreamsFrame) Append(b []byte) ([]byte, error) {
-	if err := checkVarint("MAX_STREAMS", f.Max); err != nil {
-		return b, err
-	}
-	return AppendVarint(append(b, byte(FrameMaxStreams)), f.Max), nil
+	return appendVarintFrame(b, FrameMaxStreams, "MAX_STREAMS", f.Max)
 }
 
 // Length is the encoded size.
-func (f *MaxStreamsFrame) Length() int { return 1 + VarintLen(f.Max) }
+func (f *MaxStreamsFrame) Length() int { return varintFrameLen(f.Max) }
 
 func (f *MaxStreamsFrame) parse(b []byte) (int, error) {
 	return parseVarints(b, "MAX_STREAMS frame", &f.Max)
@@ -64,19 +52,11 @@ type ResetStreamFrame struct{ StreamID, ErrorCode, FinalSize uint64 }
 
 // Append appends the frame.
 func (f *ResetStreamFrame) Append(b []byte) ([]byte, error) {
-	for _, v := range [...]uint64{f.StreamID, f.ErrorCode, f.FinalSize} {
-		if err := checkVarint("RESET_STREAM field", v); err != nil {
-			return b, err
-		}
-	}
-	b = append(b, byte(FrameResetStream))
-	return AppendVarint(AppendVarint(AppendVarint(b, f.StreamID), f.ErrorCode), f.FinalSize), nil
+	return appendVarintFrame(b, FrameResetStream, "RESET_STREAM field", f.StreamID, f.ErrorCode, f.FinalSize)
 }
 
 // Length is the encoded size.
-func (f *ResetStreamFrame) Length() int {
-	return 1 + VarintLen(f.StreamID) + VarintLen(f.ErrorCode) + VarintLen(f.FinalSize)
-}
+func (f *ResetStreamFrame) Length() int { return varintFrameLen(f.StreamID, f.ErrorCode, f.FinalSize) }
 
 func (f *ResetStreamFrame) parse(b []byte) (int, error) {
 	return parseVarints(b, "RESET_STREAM frame", &f.StreamID, &f.ErrorCode, &f.FinalSize)
@@ -88,17 +68,11 @@ type StopSendingFrame struct{ StreamID, ErrorCode uint64 }
 
 // Append appends the frame.
 func (f *StopSendingFrame) Append(b []byte) ([]byte, error) {
-	if err := checkVarint("stream ID", f.StreamID); err != nil {
-		return b, err
-	}
-	if err := checkVarint("STOP_SENDING error code", f.ErrorCode); err != nil {
-		return b, err
-	}
-	return AppendVarint(AppendVarint(append(b, byte(FrameStopSending)), f.StreamID), f.ErrorCode), nil
+	return appendVarintFrame(b, FrameStopSending, "STOP_SENDING stream ID or error code", f.StreamID, f.ErrorCode)
 }
 
 // Length is the encoded size.
-func (f *StopSendingFrame) Length() int { return 1 + VarintLen(f.StreamID) + VarintLen(f.ErrorCode) }
+func (f *StopSendingFrame) Length() int { return varintFrameLen(f.StreamID, f.ErrorCode) }
 
 func (f *StopSendingFrame) parse(b []byte) (int, error) {
 	return parseVarints(b, "STOP_SENDING frame", &f.StreamID, &f.ErrorCode)

@@ -29,6 +29,13 @@ type Frame interface {
 	Length() int
 }
 
+// parsedFrame is a frame the FrameParser decodes in place: parse reads it
+// from b (type byte included) and returns the bytes it took.
+type parsedFrame interface {
+	Frame
+	parse(b []byte) (int, error)
+}
+
 // FrameParser parses the frames of one packet after another without
 // allocating: the frames it returns point into the parser and into the packet
 // and are valid until the next call to ParseNext.
@@ -56,44 +63,32 @@ func (p *FrameParser) ParseNext(b []byte) (Frame, int, error) {
 		return nil, skip, nil
 	}
 	b = b[skip:]
-	var (
-		f   Frame
-		n   int
-		err error
-	)
+	var f parsedFrame
 	switch t := FrameType(b[0]); {
 	case t&^(streamFrameFin|streamFrameLen) == FrameStream:
-		n, err = p.stream.parse(b)
 		f = &p.stream
 	case t == FramePing:
-		f, n = &p.ping, 1
+		f = &p.ping
 	case t == FrameAck:
-		n, err = p.ack.parse(b)
 		f = &p.ack
 	case t == FrameNak:
-		n, err = p.nak.parse(b)
 		f = &p.nak
 	case t == FrameMaxData:
-		n, err = p.maxD.parse(b)
 		f = &p.maxD
 	case t == FrameMaxStreamData:
-		n, err = p.maxSD.parse(b)
 		f = &p.maxSD
 	case t == FrameMaxStreams:
-		n, err = p.maxS.parse(b)
 		f = &p.maxS
 	case t == FrameResetStream:
-		n, err = p.reset.parse(b)
 		f = &p.reset
 	case t == FrameStopSending:
-		n, err = p.stop.parse(b)
 		f = &p.stop
 	case t == FrameClose:
-		n, err = p.close.parse(b)
 		f = &p.close
 	default:
 		return nil, 0, &FormatError{What: "frame type", Value: uint64(t), Why: "unknown frame type"}
 	}
+	n, err := f.parse(b)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -109,6 +104,8 @@ func (f *PingFrame) Append(b []byte) ([]byte, error) { return append(b, byte(Fra
 // Length is 1.
 func (f *PingFrame) Length() int { return 1 }
 
+func (f *PingFrame) parse([]byte) (int, error) { return 1, nil }
+
 // parseVarints reads len(dst) varints after the type byte, naming the frame in errors.
 func parseVarints(b []byte, what string, dst ...*uint64) (int, error) {
 	off := 1
@@ -121,6 +118,45 @@ func parseVarints(b []byte, what string, dst ...*uint64) (int, error) {
 		off += n
 	}
 	return off, nil
+}
+
+// appendVarintFrame appends a frame of type t whose fields are the varints
+// vs; if one exceeds 2^62-1 it appends nothing and names what.
+func appendVarintFrame(b []byte, t FrameType, what string, vs ...uint64) ([]byte, error) {
+	for _, v := range vs {
+		if err := checkVarint(what, v); err != nil {
+			return b, err
+		}
+	}
+	b = append(b, byte(t))
+	for _, v := range vs {
+		b = AppendVarint(b, v)
+	}
+	return b, nil
+}
+
+// varintFrameLen is the encoded size of a frame of varint fields vs.
+func varintFrameLen(vs ...uint64) int {
+	n := 1
+	for _, v := range vs {
+		n += VarintLen(v)
+	}
+	return n
+}
+
+// parseVarintPair reads the two varints of an ACK or NAK range at b[off:]
+// and returns the offset after them, naming what in errors.
+func parseVarintPair(b []byte, off int, what string) (x, y uint64, end int, err error) {
+	x, n := ReadVarint(b[off:])
+	if n == 0 {
+		return 0, 0, 0, truncated(what, off+1, len(b))
+	}
+	off += n
+	y, n = ReadVarint(b[off:])
+	if n == 0 {
+		return 0, 0, 0, truncated(what, off+1, len(b))
+	}
+	return x, y, off + n, nil
 }
 
 func checkVarint(what string, v uint64) error {

@@ -265,38 +265,30 @@ func TestFrameAppendInvalid(t *testing.T) {
 	}
 }
 
-// The encoder cuts a reason longer than MaxReasonLen; the parser rejects one.
-func TestCloseReasonCut(t *testing.T) {
-	f := &wire.CloseFrame{ErrorCode: 1, Reason: seq(wire.MaxReasonLen + 100)}
-	enc := mustAppend(t, f, nil)
-	if len(enc) != f.Length() {
-		t.Errorf("Length() = %d, encoding has %d bytes", f.Length(), len(enc))
-	}
-	var p wire.FrameParser
-	got, _, err := p.ParseNext(enc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r := got.(*wire.CloseFrame).Reason; !bytes.Equal(r, f.Reason[:wire.MaxReasonLen]) {
-		t.Errorf("reason has %d bytes, want the first %d", len(r), wire.MaxReasonLen)
-	}
-}
-
-// The ACK encoder keeps the newest MaxAckRanges ranges (docs/PROTOCOL.md §7.3).
-func TestAckKeepsNewestRanges(t *testing.T) {
-	f := &wire.AckFrame{AckDelay: 7, Ranges: ackRanges(wire.MaxAckRanges + 10)}
-	enc := mustAppend(t, f, nil)
-	if len(enc) != f.Length() {
-		t.Errorf("Length() = %d, encoding has %d bytes", f.Length(), len(enc))
-	}
-	var p wire.FrameParser
-	got, _, err := p.ParseNext(enc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := show(&wire.AckFrame{AckDelay: 7, Ranges: f.Ranges[:wire.MaxAckRanges]})
-	if show(got) != want {
-		t.Errorf("parsed %s, want %s", show(got), want)
+// Encoders cut what a frame cannot carry: a CLOSE reason beyond MaxReasonLen
+// and ACK ranges beyond the newest MaxAckRanges (docs/PROTOCOL.md §7.3, §7.8).
+func TestEncoderCuts(t *testing.T) {
+	long := &wire.CloseFrame{ErrorCode: 1, Reason: seq(wire.MaxReasonLen + 100)}
+	many := &wire.AckFrame{AckDelay: 7, Ranges: ackRanges(wire.MaxAckRanges + 10)}
+	for _, tc := range []struct {
+		name    string
+		f, want wire.Frame
+	}{
+		{"CLOSE reason", long, &wire.CloseFrame{ErrorCode: 1, Reason: long.Reason[:wire.MaxReasonLen]}},
+		{"ACK ranges", many, &wire.AckFrame{AckDelay: 7, Ranges: many.Ranges[:wire.MaxAckRanges]}},
+	} {
+		enc := mustAppend(t, tc.f, nil)
+		if len(enc) != tc.f.Length() {
+			t.Errorf("%s: Length() = %d, encoding has %d bytes", tc.name, tc.f.Length(), len(enc))
+		}
+		var p wire.FrameParser
+		got, _, err := p.ParseNext(enc)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if show(got) != show(tc.want) {
+			t.Errorf("%s: parsed %s, want %s", tc.name, show(got), show(tc.want))
+		}
 	}
 }
 

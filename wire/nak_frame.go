@@ -60,16 +60,11 @@ func (f *NakFrame) parse(b []byte) (int, error) {
 	}
 	f.Ranges = f.Ranges[:0]
 	for i := uint64(0); i < count; i++ {
-		lo, n := ReadVarint(b[off:])
-		if n == 0 {
-			return 0, truncated("NAK frame range start", off+1, len(b))
+		lo, l, end, err := parseVarintPair(b, off, "NAK frame range")
+		if err != nil {
+			return 0, err
 		}
-		off += n
-		l, n := ReadVarint(b[off:])
-		if n == 0 {
-			return 0, truncated("NAK frame range length", off+1, len(b))
-		}
-		off += n
+		off = end
 		if l > MaxPacketNumber-lo {
 			return 0, &FormatError{What: "NAK range length", Value: l, Why: "goes beyond 2^62-1"}
 		}

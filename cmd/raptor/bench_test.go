@@ -1,3 +1,5 @@
+//go:build !edge
+
 package main
 
 import (
@@ -5,6 +7,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/raptormq/raptor/internal/benchkit"
 )
 
 func TestBenchIsRegistered(t *testing.T) {
@@ -30,23 +34,50 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 	}
 }
 
+// Every JSON result of `bench rtt` carries measured values: a latency, a
+// rate and a CPU cost above zero, ordered percentiles, no loss on a
+// reliable transport.
 func TestBenchRTTJSON(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"bench", "rtt", "--transport", "tcp,udp,raptor", "--size", "64", "--count", "100", "--warmup", "10", "--json"}, &stdout, &stderr)
+	names := []string{"tcp", "tcp-buffered", "tcp+tls", "udp", "raptor"}
+	code := run([]string{"bench", "rtt", "--transport", strings.Join(names, ","), "--size", "64", "--count", "200", "--warmup", "10", "--json"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	if len(lines) != 3 {
+	if len(lines) != len(names) {
 		t.Fatalf("want one JSON object per transport, got:\n%s", stdout.String())
 	}
-	for i, want := range []string{"tcp", "udp", "raptor"} {
+	for i, want := range names {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(lines[i]), &m); err != nil {
 			t.Fatalf("line %d %q: %v", i, lines[i], err)
 		}
-		if m["transport"] != want || m["suite"] != "rtt" || len(m) != 12 {
+		if m["transport"] != want || m["suite"] != "rtt" || m["size"] != 64.0 || len(m) != 14 {
 			t.Fatalf("line %d: %v", i, m)
 		}
+		num := func(k string) float64 { v, _ := m[k].(float64); return v }
+		for _, k := range []string{"p50_us", "p90_us", "p99_us", "p999_us", "max_us", "msgs_per_s", "cpu_s_per_mmsg"} {
+			if num(k) <= 0 {
+				t.Errorf("%s: %s = %v, want > 0", want, k, m[k])
+			}
+		}
+		if !(num("p50_us") <= num("p99_us") && num("p99_us") <= num("max_us")) {
+			t.Errorf("%s: percentiles out of order: %v", want, m)
+		}
+		if want != "udp" && (num("loss_pct") != 0 || num("duplicated") != 0) {
+			t.Errorf("%s: loss %v%%, %v duplicated on a reliable transport", want, m["loss_pct"], m["duplicated"])
+		}
+		if _, err := benchkit.ProcessSyscalls(); err == nil && num("syscalls_per_msg") < 2 {
+			t.Errorf("%s: syscalls_per_msg %v with a syscall counter, want ≥ 2", want, m["syscalls_per_msg"])
+		}
+	}
+}
+
+// The raptor binary draws no charts: --plot says so.
+func TestBenchPlotRefused(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"bench", "rtt", "--plot", "x.png"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "draws no charts") {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
 	}
 }

@@ -1,3 +1,5 @@
+//go:build !edge
+
 package main
 
 import (
@@ -10,8 +12,10 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/raptormq/raptor/compat/kafka"
+	"github.com/raptormq/raptor/internal/benchkit"
 	"github.com/raptormq/raptor/internal/impair"
 	"github.com/raptormq/raptor/internal/udpio"
 	"github.com/raptormq/raptor/plugin"
@@ -40,7 +45,12 @@ const demoUsage = `Usage: raptor demo [flags]
 Starts an embedded Kafka-protocol broker that listens with TCP and Raptor on
 one port, then for each path produces --messages records with franz-go and
 consumes them with a consumer group, and prints records/s, MB/s, end-to-end
-latency (produce call to consumer receipt) and records lost and duplicated.
+latency (produce call to consumer receipt) and records lost and duplicated,
+counted apart by the sequence number each record carries; after the last new
+record the consumer drains 300ms more to catch late duplicates. At most
+--window records are in flight on every path alike. --loss drops packets on
+both paths when it can (root: two network namespaces and nftables) and says
+when it can drop Raptor's datagrams only.
 
 Exit status: 0 when every record arrived exactly once on every path, 1 when
 any was lost or duplicated (or a produce failed), 2 on bad flags.
@@ -54,14 +64,23 @@ type demoConfig struct {
 	size       int
 	partitions int
 	loss       float64 // percent
+	lossMode   string  // auto, netns, inprocess
 	seed       int64
 	rate       int
 	paths      []string
 	stall      time.Duration
+	window     int // records buffered in the producer (produced, not yet acknowledged) at most
 	jsonOut    bool
 	progress   bool
 	verbose    bool
+
+	faults *demoFaults // tests only
 }
+
+// demoFaults injects faults into the demo's producer, so that tests see the
+// counting report them: record drop is counted as produced and never sent;
+// record dup is produced once more after the last one. -1 is none.
+type demoFaults struct{ drop, dup int }
 
 func runDemo(args []string, stdout, stderr io.Writer) int {
 	var cfg demoConfig
@@ -71,9 +90,11 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.messages, "messages", 100_000, "records to produce and consume on each path")
 	fs.IntVar(&cfg.size, "size", 100, "bytes per record value (at least 16)")
 	fs.IntVar(&cfg.partitions, "partitions", 6, "partitions of each demo topic")
-	fs.Float64Var(&cfg.loss, "loss", 0, "percent of Raptor datagrams dropped in each direction, in-process (0-50)")
+	fs.Float64Var(&cfg.loss, "loss", 0, "percent of packets dropped in each direction (0-50); see --loss-mode")
+	fs.StringVar(&cfg.lossMode, "loss-mode", "auto", "how --loss is applied: netns (TCP and Raptor through one lossy veth link between two network namespaces, nftables; needs root, ip and nft), inprocess (Raptor's datagrams only, dropped in-process with --seed), auto (netns when it can, else inprocess, saying so)")
 	fs.Int64Var(&cfg.seed, "seed", 0, "seed of the loss pattern (0: from the clock)")
 	fs.IntVar(&cfg.rate, "rate", 0, "records per second to produce (0: as fast as the producer goes)")
+	fs.IntVar(&cfg.window, "window", defaultDemoWindow, "records in flight (produced, not yet acknowledged) at most, the same on every path; bounds the producer's queueing")
 	pathList := fs.String("paths", "tcp,raptor", "paths to run, comma separated: tcp, raptor")
 	fs.DurationVar(&cfg.stall, "stall", 30*time.Second, "give up on a path when no record arrives for this long")
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print the results as one JSON object instead of a table")
@@ -111,6 +132,12 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	case !(cfg.loss >= 0 && cfg.loss <= 50):
 		fmt.Fprintf(stderr, "raptor demo: --loss %v must be a percentage from 0 to 50\n", cfg.loss)
 		return 2
+	case cfg.window < 1 || cfg.window > 1_000_000:
+		fmt.Fprintf(stderr, "raptor demo: --window %d must be from 1 to 1000000 records\n", cfg.window)
+		return 2
+	case cfg.lossMode != "auto" && cfg.lossMode != lossNetns && cfg.lossMode != lossInProcess:
+		fmt.Fprintf(stderr, "raptor demo: --loss-mode %q: want auto, netns or inprocess\n", cfg.lossMode)
+		return 2
 	case cfg.rate < 0:
 		fmt.Fprintf(stderr, "raptor demo: --rate %d must not be negative\n", cfg.rate)
 		return 2
@@ -146,6 +173,9 @@ type demoReport struct {
 	LossPct    float64      `json:"loss_pct"`
 	Seed       int64        `json:"seed"`
 	Rate       int          `json:"rate"`
+	Window     int          `json:"window"`
+	LossMode   string       `json:"loss_mode,omitempty"` // netns (both paths) or inprocess (Raptor only)
+	LossNote   string       `json:"loss_note,omitempty"` // why the loss could not be applied to both paths
 	Broker     string       `json:"broker"`
 	Results    []demoResult `json:"results"`
 	OK         bool         `json:"ok"`
@@ -158,17 +188,31 @@ type demoResult struct {
 	Received      int           `json:"received"`
 	Lost          int           `json:"lost"`
 	Duplicated    int           `json:"duplicated"`
+	Foreign       int           `json:"foreign,omitempty"`
 	ProduceErrors int           `json:"produce_errors"`
 	FirstError    string        `json:"first_error,omitempty"`
 	ElapsedMs     float64       `json:"elapsed_ms"`
 	RecordsPerSec float64       `json:"records_per_sec"`
 	MBPerSec      float64       `json:"mb_per_sec"`
 	LatencyUs     demoLatencies `json:"latency_us"`
-	// Raptor path only.
+	// PacketsDropped is what the loss dropped on this path: nftables' count
+	// in netns mode (TCP segments or Raptor datagrams), the in-process
+	// dropper's otherwise (Raptor only).
+	PacketsDropped uint64 `json:"packets_dropped,omitempty"`
+	// Raptor path only: datagrams sent by both ends, and dropped.
 	DatagramsSent    uint64 `json:"datagrams_sent,omitempty"`
 	DatagramsDropped uint64 `json:"datagrams_dropped,omitempty"`
-	Retransmits      uint64 `json:"retransmits,omitempty"`
+	// Retransmits sums both ends: on Raptor the broker's listener and the
+	// client dialer's sessions (producer and consumer); on TCP in netns mode
+	// the kernel's RetransSegs of both namespaces.
+	Retransmits       uint64 `json:"retransmits,omitempty"`
+	RetransmitsBroker uint64 `json:"retransmits_broker,omitempty"`
+	RetransmitsClient uint64 `json:"retransmits_client,omitempty"`
 }
+
+// defaultDemoWindow bounds the producer's queue: franz-go's default (10,000
+// records) turns a full-speed run's latency into queueing time.
+const defaultDemoWindow = 1000
 
 type demoLatencies struct {
 	P50  float64 `json:"p50"`
@@ -214,52 +258,109 @@ func runDemoPaths(ctx context.Context, cfg demoConfig, stderr io.Writer) (*demoR
 	if cfg.verbose {
 		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	var tap *lossTap
-	var brokerOpts, clientOpts []plugin.Option
+	rep := &demoReport{Messages: cfg.messages, Size: cfg.size, Partitions: cfg.partitions, LossPct: cfg.loss, Seed: cfg.seed, Rate: cfg.rate, Window: cfg.window, OK: true}
+	var (
+		tap                    *lossTap
+		nl                     *netnsLoss
+		brokerOpts, clientOpts []plugin.Option
+		tcpOpts                []kgo.Opt
+		brokerAddr             string
+	)
 	if cfg.loss > 0 {
-		tap = &lossTap{pct: cfg.loss}
-		tap.seed.Store(cfg.seed)
-		brokerOpts = append(brokerOpts, plugin.WithPacketConn(tap.open))
-		clientOpts = append(clientOpts, plugin.WithPacketConn(tap.open))
+		why := lossNetnsUnavailable()
+		mode := cfg.lossMode
+		if mode == "auto" {
+			mode = lossNetns
+			if why != "" {
+				mode = lossInProcess
+				rep.LossNote = "cannot apply the loss to both paths: " + why + "; TCP ran loss-free"
+			}
+		}
+		rep.LossMode = mode
+		switch mode {
+		case lossNetns:
+			if why != "" {
+				return nil, fmt.Errorf("--loss-mode netns: %s", why)
+			}
+			var err error
+			if nl, err = newNetnsLoss(cfg.loss); err != nil {
+				return nil, fmt.Errorf("lossy link between network namespaces: %w", err)
+			}
+			defer nl.close()
+			brokerAddr = net.JoinHostPort(nl.brokerIP, "0")
+			clientOpts = append(clientOpts, plugin.WithPacketConn(func(laddr string) (reliable.PacketConn, error) {
+				var pc reliable.PacketConn
+				err := nl.in(1, func() (err error) { pc, err = udpio.Listen(laddr); return err })
+				return pc, err
+			}))
+			tcpOpts = append(tcpOpts, kgo.Dialer(nl.dial))
+		default:
+			tap = &lossTap{pct: cfg.loss}
+			tap.seed.Store(cfg.seed)
+			brokerOpts = append(brokerOpts, plugin.WithPacketConn(tap.open))
+			clientOpts = append(clientOpts, plugin.WithPacketConn(tap.open))
+		}
 	}
 	topics := make([]string, len(cfg.paths))
 	for i, p := range cfg.paths {
 		topics[i] = "raptor-demo-" + p
 	}
-	b, err := kafka.NewBroker(kafka.BrokerConfig{
-		Partitions: cfg.partitions, Topics: topics, TransportOptions: brokerOpts, Logger: logger,
-	})
+	bcfg := kafka.BrokerConfig{Addr: brokerAddr, Partitions: cfg.partitions, Topics: topics, TransportOptions: brokerOpts, Logger: logger}
+	var b *kafka.Broker
+	var err error
+	if nl != nil {
+		err = nl.in(0, func() (err error) { b, err = kafka.NewBroker(bcfg); return err })
+	} else {
+		b, err = kafka.NewBroker(bcfg)
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer b.Close()
-	rep := &demoReport{Messages: cfg.messages, Size: cfg.size, Partitions: cfg.partitions, LossPct: cfg.loss, Seed: cfg.seed, Rate: cfg.rate, Broker: b.Addr(), OK: true}
+	rep.Broker = b.Addr()
 	bar := newDemoBar(stderr, cfg.progress)
 	for i, path := range cfg.paths {
-		var opts []kgo.Opt
+		opts := tcpOpts
 		var d *kafka.Dialer
 		if path == "raptor" {
 			d, err = kafka.NewDialer(kafka.WithTransportOptions(clientOpts...), kafka.WithLogger(logger))
 			if err != nil {
 				return nil, err
 			}
-			opts = append(opts, d.Opt())
+			opts = []kgo.Opt{d.Opt()}
+		}
+		var before demoCounters
+		if before, err = readDemoCounters(b, nl); err != nil {
+			return nil, err
 		}
 		res := runDemoPath(ctx, cfg, b.Addr(), topics[i], path, opts, bar)
+		var client reliable.Stats
 		if d != nil {
+			client = d.Transport().Stats()
 			d.Close()
 		}
-		if path == "raptor" {
-			if tap != nil {
-				res.DatagramsSent, res.DatagramsDropped = tap.stats()
-			}
-			for _, ln := range b.Listeners() {
-				if rl, ok := ln.Listeners()[1].(*reliable.Listener); ok {
-					res.Retransmits += rl.Stats().Counters[reliable.CounterRetransmits]
-				}
-			}
+		after, err := readDemoCounters(b, nl)
+		if err != nil {
+			return nil, err
 		}
-		if res.Lost != 0 || res.Duplicated != 0 || res.ProduceErrors != 0 {
+		if path == "raptor" {
+			res.RetransmitsBroker = after.brokerRetransmits - before.brokerRetransmits
+			res.RetransmitsClient = client.Get(reliable.CounterRetransmits)
+			res.Retransmits = res.RetransmitsBroker + res.RetransmitsClient
+			res.DatagramsSent = after.brokerPackets - before.brokerPackets + client.Get(reliable.CounterPacketsSent)
+		} else if nl != nil {
+			res.Retransmits = after.tcpRetransmits - before.tcpRetransmits
+		}
+		switch {
+		case nl != nil:
+			res.PacketsDropped = after.dropped - before.dropped
+		case tap != nil && path == "raptor":
+			res.DatagramsSent, res.PacketsDropped = tap.stats()
+		}
+		if path == "raptor" {
+			res.DatagramsDropped = res.PacketsDropped
+		}
+		if res.Lost != 0 || res.Duplicated != 0 || res.Foreign != 0 || res.ProduceErrors != 0 {
 			rep.OK = false
 		}
 		rep.Results = append(rep.Results, res)
@@ -268,6 +369,40 @@ func runDemoPaths(ctx context.Context, cfg demoConfig, stderr io.Writer) (*demoR
 		}
 	}
 	return rep, nil
+}
+
+// Loss modes of --loss-mode.
+const (
+	lossNetns     = "netns"     // both paths through a lossy veth link between two namespaces
+	lossInProcess = "inprocess" // Raptor's datagrams only, dropped in-process
+)
+
+// demoCounters are the counters read around each path.
+type demoCounters struct {
+	brokerRetransmits, brokerPackets uint64 // the broker's Raptor listeners
+	dropped, tcpRetransmits          uint64 // netns mode: nftables drops, kernel TCP
+}
+
+func readDemoCounters(b *kafka.Broker, nl *netnsLoss) (demoCounters, error) {
+	var c demoCounters
+	for _, ln := range b.Listeners() {
+		for _, l := range ln.Listeners() {
+			if rl, ok := l.(*reliable.Listener); ok {
+				st := rl.Stats()
+				c.brokerRetransmits += st.Get(reliable.CounterRetransmits)
+				c.brokerPackets += st.Get(reliable.CounterPacketsSent)
+			}
+		}
+	}
+	if nl == nil {
+		return c, nil
+	}
+	var err error
+	if c.dropped, err = nl.dropped(); err != nil {
+		return c, err
+	}
+	c.tcpRetransmits, err = nl.tcpRetransmits()
+	return c, err
 }
 
 // runDemoPath produces and consumes cfg.messages records on topic through a
@@ -302,6 +437,7 @@ func runDemoPath(ctx context.Context, cfg demoConfig, broker, topic, path string
 		kgo.SeedBrokers(broker),
 		kgo.DefaultProduceTopic(topic),
 		kgo.ProducerLinger(0),
+		kgo.MaxBufferedRecords(cfg.window),
 	}, opts...)...)
 	if err != nil {
 		return fail(err)
@@ -310,42 +446,65 @@ func runDemoPath(ctx context.Context, cfg demoConfig, broker, topic, path string
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	seen := make([]bool, cfg.messages)
+	count := benchkit.NewSeqCount(cfg.messages)
 	hist := hdrhistogram.New(1, int64(10*time.Minute/time.Microsecond), 3)
-	var received atomic.Int64
-	var dups int
-	var last time.Time
-	consDone := make(chan struct{})
-	go func() {
-		defer close(consDone)
-		for received.Load() < int64(cfg.messages) {
-			fetches := cons.PollFetches(ctx)
-			if ctx.Err() != nil {
+	var (
+		producedAll atomic.Int64 // records given to Produce (or dropped by an injected fault)
+		failedAll   atomic.Int64
+		prodDone    atomic.Bool
+		lastMove    atomic.Int64 // unix ns of the last first arrival
+		last        time.Time    // consumer goroutine only, read after consDone
+	)
+	lastMove.Store(time.Now().UnixNano())
+	poll := func(pctx context.Context) {
+		fetches := cons.PollFetches(pctx)
+		now := time.Since(base)
+		fetches.EachRecord(func(r *kgo.Record) {
+			if len(r.Value) < 16 {
+				count.Add(^uint64(0)) // not one of ours: foreign
 				return
 			}
-			now := time.Since(base)
-			fetches.EachRecord(func(r *kgo.Record) {
-				if len(r.Value) < 16 {
-					return
-				}
-				seq := binary.BigEndian.Uint64(r.Value)
-				sent := time.Duration(binary.BigEndian.Uint64(r.Value[8:]))
-				if seq >= uint64(cfg.messages) {
-					return
-				}
-				if seen[seq] {
-					dups++
-					return
-				}
-				seen[seq] = true
-				hist.RecordValue(max(int64((now-sent)/time.Microsecond), 1))
-				received.Add(1)
-			})
+			seq := binary.BigEndian.Uint64(r.Value)
+			sent := time.Duration(binary.BigEndian.Uint64(r.Value[8:]))
+			if !count.Add(seq) {
+				return // a duplicate or a foreign record, counted
+			}
+			hist.RecordValue(max(int64((now-sent)/time.Microsecond), 1))
 			last = time.Now()
+			lastMove.Store(last.UnixNano())
+		})
+	}
+	// Done when every record acknowledged to the producer arrived; then the
+	// consumer drains for benchkit.DrainGrace to catch late duplicates.
+	done := func() bool {
+		return prodDone.Load() && count.Unique() >= producedAll.Load()-failedAll.Load()
+	}
+	stalled := func() bool {
+		return time.Since(time.Unix(0, lastMove.Load())) > cfg.stall
+	}
+	consDone := make(chan struct{})
+	go func() { <-consDone; cancel() }() // a stalled consumer also unblocks a producer waiting for room
+	started := make(chan struct{})
+	go func() {
+		defer close(consDone)
+		// Poll until the group is assigned, then count.
+		for {
+			select {
+			case <-started:
+				benchkit.ConsumeUntil(ctx, poll, done, stalled, benchkit.DrainGrace)
+				return
+			case <-ctx.Done():
+				return
+			default:
+			}
+			pctx, pcancel := context.WithTimeout(ctx, 100*time.Millisecond)
+			poll(pctx)
+			pcancel()
 		}
 	}()
 	select {
 	case <-assigned:
+		close(started)
 	case <-time.After(cfg.stall):
 		cancel()
 		<-consDone
@@ -356,11 +515,13 @@ func runDemoPath(ctx context.Context, cfg demoConfig, broker, topic, path string
 	}
 
 	bar.start(path, cfg.messages)
-	var produceErrs atomic.Int64
 	var firstErr atomic.Value
-	promise := func(_ *kgo.Record, err error) {
-		if err != nil && produceErrs.Add(1) == 1 {
-			firstErr.Store(err.Error())
+	promise := func(r *kgo.Record, err error) {
+		if err != nil {
+			count.Failed(binary.BigEndian.Uint64(r.Value))
+			if failedAll.Add(1) == 1 {
+				firstErr.Store(err.Error())
+			}
 		}
 	}
 	start := time.Now()
@@ -368,6 +529,15 @@ func runDemoPath(ctx context.Context, cfg demoConfig, broker, topic, path string
 	if cfg.rate > 0 {
 		pace = time.NewTimer(time.Hour)
 		defer pace.Stop()
+	}
+	produce := func(i int) {
+		v := make([]byte, cfg.size)
+		binary.BigEndian.PutUint64(v, uint64(i))
+		binary.BigEndian.PutUint64(v[8:], uint64(time.Since(base)))
+		if cfg.faults != nil && i == cfg.faults.drop {
+			return // injected loss: counted as produced, never sent
+		}
+		prod.Produce(ctx, &kgo.Record{Value: v}, promise)
 	}
 	for i := 0; i < cfg.messages && ctx.Err() == nil; i++ {
 		if pace != nil {
@@ -382,45 +552,44 @@ func runDemoPath(ctx context.Context, cfg demoConfig, broker, topic, path string
 				}
 			}
 		}
-		v := make([]byte, cfg.size)
-		binary.BigEndian.PutUint64(v, uint64(i))
-		binary.BigEndian.PutUint64(v[8:], uint64(time.Since(base)))
-		prod.Produce(ctx, &kgo.Record{Value: v}, promise)
-		res.Produced++
+		producedAll.Add(1)
+		produce(i)
 		if i&1023 == 0 {
-			bar.update(int(received.Load()))
+			bar.update(int(count.Unique()))
 		}
 	}
-	// Wait for the consumer, giving up after cfg.stall without progress.
+	if cfg.faults != nil && cfg.faults.dup >= 0 && cfg.faults.dup < int(producedAll.Load()) {
+		produce(cfg.faults.dup) // injected duplicate, after the last record
+	}
+	// Every record acknowledged (or failed) before the consumer may call it
+	// done; a stalled consumer ends ctx, and with it this wait.
+	prod.Flush(ctx)
+	prodDone.Store(true)
+	lastMove.Store(max(lastMove.Load(), time.Now().UnixNano())) // the stall bound counts from here at the earliest
 	progress := time.NewTicker(100 * time.Millisecond)
 	defer progress.Stop()
-	lastCount, lastMove := received.Load(), time.Now()
 wait:
 	for {
 		select {
 		case <-consDone:
 			break wait
-		case <-ctx.Done():
-			break wait
-		case now := <-progress.C:
-			n := received.Load()
-			bar.update(int(n))
-			if n != lastCount {
-				lastCount, lastMove = n, now
-			} else if now.Sub(lastMove) > cfg.stall {
-				break wait
-			}
+		case <-progress.C:
+			bar.update(int(count.Unique()))
 		}
 	}
 	cancel()
-	<-consDone
-	prod.Flush(context.Background()) // returns at once: the context above already ended or all is acked
-	bar.done(int(received.Load()))
+	prod.Flush(context.Background()) // returns at once: the context above ended or all is acked
+	bar.done(int(count.Unique()))
 
-	res.Received = int(received.Load())
-	res.Lost = cfg.messages - res.Received
-	res.Duplicated = dups
-	res.ProduceErrors = int(produceErrs.Load())
+	res.Produced = int(producedAll.Load())
+	res.Received = int(count.Unique())
+	res.Lost = int(count.Lost(0, uint64(res.Produced)))
+	if res.Produced < cfg.messages { // interrupted: the rest was never produced
+		res.Lost += cfg.messages - res.Produced
+	}
+	res.Duplicated = int(count.Duplicated())
+	res.Foreign = int(count.Foreign())
+	res.ProduceErrors = int(failedAll.Load())
 	if s, ok := firstErr.Load().(string); ok {
 		res.FirstError = s
 	}
@@ -445,10 +614,17 @@ func round2(v float64) float64 { return math.Round(v*100) / 100 }
 func printDemoTable(w io.Writer, rep *demoReport) {
 	fmt.Fprintf(w, "Raptor demo: %s records of %d B, %d partitions, embedded broker %s (TCP and Raptor on one port)",
 		thousands(float64(rep.Messages)), rep.Size, rep.Partitions, rep.Broker)
-	if rep.LossPct > 0 {
-		fmt.Fprintf(w, ", %.3g%% Raptor packet loss each way (seed %d)", rep.LossPct, rep.Seed)
+	switch {
+	case rep.LossPct > 0 && rep.LossMode == lossNetns:
+		fmt.Fprintf(w, ",\n%.3g%% packet loss each way on both paths (a veth link between two network namespaces, nftables)", rep.LossPct)
+	case rep.LossPct > 0:
+		fmt.Fprintf(w, ",\n%.3g%% loss each way on Raptor's datagrams only, in-process (seed %d)", rep.LossPct, rep.Seed)
 	}
-	fmt.Fprint(w, "\n\n")
+	fmt.Fprint(w, "\n")
+	if rep.LossNote != "" {
+		fmt.Fprintf(w, "NOTE: %s.\n", rep.LossNote)
+	}
+	fmt.Fprint(w, "\n")
 	fmt.Fprintf(w, "%-16s", "")
 	for _, r := range rep.Results {
 		fmt.Fprintf(w, "%14s", demoPathNames[r.Transport])
@@ -476,14 +652,15 @@ func printDemoTable(w io.Writer, rep *demoReport) {
 	row("duplicated", func(r demoResult) string { return thousands(float64(r.Duplicated)) })
 	row("elapsed", func(r demoResult) string { return fmt.Sprintf("%.2f s", r.ElapsedMs/1000) })
 	if rep.LossPct > 0 {
+		inproc := rep.LossMode != lossNetns
 		row("dropped pkts", func(r demoResult) string {
-			if r.Transport != "raptor" {
+			if inproc && r.Transport != "raptor" {
 				return "-"
 			}
-			return thousands(float64(r.DatagramsDropped))
+			return thousands(float64(r.PacketsDropped))
 		})
 		row("retransmits", func(r demoResult) string {
-			if r.Transport != "raptor" {
+			if inproc && r.Transport != "raptor" {
 				return "-"
 			}
 			return thousands(float64(r.Retransmits))
@@ -492,8 +669,8 @@ func printDemoTable(w io.Writer, rep *demoReport) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Latency is end to end: from the produce call to the consumer group receiving the record.")
 	if rep.Rate == 0 {
-		fmt.Fprintln(w, "Records were produced as fast as possible, so latency includes producer queueing;")
-		fmt.Fprintln(w, "use --rate 20000 to see latency at a steady load.")
+		fmt.Fprintf(w, "Records were produced as fast as possible with at most %s in flight (--window, the same on\n", thousands(float64(rep.Window)))
+		fmt.Fprintln(w, "every path), so latency includes that much producer queueing; --rate 20000 shows a steady load.")
 	} else {
 		fmt.Fprintf(w, "Records were produced at %s per second.\n", thousands(float64(rep.Rate)))
 	}
@@ -593,4 +770,27 @@ func (b *demoBar) draw(n int, final bool) {
 	default:
 		fmt.Fprintln(b.w, line)
 	}
+}
+
+// snmpField reads field of the /proc/net/snmp table whose lines start with
+// prefix (a header line of names, then a line of values).
+func snmpField(snmp []byte, prefix, field string) (uint64, error) {
+	var names []string
+	for _, line := range strings.Split(string(snmp), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != prefix {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			if n == field && i < len(f) {
+				return strconv.ParseUint(f[i], 10, 64)
+			}
+		}
+		break
+	}
+	return 0, fmt.Errorf("no %s %s", prefix, field)
 }

@@ -1,10 +1,16 @@
+//go:build !edge
+
 package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDemoJSON runs `raptor demo --messages 20000 --json` in process.
@@ -18,7 +24,7 @@ func TestDemoJSON(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("stdout is not one JSON object: %v\n%s", err, out.String())
 	}
-	if !rep.OK || len(rep.Results) != 2 {
+	if !rep.OK || len(rep.Results) != 2 || rep.Window != defaultDemoWindow {
 		t.Fatalf("report %+v", rep)
 	}
 	for _, r := range rep.Results {
@@ -32,19 +38,101 @@ func TestDemoJSON(t *testing.T) {
 	}
 }
 
-func TestDemoWithLossTable(t *testing.T) {
+// With --loss in-process, the JSON says datagrams were dropped and
+// retransmitted, and the retransmits are both ends' sum.
+func TestDemoWithLossJSON(t *testing.T) {
 	var out, errb bytes.Buffer
-	code := run([]string{"demo", "--messages", "5000", "--loss", "5", "--paths", "raptor", "--no-progress"}, &out, &errb)
+	code := run([]string{"demo", "--messages", "5000", "--loss", "5", "--loss-mode", "inprocess", "--seed", "7", "--paths", "raptor", "--no-progress", "--json"}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
-	for _, want := range []string{"Raptor", "records/s", "latency p99.9", "dropped pkts", "OK: every record arrived exactly once"} {
+	var rep demoReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, out.String())
+	}
+	if len(rep.Results) != 1 || rep.LossMode != lossInProcess {
+		t.Fatalf("report %+v", rep)
+	}
+	r := rep.Results[0]
+	if r.Received != 5000 || r.Lost != 0 || r.Duplicated != 0 || r.DatagramsSent == 0 || r.DatagramsDropped == 0 ||
+		r.Retransmits == 0 || r.Retransmits != r.RetransmitsBroker+r.RetransmitsClient {
+		t.Fatalf("5%% loss: %+v", r)
+	}
+	t.Logf("%d of %d datagrams dropped; %d retransmits (broker %d, client %d)", r.DatagramsDropped, r.DatagramsSent, r.Retransmits, r.RetransmitsBroker, r.RetransmitsClient)
+	if errb.Len() != 0 {
+		t.Errorf("stderr with --no-progress: %q", errb.String())
+	}
+}
+
+// As root, --loss drops the same share of packets on both paths, through a
+// lossy link between two network namespaces; TCP recovers too.
+func TestDemoWithLossNetns(t *testing.T) {
+	if why := lossNetnsUnavailable(); why != "" {
+		t.Skipf("--loss-mode netns: %s", why)
+	}
+	var out, errb bytes.Buffer
+	// 10,000 records in windows of 100: some 25 packets dropped on each path, so
+	// that none dropped (or only pure ACKs) is out of the question.
+	code := run([]string{"demo", "--messages", "10000", "--window", "100", "--loss", "5", "--loss-mode", "netns", "--no-progress", "--json"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	var rep demoReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, out.String())
+	}
+	if rep.LossMode != lossNetns || len(rep.Results) != 2 || !strings.HasPrefix(rep.Broker, netnsBrokerIP+":") {
+		t.Fatalf("report %+v", rep)
+	}
+	for _, r := range rep.Results {
+		if r.Received != 10000 || r.Lost != 0 || r.Duplicated != 0 || r.PacketsDropped == 0 || r.Retransmits == 0 {
+			t.Errorf("%s: %+v", r.Transport, r)
+		}
+	}
+}
+
+// Without root, auto mode says that it applied the loss to Raptor only.
+func TestDemoLossNoteWithoutNetns(t *testing.T) {
+	var out bytes.Buffer
+	printDemoTable(&out, &demoReport{Messages: 10, Size: 100, Partitions: 1, LossPct: 5, LossMode: lossInProcess, Seed: 3,
+		LossNote: "cannot apply the loss to both paths: not running as root; TCP ran loss-free", Broker: "127.0.0.1:1", OK: true,
+		Results: []demoResult{{Transport: "tcp", Produced: 10, Received: 10}, {Transport: "raptor", Produced: 10, Received: 10, PacketsDropped: 4}}})
+	for _, want := range []string{"loss each way on Raptor's datagrams only, in-process (seed 3)", "NOTE: cannot apply the loss to both paths: not running as root; TCP ran loss-free."} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
 	}
-	if errb.Len() != 0 {
-		t.Errorf("stderr with --no-progress: %q", errb.String())
+}
+
+// The demo's counting reports an injected duplicate (produced again after
+// the last record, so only the drain can see it) and an injected loss.
+func TestDemoCountsInjectedFaults(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		f         demoFaults
+		lost, dup int
+	}{
+		{"late duplicate", demoFaults{drop: -1, dup: 3}, 0, 1},
+		{"lost record", demoFaults{drop: 250, dup: -1}, 1, 0},
+		{"one of each", demoFaults{drop: 250, dup: 3}, 1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := tc.f
+			cfg := demoConfig{messages: 500, size: 100, partitions: 2, paths: []string{"tcp"}, stall: 3 * time.Second, window: 100, faults: &f}
+			rep, err := runDemoPaths(context.Background(), cfg, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := rep.Results[0]
+			if rep.OK || r.Lost != tc.lost || r.Duplicated != tc.dup || r.Received != 500-tc.lost || r.Produced != 500 {
+				t.Fatalf("ok %v, %+v; want %d lost, %d duplicated", rep.OK, r, tc.lost, tc.dup)
+			}
+			var out bytes.Buffer
+			printDemoTable(&out, rep)
+			if want := fmt.Sprintf("FAILED tcp: %d lost, %d duplicated", tc.lost, tc.dup); !strings.Contains(out.String(), want) {
+				t.Fatalf("table lacks %q:\n%s", want, out.String())
+			}
+		})
 	}
 }
 
@@ -55,6 +143,8 @@ func TestDemoBadFlags(t *testing.T) {
 		{"demo", "--paths", "quic"},
 		{"demo", "--size", "8"},
 		{"demo", "extra"},
+		{"demo", "--window", "0"},
+		{"demo", "--loss-mode", "tc"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(args, &out, &errb); code != 2 || errb.Len() == 0 {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -56,18 +55,6 @@ Flags:
 `,
 }
 
-type multiFlag []string
-
-func (m *multiFlag) String() string { return strings.Join(*m, ",") }
-func (m *multiFlag) Set(v string) error {
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			*m = append(*m, s)
-		}
-	}
-	return nil
-}
-
 func runRelayCommand(spec relaySpec, args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -103,17 +90,10 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 	drainTimeout := fs.Duration("drain-timeout", 30*time.Second, "how long a drain may wait before cutting streams")
 	framing := fs.String("framing", "kafka", "how drain finds request boundaries: kafka or raw")
 	statsEvery := fs.Duration("stats-interval", 0, "log the counters at this interval (0: only at exit)")
-	metricsAddr := fs.String("metrics", "", "host:port to serve Prometheus metrics on at /metrics, e.g. 127.0.0.1:9464 (default off)")
+	metricsAddr := metricsFlag(fs)
 	verbose := fs.Bool("v", false, "log every stream at debug level")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", prog, fs.Arg(0))
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if len(upstreams) == 0 {
 		upstreams = multiFlag{spec.upstream}
@@ -134,11 +114,7 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 			return 2
 		}
 	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	logger := newLogger(stderr, *verbose)
 	t := plugin.New(plugin.WithLogger(logger))
 	defer t.Close()
 	r, err := plugin.NewRelay(plugin.RelayConfig{

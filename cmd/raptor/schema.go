@@ -1,3 +1,5 @@
+//go:build !edge
+
 package main
 
 import (
@@ -6,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -29,9 +30,10 @@ func init() {
 
 const schemaUsage = `Usage:
   raptor schema serve    [--listen 127.0.0.1:8081] (--data DIR | --brokers HOST:PORT[,...] [--topic _schemas] [--primary-url URL])
-  raptor schema register [--url URL] --subject S --schema FILE
+  raptor schema register [--url URL] --subject S --schema FILE [--type AVRO|JSON|PROTOBUF]
   raptor schema get      [--url URL] (--id N | --subject S [--version N|latest])
-  raptor schema check    [--url URL] --subject S --schema FILE [--version N|latest|all]
+  raptor schema check    [--url URL] --subject S --schema FILE [--type T] [--version N|latest|all]
+  raptor schema mode     [--url URL] [--subject S] [--set READWRITE|READONLY|IMPORT [--force]]
 
 serve runs a Confluent-compatible registry: on a local fsynced log in DIR, or
 on a compacted Kafka topic shared by several instances (the one without
@@ -51,7 +53,7 @@ func runSchema(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return schemaServe(ctx, args[1:], stdout, stderr)
-	case "register", "get", "check":
+	case "register", "get", "check", "mode":
 		return schemaClient(ctx, args[0], args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "raptor schema: unknown subcommand %q\n\n%s\n", args[0], schemaUsage)
@@ -68,8 +70,8 @@ func schemaServe(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	topic := fs.String("topic", kafkastore.DefaultTopic, "compacted topic of the Kafka store")
 	primaryURL := fs.String("primary-url", "", "with --brokers: base URL of the primary instance; empty makes this instance the primary")
 	verbose := fs.Bool("v", false, "debug logging")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if (*data == "") == (*brokers == "") {
 		fmt.Fprintln(stderr, "raptor schema serve: give exactly one of --data DIR or --brokers HOST:PORT")
@@ -79,11 +81,7 @@ func schemaServe(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "raptor schema serve: --primary-url needs --brokers (a file store has no secondaries)")
 		return 2
 	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := newLogger(stderr, *verbose)
 
 	var store registry.Store
 	var err error
@@ -163,9 +161,12 @@ func schemaClient(ctx context.Context, sub string, args []string, stdout, stderr
 	file := fs.String("schema", "", "schema file (- for stdin)")
 	version := fs.String("version", "latest", "version number, latest (or all, for check)")
 	id := fs.Int("id", 0, "global schema id (get)")
+	typ := fs.String("type", "AVRO", "schema type: AVRO, JSON or PROTOBUF (register, check)")
+	setMode := fs.String("set", "", "mode to set: READWRITE, READONLY or IMPORT (mode)")
+	force := fs.Bool("force", false, "set IMPORT even if the registry (or subject) holds schemas (mode)")
 	timeout := fs.Duration("timeout", 30*time.Second, "request timeout")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
@@ -177,6 +178,11 @@ func schemaClient(ctx context.Context, sub string, args []string, stdout, stderr
 	fail := func(err error) int {
 		fmt.Fprintf(stderr, "raptor schema %s: %v\n", sub, err)
 		return 1
+	}
+	var st sr.SchemaType
+	if err := st.UnmarshalText([]byte(strings.ToUpper(*typ))); err != nil {
+		fmt.Fprintf(stderr, "raptor schema %s: --type %q: want AVRO, JSON or PROTOBUF\n", sub, *typ)
+		return 2
 	}
 	parseVersion := func() (int, error) {
 		switch *version {
@@ -201,7 +207,7 @@ func schemaClient(ctx context.Context, sub string, args []string, stdout, stderr
 		if err != nil {
 			return fail(err)
 		}
-		got, err := cl.CreateSchema(ctx, *subject, sr.Schema{Schema: text})
+		got, err := cl.CreateSchema(ctx, *subject, sr.Schema{Schema: text, Type: st})
 		if err != nil {
 			return fail(err)
 		}
@@ -243,7 +249,7 @@ func schemaClient(ctx context.Context, sub string, args []string, stdout, stderr
 		if err != nil {
 			return fail(err)
 		}
-		res, err := cl.CheckCompatibility(sr.WithParams(ctx, sr.Verbose), *subject, v, sr.Schema{Schema: text})
+		res, err := cl.CheckCompatibility(sr.WithParams(ctx, sr.Verbose), *subject, v, sr.Schema{Schema: text, Type: st})
 		if err != nil {
 			return fail(err)
 		}
@@ -255,6 +261,25 @@ func schemaClient(ctx context.Context, sub string, args []string, stdout, stderr
 			return 1
 		}
 		fmt.Fprintf(stdout, "compatible with subject %s\n", *subject)
+	case "mode":
+		var res []sr.ModeResult
+		if *setMode == "" {
+			res = cl.Mode(ctx, *subject)
+		} else {
+			var m sr.Mode
+			if err := m.UnmarshalText([]byte(strings.ToUpper(*setMode))); err != nil {
+				fmt.Fprintf(stderr, "raptor schema mode: --set %q: want READWRITE, READONLY or IMPORT\n", *setMode)
+				return 2
+			}
+			if *force {
+				ctx = sr.WithParams(ctx, sr.Force)
+			}
+			res = cl.SetMode(ctx, m, *subject)
+		}
+		if err := res[0].Err; err != nil {
+			return fail(err)
+		}
+		fmt.Fprintln(stdout, res[0].Mode)
 	}
 	return 0
 }

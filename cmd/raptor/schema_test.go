@@ -1,3 +1,5 @@
+//go:build !edge
+
 package main
 
 import (
@@ -40,7 +42,7 @@ func startServe(t *testing.T, ctx context.Context, args ...string) string {
 	t.Helper()
 	serveCtx, stop := context.WithCancel(ctx)
 	out := &lineWriter{first: make(chan string, 1)}
-	var errOut syncBuffer
+	var errOut lockedBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- schemaServe(serveCtx, append([]string{"--listen", "127.0.0.1:0"}, args...), out, &errOut)
@@ -61,23 +63,6 @@ func startServe(t *testing.T, ctx context.Context, args ...string) string {
 		t.Fatalf("serve %v did not start", args)
 	}
 	return ""
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestSchemaServeKafka runs a primary and a secondary on the Kafka store of
@@ -117,6 +102,12 @@ func TestSchemaCLI(t *testing.T) {
 	os.WriteFile(v1, []byte(`{"type":"record","name":"T","fields":[{"name":"a","type":"int"}]}`), 0o644)
 	os.WriteFile(v2, []byte(`{"type":"record","name":"T","fields":[{"name":"a","type":"int"},{"name":"b","type":"int","default":1}]}`), 0o644)
 	os.WriteFile(bad, []byte(`{"type":"record","name":"T","fields":[{"name":"a","type":"string"}]}`), 0o644)
+	proto := filepath.Join(dir, "o.proto")
+	os.WriteFile(proto, []byte("syntax = \"proto3\";\nmessage O { int64 id = 1; }\n"), 0o644)
+	js := filepath.Join(dir, "o.json")
+	os.WriteFile(js, []byte(`{"type":"object","properties":{"id":{"type":"integer"}}}`), 0o644)
+	jsBad := filepath.Join(dir, "bad.json")
+	os.WriteFile(jsBad, []byte(`{"type":"object","properties":{"id":{"type":"string"}}}`), 0o644)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -151,6 +142,16 @@ func TestSchemaCLI(t *testing.T) {
 		{[]string{"schema", "get", "--url", url, "--id", "1"}, 0, `"name":"a"`},
 		{[]string{"schema", "get", "--url", url, "--id", "9"}, 1, ""},
 		{[]string{"schema", "get", "--url", url}, 2, ""},
+		{[]string{"schema", "register", "--url", url, "--subject", "p", "--type", "protobuf", "--schema", proto}, 0, "subject p version 1 id 3"},
+		{[]string{"schema", "register", "--url", url, "--subject", "j", "--type", "JSON", "--schema", js}, 0, "subject j version 1 id 4"},
+		{[]string{"schema", "check", "--url", url, "--subject", "j", "--type", "JSON", "--schema", jsBad}, 1, "incompatible"},
+		{[]string{"schema", "register", "--url", url, "--subject", "j", "--type", "XML", "--schema", js}, 2, ""},
+		{[]string{"schema", "mode", "--url", url}, 0, "READWRITE"},
+		{[]string{"schema", "mode", "--url", url, "--subject", "s", "--set", "readonly"}, 0, "READONLY"},
+		{[]string{"schema", "register", "--url", url, "--subject", "s", "--schema", v1}, 1, ""},
+		{[]string{"schema", "mode", "--url", url, "--set", "IMPORT"}, 1, ""},
+		{[]string{"schema", "mode", "--url", url, "--set", "IMPORT", "--force"}, 0, "IMPORT"},
+		{[]string{"schema", "mode", "--url", url, "--set", "BOGUS"}, 2, ""},
 		{[]string{"schema", "bogus"}, 2, ""},
 		{[]string{"schema"}, 2, "Usage"},
 	}

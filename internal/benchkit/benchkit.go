@@ -47,12 +47,23 @@ type Named interface{ Name() string }
 // PortOffsets fixes, per transport name, the offset from the base port at
 // which `bench serve` listens and `--remote` connects, so that server and
 // client agree on ports without talking first. Unknown names get 10+.
-var PortOffsets = map[string]int{"udp": 0, "tcp": 1, "raptor": 2, "kcp": 3, "quic": 4}
+var PortOffsets = map[string]int{"udp": 0, "tcp": 1, "raptor": 2, "kcp": 3, "quic": 4, "tcp-buffered": 6, "tcp+tls": 7}
 
-// Registry is an ordered set of transports selectable by name.
+// Registry is an ordered set of transports selectable by name, and what
+// else a command links in for its bench (the chart writer).
 type Registry struct {
 	list []Named
+	plot PlotFunc
 }
+
+// PlotFunc draws results into a PNG file at path (package
+// internal/benchkit/plot).
+type PlotFunc func(path, title string, rs []Result) error
+
+// SetPlotter lets --plot draw charts with f. Without one, --plot is refused:
+// the raptor binary links no chart writer (gonum/plot would triple its
+// size); bench/cmd/raptor-bench-all does.
+func (r *Registry) SetPlotter(f PlotFunc) { r.plot = f }
 
 // Add registers t; a later transport with the same name replaces it.
 func (r *Registry) Add(t Named) {
@@ -113,18 +124,27 @@ func (e *UnknownTransportError) Error() string {
 // The JSON form has exactly the fields tagged below; the others are for the
 // table and the chart.
 type Result struct {
-	Suite       string  `json:"suite"`
-	Transport   string  `json:"transport"`
-	Size        int     `json:"size"`
-	P50us       float64 `json:"p50_us"`
-	P90us       float64 `json:"p90_us"`
-	P99us       float64 `json:"p99_us"`
-	P999us      float64 `json:"p999_us"`
-	MaxUs       float64 `json:"max_us"`
-	MsgsPerS    float64 `json:"msgs_per_s"`
-	MBPerS      float64 `json:"mb_per_s"`
+	Suite     string  `json:"suite"`
+	Transport string  `json:"transport"`
+	Size      int     `json:"size"`
+	P50us     float64 `json:"p50_us"`
+	P90us     float64 `json:"p90_us"`
+	P99us     float64 `json:"p99_us"`
+	P999us    float64 `json:"p999_us"`
+	MaxUs     float64 `json:"max_us"`
+	MsgsPerS  float64 `json:"msgs_per_s"`
+	MBPerS    float64 `json:"mb_per_s"`
+	// CPUSPerMMsg is the process CPU time (both ends on loopback) in
+	// seconds per million messages received: microseconds per message.
 	CPUSPerMMsg float64 `json:"cpu_s_per_mmsg"`
 	LossPct     float64 `json:"loss_pct"`
+	// Duplicated is the number of messages received more than once (kafka:
+	// records consumed again with a sequence number already seen).
+	Duplicated int64 `json:"duplicated"`
+	// SyscallsPerMsg is the system calls of the whole process (both ends on
+	// loopback) per message received, counted by the kernel (see
+	// [SyscallCounter]); 0 when the kernel does not let this process count.
+	SyscallsPerMsg float64 `json:"syscalls_per_msg"`
 
 	// Sent is the number of messages the client sent (after warm-up).
 	Sent int64 `json:"-"`
@@ -160,11 +180,14 @@ const (
 )
 
 // Default returns the transports of the main module: raw udp (the floor),
-// tcp and, once built in, raptor.
+// tcp, tcp behind a write buffer, tcp with TLS 1.3 and, once built in,
+// raptor.
 func Default() *Registry {
 	r := &Registry{}
 	r.Add(UDP{})
 	r.Add(TCP{})
+	r.Add(TCPBuffered{})
+	r.Add(TCPTLS{})
 	for _, t := range builtin {
 		r.Add(t)
 	}

@@ -48,6 +48,8 @@ type Config struct {
 	MemProfile string   // pprof allocation profile, written at the end
 	Idle       IdleOptions
 	Verbose    bool // the transport's counters after each run
+
+	plot PlotFunc // the registry's chart writer
 }
 
 const usageText = `Usage: %s <rtt|throughput|kafka|idle|all|serve> [flags]
@@ -56,15 +58,16 @@ const usageText = `Usage: %s <rtt|throughput|kafka|idle|all|serve> [flags]
 Suites:
   rtt         ping-pong of one message at a time after warm-up: latency percentiles
   throughput  one-way stream for a fixed duration, one Write per message,
-              counted at the receiver: msgs/s, MB/s, CPU s per million messages
+              counted at the receiver: msgs/s, MB/s, CPU and system calls per message
   kafka       franz-go producer -> embedded broker -> consumer over the transport:
               end-to-end latency at --rate records/s, and records/s at full speed
   idle        --conns conns (sessions) left idle for --duration: CPU used meanwhile,
               live heap per conn
   all         rtt, throughput, kafka and idle in turn
   serve       run bench servers for a client elsewhere (--listen HOST:PORT; each
-              transport on PORT+offset: udp 0, tcp 1, raptor 2, kcp 3, quic 4; an
-              embedded Kafka broker over each stream transport on PORT+10+offset)
+              transport on PORT+offset: udp 0, tcp 1, raptor 2, kcp 3, quic 4,
+              tcp-buffered 6, tcp+tls 7; an embedded Kafka broker over each
+              stream transport on PORT+10+offset)
   report      Markdown tables (and charts, targets) from archives written by --save
 
 Flags:
@@ -134,9 +137,10 @@ func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Co
 		if *jsonOut {
 			cfg.Format = "json"
 		}
-		if cfg.Plot != "" && !strings.HasSuffix(strings.ToLower(cfg.Plot), ".png") {
-			return nil, &FlagError{Flag: "plot", Value: cfg.Plot, Reason: "the chart is a PNG: name the file *.png"}
+		if err := checkPlot(cfg.Plot, reg); err != nil {
+			return nil, err
 		}
+		cfg.plot = reg.plot
 		return cfg, nil
 	}
 	if fs.NArg() > 0 {
@@ -200,9 +204,10 @@ func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Co
 			return nil, &FlagError{Flag: "listen", Value: *listen, Reason: err.Error()}
 		}
 	}
-	if *plotFile != "" && !strings.HasSuffix(strings.ToLower(*plotFile), ".png") {
-		return nil, &FlagError{Flag: "plot", Value: *plotFile, Reason: "the chart is a PNG: name the file *.png"}
+	if err := checkPlot(*plotFile, reg); err != nil {
+		return nil, err
 	}
+	cfg.plot = reg.plot
 	w := *warmup
 	if w == 0 {
 		w = -1
@@ -226,6 +231,18 @@ func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Co
 	cfg.Idle = IdleOptions{Conns: *conns, Duration: *duration}
 	cfg.Verbose = *verbose
 	return cfg, nil
+}
+
+func checkPlot(file string, reg *Registry) error {
+	switch {
+	case file == "":
+		return nil
+	case reg.plot == nil:
+		return &FlagError{Flag: "plot", Value: file, Reason: "this binary draws no charts (raptor stays small for the edge): use raptor-bench-all of the bench/ module, as scripts/compare.sh does"}
+	case !strings.HasSuffix(strings.ToLower(file), ".png"):
+		return &FlagError{Flag: "plot", Value: file, Reason: "the chart is a PNG: name the file *.png"}
+	}
+	return nil
 }
 
 func splitList(s string) []string {
@@ -332,7 +349,7 @@ func Main(prog string, args []string, stdout, stderr io.Writer, reg *Registry) i
 		}
 	}
 	if cfg.Plot != "" && len(results) > 0 {
-		if err := WritePlot(cfg.Plot, cfg.Title, results); err != nil {
+		if err := cfg.plot(cfg.Plot, cfg.Title, results); err != nil {
 			fmt.Fprintln(stderr, err)
 			failed = true
 		}
@@ -401,7 +418,9 @@ func RunAll(ctx context.Context, cfg *Config, each func(Result), stderr io.Write
 					var rs []Result
 					rs, err = RunKafka(ctx, st, o)
 					for _, r := range rs {
-						add(r)
+						if err == nil || r.Sent > 0 { // a failed phase shows its counts, if it measured any
+							add(r)
+						}
 					}
 				}
 				if c, ok := t.(io.Closer); ok {
@@ -479,7 +498,7 @@ func report(cfg *Config, stdout, stderr io.Writer) int {
 		}
 	}
 	if cfg.Plot != "" {
-		if err := WritePlot(cfg.Plot, cfg.Title, all); err != nil {
+		if err := cfg.plot(cfg.Plot, cfg.Title, all); err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}

@@ -91,12 +91,13 @@ func RunIdle(ctx context.Context, t Transport, o IdleOptions) (Result, error) {
 		if _, err := c.Write(req); err != nil {
 			return res, fmt.Errorf("bench: %s idle: write %d: %w", t.Name(), i+1, err)
 		}
+		res.Sent++
 		if _, err := io.ReadFull(c, resp); err != nil {
 			return res, fmt.Errorf("bench: %s idle: read %d: %w", t.Name(), i+1, err)
 		}
+		res.Received++
 		c.SetDeadline(time.Time{})
 	}
-	res.Sent, res.Received = int64(o.Conns), int64(o.Conns)
 	// Let handshakes, delayed ACKs and flush timers settle first.
 	settle := time.NewTimer(200 * time.Millisecond)
 	select {

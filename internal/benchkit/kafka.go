@@ -62,15 +62,12 @@ func RunKafka(ctx context.Context, t Transport, o Options) ([]Result, error) {
 	common := []kgo.Opt{kgo.SeedBrokers(seeds...), dial, kgo.RetryTimeout(10 * time.Second)}
 	var out []Result
 	r, err := kafkaPhase(ctx, t.Name(), "rate", common, o, false)
+	out = append(out, r) // also when it failed: its counts say how
 	if err != nil {
 		return out, err
 	}
-	out = append(out, r)
 	r, err = kafkaPhase(ctx, t.Name(), "max", common, o, true)
-	if err != nil {
-		return out, err
-	}
-	return append(out, r), nil
+	return append(out, r), err
 }
 
 // KafkaPortOffset is added to a transport's port offset for the embedded
@@ -170,60 +167,80 @@ func kafkaPhase(ctx context.Context, name, phase string, common []kgo.Opt, o Opt
 	base := time.Now()
 	h := newHist()
 	var (
-		produced, failed atomic.Int64
-		prodDone         atomic.Bool
-		firstErr         error
-		errOnce          sync.Once
-		received, seen   int64
-		firstSent        time.Duration // since base
-		lastRecv         time.Duration
+		produced  atomic.Int64
+		failed    atomic.Int64
+		prodDone  atomic.Bool
+		firstErr  error
+		errOnce   sync.Once
+		firstSent time.Duration // since base
+		lastRecv  time.Duration
+		measured  int64 // records past the warm-up consumed, first arrivals only
+		lastMove  = time.Now()
 	)
 	warm := int64(o.Warmup)
 	if full {
 		warm = 0
 	}
+	limit := o.MaxMessages
+	if !full {
+		limit = o.Warmup + o.Count
+	}
+	count := NewSeqCount(limit + 1)
+	poll := func(pctx context.Context) {
+		fs := cons.PollFetches(pctx)
+		now := time.Since(base)
+		fs.EachRecord(func(r *kgo.Record) {
+			if len(r.Value) < 16 {
+				count.Add(^uint64(0)) // not one of ours: foreign
+				return
+			}
+			sent := time.Duration(binary.BigEndian.Uint64(r.Value))
+			seq := binary.BigEndian.Uint64(r.Value[8:])
+			if !count.Add(seq) || int64(seq) < warm {
+				return // a duplicate (counted), or warm-up
+			}
+			h.RecordValue(int64(max(now-sent, 1)))
+			// The rate is measured from the first measured record's
+			// production to the last one's consumption, so that a
+			// stalled transport that delivers in one burst at the end
+			// shows the rate it really sustained.
+			if measured == 0 || sent < firstSent {
+				firstSent = sent
+			}
+			lastRecv = now
+			measured++
+			lastMove = time.Now()
+		})
+	}
+	// Done when every record acknowledged to the producer has arrived (a
+	// record whose produce failed may or may not be in the log).
+	done := func() bool {
+		return prodDone.Load() && count.Unique() >= produced.Load()-failed.Load()
+	}
+	stalled := func() bool { return prodDone.Load() && time.Since(lastMove) > o.Stall }
 	consDone := make(chan struct{})
 	go func() {
 		defer close(consDone)
-		for ctx.Err() == nil {
-			if prodDone.Load() && seen >= produced.Load()-failed.Load() {
-				return
-			}
-			pctx, pcancel := context.WithTimeout(ctx, 200*time.Millisecond)
-			fs := cons.PollFetches(pctx)
-			pcancel()
-			now := time.Since(base)
-			fs.EachRecord(func(r *kgo.Record) {
-				if len(r.Value) < 16 {
-					return
-				}
-				sent := time.Duration(binary.BigEndian.Uint64(r.Value))
-				seq := int64(binary.BigEndian.Uint64(r.Value[8:]))
-				seen++
-				if seq < warm {
-					return
-				}
-				h.RecordValue(int64(max(now-sent, 1)))
-				// The rate is measured from the first measured record's
-				// production to the last one's consumption, so that a
-				// stalled transport that delivers in one burst at the end
-				// shows the rate it really sustained.
-				if received == 0 || sent < firstSent {
-					firstSent = sent
-				}
-				lastRecv = now
-				received++
-			})
-		}
+		ConsumeUntil(ctx, poll, done, stalled, DrainGrace)
 	}()
 
 	bar := startProgress(o.Progress, fmt.Sprintf("%s %s %dB", res.Suite, name, o.Size), 1)
 	before := sampleCost()
-	promise := func(_ *kgo.Record, err error) {
+	promise := func(r *kgo.Record, err error) {
 		if err != nil {
+			count.Failed(binary.BigEndian.Uint64(r.Value[8:]))
 			failed.Add(1)
 			errOnce.Do(func() { firstErr = err })
 		}
+	}
+	produce := func(i int64) {
+		v := make([]byte, o.Size)
+		binary.BigEndian.PutUint64(v, uint64(time.Since(base)))
+		binary.BigEndian.PutUint64(v[8:], uint64(i))
+		if o.faults != nil && i == o.faults.drop {
+			return // injected loss: counted as produced, never sent
+		}
+		prod.Produce(ctx, &kgo.Record{Topic: topic, Value: v}, promise)
 	}
 	stop := time.Now().Add(o.Duration)
 	interval := time.Second / time.Duration(o.Rate)
@@ -246,11 +263,11 @@ func kafkaPhase(ctx context.Context, name, phase string, common []kgo.Opt, o Opt
 			}
 			bar.set(float64(i) / float64(total))
 		}
-		v := make([]byte, o.Size)
-		binary.BigEndian.PutUint64(v, uint64(time.Since(base)))
-		binary.BigEndian.PutUint64(v[8:], uint64(i))
 		produced.Add(1)
-		prod.Produce(ctx, &kgo.Record{Topic: topic, Value: v}, promise)
+		produce(i)
+	}
+	if o.faults != nil && o.faults.dup >= 0 && o.faults.dup < produced.Load() {
+		produce(o.faults.dup) // injected duplicate, after the last record
 	}
 	prod.Flush(ctx)
 	prodDone.Store(true)
@@ -258,23 +275,52 @@ func kafkaPhase(ctx context.Context, name, phase string, common []kgo.Opt, o Opt
 	bar.stop()
 	after := sampleCost()
 
-	res.Sent = produced.Load() - warm
-	res.Received = received
+	n := produced.Load()
+	res.Sent = n - warm
+	res.Received = measured
+	res.Duplicated = count.Duplicated()
+	lost := count.Lost(uint64(warm), uint64(n))
 	res.Elapsed = lastRecv - firstSent
-	if firstErr != nil && received == 0 {
+	if firstErr != nil && measured == 0 {
 		return res, fmt.Errorf("bench: %s kafka produce: %w", name, firstErr)
 	}
 	res.setCost(before, after)
 	res.setPercentiles(h)
 	if res.Sent > 0 {
-		res.LossPct = 100 * float64(max(res.Sent-res.Received, 0)) / float64(res.Sent)
+		res.LossPct = 100 * float64(lost) / float64(res.Sent)
 	}
 	if res.Elapsed > 0 {
 		res.MsgsPerS = float64(res.Received) / res.Elapsed.Seconds()
 		res.MBPerS = res.MsgsPerS * float64(o.Size) / 1e6
 	}
-	if ctx.Err() != nil && received < res.Sent {
-		return res, fmt.Errorf("bench: %s kafka %s: consumed %d of %d records before the %v bound", name, res.Suite, received, res.Sent, phaseTimeout)
+	if lost > 0 || res.Duplicated > 0 || count.Foreign() > 0 {
+		return res, &CountError{Suite: res.Suite, Transport: name, Produced: res.Sent, Unique: count.UniqueIn(uint64(warm), uint64(n)),
+			Lost: lost, Duplicated: res.Duplicated, Foreign: count.Foreign(), Failed: failed.Load(), TimedOut: ctx.Err() != nil, Bound: phaseTimeout}
 	}
 	return res, nil
+}
+
+// CountError reports a Kafka run whose consumer did not see every
+// acknowledged record exactly once.
+type CountError struct {
+	Suite, Transport string
+	// Produced is the number of measured records produced, Unique how many
+	// distinct ones of them were consumed.
+	Produced, Unique int64
+	// Lost were acknowledged and never consumed; Duplicated consumed more
+	// than once; Foreign consumed without being produced by this run;
+	// Failed produced with an error (not counted as lost).
+	Lost, Duplicated, Foreign, Failed int64
+	// TimedOut is set when the phase reached its time bound Bound.
+	TimedOut bool
+	Bound    time.Duration
+}
+
+func (e *CountError) Error() string {
+	s := fmt.Sprintf("bench: %s kafka %s: %d records produced, %d consumed once, %d lost, %d duplicated, %d foreign, %d produce errors",
+		e.Transport, e.Suite, e.Produced, e.Unique, e.Lost, e.Duplicated, e.Foreign, e.Failed)
+	if e.TimedOut {
+		s += fmt.Sprintf(" (stopped by the %v bound)", e.Bound)
+	}
+	return s
 }

@@ -76,7 +76,7 @@ func WriteJSON(w io.Writer, rs []Result) error {
 
 // tableHeader names the columns of WriteTable and WriteMarkdown.
 var tableHeader = []string{"suite", "transport", "size", "n", "p50 µs", "p90 µs", "p99 µs", "p99.9 µs", "max µs",
-	"msgs/s", "MB/s", "CPU s/Mmsg", "allocs/msg", "GCs", "loss %"}
+	"msgs/s", "MB/s", "CPU µs/msg", "syscalls/msg", "allocs/msg", "GCs", "loss %", "dup"}
 
 // cells formats one result as the columns of tableHeader (fields that do not
 // apply to its suite show "-").
@@ -95,9 +95,13 @@ func cells(r Result) []string {
 	if r.MBPerS > 0 {
 		mb = fmtNum(r.MBPerS)
 	}
+	sys := "-" // not counted (see ProcessSyscalls)
+	if r.SyscallsPerMsg > 0 {
+		sys = fmtNum(r.SyscallsPerMsg)
+	}
 	return []string{r.Suite, r.Transport, size, fmt.Sprint(r.Received),
 		lat(r.P50us), lat(r.P90us), lat(r.P99us), lat(r.P999us), lat(r.MaxUs),
-		fmtNum(r.MsgsPerS), mb, fmtNum(r.CPUSPerMMsg), fmtNum(r.AllocsPerMsg), fmt.Sprint(r.GCs), fmt.Sprintf("%.2f", r.LossPct)}
+		fmtNum(r.MsgsPerS), mb, fmtNum(r.CPUSPerMMsg), sys, fmtNum(r.AllocsPerMsg), fmt.Sprint(r.GCs), fmt.Sprintf("%.2f", r.LossPct), fmt.Sprint(r.Duplicated)}
 }
 
 // WriteTable writes results as an aligned table (fields that do not apply to
@@ -114,6 +118,10 @@ func WriteTable(w io.Writer, rs []Result) error {
 	}
 	return tw.Flush()
 }
+
+// FormatNum prints v with about three significant digits, as every table
+// and chart of the bench does.
+func FormatNum(v float64) string { return fmtNum(v) }
 
 // fmtNum prints v with about three significant digits.
 func fmtNum(v float64) string {
@@ -132,7 +140,7 @@ func fmtNum(v float64) string {
 // WriteMarkdown writes results as a Markdown table.
 func WriteMarkdown(w io.Writer, rs []Result) {
 	fmt.Fprintln(w, "| "+strings.Join(tableHeader, " | ")+" |")
-	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	fmt.Fprintln(w, "|---|---|"+strings.Repeat("--:|", len(tableHeader)-2))
 	for _, r := range rs {
 		if r.Suite == SuiteIdle {
 			continue // WriteIdleMarkdown

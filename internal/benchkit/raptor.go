@@ -3,19 +3,18 @@ package benchkit
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 
-	"github.com/raptormq/raptor/compat/kafka"
 	"github.com/raptormq/raptor/reliable"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func init() { builtin = append(builtin, &Raptor{}) }
 
 // Raptor is the Raptor transport (package reliable) over kernel UDP with its
-// default Config: one session per remote address, one stream per Dial.
+// default Config: one session per remote address, one stream per Dial. Its
+// Kafka suite runs kfake on a reliable.Listener; compat/kafka/kafkabench
+// runs it through compat/kafka's broker and dialer instead.
 type Raptor struct {
 	// Config applies to both the listener and the dialer; nil means defaults.
 	Config *reliable.Config
@@ -89,22 +88,3 @@ func (r *Raptor) Close() error {
 // Fresh returns a Raptor transport with the same Config and a dialer of its
 // own, so that its conns ride a session of their own.
 func (r *Raptor) Fresh() Transport { return &Raptor{Config: r.Config} }
-
-// KafkaBroker starts compat/kafka's embedded broker (TCP and Raptor on one
-// port number) on addr, with one partition per topic: Kafka over Raptor the
-// way users run it.
-func (r *Raptor) KafkaBroker(ctx context.Context, addr string) (Server, error) {
-	return kafka.NewBroker(kafka.BrokerConfig{Addr: addr, Partitions: 1})
-}
-
-// KafkaDialer returns compat/kafka's dialer (broker host:port → raptor://
-// on the same port) as a franz-go option.
-func (r *Raptor) KafkaDialer() (kgo.Opt, io.Closer, error) {
-	d, err := kafka.NewDialer()
-	if err != nil {
-		return nil, nil, err
-	}
-	return d.Opt(), d, nil
-}
-
-var _ KafkaStack = (*Raptor)(nil)

@@ -119,7 +119,7 @@ func WriteTargets(w io.Writer, rs []Result, lossy1, lossy5 string) {
 	}{{64, "tcp", "≥ 3×", 3}, {64, "quic", "≥ 2×", 2}, {1024, "tcp", "≥ 0.5×", 0.5}, {1024, "quic", "≥ 3×", 3}} {
 		r, _ := find(rs, SuiteThroughput, "raptor", c.size, "")
 		p, _ := find(rs, SuiteThroughput, c.peer, c.size, "")
-		ratio(fmt.Sprintf("throughput %d B, raptor ÷ %s (%s ÷ %s msgs/s; CPU s/Mmsg %s vs %s)", c.size, c.peer,
+		ratio(fmt.Sprintf("throughput %d B, raptor ÷ %s (%s ÷ %s msgs/s; CPU µs/msg %s vs %s)", c.size, c.peer,
 			fmtNum(r.MsgsPerS), fmtNum(p.MsgsPerS), fmtNum(r.CPUSPerMMsg), fmtNum(p.CPUSPerMMsg)), r.MsgsPerS, p.MsgsPerS, c.want, ge(c.atLeast))
 	}
 	abs := func(desc string, v float64, limitUs float64) {

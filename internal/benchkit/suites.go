@@ -45,10 +45,21 @@ type Options struct {
 	// Remote is the address of a `bench serve` server; empty starts a
 	// server in this process on loopback.
 	Remote string
+	// Stall is how long the kafka consumer waits for a missing record once
+	// the producer is done, before it reports the record lost (default 5s).
+	Stall time.Duration
 	// Progress, when not nil, receives a progress bar for runs longer than
 	// a second.
 	Progress io.Writer
+
+	faults *kafkaFaults // tests only: records the kafka producer loses or repeats
 }
+
+// kafkaFaults injects faults into the kafka producer of a test, so that the
+// tests see the counting report them: record drop is counted as produced and
+// never sent; record dup is produced once more after the last one. -1 is
+// none.
+type kafkaFaults struct{ drop, dup int64 }
 
 func (o Options) withDefaults() Options {
 	if o.Size == 0 {
@@ -76,6 +87,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.LossTimeout == 0 {
 		o.LossTimeout = 200 * time.Millisecond
+	}
+	if o.Stall == 0 {
+		o.Stall = 5 * time.Second
 	}
 	return o
 }
@@ -136,11 +150,13 @@ func RemoteAddr(base, name string) (string, error) {
 	return net.JoinHostPort(host, fmt.Sprint(p+off)), nil
 }
 
-// cost samples process CPU time and GC cycles around a measurement.
+// cost samples process CPU time, system calls and GC cycles around a
+// measurement.
 type cost struct {
-	cpu    time.Duration
-	gcs    uint64
-	allocs uint64 // heap objects allocated, cumulative
+	cpu      time.Duration
+	gcs      uint64
+	allocs   uint64 // heap objects allocated, cumulative
+	syscalls uint64 // cumulative; 0 without a counter
 }
 
 var costSamples = []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/gc/heap/allocs:objects"}}
@@ -158,7 +174,11 @@ func sampleCost() cost {
 		}
 		return 0
 	}
-	return cost{cpu: cpu, gcs: u(0), allocs: u(1)}
+	c := cost{cpu: cpu, gcs: u(0), allocs: u(1)}
+	if sc, err := ProcessSyscalls(); err == nil {
+		c.syscalls = sc.Count()
+	}
+	return c
 }
 
 func (r *Result) setCost(before, after cost) {
@@ -166,6 +186,7 @@ func (r *Result) setCost(before, after cost) {
 	if r.Received > 0 {
 		r.CPUSPerMMsg = (after.cpu - before.cpu).Seconds() / (float64(r.Received) / 1e6)
 		r.AllocsPerMsg = float64(after.allocs-before.allocs) / float64(r.Received)
+		r.SyscallsPerMsg = float64(after.syscalls-before.syscalls) / float64(r.Received)
 	}
 }
 

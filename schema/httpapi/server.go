@@ -16,8 +16,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,8 +28,17 @@ import (
 	"github.com/raptormq/raptor/schema/registry"
 )
 
-// ContentType is the media type of every response body.
+// ContentType is the preferred media type of response bodies.
 const ContentType = "application/vnd.schemaregistry.v1+json"
+
+// produces lists the media types of response bodies, preferred first, as
+// Confluent's registry offers them: a request whose Accept header admits
+// none of them is answered 406.
+var produces = []string{ContentType, "application/vnd.schemaregistry+json", "application/json"}
+
+// consumes lists the media types accepted for request bodies (octet-stream
+// is what clients that send no type get); any other is answered 415.
+var consumes = []string{ContentType, "application/vnd.schemaregistry+json", "application/json", "application/octet-stream"}
 
 // MaxBodySize bounds request bodies: a schema is at most schema.MaxSchemaSize,
 // and JSON escaping can double it.
@@ -80,6 +91,7 @@ func New(cfg Config) (*Server, error) {
 	m.HandleFunc("POST /subjects/{subject}/versions", s.write(s.register))
 	m.HandleFunc("GET /subjects/{subject}/versions/{version}", s.version)
 	m.HandleFunc("GET /subjects/{subject}/versions/{version}/schema", s.versionSchema)
+	m.HandleFunc("GET /subjects/{subject}/versions/{version}/referencedby", s.referencedBy)
 	m.HandleFunc("DELETE /subjects/{subject}/versions/{version}", s.write(s.deleteVersion))
 	m.HandleFunc("POST /subjects/{subject}", s.lookup)
 	m.HandleFunc("DELETE /subjects/{subject}", s.write(s.deleteSubject))
@@ -97,6 +109,13 @@ func New(cfg Config) (*Server, error) {
 	m.HandleFunc("DELETE /config/{subject}", s.write(s.deleteConfig))
 	m.HandleFunc("POST /compatibility/subjects/{subject}/versions/{version}", s.compatibility)
 	m.HandleFunc("POST /compatibility/subjects/{subject}/versions", s.compatibility)
+	m.HandleFunc("GET /mode", s.getMode)
+	m.HandleFunc("PUT /mode", s.write(s.putMode))
+	m.HandleFunc("DELETE /mode", s.write(s.deleteMode))
+	m.HandleFunc("GET /mode/{subject}", s.getMode)
+	m.HandleFunc("PUT /mode/{subject}", s.write(s.putMode))
+	m.HandleFunc("DELETE /mode/{subject}", s.write(s.deleteMode))
+	m.HandleFunc("GET /contexts", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, []string{"."}) })
 	s.mux = m
 	return s, nil
 }
@@ -116,6 +135,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &registry.Error{Code: http.StatusNotFound, Message: "HTTP 404 Not Found: " + r.URL.Path})
 		return
 	}
+	mt, ok := negotiate(r.Header.Values("Accept"))
+	if !ok {
+		writeError(w, &registry.Error{Code: http.StatusNotAcceptable, Message: "HTTP 406 Not Acceptable: this registry answers " + strings.Join(produces, ", ")})
+		return
+	}
+	if r.Method == http.MethodPost || r.Method == http.MethodPut {
+		if ct := r.Header.Get("Content-Type"); !consumable(ct) {
+			writeError(w, &registry.Error{Code: http.StatusUnsupportedMediaType, Message: fmt.Sprintf("HTTP 415 Unsupported Media Type: %q (send %s)", ct, ContentType)})
+			return
+		}
+	}
+	w.Header().Set("Content-Type", mt)
 	sw := &statusWriter{ResponseWriter: w}
 	s.mux.ServeHTTP(sw, r)
 	if sw.status >= 500 {
@@ -135,13 +166,78 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
+// negotiate picks the response media type for the Accept headers: the
+// produced type with the highest quality, the preferred one on ties. No
+// header, or an empty one, means any type.
+func negotiate(accepts []string) (string, bool) {
+	var ranges []string
+	for _, a := range accepts {
+		for _, part := range strings.Split(a, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				ranges = append(ranges, part)
+			}
+		}
+	}
+	if len(ranges) == 0 {
+		return ContentType, true
+	}
+	best, bestQ := "", 0.0
+	for _, p := range produces {
+		q := 0.0
+		for _, rng := range ranges {
+			mt, params, err := mime.ParseMediaType(rng)
+			if err != nil {
+				continue
+			}
+			if rq, ok := quality(params); ok && mediaMatch(mt, p) {
+				q = max(q, rq)
+			}
+		}
+		if q > bestQ {
+			best, bestQ = p, q
+		}
+	}
+	return best, bestQ > 0
+}
+
+func quality(params map[string]string) (float64, bool) {
+	v, ok := params["q"]
+	if !ok {
+		return 1, true
+	}
+	q, err := strconv.ParseFloat(v, 64)
+	return q, err == nil && q >= 0 && q <= 1
+}
+
+// mediaMatch reports whether media range rng (type/subtype, either may be *)
+// admits media type mt.
+func mediaMatch(rng, mt string) bool {
+	if rng == "*/*" || rng == "*" || rng == mt {
+		return true
+	}
+	rt, rs, _ := strings.Cut(rng, "/")
+	mtt, _, _ := strings.Cut(mt, "/")
+	return rs == "*" && rt == mtt
+}
+
+// consumable reports whether a request body of Content-Type ct is read.
+func consumable(ct string) bool {
+	if ct == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && slices.Contains(consumes, mt)
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		status = http.StatusInternalServerError
 		b = []byte(`{"error_code":500,"message":"cannot encode response"}`)
 	}
-	w.Header().Set("Content-Type", ContentType)
+	if w.Header().Get("Content-Type") == "" {
+		w.Header().Set("Content-Type", ContentType)
+	}
 	w.WriteHeader(status)
 	w.Write(b)
 }
@@ -179,25 +275,25 @@ func decodeBody(w http.ResponseWriter, r *http.Request, into any) error {
 
 // schemaRequest is the body of register, lookup and compatibility requests.
 type schemaRequest struct {
-	Schema     string            `json:"schema"`
-	SchemaType string            `json:"schemaType"`
-	References []json.RawMessage `json:"references"`
-	ID         int               `json:"id"`
-	Version    int               `json:"version"`
+	Schema     string               `json:"schema"`
+	SchemaType string               `json:"schemaType"`
+	References []registry.Reference `json:"references"`
+	ID         int                  `json:"id"`
+	Version    int                  `json:"version"`
 }
 
-func readSchemaRequest(w http.ResponseWriter, r *http.Request) (schemaRequest, error) {
+// readSchemaRequest reads the body; ?normalize=true asks for the normalised
+// form to be stored and compared.
+func readSchemaRequest(w http.ResponseWriter, r *http.Request) (registry.Request, error) {
 	var req schemaRequest
 	if err := decodeBody(w, r, &req); err != nil {
-		return req, err
+		return registry.Request{}, err
 	}
-	if len(req.References) > 0 {
-		return req, &registry.Error{Code: registry.CodeInvalidSchema, Message: "Invalid schema: schema references are not supported by this registry"}
+	if req.Schema == "" {
+		return registry.Request{}, &registry.Error{Code: registry.CodeInvalidSchema, Message: "Invalid schema: the request has no \"schema\""}
 	}
-	if req.ID > 0 || req.Version > 0 {
-		return req, &registry.Error{Code: registry.CodeOperationNotPermitted, Message: fmt.Sprintf("Registering with an explicit id (%d) or version (%d) needs IMPORT mode, which this registry does not support", req.ID, req.Version)}
-	}
-	return req, nil
+	return registry.Request{Type: req.SchemaType, Text: req.Schema, References: req.References,
+		ID: req.ID, Version: req.Version, Normalize: flag(r, "normalize")}, nil
 }
 
 func pathID(r *http.Request) (int, error) {
@@ -258,7 +354,6 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	w.Header().Set("Content-Type", ContentType)
 	w.WriteHeader(resp.StatusCode)
 	w.Write(out)
 }
@@ -302,7 +397,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	sv, err := s.reg.Register(r.Context(), r.PathValue("subject"), req.SchemaType, req.Schema)
+	sv, err := s.reg.RegisterSchema(r.Context(), r.PathValue("subject"), req)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -331,9 +426,20 @@ func (s *Server) version(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) versionSchema(w http.ResponseWriter, r *http.Request) {
 	if sv, ok := s.findVersion(w, r); ok {
-		w.Header().Set("Content-Type", ContentType)
 		io.WriteString(w, sv.Schema)
 	}
+}
+
+func (s *Server) referencedBy(w http.ResponseWriter, r *http.Request) {
+	v, err := registry.ParseVersion(r.PathValue("version"))
+	if err == nil {
+		var ids []int
+		if ids, err = s.reg.ReferencedBy(r.PathValue("subject"), v); err == nil {
+			writeJSON(w, http.StatusOK, ids)
+			return
+		}
+	}
+	writeError(w, err)
 }
 
 func (s *Server) deleteVersion(w http.ResponseWriter, r *http.Request) {
@@ -356,7 +462,7 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	sv, err := s.reg.Lookup(r.PathValue("subject"), req.SchemaType, req.Schema, flag(r, "deleted"))
+	sv, err := s.reg.LookupSchema(r.PathValue("subject"), req, flag(r, "deleted"))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -398,19 +504,15 @@ func (s *Server) allSchemas(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) types(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, []string{"AVRO"})
-}
-
-type schemaResponse struct {
-	Schema string `json:"schema"`
+	writeJSON(w, http.StatusOK, registry.SchemaTypes())
 }
 
 func (s *Server) schemaByID(w http.ResponseWriter, r *http.Request) {
 	id, err := pathID(r)
 	if err == nil {
-		var text string
-		if text, err = s.reg.SchemaByID(id); err == nil {
-			writeJSON(w, http.StatusOK, schemaResponse{Schema: text})
+		var info registry.IDSchema
+		if info, err = s.reg.SchemaInfoByID(id); err == nil {
+			writeJSON(w, http.StatusOK, info)
 			return
 		}
 	}
@@ -422,7 +524,6 @@ func (s *Server) rawSchemaByID(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		var text string
 		if text, err = s.reg.SchemaByID(id); err == nil {
-			w.Header().Set("Content-Type", ContentType)
 			io.WriteString(w, text)
 			return
 		}
@@ -545,7 +646,7 @@ func (s *Server) compatibility(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	ok, msgs, err := s.reg.CheckCompatibility(r.PathValue("subject"), version, req.SchemaType, req.Schema)
+	ok, msgs, err := s.reg.Check(r.PathValue("subject"), version, req)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -558,4 +659,44 @@ func (s *Server) compatibility(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+type modeBody struct {
+	Mode string `json:"mode"`
+}
+
+func (s *Server) getMode(w http.ResponseWriter, r *http.Request) {
+	subject := r.PathValue("subject")
+	mode, configured := s.reg.ModeOf(subject)
+	if !configured && !flag(r, "defaultToGlobal") {
+		writeError(w, registry.ErrModeNotConfigured(subject))
+		return
+	}
+	writeJSON(w, http.StatusOK, modeBody{Mode: string(mode)})
+}
+
+func (s *Server) putMode(w http.ResponseWriter, r *http.Request) {
+	var req modeBody
+	if err := decodeBody(w, r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	mode, err := registry.ParseMode(req.Mode)
+	if err == nil {
+		err = s.reg.SetMode(r.Context(), r.PathValue("subject"), mode, flag(r, "force"))
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, modeBody{Mode: string(mode)})
+}
+
+func (s *Server) deleteMode(w http.ResponseWriter, r *http.Request) {
+	prev, err := s.reg.DeleteMode(r.Context(), r.PathValue("subject"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, modeBody{Mode: string(prev)})
 }

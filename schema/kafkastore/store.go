@@ -3,9 +3,15 @@
 // registry instances serve the same schemas. Every instance consumes the
 // whole topic and answers reads from its own copy; only the instance
 // configured as primary writes (the others forward writes to it over HTTP,
-// see schema/httpapi). Keys are JSON ({"keytype":"SCHEMA","subject":..,
-// "version":..}), values JSON, and a deletion is a tombstone, so topic
-// compaction keeps exactly the live state.
+// see schema/httpapi).
+//
+// The records are the Confluent Schema Registry's own: JSON keys
+// ({"keytype":"SCHEMA","subject":..,"version":..,"magic":1}, CONFIG, MODE,
+// NOOP, DELETE_SUBJECT, ...) written byte for byte as Confluent's registry
+// writes them, JSON values, and a tombstone for a hard delete, so topic
+// compaction keeps exactly the live state and a Raptor registry can take
+// over a topic written by Confluent's (docs/SCHEMA.md, "Storage"). A record
+// whose key is not a registry key is logged and skipped.
 package kafkastore
 
 import (
@@ -59,6 +65,9 @@ type Store struct {
 	applied int64         // next offset to apply
 	moved   chan struct{} // closed and replaced whenever applied advances
 	pollErr error
+	ours    int64  // records read that are registry records
+	foreign int64  // records read that are not
+	first   string // the first foreign record, for the error
 
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -105,7 +114,9 @@ func (s *Store) ensureTopic(ctx context.Context) error {
 }
 
 // Start creates the topic if needed, replays it to its current end, and then
-// keeps applying new records in a background goroutine until Close.
+// keeps applying new records in a background goroutine until Close. A topic
+// holding records of which none is a schema registry record is refused
+// (*ForeignTopicError): it is some other topic.
 func (s *Store) Start(ctx context.Context, apply func(registry.Record)) error {
 	if err := s.ensureTopic(ctx); err != nil {
 		return err
@@ -114,7 +125,31 @@ func (s *Store) Start(ctx context.Context, apply func(registry.Record)) error {
 	s.cancel = cancel
 	s.done = make(chan struct{})
 	go s.poll(pctx, apply)
-	return s.Sync(ctx)
+	if err := s.Sync(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.foreign > 0 && s.ours == 0 {
+		return &ForeignTopicError{Topic: s.topic, Records: s.foreign, First: s.first}
+	}
+	return nil
+}
+
+// ForeignTopicError reports a topic whose records are not a schema
+// registry's (neither Raptor's nor Confluent's).
+type ForeignTopicError struct {
+	// Topic is the topic name.
+	Topic string
+	// Records is how many records were read.
+	Records int64
+	// First describes the first of them.
+	First string
+}
+
+// Error implements error.
+func (e *ForeignTopicError) Error() string {
+	return fmt.Sprintf("kafkastore: topic %q holds %d records and none is a schema registry record (first at %s): refusing to use it as the registry's store", e.Topic, e.Records, e.First)
 }
 
 func (s *Store) poll(ctx context.Context, apply func(registry.Record)) {
@@ -130,8 +165,17 @@ func (s *Store) poll(ctx context.Context, apply func(registry.Record)) {
 		var last int64 = -1
 		fetches.EachRecord(func(r *kgo.Record) {
 			key, err := registry.DecodeKey(r.Key)
+			s.mu.Lock()
 			if err != nil {
-				s.log.Warn("kafkastore: skipping record with bad key", "offset", r.Offset, "error", err)
+				if s.foreign++; s.foreign == 1 {
+					s.first = fmt.Sprintf("offset %d: %v", r.Offset, err)
+				}
+			} else {
+				s.ours++
+			}
+			s.mu.Unlock()
+			if err != nil {
+				s.log.Warn("kafkastore: skipping a record that is not a schema registry record", "topic", s.topic, "offset", r.Offset, "error", err)
 			} else {
 				apply(registry.Record{Key: key, Value: r.Value})
 			}

@@ -2,12 +2,16 @@ package kafkastore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http/httptest"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/raptormq/raptor/schema"
@@ -111,5 +115,197 @@ func TestSharedTopic(t *testing.T) {
 	}
 	if text, err := fresh.SchemaByID(id1); err != nil || text == "" {
 		t.Fatalf("fresh instance id %d: %v", id1, err)
+	}
+}
+
+// TestModeDurable: modes written through one instance are read back by a
+// fresh instance replaying the topic.
+func TestModeDurable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	brokers := cluster.ListenAddrs()
+	reg := open(t, ctx, brokers, true)
+	if _, err := reg.Register(ctx, "s", "", v1); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.SetMode(ctx, "", registry.ReadOnly, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.SetMode(ctx, "s", registry.Import, true); err != nil {
+		t.Fatal(err)
+	}
+	reg.Close()
+	fresh := open(t, ctx, brokers, true)
+	if m, ok := fresh.ModeOf(""); m != registry.ReadOnly || !ok {
+		t.Fatalf("global mode after restart: %s", m)
+	}
+	if m, ok := fresh.ModeOf("s"); m != registry.Import || !ok {
+		t.Fatalf("subject mode after restart: %s %v", m, ok)
+	}
+	if sv, err := fresh.RegisterSchema(ctx, "s", registry.Request{Text: v2, ID: 40, Version: 9}); err != nil || sv.ID != 40 || sv.Version != 9 {
+		t.Fatalf("import after restart: %+v %v", sv, err)
+	}
+	if _, err := fresh.DeleteMode(ctx, "s"); err != nil {
+		t.Fatal(err)
+	}
+	fresh.Close()
+	again := open(t, ctx, brokers, false)
+	if m, ok := again.ModeOf("s"); m != registry.ReadOnly || ok {
+		t.Fatalf("deleted subject mode after restart: %s %v", m, ok)
+	}
+}
+
+// TestConfluentTopic: records as Confluent's registry writes them on
+// _schemas (NOOP, SCHEMA with magic 1, CONFIG and MODE with a null subject
+// for the global entry, DELETE_SUBJECT) are taken over; Raptor's own writes
+// use the same keys, so compaction collapses them.
+func TestConfluentTopic(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, DefaultTopic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	brokers := cluster.ListenAddrs()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(DefaultTopic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	quoted := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	confluent := []struct{ k, v string }{
+		{`{"keytype":"NOOP","magic":0}`, ""},
+		{`{"keytype":"SCHEMA","subject":"orders-value","version":1,"magic":1}`, `{"subject":"orders-value","version":1,"id":1,"schema":` + quoted(v1) + `,"references":[],"deleted":false}`},
+		{`{"keytype":"SCHEMA","subject":"orders-value","version":2,"magic":1}`, `{"subject":"orders-value","version":2,"id":2,"schema":` + quoted(v2) + `,"deleted":false}`},
+		{`{"keytype":"SCHEMA","subject":"old-value","version":1,"magic":1}`, `{"subject":"old-value","version":1,"id":1,"schema":` + quoted(v1) + `,"deleted":false}`},
+		{`{"keytype":"CONFIG","subject":null,"magic":0}`, `{"compatibilityLevel":"FULL"}`},
+		{`{"keytype":"CONFIG","subject":"orders-value","magic":0}`, `{"compatibilityLevel":"NONE"}`},
+		{`{"keytype":"MODE","subject":null,"magic":0}`, `{"mode":"READWRITE"}`},
+		{`{"keytype":"MODE","subject":"orders-value","magic":0}`, `{"mode":"READONLY"}`},
+		{`{"keytype":"DELETE_SUBJECT","subject":"old-value","magic":0}`, `{"subject":"old-value","version":1}`},
+		{`{"keytype":"NOOP","magic":0}`, ""},
+	}
+	for _, r := range confluent {
+		rec := &kgo.Record{Key: []byte(r.k)}
+		if r.v != "" {
+			rec.Value = []byte(r.v)
+		}
+		if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg := open(t, ctx, brokers, true)
+	if n := reg.MalformedRecords(); n != 0 {
+		t.Fatalf("%d Confluent records skipped as malformed", n)
+	}
+	if vs, err := reg.Versions("orders-value", false); err != nil || len(vs) != 2 {
+		t.Fatalf("versions %v %v", vs, err)
+	}
+	if got, err := reg.SchemaByID(2); err != nil || got != v2 {
+		t.Fatalf("id 2: %q %v", got, err)
+	}
+	if got := reg.Subjects(false); len(got) != 1 || got[0] != "orders-value" {
+		t.Fatalf("subjects %v (old-value is soft-deleted)", got)
+	}
+	if l, _ := reg.Level(""); l != schema.Full {
+		t.Fatalf("global level %s", l)
+	}
+	if m, _ := reg.ModeOf("orders-value"); m != registry.ReadOnly {
+		t.Fatalf("subject mode %s", m)
+	}
+	// Raptor's own writes go on as Confluent's would: the next ID is 3, and
+	// the key bytes match Confluent's.
+	if _, err := reg.DeleteMode(ctx, "orders-value"); err != nil {
+		t.Fatal(err)
+	}
+	// A schema already there is found, not registered again.
+	if sv, err := reg.Register(ctx, "orders-value", "", v1); err != nil || sv.ID != 1 || sv.Version != 1 {
+		t.Fatalf("re-register a Confluent-written schema: %+v %v", sv, err)
+	}
+	sv, err := reg.Register(ctx, "orders-value", "", `{"type":"record","name":"T","fields":[{"name":"a","type":"int"},{"name":"c","type":"long","default":0}]}`)
+	if err != nil || sv.ID != 3 || sv.Version != 3 {
+		t.Fatalf("register after takeover: %+v %v", sv, err)
+	}
+	keys := map[string]bool{}
+	cons, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(DefaultTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	for n := 0; n < len(confluent)+2; {
+		fs := cons.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read back %d records: %v", n, err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if n >= len(confluent) {
+				keys[string(r.Key)] = r.Value == nil
+			}
+			n++
+		})
+	}
+	want := map[string]bool{
+		`{"keytype":"MODE","subject":"orders-value","magic":0}`:               true,
+		`{"keytype":"SCHEMA","subject":"orders-value","version":3,"magic":1}`: false,
+	}
+	if !reflect.DeepEqual(keys, want) {
+		t.Fatalf("Raptor wrote keys %v, want %v", keys, want)
+	}
+}
+
+// TestForeignTopicRefused: a topic holding only records that are not
+// registry records (an application topic given by mistake) is refused with
+// a clear error; one foreign record among registry records is skipped.
+func TestForeignTopicRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "orders", "mixed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	brokers := cluster.ListenAddrs()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for _, r := range []*kgo.Record{
+		{Topic: "orders", Key: []byte("order-1"), Value: []byte("{}")},
+		{Topic: "orders", Value: []byte("no key")},
+		{Topic: "mixed", Key: []byte(`{"keytype":"NOOP","magic":0}`)},
+		{Topic: "mixed", Key: []byte("stray")},
+	} {
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := New(Config{Brokers: brokers, Topic: "orders"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = registry.Open(ctx, registry.Config{Store: st})
+	st.Close()
+	var fe *ForeignTopicError
+	if !errors.As(err, &fe) || fe.Topic != "orders" || fe.Records != 2 || !strings.Contains(err.Error(), "offset 0") {
+		t.Fatalf("foreign topic: %v", err)
+	}
+	st, err = New(Config{Brokers: brokers, Topic: "mixed", Primary: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := registry.Open(ctx, registry.Config{Store: st})
+	if err != nil {
+		t.Fatalf("mixed topic: %v", err)
+	}
+	defer reg.Close()
+	if _, err := reg.Register(ctx, "s", "", v1); err != nil {
+		t.Fatal(err)
 	}
 }

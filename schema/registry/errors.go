@@ -19,14 +19,19 @@ const (
 	CodeSchemaVersionSoftDeleted        = 40406
 	CodeSchemaVersionNotSoftDeleted     = 40407
 	CodeSubjectLevelCompatNotConfigured = 40408
+	CodeSubjectLevelModeNotConfigured   = 40409
 	CodeIncompatibleSchema              = 409
 	CodeInvalidSchema                   = 42201
 	CodeInvalidVersion                  = 42202
 	CodeInvalidCompatibilityLevel       = 42203
+	CodeInvalidMode                     = 42204
+	CodeOperationNotPermitted           = 42205
+	CodeReferenceExists                 = 42206
+	CodeIDDoesNotMatch                  = 42207
+	CodeInvalidSubject                  = 42208
 	CodeStoreError                      = 50001
 	CodeOperationTimeout                = 50002
 	CodeForwardError                    = 50003
-	CodeOperationNotPermitted           = 42205
 )
 
 const (
@@ -106,6 +111,18 @@ func errIncompatible(subject string, err error) error {
 	}
 	return &Error{Code: CodeIncompatibleSchema, Message: fmt.Sprintf(incompatibleSchemaExplanationTemplate, subject, details), Err: err}
 }
+
+func errReadOnly(subject string) error {
+	return &Error{Code: CodeOperationNotPermitted, Message: fmt.Sprintf("Subject '%s' is in read-only mode", subject)}
+}
+
+func errModeNotConfigured(subject string) error {
+	return &Error{Code: CodeSubjectLevelModeNotConfigured, Message: fmt.Sprintf("Subject '%s' does not have subject-level mode configured", subject)}
+}
+
+// ErrModeNotConfigured returns the 40409 error for a subject without its
+// own mode.
+func ErrModeNotConfigured(subject string) error { return errModeNotConfigured(subject) }
 
 func errStore(err error) error {
 	return &Error{Code: CodeStoreError, Message: "Error while storing: " + err.Error(), Err: err}

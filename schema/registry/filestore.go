@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 )
@@ -137,11 +140,37 @@ func (s *FileStore) Start(_ context.Context, apply func(Record)) error {
 func (s *FileStore) compact(recs []Record, last map[string]int) error {
 	var buf []byte
 	kept := 0
+	live := map[int]bool{}        // IDs kept by a surviving record
+	gone := map[int]SchemaValue{} // IDs whose every version was hard-deleted, as last seen
+	for i, r := range recs {
+		if r.Key.Type != KeySchema && r.Key.Type != KeyID || r.Value == nil {
+			continue
+		}
+		var v SchemaValue
+		if json.Unmarshal(r.Value, &v) != nil || v.ID <= 0 {
+			continue
+		}
+		if last[string(r.Key.Bytes())] == i {
+			live[v.ID] = true
+		} else if v.Schema != "" {
+			gone[v.ID] = v
+		}
+	}
 	for i, r := range recs {
 		if last[string(r.Key.Bytes())] != i || r.Value == nil {
 			continue
 		}
 		buf = appendFrame(buf, r)
+		kept++
+	}
+	// IDs are never reused and stay decodable: an ID whose versions were all
+	// hard-deleted keeps an ID record (this store's own, never on a topic).
+	for _, id := range slices.Sorted(maps.Keys(gone)) {
+		if live[id] {
+			continue
+		}
+		v := gone[id]
+		buf = appendFrame(buf, Record{Key: Key{Type: KeyID, ID: id}, Value: mustJSON(legacyIDValue{ID: id, Schema: v.Schema, SchemaType: v.SchemaType, References: v.References})})
 		kept++
 	}
 	path := filepath.Join(s.dir, LogFileName)

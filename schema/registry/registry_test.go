@@ -1,7 +1,10 @@
 package registry
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -245,6 +248,7 @@ func TestParseVersion(t *testing.T) {
 func FuzzParseFrame(f *testing.F) {
 	f.Add(appendFrame(nil, Record{Key: Key{Type: KeySchema, Subject: "s", Version: 1}, Value: []byte(`{}`)}))
 	f.Add(appendFrame(nil, Record{Key: Key{Type: KeyID, ID: 3}}))
+	f.Add(appendFrame(nil, Record{Key: Key{Type: KeyMode, Subject: "s"}, Value: []byte(`{"mode":"IMPORT"}`)}))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rec, n, err := parseFrame(b)
@@ -255,8 +259,19 @@ func FuzzParseFrame(f *testing.F) {
 			t.Fatalf("consumed %d of %d", n, len(b))
 		}
 		again := appendFrame(nil, rec)
-		if _, _, err := parseFrame(again); err != nil {
+		back, m, err := parseFrame(again)
+		if err != nil {
 			t.Fatalf("re-encoded frame rejected: %v", err)
+		}
+		if m != len(again) || !reflect.DeepEqual(back, rec) {
+			t.Fatalf("round trip changed the record: %+v (%d bytes) vs %+v (%d bytes)", back, m, rec, len(again))
+		}
+		// The key is re-encoded canonically; with a canonical key, flags 0
+		// (or 1 with no value bytes) the frame re-encodes to the bytes parsed.
+		kl := int(binary.BigEndian.Uint32(b[9:]))
+		flags := b[8]
+		if bytes.Equal(b[13:13+kl], rec.Key.Bytes()) && (flags == 0 || flags == 1 && n == 13+kl) && !bytes.Equal(again, b[:n]) {
+			t.Fatalf("frame %x re-encodes to %x", b[:n], again)
 		}
 	})
 }
@@ -324,5 +339,90 @@ func TestFileStoreCompactsOnOpen(t *testing.T) {
 	check(r)
 	if _, err := r.Version("t", 1, false); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestModeDurable: modes survive a restart of the file store, and a soft
+// delete's removal of a subject's mode and level does too.
+func TestModeDurable(t *testing.T) {
+	ctx := ctxT(t)
+	dir := t.TempDir()
+	r := openAt(t, dir)
+	if _, err := r.Register(ctx, "s", "", sV1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Register(ctx, "gone", "", sV1); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetMode(ctx, "", Import, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetMode(ctx, "s", ReadOnly, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetMode(ctx, "gone", ReadWrite, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetLevel(ctx, "gone", schema.None); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.DeleteSubject(ctx, "gone", false); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	r = openAt(t, dir)
+	defer r.Close()
+	if m, ok := r.ModeOf(""); m != Import || !ok {
+		t.Fatalf("global mode after restart %s", m)
+	}
+	if m, ok := r.ModeOf("s"); m != ReadOnly || !ok {
+		t.Fatalf("subject mode after restart %s %v", m, ok)
+	}
+	if m, ok := r.ModeOf("gone"); m != Import || ok {
+		t.Fatalf("soft-deleted subject's mode after restart %s %v (want the global one, not configured)", m, ok)
+	}
+	if _, ok := r.Level("gone"); ok {
+		t.Fatal("soft-deleted subject's level survived the restart")
+	}
+	_, err := r.RegisterSchema(ctx, "s", Request{Text: sV2, ID: 50})
+	wantCode(t, err, CodeOperationNotPermitted)
+}
+
+// TestConfluentKeys: keys are byte for byte the ones Confluent's registry
+// writes, so compaction of a shared topic collapses both registries'
+// records; Confluent's other key types decode.
+func TestConfluentKeys(t *testing.T) {
+	cases := []struct {
+		key  Key
+		want string
+	}{
+		{Key{Type: KeySchema, Subject: "orders-value", Version: 3}, `{"keytype":"SCHEMA","subject":"orders-value","version":3,"magic":1}`},
+		{Key{Type: KeyConfig}, `{"keytype":"CONFIG","subject":null,"magic":0}`},
+		{Key{Type: KeyConfig, Subject: "a<b"}, `{"keytype":"CONFIG","subject":"a<b","magic":0}`},
+		{Key{Type: KeyMode}, `{"keytype":"MODE","subject":null,"magic":0}`},
+		{Key{Type: KeyMode, Subject: "s"}, `{"keytype":"MODE","subject":"s","magic":0}`},
+		{Key{Type: KeyNoop}, `{"keytype":"NOOP","magic":0}`},
+		{Key{Type: KeyDeleteSubject, Subject: "s"}, `{"keytype":"DELETE_SUBJECT","subject":"s","magic":0}`},
+	}
+	for _, tc := range cases {
+		if got := string(tc.key.Bytes()); got != tc.want {
+			t.Errorf("%+v: %s, want %s", tc.key, got, tc.want)
+		}
+		back, err := DecodeKey([]byte(tc.want))
+		if err != nil || back != tc.key {
+			t.Errorf("decode %s: %+v %v", tc.want, back, err)
+		}
+	}
+	// Other spellings of a global entry, and another property order.
+	for _, alt := range []string{`{"keytype":"CONFIG","magic":0}`, `{"keytype":"CONFIG","subject":"","magic":0}`, `{"magic":0,"subject":null,"keytype":"CONFIG"}`} {
+		if k, err := DecodeKey([]byte(alt)); err != nil || k != (Key{Type: KeyConfig}) {
+			t.Errorf("decode %s: %+v %v", alt, k, err)
+		}
+	}
+	for _, bad := range []string{`{"keytype":"WHAT","magic":0}`, `not json`, `{"keytype":"SCHEMA","subject":"s","magic":1}`, `{"keytype":"DELETE_SUBJECT","magic":0}`} {
+		var ke *KeyError
+		if _, err := DecodeKey([]byte(bad)); !errors.As(err, &ke) {
+			t.Errorf("%s: %v, want *KeyError", bad, err)
+		}
 	}
 }

@@ -63,7 +63,7 @@ func TestEncodeDecodeAcrossVersions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if payload[0] != 0 || enc.ID() == 0 {
+	if payload[0] != byte(schema.FormatMsgpack) || enc.ID() == 0 {
 		t.Fatalf("frame %x id %d", payload, enc.ID())
 	}
 	dec := writer.NewDecoder(schema.MustParse(v2))
@@ -137,7 +137,7 @@ func TestNotFoundCache(t *testing.T) {
 	s := New(base.cl, NotFoundTTL(time.Minute))
 	s.now = func() time.Time { return now }
 	dec := s.NewDecoder(schema.MustParse(v1))
-	payload := append(schema.AppendHeader(nil, 1), 0x81, 0xa1, 'a', 0x01)
+	payload := append(schema.AppendFrameHeader(nil, schema.FormatMsgpack, 1), 0x81, 0xa1, 'a', 0x01)
 	for range 5 {
 		if _, err := dec.Decode(ctx, payload); err == nil {
 			t.Fatal("unknown id decoded")

@@ -1,10 +1,15 @@
-package benchkit
+// Package plot draws benchkit results as PNG charts with gonum/plot. It is a
+// package of its own so that the raptor binary, which links benchkit, does
+// not carry gonum/plot's fonts and writers: bench/cmd/raptor-bench-all
+// registers it ([Register]) and draws the charts of docs/BENCHMARKS.md.
+package plot
 
 import (
 	"fmt"
 	"image/color"
 	"os"
 
+	"github.com/raptormq/raptor/internal/benchkit"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
@@ -13,16 +18,16 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 )
 
-// WritePlot draws the results into a PNG at path: latency percentiles (log
+// Write draws the results into a PNG at path: latency percentiles (log
 // scale, one line per suite/transport/size) and, when there are throughput
 // results, their message rates as bars.
-func WritePlot(path, title string, rs []Result) error {
-	var lat, thr []Result
+func Write(path, title string, rs []benchkit.Result) error {
+	var lat, thr []benchkit.Result
 	for _, r := range rs {
-		if r.MaxUs > 0 && r.Suite != SuiteKafkaMax { // flat-out kafka latency is queueing: table only
+		if r.MaxUs > 0 && r.Suite != benchkit.SuiteKafkaMax { // flat-out kafka latency is queueing: table only
 			lat = append(lat, r)
 		}
-		if r.Suite == SuiteThroughput || r.Suite == SuiteKafkaMax {
+		if r.Suite == benchkit.SuiteThroughput || r.Suite == benchkit.SuiteKafkaMax {
 			thr = append(thr, r)
 		}
 	}
@@ -68,7 +73,7 @@ func WritePlot(path, title string, rs []Result) error {
 	return f.Close()
 }
 
-func label(r Result) string {
+func label(r benchkit.Result) string {
 	s := fmt.Sprintf("%s %s %dB", r.Suite, r.Transport, r.Size)
 	if r.Reply != 0 {
 		s = fmt.Sprintf("%s %s %d/%dB", r.Suite, r.Transport, r.Size, r.Reply)
@@ -85,7 +90,7 @@ func (logTicks) Ticks(min, max float64) []plot.Tick {
 		if v < min/10 {
 			continue
 		}
-		ts = append(ts, plot.Tick{Value: v, Label: fmtNum(v)})
+		ts = append(ts, plot.Tick{Value: v, Label: benchkit.FormatNum(v)})
 		for k := 2.0; k < 10; k++ {
 			ts = append(ts, plot.Tick{Value: v * k})
 		}
@@ -93,7 +98,7 @@ func (logTicks) Ticks(min, max float64) []plot.Tick {
 	return ts
 }
 
-func latencyPlot(title string, rs []Result) (*plot.Plot, error) {
+func latencyPlot(title string, rs []benchkit.Result) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = title + " — latency percentiles"
 	p.Y.Label.Text = "µs (log scale)"
@@ -162,7 +167,7 @@ func transportColor(name string, i int) color.Color {
 	return plotutil.Color(i)
 }
 
-func throughputPlot(title string, rs []Result) (*plot.Plot, error) {
+func throughputPlot(title string, rs []benchkit.Result) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = title + " — throughput (counted at the receiver)"
 	p.Y.Label.Text = "million messages/s"
@@ -200,10 +205,13 @@ func barTops(v plotter.Values) plotter.XYs {
 	return out
 }
 
-func mLabels(rs []Result) []string {
+func mLabels(rs []benchkit.Result) []string {
 	out := make([]string, len(rs))
 	for i, r := range rs {
 		out[i] = fmt.Sprintf("%.2fM", r.MsgsPerS/1e6)
 	}
 	return out
 }
+
+// Register makes reg's bench draw charts (--plot) with [Write].
+func Register(reg *benchkit.Registry) { reg.SetPlotter(Write) }

@@ -1,0 +1,49 @@
+// Package kafkabench carries the bench's Kafka suite over Raptor the way
+// users run Kafka over Raptor: compat/kafka's embedded broker (TCP and
+// Raptor on one port number) and its dialer (broker host:port → raptor://
+// on the same port). It lives here, above compat/kafka, so that
+// internal/benchkit imports nothing above reliable; the commands that run
+// the bench (raptor, raptor-bench-all) call [Register].
+package kafkabench
+
+import (
+	"context"
+	"io"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/raptormq/raptor/compat/kafka"
+	"github.com/raptormq/raptor/internal/benchkit"
+	"github.com/raptormq/raptor/plugin"
+)
+
+// Raptor is benchkit's Raptor transport whose Kafka suite runs through
+// compat/kafka ([benchkit.KafkaStack]).
+type Raptor struct {
+	*benchkit.Raptor
+}
+
+var _ benchkit.KafkaStack = Raptor{}
+
+// KafkaBroker starts compat/kafka's embedded broker on addr, with one
+// partition per topic and the transport's Config.
+func (r Raptor) KafkaBroker(ctx context.Context, addr string) (benchkit.Server, error) {
+	return kafka.NewBroker(kafka.BrokerConfig{Addr: addr, Partitions: 1,
+		TransportOptions: []plugin.Option{plugin.WithRaptorConfig(r.Config)}})
+}
+
+// KafkaDialer returns compat/kafka's dialer (with the transport's Config)
+// as a franz-go option, and the dialer to close after the client.
+func (r Raptor) KafkaDialer() (kgo.Opt, io.Closer, error) {
+	d, err := kafka.NewDialer(kafka.WithTransportOptions(plugin.WithRaptorConfig(r.Config)))
+	if err != nil {
+		return nil, nil, err
+	}
+	return d.Opt(), d, nil
+}
+
+// Register replaces reg's raptor transport with one whose Kafka suite runs
+// through compat/kafka.
+func Register(reg *benchkit.Registry) {
+	reg.Add(Raptor{Raptor: &benchkit.Raptor{}})
+}
