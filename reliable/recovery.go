@@ -49,6 +49,7 @@ type recovery struct {
 	anyAcked      bool
 
 	capped bool      // the window is at Config.MaxCongestionWindow
+	paced  bool      // the pacer held a packet back since the last one left
 	stats  *counters // the session's: retransmits, RTOs, limits, violations
 }
 
@@ -118,7 +119,10 @@ func (r *recovery) acksSkipped(f *wire.AckFrame) (uint64, bool) {
 // takePacketNumber). pacedData says it carried stream data (which the pacer
 // meters).
 func (r *recovery) onPacketSent(rec *sentPacket, now time.Time, pacedData bool) {
-	rec.cwndLimited = r.inFlight+rec.size >= r.window()/cwndLimitedShare
+	// The window is in use if half of it is in flight or the pacer, whose
+	// rate follows the window, is what holds the sender back (RFC 9002 §7.8).
+	rec.cwndLimited = r.paced || r.inFlight+rec.size >= r.window()/cwndLimitedShare
+	r.paced = false
 	*r.sent.push() = *rec
 	r.inFlight += rec.size
 	r.cc.OnPacketSent(now, rec.size)
@@ -152,7 +156,11 @@ func (r *recovery) pacingDelay(size int) time.Duration {
 	if r.probes > 0 {
 		return 0
 	}
-	return r.pacer.delay(size, r.window(), r.rtt.SmoothedRTT())
+	d := r.pacer.delay(size, r.window(), r.rtt.SmoothedRTT())
+	if d > 0 {
+		r.paced = true
+	}
+	return d
 }
 
 // refillPacer adds the pacer's tokens for the time since it last ran.
