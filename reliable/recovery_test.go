@@ -579,3 +579,39 @@ func TestPeerParamsChecked(t *testing.T) {
 		})
 	}
 }
+
+// countingCC is a CongestionControl written as an outside package would:
+// it sees the RTT only through RTTStats' methods.
+type countingCC struct {
+	sent, acked, lost int
+	lastSRTT          time.Duration
+}
+
+func (c *countingCC) OnPacketSent(time.Time, int) { c.sent++ }
+func (c *countingCC) OnAck(_ time.Time, _ int, _ time.Time, rtt *RTTStats) {
+	c.acked++
+	c.lastSRTT = rtt.SmoothedRTT()
+}
+func (c *countingCC) OnLoss(time.Time, int, time.Time) { c.lost++ }
+func (c *countingCC) OnPersistentCongestion()          {}
+func (c *countingCC) Window() int                      { return 6000 }
+
+// TestPluggedCongestionControl: Config.NewCongestionControl replaces the
+// controller, which is then told about every packet.
+func TestPluggedCongestionControl(t *testing.T) {
+	cc := &countingCC{}
+	var gotMSS int
+	r, _ := testRecovery(t, &Config{NewCongestionControl: func(mss int) CongestionControl { gotMSS = mss; return cc }})
+	pns := send(r, t0, 4, 1000)
+	h := &recHandler{}
+	if err := r.onAck(ack(wire.AckRange{Smallest: pns[3], Largest: pns[3]}), t0.Add(2*time.Millisecond), h); err != nil {
+		t.Fatal(err)
+	}
+	if gotMSS != DefaultMaxDatagramSize || cc.sent != 4 || cc.acked != 1 || cc.lost != 1 || cc.lastSRTT != 2*time.Millisecond {
+		t.Errorf("mss %d, sent %d acked %d lost %d srtt %v; want %d, 4, 1, 1 (packet threshold), 2ms",
+			gotMSS, cc.sent, cc.acked, cc.lost, cc.lastSRTT, DefaultMaxDatagramSize)
+	}
+	if r.window() != 6000 {
+		t.Errorf("window %d: want the controller's 6000", r.window())
+	}
+}
