@@ -99,18 +99,28 @@ func (noCongestion) OnPersistentCongestion()                    {}
 func (noCongestion) Window() int                                { return math.MaxInt / 2 }
 
 // pacer spreads packets at 1.25 × cwnd / srtt with a burst allowance, as a
-// token bucket measured in bytes.
+// token bucket measured in bytes. Timers are coarse on a loaded host, so it
+// never asks to wait less than pacingGranularity and lets a burst of that
+// long's worth of sending (twice it) go at once, as quic-go's pacer does:
+// a pacer that woke every few microseconds would cost more than it saves.
 type pacer struct {
 	budget   int // bytes that may go now
 	last     time.Time
-	maxBurst int
+	maxBurst int // the smallest burst allowed, bytes
 }
+
+const pacingGranularity = time.Millisecond
 
 func (p *pacer) rate(cwnd int, srtt time.Duration) float64 { // bytes per ns
 	if srtt <= 0 {
 		srtt = time.Microsecond
 	}
 	return 1.25 * float64(cwnd) / float64(srtt)
+}
+
+// burst is the most the bucket holds at rate r.
+func (p *pacer) burst(r float64) int {
+	return max(p.maxBurst, int(min(r*float64(2*pacingGranularity), math.MaxInt32)))
 }
 
 // refill adds tokens for the time since the last call.
@@ -124,22 +134,24 @@ func (p *pacer) refill(now time.Time, cwnd int, srtt time.Duration) {
 	if el <= 0 {
 		return
 	}
-	add := float64(el) * p.rate(cwnd, srtt)
-	if add > float64(p.maxBurst) {
-		p.budget = p.maxBurst
+	r := p.rate(cwnd, srtt)
+	b := p.burst(r)
+	if add := float64(el) * r; add > float64(b) {
+		p.budget = b
 	} else {
-		p.budget = min(p.maxBurst, p.budget+int(add))
+		p.budget = min(b, p.budget+int(add))
 	}
 	p.last = now
 }
 
-// delay is how long until size bytes may be sent (0 if now).
+// delay is how long until size bytes may be sent (0 if now): at least
+// pacingGranularity once the budget is spent.
 func (p *pacer) delay(size, cwnd int, srtt time.Duration) time.Duration {
 	if p.budget >= size {
 		return 0
 	}
 	d := time.Duration(float64(size-p.budget) / p.rate(cwnd, srtt))
-	return max(d, time.Microsecond)
+	return max(d, pacingGranularity)
 }
 
 func (p *pacer) onSent(size int) { p.budget -= size }

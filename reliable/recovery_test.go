@@ -178,9 +178,10 @@ func TestPacer(t *testing.T) {
 		wantDelay time.Duration
 	}{
 		{"burst allowed", 0, burst, 0},
-		{"empty: wait for one packet", 0, 0, 100 * time.Microsecond}, // 1250 bytes at 12.5 B/µs
+		{"empty: wait at least the timer granularity", 0, 0, pacingGranularity}, // 1250 bytes at 12.5 B/µs would be 100µs
 		{"refilled after 100µs", 100 * time.Microsecond, 1250, 0},
-		{"long idle caps at burst", time.Second, burst, 0},
+		{"long idle: a burst of 2ms at the rate", time.Second, 25_000, 0}, // 12.5 B/µs × 2 ms, more than the minimum burst
+		{"and no more", 0, 0, pacingGranularity},
 	} {
 		now = now.Add(tc.advance)
 		p.refill(now, cwnd, srtt)

@@ -104,6 +104,9 @@ func (s *Session) sendInlineUnlock(now time.Time) {
 		return
 	}
 	s.sending = true
+	if now.IsZero() {
+		now = time.Now() // the caller (Write, the API's edge) had no need of it before
+	}
 	n, more := s.packLocked(now)
 	// Arm the timer for the reply's ACK deadline now, while it costs nothing:
 	// moving a timer earlier later, from the receive loop, interrupts the

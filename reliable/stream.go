@@ -201,7 +201,6 @@ func (st *Stream) Write(p []byte) (int, error) {
 		if closedChan(st.wdl.wait()) {
 			return total, &timeoutError{op: "write"}
 		}
-		now := time.Now() // the API's edge: read once, passed down
 		s.mu.Lock()
 		if err := st.writeErrLocked(); err != nil {
 			s.mu.Unlock()
@@ -228,7 +227,9 @@ func (st *Stream) Write(p []byte) (int, error) {
 					continue
 				}
 			}
+			var now time.Time // read at the API's edge, only when a transition needs it
 			if st.sendNext == st.writeOff && s.cfg.FlushDelay > 0 {
+				now = time.Now()
 				st.pendingSince = now
 			}
 			st.sendBuf, st.sendHead = s.growBufLocked(st.sendBuf, st.sendHead, n, false)
