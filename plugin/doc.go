@@ -12,8 +12,14 @@
 //   - [Relay]: accepts on one endpoint and forwards every connection to
 //     another. Raptor in, TCP out is the gateway (in front of Kafka, Redpanda
 //     or Rafka); TCP in, Raptor out is the proxy (for clients that cannot link
-//     Go). Both have a stream limit, counters, graceful drain and a documented
-//     error line for an unreachable upstream.
+//     Go). Both dial the upstream on a connection's first bytes, close idle
+//     connections, cap streams in total, per source address and per Raptor
+//     session, count everything, drain gracefully, and refuse a connection in
+//     its own transport's terms: a Raptor stream is reset with a relay code
+//     ([CodeUpstreamUnreachable], [CodeBusy], [CodeDraining], [CodeIdle]), a
+//     TCP connection is closed with RST; nothing is written into the byte
+//     stream. Package plugin/kafkarelay makes it Kafka-aware, so one relay
+//     fronts a whole cluster.
 //   - [FailoverDialer]: dials one of several equivalent endpoints, with one
 //     github.com/sony/gobreaker/v2 circuit breaker per endpoint and new
 //     connections spread over the healthy ones.

@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -65,10 +64,10 @@ func (c *FailoverConfig) populate(t *Transport) {
 //
 // A Raptor peer that ends our session (a gateway shutting down or killed
 // with its listener closed), a session that dies of idle timeout, and a
-// connection that starts with a [Relay]'s "RAPTOR-ERR draining" line open
+// stream a [Relay] resets with [CodeDraining] open
 // the endpoint's breaker at once: the endpoint said it is leaving, so no
-// dial is wasted on it. A connection starting with another RAPTOR-ERR line
-// (the gateway cannot reach its upstream, or is full) counts as a failure. Close
+// dial is wasted on it. A stream the relay resets with [CodeUpstreamUnreachable]
+// or [CodeBusy] (the gateway cannot reach its upstream, or is full) counts as a failure. Close
 // the dialer to end the goroutine that watches each session.
 type FailoverDialer struct {
 	t    *Transport
@@ -333,34 +332,52 @@ type failoverConn struct {
 	once     sync.Once
 	reported atomic.Bool
 	closed   atomic.Bool
-	readOnce atomic.Bool
 }
 
-var errLinePrefix = []byte(ErrLinePrefix)
+// peerStoppedReading reports whether err is the peer's STOP_SENDING: a
+// Write fails with it when the peer closed its reading side, for example
+// a Relay that refuses a stream resets it and closes it, and the close
+// may arrive before the reset is read.
+func peerStoppedReading(err error) bool {
+	var se *reliable.StreamError
+	return errors.As(err, &se) && se.Remote && se.Op == "stop sending"
+}
 
-// inspectFirst looks for a Relay error line at the start of the
-// connection.
-func (c *failoverConn) inspectFirst(b []byte) {
-	if !bytes.HasPrefix(b, errLinePrefix) || c.reported.Swap(true) {
-		return
+// relayRefusal reports whether err is a [Relay] refusing the stream with
+// one of its reset codes, and whether that code says the relay is leaving.
+func relayRefusal(err error) (refused, leaving bool) {
+	var se *reliable.StreamError
+	if !errors.As(err, &se) || !se.Remote {
+		return false, false
 	}
-	line := string(b[len(errLinePrefix):])
-	if i := strings.IndexByte(line, '\n'); i >= 0 {
-		line = line[:i]
+	switch se.Code {
+	case CodeDraining:
+		return true, true
+	case CodeUpstreamUnreachable, CodeBusy:
+		return true, false
 	}
-	cause := errors.New("endpoint answered " + ErrLinePrefix + line)
-	if strings.HasPrefix(line, "draining") {
-		c.f.trip(c.fe, cause)
-		return
-	}
-	c.fe.failures.Add(1)
-	if done, err := c.fe.cb.Allow(); err == nil {
-		done(cause)
-	}
+	return false, false
 }
 
 func (c *failoverConn) observe(err error) {
 	if err == nil || c.closed.Load() {
+		return
+	}
+	if peerStoppedReading(err) {
+		return // the peer closed its side; its reset, read next, says why
+	}
+	if refused, leaving := relayRefusal(err); refused {
+		if c.reported.Swap(true) {
+			return
+		}
+		if leaving {
+			c.f.trip(c.fe, err)
+			return
+		}
+		c.fe.failures.Add(1)
+		if done, aerr := c.fe.cb.Allow(); aerr == nil {
+			done(err)
+		}
 		return
 	}
 	if peerGoingAway(err) {
@@ -385,12 +402,9 @@ func (c *failoverConn) observe(err error) {
 	}
 }
 
-// Read reads from the connection, watching for failures and error lines.
+// Read reads from the connection, watching for failures and refusals.
 func (c *failoverConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
-	if n > 0 && !c.readOnce.Swap(true) {
-		c.inspectFirst(b[:n])
-	}
 	c.observe(err)
 	return n, err
 }

@@ -112,6 +112,9 @@ var relayMetrics = []relayMetric{
 	{name: "raptor_relay_refused_total", help: "Connections refused while draining.", value: func(s *RelayStats) float64 { return float64(s.Refused) }},
 	{name: "raptor_relay_bytes_total", help: "Bytes relayed, by direction (up: client to upstream).", label: "up", value: func(s *RelayStats) float64 { return float64(s.BytesUp) }},
 	{name: "raptor_relay_bytes_total", help: "Bytes relayed, by direction (up: client to upstream).", label: "down", value: func(s *RelayStats) float64 { return float64(s.BytesDown) }},
+	{name: "raptor_relay_source_rejected_total", help: "Connections turned away at the per-source or per-session stream limit.", value: func(s *RelayStats) float64 { return float64(s.SourceRejected) }},
+	{name: "raptor_relay_idle_closed_total", help: "Connections closed silent before their first bytes or idle too long.", value: func(s *RelayStats) float64 { return float64(s.IdleClosed) }},
+	{name: "raptor_relay_upstream_active", help: "Upstream connections open now.", kind: prometheus.GaugeValue, value: func(s *RelayStats) float64 { return float64(s.UpstreamActive) }},
 }
 
 // NewCollector returns a collector over cfg's sources. Register it with a

@@ -82,7 +82,8 @@ func statNames() []string {
 func TestCollectorEveryField(t *testing.T) {
 	st := distinctStats()
 	rs := RelayStats{Accepted: 101, Active: 102, Rejected: 103, UpstreamErrors: 104, Completed: 105,
-		Drained: 106, ForceClosed: 107, Refused: 108, BytesUp: 109, BytesDown: 110}
+		Drained: 106, ForceClosed: 107, Refused: 108, BytesUp: 109, BytesDown: 110,
+		SourceRejected: 111, IdleClosed: 112, UpstreamActive: 113}
 	c := newCollector(func() reliable.Stats { return st }, func() RelayStats { return rs }, prometheus.Labels{"endpoint": "gw"})
 	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
 		t.Errorf("promlint: %v %v", problems, err)

@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -51,10 +50,8 @@ func TestGatewayUnreachableUpstreamOverRaptor(t *testing.T) {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, ErrLinePrefix+"upstream-unreachable tcp://") {
-		t.Fatalf("line %q, %v", line, err)
-	}
+	c.Write([]byte("hello")) // the gateway dials its upstream on the first bytes
+	expectReset(t, c, CodeUpstreamUnreachable)
 }
 
 func TestListenDualSamePort(t *testing.T) {
@@ -105,7 +102,7 @@ func TestListenDualSamePort(t *testing.T) {
 
 // TestRaptorDrainRefusesNewStreamsAndTripsBreaker: while a Raptor gateway
 // drains, its listener stays open (the session carrying the busy stream
-// lives on) and new streams get the draining line, which opens the
+// lives on) and new streams are reset with CodeDraining, which opens the
 // failover dialer's breaker for that gateway at once.
 func TestRaptorDrainRefusesNewStreamsAndTripsBreaker(t *testing.T) {
 	release := make(chan struct{}, 1)
@@ -141,7 +138,7 @@ func TestRaptorDrainRefusesNewStreamsAndTripsBreaker(t *testing.T) {
 	shut := make(chan error, 1)
 	go func() { shut <- gw.Shutdown(context.Background()) }()
 	waitUntil(t, "gateway draining", gw.isDraining)
-	// A new stream to the draining gateway is refused with the line.
+	// A new stream to the draining gateway is reset with CodeDraining.
 	c, err := tr.Dial(t.Context(), "raptor://"+gwAddr)
 	if err != nil {
 		t.Fatal(err)
@@ -149,12 +146,9 @@ func TestRaptorDrainRefusesNewStreamsAndTripsBreaker(t *testing.T) {
 	fc := &failoverConn{Conn: c, f: f, fe: f.eps[0]}
 	fc.Write([]byte{0, 0, 0, 1, 'x'})
 	fc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	line, err := bufio.NewReader(fc).ReadString('\n')
-	if line != ErrLinePrefix+"draining\n" {
-		t.Fatalf("new stream during drain: %q, %v; gateway %+v", line, err, gw.Stats())
-	}
+	expectReset(t, fc, CodeDraining)
 	if s := f.Status()[0].State; s != "open" {
-		t.Fatalf("breaker %s after the draining line, want open", s)
+		t.Fatalf("breaker %s after the draining reset, want open", s)
 	}
 	fc.Close()
 	// The busy stream still gets its response, then the drain completes.

@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"math"
+	"sync"
+	"sync/atomic"
 )
 
 // Budgets: everything a peer can make a session hold is charged, so that
@@ -19,6 +21,25 @@ const (
 	// acknowledged (the peer resends it once the holes have filled).
 	maxSessionGaps = 4096
 )
+
+// budget is the state of the shares an endpoint's sessions draw on; the
+// endpoints of one Listener (Config.ReceiveLoops) share one, as they share
+// its accept queue.
+type budget struct {
+	mem        atomic.Int64 // bytes of stream buffers the sessions hold (Config.MaxMemory)
+	live       atomic.Int32 // sessions (the fair shares divide by it)
+	memMu      sync.Mutex
+	memWaiters []memWaiter  // writers held at the memory ceiling
+	memWakeAt  atomic.Int64 // the highest level a waiter wakes at (MinInt64: none)
+	// acceptSessions counts sessions with streams in the listener's queue.
+	acceptSessions atomic.Int32
+}
+
+func newBudget() *budget {
+	b := &budget{}
+	b.memWakeAt.Store(math.MinInt64)
+	return b
+}
 
 func randomSeed() uint64 {
 	var b [8]byte

@@ -50,12 +50,17 @@ type Config struct {
 	MaxStreams int
 	// MaxSessions bounds the sessions a listener holds. Default 4096.
 	MaxSessions int
+	// ReceiveLoops is how many sockets Listen opens on its address with
+	// SO_REUSEPORT (Linux), one receive loop each, to spread sessions over
+	// cores. Default 1. Dial and ListenPacket ignore it.
+	ReceiveLoops int
 	// AcceptBacklog bounds streams waiting in Accept. Default 256.
 	AcceptBacklog int
 	// CloseTimeout bounds how long a graceful Close waits for written data to
 	// be acknowledged. Default 5s.
 	CloseTimeout time.Duration
-	// Congestion chooses the congestion controller: "newreno" (default) or
+	// Congestion chooses the congestion controller: "newreno" (default),
+	// "cubic" (RFC 9438 with proportional rate reduction, RFC 6937) or
 	// "none" (no congestion window; for benchmarks on a dedicated link).
 	// NewCongestionControl, if set, takes precedence.
 	Congestion string
@@ -133,6 +138,7 @@ func (c *Config) populate() (*Config, error) {
 	defi(&n.MaxStreams, DefaultMaxStreams)
 	defi(&n.MaxSessions, DefaultMaxSessions)
 	defi(&n.AcceptBacklog, DefaultAcceptBacklog)
+	defi(&n.ReceiveLoops, 1)
 	def(&n.CloseTimeout, DefaultCloseTimeout)
 	defi(&n.MaxCongestionWindow, n.SessionSendBuffer)
 	if n.MaxMemory == 0 {
@@ -161,25 +167,37 @@ func (c *Config) populate() (*Config, error) {
 		return nil, fmt.Errorf("raptor: Config.StreamReceiveWindow %d / SessionReceiveWindow %d: need 1 KiB <= stream <= session", n.StreamReceiveWindow, n.SessionReceiveWindow)
 	case n.StreamSendBuffer < 1<<10 || n.SessionSendBuffer < n.StreamSendBuffer:
 		return nil, fmt.Errorf("raptor: Config.StreamSendBuffer %d / SessionSendBuffer %d: need 1 KiB <= stream <= session", n.StreamSendBuffer, n.SessionSendBuffer)
+	case n.ReceiveLoops < 1 || n.ReceiveLoops > 256:
+		return nil, fmt.Errorf("raptor: Config.ReceiveLoops %d out of range 1..256", n.ReceiveLoops)
 	case n.MaxStreams < 1 || n.MaxSessions < 1 || n.AcceptBacklog < 1:
 		return nil, fmt.Errorf("raptor: Config.MaxStreams %d, MaxSessions %d, AcceptBacklog %d must be positive", n.MaxStreams, n.MaxSessions, n.AcceptBacklog)
 	case n.MaxCongestionWindow < minWindowPackets*n.MaxDatagramSize:
 		return nil, fmt.Errorf("raptor: Config.MaxCongestionWindow %d below two datagrams (%d)", n.MaxCongestionWindow, minWindowPackets*n.MaxDatagramSize)
 	case n.MaxMemory < int64(n.SessionReceiveWindow):
 		return nil, fmt.Errorf("raptor: Config.MaxMemory %d below SessionReceiveWindow %d", n.MaxMemory, n.SessionReceiveWindow)
-	case n.Congestion != "newreno" && n.Congestion != "none":
-		return nil, fmt.Errorf("raptor: Config.Congestion %q unknown (want \"newreno\" or \"none\")", n.Congestion)
+	case n.Congestion != "newreno" && n.Congestion != "cubic" && n.Congestion != "none":
+		return nil, fmt.Errorf("raptor: Config.Congestion %q unknown (want \"newreno\", \"cubic\" or \"none\")", n.Congestion)
 	}
 	return &n, nil
 }
 
-// newCongestionControl returns the controller of a new session.
+// newCongestionControl returns the controller of a new session:
+// Config.NewCongestionControl's, or the one Config.Congestion names.
 func (c *Config) newCongestionControl() CongestionControl {
-	switch {
-	case c.NewCongestionControl != nil:
+	if c.NewCongestionControl != nil {
 		return c.NewCongestionControl(c.MaxDatagramSize)
-	case c.Congestion == "none":
-		return noCongestion{}
 	}
-	return newNewReno(c.MaxDatagramSize)
+	return newCongestionControl(c.Congestion, c.MaxDatagramSize)
+}
+
+// newCongestionControl returns the controller Config.Congestion names, for
+// datagrams of at most mss bytes.
+func newCongestionControl(name string, mss int) CongestionControl {
+	switch name {
+	case "none":
+		return noCongestion{}
+	case "cubic":
+		return newCubic(mss)
+	}
+	return newNewReno(mss)
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"net/netip"
 	"sync"
@@ -40,19 +39,13 @@ type endpoint struct {
 	pcClosed bool
 
 	secret     [32]byte
-	stats      counters     // endpoint-level drops plus finished sessions
-	mem        atomic.Int64 // bytes of stream buffers its sessions hold (Config.MaxMemory)
-	live       atomic.Int32 // sessions in the table (accept-queue and memory shares)
-	memMu      sync.Mutex
-	memWaiters []memWaiter  // writers held at the memory ceiling
-	memWakeAt  atomic.Int64 // the highest level a waiter wakes at (MinInt64: none)
-	// acceptSessions counts sessions with streams in the listener's queue.
-	acceptSessions atomic.Int32
-	sendErrors     atomic.Uint64
-	bufPool        sync.Pool // datagram buffers
-	bufs           *bufPool  // stream buffers
-	readDone       chan struct{}
-	wg             sync.WaitGroup
+	stats      counters // endpoint-level drops plus finished sessions
+	*budget             // memory, sessions and accept-queue shares (shared by a listener's endpoints)
+	sendErrors atomic.Uint64
+	bufPool    sync.Pool // datagram buffers
+	bufs       *bufPool  // stream buffers
+	readDone   chan struct{}
+	wg         sync.WaitGroup
 
 	// read-loop scratch (only the read goroutine touches these)
 	rbufs   [][]byte
@@ -80,7 +73,7 @@ func newEndpoint(pc PacketConn, cfg *Config, batch int) *endpoint {
 		rsizes:   make([]int, batch),
 		raddrs:   make([]netip.AddrPort, batch),
 	}
-	e.memWakeAt.Store(math.MinInt64)
+	e.budget = newBudget()
 	if _, err := rand.Read(e.secret[:]); err != nil {
 		panic("raptor: crypto/rand failed: " + err.Error())
 	}
@@ -268,8 +261,8 @@ func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip
 	e.mu.Lock()
 	s := e.byClient[key]
 	closing := e.closing
-	count := len(e.sessions)
 	e.mu.Unlock()
+	count := l.SessionCount() // over all of the listener's receive loops
 	if s != nil {
 		// A retransmitted Initial: our Accept was lost.
 		p := s.localParams()

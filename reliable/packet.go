@@ -16,6 +16,14 @@ type PacketConn interface {
 	// is bufs[i][:sizes[i]] and came from addrs[i]. A datagram larger than its
 	// buffer is truncated to it. After Close, ReadBatch returns an error that
 	// wraps net.ErrClosed. len(sizes) and len(addrs) are at least len(bufs).
+	//
+	// An implementation may lend its own memory instead of copying: it then sets
+	// bufs[i] to a slice of that memory holding the whole datagram, valid until
+	// the next ReadBatch call (internal/udpio does so with UDP GRO, splitting a
+	// coalesced run in place). Callers therefore read datagram i through
+	// bufs[i] after the call, may pass the same bufs back, and keep nothing
+	// beyond the next call; a caller that moves datagrams between slots swaps
+	// the slices rather than copying into a slot's buffer.
 	ReadBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort) (n int, err error)
 	// WriteBatch sends bufs[i] to addrs[i] for every i < len(bufs) and returns
 	// how many were handed to the network. n < len(bufs) comes with an error.

@@ -24,11 +24,21 @@ func init() {
 
 const brokerUsage = `Usage: raptor broker [flags]
 
-Runs the embedded Kafka-protocol broker (franz-go's kfake, one node) with TCP
-and Raptor (UDP) listening on the same port number. Kafka clients connect as
-usual over TCP; franz-go clients with the Raptor dialer (compat/kafka) connect
-over Raptor. Stop it with Ctrl-C (SIGINT) or SIGTERM; with --data the state
-is saved on the way out and reloaded on the next start.
+Runs the embedded Kafka-protocol cluster (franz-go's kfake): --brokers nodes,
+node i with TCP and Raptor (UDP) listening on the listen port + i. Kafka
+clients connect as usual over TCP; franz-go clients with the Raptor dialer
+(compat/kafka) connect over Raptor; any other client (kcat, Java, Python)
+reaches it over Raptor through 'raptor proxy', whose defaults fit these:
+  raptor broker --brokers 3 &
+  raptor proxy &
+  kcat -b 127.0.0.1:9092 -L
+
+Topics: --topics orders:12,events creates them at start (12 partitions, and
+--partitions for events); with --auto-create (the default) producing to or
+asking metadata for an unknown topic creates it with --partitions
+partitions. Partition leaders are spread over the brokers at random.
+Stop it with Ctrl-C (SIGINT) or SIGTERM; with --data the state is saved on
+the way out and reloaded on the next start.
 
 Flags:
 `
@@ -45,11 +55,12 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 	fs := flag.NewFlagSet("raptor broker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, brokerUsage); fs.PrintDefaults() }
-	listen := fs.String("listen", "127.0.0.1:9092", "host:port for both TCP and Raptor (UDP); port 0 picks one")
-	advertise := fs.String("advertise", "", "host announced to clients (default: the listen host, or 127.0.0.1 for 0.0.0.0)")
+	listen := fs.String("listen", "127.0.0.1:19092", "host:port of the first broker, TCP and Raptor (UDP); broker i on port+i; port 0 picks ports")
+	brokers := fs.Int("brokers", 1, "number of brokers (node IDs 0..N-1)")
+	advertise := fs.String("advertise", "", "host or host:port announced to clients; with a port, broker i announces port+i (default: the listen host, or 127.0.0.1 for 0.0.0.0, and the bound port)")
 	data := fs.String("data", "", "data directory for persistence (default: in memory)")
 	partitions := fs.Int("partitions", 6, "partitions of topics created without a count")
-	topics := fs.String("topics", "", "topics to create at start, comma separated")
+	topics := fs.String("topics", "", "topics to create at start, comma separated, each name or name:partitions")
 	autoCreate := fs.Bool("auto-create", true, "let clients create topics by producing to them")
 	var extra multiFlag
 	fs.Var(&extra, "extra-listen", "another endpoint URL to serve Kafka on, e.g. raptor+dpdk://10.0.0.1:9092?dev=...; repeatable")
@@ -60,6 +71,10 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 	}
 	if *partitions <= 0 {
 		fmt.Fprintf(stderr, "raptor broker: --partitions %d must be positive\n", *partitions)
+		return 2
+	}
+	if *brokers <= 0 || *brokers > 64 {
+		fmt.Fprintf(stderr, "raptor broker: --brokers %d: want 1 to 64\n", *brokers)
 		return 2
 	}
 	logger := newLogger(stderr, *verbose)
@@ -84,7 +99,7 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 		lns = append(lns, ln)
 	}
 	b, err := kafka.NewBroker(kafka.BrokerConfig{
-		Addr: *listen, Advertise: *advertise, DataDir: *data, Partitions: *partitions,
+		Addr: *listen, Brokers: *brokers, Advertise: *advertise, DataDir: *data, Partitions: *partitions,
 		Topics: ts, AutoCreateTopics: *autoCreate, Logger: logger, Transport: t, Listeners: lns,
 	})
 	if err != nil {
@@ -95,7 +110,11 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 	if *data != "" {
 		store = "data in " + *data
 	}
-	fmt.Fprintf(stdout, "raptor broker: serving Kafka on tcp://%s and raptor://%s (%s); Ctrl-C stops\n", b.Addr(), b.Addr(), store)
+	for i, ml := range b.Listeners() {
+		lns := ml.Listeners()
+		fmt.Fprintf(stdout, "raptor broker: node %d bound on tcp://%s and raptor://%s, advertised as %s\n", i, lns[0].Addr(), lns[1].Addr(), b.Addrs()[i])
+	}
+	fmt.Fprintf(stdout, "raptor broker: serving Kafka, %d broker(s) (%s); Ctrl-C stops\n", len(b.Listeners()), store)
 	for i, u := range extra {
 		fmt.Fprintf(stdout, "raptor broker: also on %s, bound to %s (clients map %s to it)\n", u, lns[i].Addr(), b.Addr())
 	}

@@ -73,6 +73,7 @@ type demoConfig struct {
 	jsonOut    bool
 	progress   bool
 	verbose    bool
+	brokers    int // embedded brokers (issue #11; flag plumbing only)
 
 	faults *demoFaults // tests only
 }
@@ -100,6 +101,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print the results as one JSON object instead of a table")
 	noProgress := fs.Bool("no-progress", false, "do not draw the progress bar on stderr")
 	fs.BoolVar(&cfg.verbose, "v", false, "log broker and transport events to stderr")
+	fs.IntVar(&cfg.brokers, "brokers", 1, "embedded brokers (1 to 64); partition leaders are spread over them")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -140,6 +142,9 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		return 2
 	case cfg.rate < 0:
 		fmt.Fprintf(stderr, "raptor demo: --rate %d must not be negative\n", cfg.rate)
+		return 2
+	case cfg.brokers < 1 || cfg.brokers > 64:
+		fmt.Fprintf(stderr, "raptor demo: --brokers %d must be from 1 to 64\n", cfg.brokers)
 		return 2
 	}
 	if cfg.seed == 0 {
@@ -305,7 +310,8 @@ func runDemoPaths(ctx context.Context, cfg demoConfig, stderr io.Writer) (*demoR
 	for i, p := range cfg.paths {
 		topics[i] = "raptor-demo-" + p
 	}
-	bcfg := kafka.BrokerConfig{Addr: brokerAddr, Partitions: cfg.partitions, Topics: topics, TransportOptions: brokerOpts, Logger: logger}
+	bcfg := kafka.BrokerConfig{Addr: brokerAddr, Partitions: cfg.partitions, Topics: topics, TransportOptions: brokerOpts, Logger: logger,
+		Brokers: cfg.brokers}
 	var b *kafka.Broker
 	var err error
 	if nl != nil {

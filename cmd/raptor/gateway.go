@@ -6,13 +6,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/raptormq/raptor/plugin"
+	"github.com/raptormq/raptor/plugin/kafkarelay"
+	"github.com/raptormq/raptor/reliable"
 )
 
 func init() {
@@ -28,6 +32,7 @@ func init() {
 type relaySpec struct {
 	name, usage      string
 	listen, upstream string // flag defaults
+	kafka            bool   // --kafka default
 }
 
 var gatewaySpec = relaySpec{
@@ -40,13 +45,20 @@ Accepts Raptor streams and forwards each to a TCP upstream, so Raptor clients
 reach a server that cannot link Go (Kafka, Redpanda, Rafka). Give --upstream
 more than once (or comma separated) to fail over between upstreams.
 
-Example, in front of a Kafka broker on this host:
-  raptor gateway --listen raptor://0.0.0.0:9092 --upstream tcp://127.0.0.1:9092
+With --kafka the gateway fronts a whole Kafka cluster: --upstream is its
+bootstrap address, and every broker the cluster's metadata names gets its
+own Raptor listener on this host (--broker-ports), which the gateway puts in
+the responses instead of the broker's address. A franz-go client with
+kafka.NewDialer() then needs only the gateway's address:
+  raptor gateway --kafka --listen raptor://0.0.0.0:9092 --upstream tcp://kafka-1:9092 --advertise gw.example
 
-A client stream whose upstream cannot be reached gets one line,
-  RAPTOR-ERR upstream-unreachable <upstream>: <cause>
-and is closed; other streams are unaffected. Over --max-streams a stream gets
-  RAPTOR-ERR busy max-streams=<n>
+Without --kafka bytes pass unchanged (one gateway per broker, each on its
+broker's port number, or any TCP protocol).
+
+The upstream is dialed when a stream's first bytes arrive. A stream the
+gateway cannot serve (upstream unreachable, over a stream limit, draining,
+idle) is reset with a Raptor error code (0x110 upstream unreachable, 0x111
+busy, 0x112 draining, 0x113 idle); nothing is ever written into the stream.
 On SIGINT/SIGTERM the relay drains: it stops accepting, closes each stream
 between requests (Kafka framing) or when idle (raw), and cuts what is left at
 --drain-timeout. A second signal stops at once.
@@ -76,7 +88,7 @@ func runRelayCommand(spec relaySpec, args []string, stdout, stderr io.Writer) in
 }
 
 // relayMain runs a relay until ctx ends, then drains it (cut short when
-// hard ends). ready, if set, gets the relay and its listen address.
+// hard ends). ready, if set, gets the relay and its bound listen address.
 func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout, stderr io.Writer, ready func(*plugin.Relay, string)) int {
 	prog := "raptor " + spec.name
 	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
@@ -85,8 +97,15 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 	listen := fs.String("listen", spec.listen, "endpoint URL to accept on ("+strings.Join(schemeList(), ", ")+")")
 	var upstreams multiFlag
 	fs.Var(&upstreams, "upstream", "endpoint URL to forward to; repeat for failover (default "+spec.upstream+")")
-	maxStreams := fs.Int("max-streams", 4096, "concurrent streams; more are turned away with a busy line")
+	kafkaAware := fs.Bool("kafka", spec.kafka, "Kafka-aware: rewrite broker addresses so this one relay fronts every broker of the cluster")
+	advertise := fs.String("advertise", "", "with --kafka: host clients are told to connect to (default: the listen host, or 127.0.0.1 for 0.0.0.0)")
+	brokerPorts := fs.String("broker-ports", "", "with --kafka: port range first-last of the per-broker listeners (default: the 256 ports after the listen port)")
+	maxStreams := fs.Int("max-streams", 4096, "concurrent streams; more are refused (busy)")
+	perSource := fs.Int("max-streams-per-source", 1024, "concurrent streams from one client IP address")
+	perSession := fs.Int("max-streams-per-session", 256, "concurrent streams of one Raptor session")
 	dialTimeout := fs.Duration("dial-timeout", 5*time.Second, "timeout of one upstream dial")
+	firstByte := fs.Duration("first-byte-timeout", 10*time.Second, "close a stream that sends nothing this long (the upstream is dialed on the first bytes)")
+	idle := fs.Duration("idle-timeout", 10*time.Minute, "close a stream that carries nothing either way this long (negative: never)")
 	drainTimeout := fs.Duration("drain-timeout", 30*time.Second, "how long a drain may wait before cutting streams")
 	framing := fs.String("framing", "kafka", "how drain finds request boundaries: kafka or raw")
 	statsEvery := fs.Duration("stats-interval", 0, "log the counters at this interval (0: only at exit)")
@@ -114,39 +133,91 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 			return 2
 		}
 	}
+	if !*kafkaAware && (*advertise != "" || *brokerPorts != "") {
+		fmt.Fprintf(stderr, "%s: --advertise and --broker-ports need --kafka\n", prog)
+		return 2
+	}
 	logger := newLogger(stderr, *verbose)
 	t := plugin.New(plugin.WithLogger(logger))
 	defer t.Close()
-	r, err := plugin.NewRelay(plugin.RelayConfig{
-		Upstreams: upstreams, MaxStreams: *maxStreams, DialTimeout: *dialTimeout,
+	rcfg := plugin.RelayConfig{
+		Upstreams: upstreams, MaxStreams: *maxStreams, MaxStreamsPerSource: *perSource, MaxStreamsPerSession: *perSession,
+		DialTimeout: *dialTimeout, FirstByteTimeout: *firstByte, IdleTimeout: *idle,
 		Framing: fr, Transport: t, Logger: logger,
-	})
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
-		return 2
 	}
-	ln, err := t.Listen(*listen)
-	if err != nil {
-		r.Close()
-		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
-		return 1
+	ep, _ := plugin.ParseEndpoint(*listen)
+	var (
+		r      *plugin.Relay
+		kr     *kafkarelay.Relay
+		bound  string
+		served <-chan error
+		lnStat plugin.StatsFunc
+	)
+	if *kafkaAware {
+		var err error
+		kr, err = kafkarelay.New(kafkarelay.Config{
+			Listen: *listen, Upstreams: upstreams, Advertise: *advertise, BrokerPorts: *brokerPorts,
+			Relay: rcfg, Transport: t, Logger: logger,
+		})
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+			return 1
+		}
+		r, bound, served = kr.Relay(), kr.BoundAddr().String(), kr.Served()
+		// The Raptor listeners open now (gateway) plus the sessions the
+		// transport dialed (proxy).
+		lnStat = func() reliable.Stats {
+			st := t.Stats()
+			if src, ok := plugin.ListenerStats(kr.Listeners()...); ok {
+				st.Add(src())
+			}
+			return st
+		}
+	} else {
+		var err error
+		r, err = plugin.NewRelay(rcfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+			return 2
+		}
+		ln, err := t.Listen(*listen)
+		if err != nil {
+			r.Close()
+			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+			return 1
+		}
+		bound = ln.Addr().String()
+		ch := make(chan error, 1)
+		go func() { ch <- r.Serve(ln) }()
+		served = ch
+		// The listener's sessions (gateway: Raptor in) plus the sessions
+		// the transport dialed (proxy: Raptor out).
+		lnStat = plugin.SumStats(listenerStats(ln), t.Stats)
 	}
-	// The listener's sessions (gateway: Raptor in) plus the sessions the
-	// transport dialed (proxy: Raptor out).
-	stopMetrics, ok := serveMetrics(prog, *metricsAddr, spec.name, plugin.SumStats(listenerStats(ln), t.Stats), r, stdout, stderr)
+	stopMetrics, ok := serveMetrics(prog, *metricsAddr, spec.name, lnStat, r, stdout, stderr)
 	if !ok {
-		ln.Close()
 		r.Close()
+		if kr != nil {
+			kr.Close()
+		}
 		return 1
 	}
 	defer stopMetrics()
-	ep, _ := plugin.ParseEndpoint(*listen)
-	addr := ln.Addr().String()
-	fmt.Fprintf(stdout, "%s: %s://%s -> %s (max %d streams, framing %s); Ctrl-C drains\n", prog, ep.Scheme, addr, upstreams.String(), *maxStreams, *framing)
-	served := make(chan error, 1)
-	go func() { served <- r.Serve(ln) }()
+	if kr != nil {
+		ports := "ports the system picks"
+		if *brokerPorts != "" {
+			ports = "ports " + *brokerPorts
+		} else if _, p, _ := net.SplitHostPort(ep.Addr); p != "0" {
+			n, _ := strconv.Atoi(p)
+			ports = fmt.Sprintf("ports %d-%d", n+1, min(n+256, 65535))
+		}
+		fmt.Fprintf(stdout, "%s: Kafka-aware, bootstrap %s://%s (advertised %s) -> %s; one listener per broker on %s as brokers appear (max %d streams); Ctrl-C drains\n",
+			prog, ep.Scheme, bound, kr.Addr(), upstreams.String(), ports, *maxStreams)
+	} else {
+		fmt.Fprintf(stdout, "%s: %s://%s -> %s (max %d streams, framing %s); Ctrl-C drains\n", prog, ep.Scheme, bound, upstreams.String(), *maxStreams, *framing)
+	}
 	if ready != nil {
-		ready(r, addr)
+		ready(r, bound)
 	}
 	var tick <-chan time.Time
 	if *statsEvery > 0 {
@@ -176,16 +247,20 @@ loop:
 		}
 	}
 	r.Close()
+	if kr != nil {
+		kr.Close()
+	}
 	st := r.Stats()
-	fmt.Fprintf(stdout, "%s: stopped: %d accepted, %d completed, %d drained, %d cut, %d rejected (busy), %d upstream errors, %d B up, %d B down\n",
-		prog, st.Accepted, st.Completed, st.Drained, st.ForceClosed, st.Rejected, st.UpstreamErrors, st.BytesUp, st.BytesDown)
+	fmt.Fprintf(stdout, "%s: stopped: %d accepted, %d completed, %d drained, %d cut, %d rejected (busy), %d rejected (per-source/session), %d idle, %d upstream errors, %d B up, %d B down\n",
+		prog, st.Accepted, st.Completed, st.Drained, st.ForceClosed, st.Rejected, st.SourceRejected, st.IdleClosed, st.UpstreamErrors, st.BytesUp, st.BytesDown)
 	return code
 }
 
 func logRelayStats(l *slog.Logger, r *plugin.Relay) {
 	st := r.Stats()
 	l.Info("relay counters", "accepted", st.Accepted, "active", st.Active, "completed", st.Completed,
-		"rejected", st.Rejected, "upstream_errors", st.UpstreamErrors, "bytes_up", st.BytesUp, "bytes_down", st.BytesDown)
+		"rejected", st.Rejected, "source_rejected", st.SourceRejected, "idle_closed", st.IdleClosed,
+		"upstream_errors", st.UpstreamErrors, "upstream_active", st.UpstreamActive, "bytes_up", st.BytesUp, "bytes_down", st.BytesDown)
 	if fo := r.Failover(); fo != nil {
 		for _, s := range fo.Status() {
 			l.Info("upstream", "endpoint", s.Endpoint, "breaker", s.State, "active", s.Active, "failures", s.Failures)

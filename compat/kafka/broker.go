@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
@@ -19,9 +21,15 @@ import (
 // documented defaults.
 type BrokerConfig struct {
 	// Addr is host:port to listen on, with TCP and Raptor (UDP) on the same
-	// port number. Default "127.0.0.1:0" (a port free in both spaces).
+	// port number. With Brokers > 1, broker i listens on port+i. Default
+	// "127.0.0.1:0" (ports free in both spaces).
 	Addr string
-	// Advertise is the host clients are told to connect to. Default: the
+	// Brokers is the number of brokers (kfake nodes, IDs 0..N-1), each with
+	// its own TCP and Raptor listener. Default 1.
+	Brokers int
+	// Advertise is what clients are told to connect to: a host (each
+	// broker advertises it with its own listen port) or host:port (broker i
+	// advertises port+i, for a NAT or port mapping in front). Default: the
 	// host of Addr, or 127.0.0.1 when that is unspecified (0.0.0.0, ::).
 	Advertise string
 	// DataDir makes the broker persistent: state is written there and
@@ -30,7 +38,8 @@ type BrokerConfig struct {
 	// Partitions is the partition count of topics created without one
 	// (auto-created or Topics). Default 6.
 	Partitions int
-	// Topics are created at start (when not loaded from DataDir).
+	// Topics are created at start (when not loaded from DataDir), each
+	// "name" (Partitions partitions) or "name:N" (N partitions).
 	Topics []string
 	// AutoCreateTopics lets metadata requests create topics. Default false.
 	AutoCreateTopics bool
@@ -52,8 +61,8 @@ type BrokerConfig struct {
 	Logger *slog.Logger
 }
 
-// Broker is an embedded Kafka-protocol broker (one kfake node) that accepts
-// Kafka clients over TCP and over Raptor on the same port number.
+// Broker is an embedded Kafka-protocol cluster (kfake nodes) whose brokers
+// each accept Kafka clients over TCP and over Raptor on one port number.
 type Broker struct {
 	cluster *kfake.Cluster
 	t       *plugin.Transport
@@ -63,6 +72,20 @@ type Broker struct {
 	mu   sync.Mutex
 	lns  []*plugin.MultiListener
 	once sync.Once
+
+	tcpConns, raptorStreams atomic.Uint64
+}
+
+// BrokerStats counts the client connections the brokers accepted, by
+// transport.
+type BrokerStats struct {
+	TCPConns      uint64 // TCP connections accepted
+	RaptorStreams uint64 // Raptor streams accepted (and any extra listener's)
+}
+
+// Stats returns the connection counters.
+func (b *Broker) Stats() BrokerStats {
+	return BrokerStats{TCPConns: b.tcpConns.Load(), RaptorStreams: b.raptorStreams.Load()}
 }
 
 // NewBroker starts a broker.
@@ -72,6 +95,13 @@ func NewBroker(cfg BrokerConfig) (*Broker, error) {
 	}
 	if cfg.Partitions <= 0 {
 		cfg.Partitions = 6
+	}
+	if cfg.Brokers <= 0 {
+		cfg.Brokers = 1
+	}
+	seeds, err := parseTopics(cfg.Topics, cfg.Partitions)
+	if err != nil {
+		return nil, err
 	}
 	host, port, err := net.SplitHostPort(cfg.Addr)
 	if err != nil {
@@ -87,6 +117,17 @@ func NewBroker(cfg BrokerConfig) (*Broker, error) {
 			cfg.Advertise = "127.0.0.1"
 		}
 	}
+	advHost, advPort := cfg.Advertise, -1
+	if h, p, err := net.SplitHostPort(cfg.Advertise); err == nil {
+		n, perr := strconv.ParseUint(p, 10, 16)
+		if perr != nil || n == 0 {
+			return nil, fmt.Errorf("kafka: advertise %q: port %q is not a number from 1 to 65535", cfg.Advertise, p)
+		}
+		advHost, advPort = h, int(n)
+	}
+	if pn != 0 && int(pn)+cfg.Brokers-1 > 65535 {
+		return nil, fmt.Errorf("kafka: %d brokers from port %d run past 65535", cfg.Brokers, pn)
+	}
 	b := &Broker{t: cfg.Transport}
 	if b.t == nil {
 		topts := cfg.TransportOptions
@@ -96,7 +137,7 @@ func NewBroker(cfg BrokerConfig) (*Broker, error) {
 		b.t, b.ownT = plugin.New(topts...), true
 	}
 	opts := []kfake.Opt{
-		kfake.NumBrokers(1),
+		kfake.NumBrokers(cfg.Brokers),
 		kfake.DefaultNumPartitions(cfg.Partitions),
 		kfake.ListenFn(func(_, address string) (net.Listener, error) {
 			// kfake asks for 127.0.0.1:<port>; we keep its port and our host.
@@ -105,26 +146,35 @@ func NewBroker(cfg BrokerConfig) (*Broker, error) {
 				return nil, err
 			}
 			extra := cfg.Listeners
-			cfg.Listeners = nil // one kfake node takes them
+			cfg.Listeners = nil // the first kfake node takes them
 			ln, err := b.t.ListenDual(net.JoinHostPort(host, p), extra...)
 			if err != nil {
 				return nil, err
 			}
-			ln.SetAdvertised(cfg.Advertise)
 			b.mu.Lock()
+			idx := len(b.lns)
 			b.lns = append(b.lns, ln)
 			b.mu.Unlock()
-			return ln, nil
+			_, bound, _ := net.SplitHostPort(ln.Listeners()[0].Addr().String())
+			adv := net.JoinHostPort(advHost, bound)
+			if advPort > 0 {
+				adv = net.JoinHostPort(advHost, strconv.Itoa(advPort+idx))
+			}
+			return &countingListener{MultiListener: ln, b: b, addr: advertised(adv)}, nil
 		}),
 	}
 	if pn != 0 {
-		opts = append(opts, kfake.Ports(int(pn)))
+		ports := make([]int, cfg.Brokers)
+		for i := range ports {
+			ports[i] = int(pn) + i
+		}
+		opts = append(opts, kfake.Ports(ports...))
 	}
 	if cfg.DataDir != "" {
 		opts = append(opts, kfake.DataDir(cfg.DataDir))
 	}
-	if len(cfg.Topics) > 0 {
-		opts = append(opts, kfake.SeedTopics(int32(cfg.Partitions), cfg.Topics...))
+	for _, st := range seeds {
+		opts = append(opts, kfake.SeedTopics(st.partitions, st.name))
 	}
 	if cfg.AutoCreateTopics {
 		opts = append(opts, kfake.AllowAutoTopicCreation())
@@ -149,9 +199,72 @@ func NewBroker(cfg BrokerConfig) (*Broker, error) {
 	return b, nil
 }
 
-// Addr is the advertised host:port; clients reach it at tcp:// and
-// raptor:// with this host and port.
+// Addr is the first broker's advertised host:port; clients reach it at
+// tcp:// and raptor:// with this host and port (when not advertised
+// through a port mapping).
 func (b *Broker) Addr() string { return b.addr }
+
+// Addrs are every broker's advertised host:port, in node ID order at start
+// (brokers added later with Cluster().AddNode follow).
+func (b *Broker) Addrs() []string { return b.cluster.ListenAddrs() }
+
+type seedTopic struct {
+	name       string
+	partitions int32
+}
+
+// parseTopics reads "name" and "name:N" topic specifications.
+func parseTopics(specs []string, def int) ([]seedTopic, error) {
+	var out []seedTopic
+	for _, s := range specs {
+		name, n, hasN := strings.Cut(s, ":")
+		p := def
+		if hasN {
+			v, err := strconv.Atoi(n)
+			if err != nil || v <= 0 {
+				return nil, fmt.Errorf("kafka: topic %q: partition count %q is not a positive number", s, n)
+			}
+			p = v
+		}
+		if name == "" {
+			return nil, fmt.Errorf("kafka: topic %q has no name", s)
+		}
+		out = append(out, seedTopic{name, int32(p)})
+	}
+	return out, nil
+}
+
+// countingListener is what kfake listens on: it counts accepted
+// connections by transport and reports the advertised address.
+type countingListener struct {
+	*plugin.MultiListener
+	b    *Broker
+	addr net.Addr
+}
+
+// Accept counts and returns the next connection.
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.MultiListener.Accept()
+	if err == nil {
+		if _, tcp := c.(*net.TCPConn); tcp {
+			l.b.tcpConns.Add(1)
+		} else {
+			l.b.raptorStreams.Add(1)
+		}
+	}
+	return c, err
+}
+
+// Addr is the advertised address, which kfake puts in its metadata.
+func (l *countingListener) Addr() net.Addr { return l.addr }
+
+type advertised string
+
+// Network is "tcp".
+func (a advertised) Network() string { return "tcp" }
+
+// String is the advertised host:port.
+func (a advertised) String() string { return string(a) }
 
 // Cluster returns the kfake cluster, for its control hooks.
 func (b *Broker) Cluster() *kfake.Cluster { return b.cluster }

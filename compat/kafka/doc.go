@@ -5,12 +5,14 @@
 //     Raptor endpoint — by default raptor:// on the same host and port
 //     number (UDP), or an explicit endpoint, or a list of gateways with
 //     failover (one circuit breaker per gateway).
-//   - [Broker] is an embedded Kafka-protocol broker (franz-go's kfake) whose
-//     listener accepts TCP and Raptor on the same port number, optionally
-//     persistent in a data directory.
+//   - [Broker] is an embedded Kafka-protocol cluster (franz-go's kfake, one
+//     or more brokers) whose listeners each accept TCP and Raptor on the same
+//     port number, optionally persistent in a data directory.
 //
-// In front of a broker that cannot link Go (Kafka, Redpanda), run a
-// [plugin.Relay] with FramingKafka, or `raptor gateway`; see docs/KAFKA.md.
+// In front of a cluster that cannot link Go (Kafka, Redpanda), run one
+// Kafka-aware gateway (package plugin/kafkarelay, `raptor gateway --kafka`);
+// for clients that cannot link Go, one Kafka-aware proxy (`raptor proxy`);
+// see docs/KAFKA.md.
 // Kafka's idempotent producer (franz-go's default) plus redialing through
 // the failover dialer gives neither loss nor duplicates across a gateway
 // failure.

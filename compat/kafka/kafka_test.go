@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"errors"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -132,5 +133,51 @@ func TestBrokerPersistent(t *testing.T) {
 	}
 	if got != 5 {
 		t.Fatalf("after restart: %d of 5 records", got)
+	}
+}
+
+// TestBrokerClusterAdvertise: N brokers each listen on their own port and
+// advertise host:port+i when Advertise has a port.
+func TestBrokerClusterAdvertise(t *testing.T) {
+	b, err := NewBroker(BrokerConfig{Brokers: 3, Advertise: "broker.example:30000", Topics: []string{"six:6", "dflt"}, Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	want := []string{"broker.example:30000", "broker.example:30001", "broker.example:30002"}
+	if got := b.Addrs(); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("advertised %v, want %v", got, want)
+	}
+	seen := map[string]bool{}
+	for _, ml := range b.Listeners() {
+		tcp, udp := ml.Listeners()[0].Addr().String(), ml.Listeners()[1].Addr().String()
+		_, tp, _ := net.SplitHostPort(tcp)
+		_, up, _ := net.SplitHostPort(udp)
+		if tp != up || seen[tp] {
+			t.Fatalf("broker listeners tcp %s, raptor %s (seen %v): want one distinct port each", tcp, udp, seen)
+		}
+		seen[tp] = true
+	}
+	for _, c := range []struct {
+		topic string
+		parts int
+	}{{"six", 6}, {"dflt", 2}} {
+		if got := int(b.Cluster().LeaderFor(c.topic, int32(c.parts-1))); got < 0 || b.Cluster().LeaderFor(c.topic, int32(c.parts)) != -1 {
+			t.Fatalf("topic %s: want %d partitions (leader of the last %d)", c.topic, c.parts, got)
+		}
+	}
+}
+
+func TestBrokerConfigErrors(t *testing.T) {
+	for _, cfg := range []BrokerConfig{
+		{Topics: []string{"t:0"}},
+		{Topics: []string{":3"}},
+		{Advertise: "h:port"},
+		{Addr: "127.0.0.1:65535", Brokers: 2},
+	} {
+		if b, err := NewBroker(cfg); err == nil {
+			b.Close()
+			t.Errorf("%+v accepted", cfg)
+		}
 	}
 }

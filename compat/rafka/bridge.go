@@ -7,15 +7,18 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 	"google.golang.org/grpc"
+
+	"github.com/raptormq/raptor/compat/rafka/rafkapb"
 )
 
 // Config configures a [Bridge]. Zero values mean the documented defaults.
@@ -29,18 +32,30 @@ type Config struct {
 	// ClientOptions are added to every franz-go client the bridge makes
 	// (its producer and one consumer per Consume stream), after its own.
 	ClientOptions []kgo.Opt
-	// MaxBatch is the most messages pushed in one ConsumeResponse.
-	// Default 500.
-	MaxBatch int
-	// MaxBatchBytes bounds the key and value bytes of one ConsumeResponse
-	// (a single larger message still goes alone; gRPC clients accept 4 MiB
-	// messages by default). Default 1 MiB.
-	MaxBatchBytes int
-	// MaxConsumers bounds registered consumers. Default 10,000.
-	MaxConsumers int
-	// MaxGroups bounds the groups the bridge tracks (for acknowledgement
-	// ordering and running streams). Default 10,000.
-	MaxGroups int
+	// CreateTopics makes Publish, Subscribe and Consume create a topic
+	// that does not exist yet, as Rafka's broker does. Default false: an
+	// unknown topic is an [UnknownTopicError].
+	CreateTopics bool
+	// TopicPartitions is the partition count of topics the bridge
+	// creates. Default -1: the broker's default.
+	TopicPartitions int32
+	// MaxClients bounds the client IDs the bridge keeps state for
+	// (registered, subscribed, consuming or committing). When it is
+	// reached, the least recently used client without a running stream is
+	// forgotten (its subscriptions and recent deliveries; its commits are
+	// in Kafka). Default 10,000.
+	MaxClients int
+	// MaxStreams bounds concurrent Consume streams. Default 1,024.
+	MaxStreams int
+	// RecentDeliveries is how many of its latest deliveries the bridge
+	// remembers per consumer, to find the partition an UpdateOffset means
+	// (docs/RAFKA.md, "Offsets"). Default 4,096.
+	RecentDeliveries int
+	// CallTimeout bounds each unary call (not Consume streams) when the
+	// client gives no earlier deadline: a Kafka cluster that does not answer
+	// in time fails the call with a BrokerError (success=false), as Rafka's
+	// clients expect, instead of holding it. Default 30s.
+	CallTimeout time.Duration
 	// Logger receives bridge events. Default: discard.
 	Logger *slog.Logger
 }
@@ -58,7 +73,7 @@ func (c Config) populate() (Config, error) {
 		name string
 		n    *int
 		def  int
-	}{{"MaxBatch", &c.MaxBatch, 500}, {"MaxBatchBytes", &c.MaxBatchBytes, 1 << 20}, {"MaxConsumers", &c.MaxConsumers, 10000}, {"MaxGroups", &c.MaxGroups, 10000}} {
+	}{{"MaxClients", &c.MaxClients, 10000}, {"MaxStreams", &c.MaxStreams, 1024}, {"RecentDeliveries", &c.RecentDeliveries, 4096}} {
 		switch {
 		case *v.n == 0:
 			*v.n = v.def
@@ -66,77 +81,114 @@ func (c Config) populate() (Config, error) {
 			return c, fmt.Errorf("rafka: Config.%s is %d, must not be negative", v.name, *v.n)
 		}
 	}
+	switch {
+	case c.TopicPartitions == 0:
+		c.TopicPartitions = -1
+	case c.TopicPartitions < -1:
+		return c, fmt.Errorf("rafka: Config.TopicPartitions is %d: want a count or -1 for the broker's default", c.TopicPartitions)
+	}
+	switch {
+	case c.CallTimeout == 0:
+		c.CallTimeout = 30 * time.Second
+	case c.CallTimeout < 0:
+		return c, fmt.Errorf("rafka: Config.CallTimeout is %v, must not be negative", c.CallTimeout)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c, nil
 }
 
-// headerConsumerID is the response header of an accepted Consume stream.
-const headerConsumerID = "rafka-consumer-id"
+// Stats are a bridge's counters (what it did; GetMetrics answers what the
+// Kafka cluster holds).
+type Stats struct {
+	Published     uint64 // Publish calls stored
+	Delivered     uint64 // messages pushed on Consume streams
+	Acknowledged  uint64 // Acknowledge calls that succeeded
+	OffsetUpdates uint64 // UpdateOffset calls that succeeded
+	Commits       uint64 // offset commits sent to the broker
+	Registered    uint64 // Register calls that succeeded
+	Subscribed    uint64 // Subscribe calls that succeeded
+	StreamsOpened uint64 // Consume streams started
+	ActiveStreams int64  // Consume streams running now
+	Failed        uint64 // calls answered with an error (success=false or a status)
+	Clients       int    // client IDs with state
+	Evicted       uint64 // clients forgotten at MaxClients
+}
 
 // Bridge serves rafka.BrokerService by storing into a Kafka-protocol
-// broker through franz-go: Publish produces (idempotently, acks=all),
-// each Consume stream is a member of a Kafka consumer group (the broker
-// assigns partitions among a group's streams), Acknowledge and
-// UpdateOffset commit the group's offsets. Register it on a grpc.Server
-// that serves a Raptor listener (or any other). See docs/RAFKA.md.
+// cluster through franz-go. Build its grpc.Server with [Bridge.GRPCServer]
+// and serve it on any listener (TCP, Raptor, both). See docs/RAFKA.md.
 type Bridge struct {
+	rafkapb.UnimplementedBrokerServiceServer
+
 	cfg  Config
 	log  *slog.Logger
 	prod *kgo.Client
 	adm  *kadm.Client
 
-	ctx    context.Context // cancelled by Close: ends every stream
+	ctx    context.Context // cancelled by Close: ends every call
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // calls in progress
 
-	mu        sync.Mutex
-	closed    bool
-	topics    map[string]int32 // partition counts of topics seen to exist
-	consumers map[string]*consumer
-	groups    map[string]*groupState
-	nextID    uint64
+	mu      sync.Mutex
+	closed  bool
+	topics  map[string]int32 // partition counts of topics seen to exist
+	clients map[string]*client
+	uses    uint64 // counts client lookups, for least-recently-used eviction
+	streams int
 
-	published, publishErrors, delivered, acked, offsetUpdates atomic.Uint64
-	registered, streamsOpened, activeStreams                  atomic.Uint64
+	published, delivered, acked, offsetUpdates, commits    atomic.Uint64
+	registered, subscribed, streamsOpened, failed, evicted atomic.Uint64
+	active                                                 atomic.Int64
 }
 
-var _ BrokerServiceServer = (*Bridge)(nil)
-
-// consumer is a registered consumer. Fields are guarded by Bridge.mu.
-type consumer struct {
-	id     string
-	group  string
-	topics []string // sorted
-	active *member  // its running Consume stream
-}
-
-// groupState is what the bridge knows of one consumer group.
-type groupState struct {
-	commitMu  sync.Mutex               // serialises commits of the group
-	committed map[topicPartition]int64 // last offset committed here; guarded by commitMu
-	members   map[*member]struct{}     // running streams; guarded by Bridge.mu
-}
+var _ rafkapb.BrokerServiceServer = (*Bridge)(nil)
 
 type topicPartition struct {
 	topic string
 	part  int32
 }
 
+// client is the state of one client ID: a consumer's subscriptions, its
+// recent deliveries and its commits (the Kafka group is the ID).
+type client struct {
+	id      string
+	used    uint64 // Bridge.uses at the last lookup; guarded by Bridge.mu
+	streams int    // running Consume streams; guarded by Bridge.mu
+
+	mu      sync.Mutex // guards the fields below
+	typ     rafkapb.ClientType
+	topics  []string           // subscriptions, sorted
+	recent  []delivery         // ring of the latest deliveries
+	next    int                // where the next delivery goes in recent
+	lastAck map[string]msgAddr // per topic, the last message acknowledged
+
+	commitMu  sync.Mutex               // serialises the client's commits
+	committed map[topicPartition]int64 // last offset committed here; guarded by commitMu
+}
+
+type msgAddr struct {
+	part int32
+	off  int64
+}
+
+type delivery struct {
+	topic string
+	msgAddr
+}
+
 // NewBridge connects a bridge to the brokers in cfg. Close it after the
-// grpc.Server it is registered on has stopped, or before, which ends its
-// streams.
+// grpc.Server serving it has stopped, or before, which ends its calls.
 func NewBridge(cfg Config) (*Bridge, error) {
 	c, err := cfg.populate()
 	if err != nil {
 		return nil, err
 	}
-	b := &Bridge{
-		cfg: c, log: c.Logger,
-		topics: map[string]int32{}, consumers: map[string]*consumer{}, groups: map[string]*groupState{},
-	}
-	opts := append(b.baseOptions(), kgo.ProducerLinger(0), kgo.RequiredAcks(kgo.AllISRAcks()))
+	b := &Bridge{cfg: c, log: c.Logger, topics: map[string]int32{}, clients: map[string]*client{}}
+	// The delivery timeout fails a record franz-go could not deliver in a
+	// call's time (Publish answers by then anyway).
+	opts := append(b.baseOptions(), kgo.ProducerLinger(0), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordDeliveryTimeout(c.CallTimeout))
 	b.prod, err = kgo.NewClient(append(opts, c.ClientOptions...)...)
 	if err != nil {
 		return nil, fmt.Errorf("rafka: producer for brokers %v: %w", c.Brokers, err)
@@ -154,13 +206,23 @@ func (b *Bridge) baseOptions() []kgo.Opt {
 	return opts
 }
 
-// RegisterOn registers the bridge's service on s (a *grpc.Server).
-func (b *Bridge) RegisterOn(s grpc.ServiceRegistrar) { RegisterBrokerServiceServer(s, b) }
+// GRPCServer returns a grpc.Server (plain protobuf, application/grpc)
+// serving the bridge as rafka.BrokerService. The bridge's interceptors
+// run first: they count each call in (Close waits for it and cancels it),
+// and turn a failure into the answer Rafka's clients expect
+// (docs/RAFKA.md, "Errors"). opts are added after them.
+func (b *Bridge) GRPCServer(opts ...grpc.ServerOption) *grpc.Server {
+	s := grpc.NewServer(append([]grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(b.unaryInterceptor),
+		grpc.ChainStreamInterceptor(b.streamInterceptor),
+	}, opts...)...)
+	rafkapb.RegisterBrokerServiceServer(s, b)
+	return s
+}
 
-// Close ends every Consume stream (with ErrBridgeClosed), waits for the
-// calls in progress and closes the bridge's franz-go clients. Later calls
-// fail with ErrBridgeClosed. A stream blocked sending to a client that
-// stopped reading ends when the grpc.Server stops. Close is idempotent.
+// Close ends every call in progress (Consume streams with
+// ErrBridgeClosed), waits for them and closes the bridge's franz-go
+// clients. Later calls fail with ErrBridgeClosed. Close is idempotent.
 func (b *Bridge) Close() error {
 	b.mu.Lock()
 	if b.closed {
@@ -170,9 +232,22 @@ func (b *Bridge) Close() error {
 	b.closed = true
 	b.mu.Unlock()
 	b.cancel()
+	b.prod.Close() // fails buffered records: a Publish does not wait for their timeout
 	b.wg.Wait()
-	b.prod.Close()
 	return nil
+}
+
+// Stats returns a snapshot of the bridge's counters.
+func (b *Bridge) Stats() Stats {
+	b.mu.Lock()
+	clients := len(b.clients)
+	b.mu.Unlock()
+	return Stats{
+		Published: b.published.Load(), Delivered: b.delivered.Load(), Acknowledged: b.acked.Load(),
+		OffsetUpdates: b.offsetUpdates.Load(), Commits: b.commits.Load(), Registered: b.registered.Load(),
+		Subscribed: b.subscribed.Load(), StreamsOpened: b.streamsOpened.Load(), ActiveStreams: b.active.Load(),
+		Failed: b.failed.Load(), Clients: clients, Evicted: b.evicted.Load(),
+	}
 }
 
 // enter counts a call in and returns its context, which Close also
@@ -196,24 +271,55 @@ func (b *Bridge) enter(ctx context.Context) (context.Context, func(), error) {
 
 // exit maps the error of a call that Close interrupted to ErrBridgeClosed.
 func (b *Bridge) exit(err error) error {
-	if err != nil && b.ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed)) {
+	if b.ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed)) {
 		return ErrBridgeClosed
 	}
 	return err
 }
 
 // partitions returns the partition count of topic, asking the broker when
-// the topic is not known yet.
-func (b *Bridge) partitions(ctx context.Context, topic string, refresh bool) (int32, error) {
+// the topic is not known yet, and creating it when create and
+// Config.CreateTopics allow.
+func (b *Bridge) partitions(ctx context.Context, topic string, create bool) (int32, error) {
 	if topic == "" {
 		return 0, &InvalidArgumentError{Field: "topic", Value: topic, Reason: "empty"}
 	}
 	b.mu.Lock()
 	n, ok := b.topics[topic]
 	b.mu.Unlock()
-	if ok && !refresh {
+	if ok {
 		return n, nil
 	}
+	n, err := b.describeTopic(ctx, topic)
+	var unknown *UnknownTopicError
+	if errors.As(err, &unknown) && create && b.cfg.CreateTopics {
+		resp, cerr := b.adm.CreateTopic(ctx, b.cfg.TopicPartitions, -1, nil, topic)
+		if cerr == nil {
+			cerr = resp.Err
+		}
+		if cerr != nil && !errors.Is(cerr, kerr.TopicAlreadyExists) {
+			if ctx.Err() != nil {
+				return 0, ctx.Err()
+			}
+			return 0, &BrokerError{Op: "create topic", Topic: topic, Err: cerr}
+		}
+		if cerr == nil && resp.NumPartitions > 0 {
+			n, err = resp.NumPartitions, nil
+			b.log.Info("rafka: created topic", "topic", topic, "partitions", n)
+		} else {
+			n, err = b.awaitTopic(ctx, topic)
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	b.mu.Lock()
+	b.topics[topic] = n
+	b.mu.Unlock()
+	return n, nil
+}
+
+func (b *Bridge) describeTopic(ctx context.Context, topic string) (int32, error) {
 	tds, err := b.adm.ListTopics(ctx, topic)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -223,17 +329,44 @@ func (b *Bridge) partitions(ctx context.Context, topic string, refresh bool) (in
 	}
 	td, ok := tds[topic]
 	if !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
-		b.forgetTopic(topic)
 		return 0, &UnknownTopicError{Topic: topic}
 	}
 	if td.Err != nil {
 		return 0, &BrokerError{Op: "metadata", Topic: topic, Err: td.Err}
 	}
-	n = int32(len(td.Partitions))
-	b.mu.Lock()
-	b.topics[topic] = n
-	b.mu.Unlock()
-	return n, nil
+	return int32(len(td.Partitions)), nil
+}
+
+// awaitTopic describes a topic that exists (created by someone) until the
+// broker's metadata shows it: topic creation propagates to metadata
+// asynchronously.
+func (b *Bridge) awaitTopic(ctx context.Context, topic string) (n int32, err error) {
+	err = retryUnknownTopic(ctx, func() error {
+		n, err = b.describeTopic(ctx, topic)
+		return err
+	})
+	return n, err
+}
+
+// retryUnknownTopic calls fn until it succeeds or fails otherwise than
+// with an unknown topic (a topic just created is not yet known
+// everywhere), 20 times at most, backing off from 10 to 200 ms.
+func retryUnknownTopic(ctx context.Context, fn func() error) error {
+	const attempts = 20
+	for i := 1; ; i++ {
+		err := fn()
+		var unknown *UnknownTopicError
+		if (!errors.As(err, &unknown) && !errors.Is(err, kerr.UnknownTopicOrPartition)) || i == attempts {
+			return err
+		}
+		t := time.NewTimer(min(time.Duration(i)*10*time.Millisecond, 200*time.Millisecond))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
 }
 
 func (b *Bridge) forgetTopic(topic string) {
@@ -243,358 +376,313 @@ func (b *Bridge) forgetTopic(topic string) {
 }
 
 // checkPartition fails unless topic has partition p.
-func (b *Bridge) checkPartition(ctx context.Context, topic string, p int32) error {
+func (b *Bridge) checkPartition(ctx context.Context, topic string, p int32) (int32, error) {
 	n, err := b.partitions(ctx, topic, false)
-	if err != nil {
-		return err
+	if err != nil || (p >= 0 && p < n) {
+		return n, err
 	}
-	if p >= 0 && p < n {
-		return nil
-	}
-	if n, err = b.partitions(ctx, topic, true); err != nil { // partitions may have been added
-		return err
+	b.forgetTopic(topic) // partitions may have been added
+	if n, err = b.partitions(ctx, topic, false); err != nil {
+		return 0, err
 	}
 	if p < 0 || p >= n {
-		return &UnknownPartitionError{Topic: topic, Partition: p, Partitions: n}
+		return n, &UnknownPartitionError{Topic: topic, Partition: p, Partitions: n}
 	}
-	return nil
+	return n, nil
 }
 
-// Publish implements BrokerServiceServer: one idempotent produce, acks=all.
-func (b *Bridge) Publish(ctx context.Context, req *PublishRequest) (_ *PublishResponse, err error) {
-	ctx, done, err := b.enter(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	defer func() { err = b.exit(err) }()
-	resp, err := b.publish(ctx, req)
-	if err != nil {
-		b.publishErrors.Add(1)
-		return nil, err
-	}
-	b.published.Add(1)
-	return resp, nil
-}
-
-func (b *Bridge) publish(ctx context.Context, req *PublishRequest) (*PublishResponse, error) {
-	if _, err := b.partitions(ctx, req.Topic, false); err != nil {
-		return nil, err
-	}
-	rec := &kgo.Record{Topic: req.Topic, Key: req.Key, Value: req.Value}
-	if len(req.Headers) > 0 {
-		rec.Headers = make([]kgo.RecordHeader, len(req.Headers))
-		for i, h := range req.Headers {
-			rec.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
-		}
-	}
-	r, err := b.prod.ProduceSync(ctx, rec).First()
-	switch {
-	case err == nil:
-		return &PublishResponse{Partition: r.Partition, Offset: r.Offset}, nil
-	case ctx.Err() != nil:
-		return nil, ctx.Err()
-	case errors.Is(err, kerr.UnknownTopicOrPartition):
-		b.forgetTopic(req.Topic)
-		return nil, &UnknownTopicError{Topic: req.Topic}
-	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge):
-		return nil, &InvalidArgumentError{Field: "value", Value: fmt.Sprintf("%d bytes", len(req.Key)+len(req.Value)), Reason: err.Error()}
-	}
-	return nil, &BrokerError{Op: "publish", Topic: req.Topic, Err: err}
-}
-
-// Register implements BrokerServiceServer.
-func (b *Bridge) Register(ctx context.Context, req *RegisterRequest) (_ *RegisterResponse, err error) {
-	ctx, done, err := b.enter(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	defer func() { err = b.exit(err) }()
-	if len(req.ClientID) > 249 {
-		return nil, &InvalidArgumentError{Field: "client_id", Value: req.ClientID, Reason: "longer than 249 bytes"}
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	id := req.ClientID
+// client returns the state of id, creating it.
+func (b *Bridge) client(field, id string) (*client, error) {
 	if id == "" {
-		b.nextID++
-		id = fmt.Sprintf("consumer-%d", b.nextID)
+		return nil, &InvalidArgumentError{Field: field, Value: id, Reason: "empty"}
 	}
-	c := b.consumers[id]
-	if c == nil {
-		if len(b.consumers) >= b.cfg.MaxConsumers {
-			return nil, &LimitError{What: "consumers", Limit: b.cfg.MaxConsumers}
-		}
-		c = &consumer{id: id, group: id}
-		b.consumers[id] = c
-	}
-	if req.Group != "" {
-		c.group = req.Group // a running stream keeps the group it started with
-	}
-	b.registered.Add(1)
-	return &RegisterResponse{ConsumerID: id, Group: c.group}, nil
-}
-
-// Subscribe implements BrokerServiceServer.
-func (b *Bridge) Subscribe(ctx context.Context, req *SubscribeRequest) (_ *SubscribeResponse, err error) {
-	ctx, done, err := b.enter(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	defer func() { err = b.exit(err) }()
-	if _, err := b.lookup(req.ConsumerID); err != nil {
-		return nil, err
-	}
-	if len(req.Topics) == 0 {
-		return nil, &InvalidArgumentError{Field: "topics", Value: "", Reason: "no topic to subscribe to"}
-	}
-	for _, t := range req.Topics {
-		if _, err := b.partitions(ctx, t, false); err != nil {
-			return nil, err
-		}
+	if len(id) > 249 {
+		short := []rune(id)[:min(32, utf8.RuneCountInString(id))]
+		return nil, &InvalidArgumentError{Field: field, Value: string(short) + "...", Reason: fmt.Sprintf("%d bytes, more than Kafka's 249 for a group ID", len(id))}
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	c := b.consumers[req.ConsumerID]
-	for _, t := range req.Topics {
-		if i, found := slices.BinarySearch(c.topics, t); !found {
-			c.topics = slices.Insert(c.topics, i, t)
-		}
-	}
-	return &SubscribeResponse{Topics: slices.Clone(c.topics)}, nil
-}
-
-// lookup returns the registered consumer id.
-func (b *Bridge) lookup(id string) (*consumer, error) {
-	if id == "" {
-		return nil, &InvalidArgumentError{Field: "consumer_id", Value: id, Reason: "empty (call Register first)"}
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	c := b.consumers[id]
+	c := b.clients[id]
 	if c == nil {
-		return nil, &UnknownConsumerError{ConsumerID: id}
+		if len(b.clients) >= b.cfg.MaxClients && !b.evictLocked() {
+			return nil, &LimitError{What: "clients with running streams", Limit: b.cfg.MaxClients}
+		}
+		c = &client{id: id, lastAck: map[string]msgAddr{}, committed: map[topicPartition]int64{}}
+		b.clients[id] = c
 	}
+	b.uses++
+	c.used = b.uses
 	return c, nil
 }
 
-// groupOf resolves the group of an Acknowledge or UpdateOffset.
-func (b *Bridge) groupOf(consumerID, group string) (string, error) {
-	if group != "" {
-		return group, nil
-	}
-	if consumerID == "" {
-		return "", &InvalidArgumentError{Field: "group", Value: "", Reason: "name a group or a registered consumer_id"}
-	}
-	c, err := b.lookup(consumerID)
-	if err != nil {
-		return "", err
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return c.group, nil
-}
-
-// groupStateLocked returns the state of group, creating it.
-func (b *Bridge) groupStateLocked(group string) (*groupState, error) {
-	gs := b.groups[group]
-	if gs == nil {
-		if len(b.groups) >= b.cfg.MaxGroups {
-			return nil, &LimitError{What: "groups", Limit: b.cfg.MaxGroups}
+// evictLocked forgets the least recently used client without a running
+// stream, and reports whether there was one. It scans every client: it
+// runs only when MaxClients is reached.
+func (b *Bridge) evictLocked() bool {
+	var lru *client
+	for _, c := range b.clients {
+		if c.streams == 0 && (lru == nil || c.used < lru.used) {
+			lru = c
 		}
-		gs = &groupState{committed: map[topicPartition]int64{}, members: map[*member]struct{}{}}
-		b.groups[group] = gs
 	}
-	return gs, nil
+	if lru == nil {
+		return false
+	}
+	delete(b.clients, lru.id)
+	b.evicted.Add(1)
+	b.log.Debug("rafka: forgot client", "id", lru.id, "clients", len(b.clients))
+	return true
 }
 
-// Acknowledge implements BrokerServiceServer: commits Offset+1, never
+// Publish implements rafka.BrokerService: one idempotent produce
+// (acks=all) of the payload's bytes, keyed by key when it is not empty;
+// the answer names the record's partition and offset.
+func (b *Bridge) Publish(ctx context.Context, req *rafkapb.PublishRequest) (*rafkapb.PublishResponse, error) {
+	if _, err := b.partitions(ctx, req.GetTopic(), true); err != nil {
+		return nil, err
+	}
+	rec := &kgo.Record{Topic: req.GetTopic(), Value: []byte(req.GetPayload())}
+	if req.GetKey() != "" {
+		rec.Key = []byte(req.GetKey())
+	}
+	if req.GetProducerId() != "" {
+		rec.Headers = []kgo.RecordHeader{{Key: HeaderProducerID, Value: []byte(req.GetProducerId())}}
+	}
+	// franz-go keeps a buffered record until it is delivered or fails,
+	// whatever the context (a broker that cannot be dialed may hold it past
+	// the delivery timeout), so the answer waits for the call's context too.
+	var r *kgo.Record
+	var err error
+	delivered := make(chan struct{})
+	b.prod.Produce(ctx, rec, func(pr *kgo.Record, perr error) {
+		r, err = pr, perr
+		close(delivered)
+	})
+	select {
+	case <-delivered:
+	case <-ctx.Done():
+		if b.ctx.Err() != nil {
+			return nil, ErrBridgeClosed
+		}
+		return nil, &BrokerError{Op: "publish", Topic: req.GetTopic(), Err: fmt.Errorf("no acknowledgement from the Kafka cluster %v within the call's bound (%v, or the client's deadline): the message may still be stored", b.cfg.Brokers, b.cfg.CallTimeout)}
+	}
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case errors.Is(err, kerr.UnknownTopicOrPartition):
+		b.forgetTopic(req.GetTopic())
+		return nil, &UnknownTopicError{Topic: req.GetTopic()}
+	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge):
+		return nil, &InvalidArgumentError{Field: "payload", Value: fmt.Sprintf("%d bytes", len(req.GetKey())+len(req.GetPayload())), Reason: err.Error()}
+	default:
+		return nil, &BrokerError{Op: "publish", Topic: req.GetTopic(), Err: err}
+	}
+	b.published.Add(1)
+	return &rafkapb.PublishResponse{
+		MessageId: MessageID(r.Partition, r.Offset), Success: true, Partition: r.Partition, Offset: r.Offset,
+		Message: fmt.Sprintf("published to topic %q partition %d offset %d", r.Topic, r.Partition, r.Offset),
+	}, nil
+}
+
+// HeaderProducerID is the Kafka record header carrying a Publish's
+// producer_id.
+const HeaderProducerID = "rafka-producer-id"
+
+// Register implements rafka.BrokerService: records the client and its
+// type.
+func (b *Bridge) Register(ctx context.Context, req *rafkapb.RegisterRequest) (*rafkapb.RegisterResponse, error) {
+	t := req.GetClientType()
+	if _, ok := rafkapb.ClientType_name[int32(t)]; !ok {
+		return nil, &InvalidArgumentError{Field: "client_type", Value: fmt.Sprint(int32(t)), Reason: "not UNKNOWN (0), PRODUCER (1) or CONSUMER (2)"}
+	}
+	c, err := b.client("client_id", req.GetClientId())
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.typ = t
+	c.mu.Unlock()
+	b.registered.Add(1)
+	return &rafkapb.RegisterResponse{Success: true, Message: fmt.Sprintf("registered %s %q", t, c.id)}, nil
+}
+
+// Subscribe implements rafka.BrokerService: adds topic to the consumer's
+// subscriptions (a Consume without a topic streams them all).
+func (b *Bridge) Subscribe(ctx context.Context, req *rafkapb.SubscribeRequest) (*rafkapb.SubscribeResponse, error) {
+	c, err := b.client("consumer_id", req.GetConsumerId())
+	if err != nil {
+		return nil, err
+	}
+	n, err := b.partitions(ctx, req.GetTopic(), true)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if i, found := slices.BinarySearch(c.topics, req.GetTopic()); !found {
+		c.topics = slices.Insert(c.topics, i, req.GetTopic())
+	}
+	all := strings.Join(c.topics, ", ")
+	c.mu.Unlock()
+	b.subscribed.Add(1)
+	return &rafkapb.SubscribeResponse{Success: true, Message: fmt.Sprintf("consumer %q subscribed to %q (%d partitions); subscriptions: %s", c.id, req.GetTopic(), n, all)}, nil
+}
+
+// Acknowledge implements rafka.BrokerService: commits the offset after the
+// acknowledged message for the consumer's group (the consumer ID), never
 // backwards.
-func (b *Bridge) Acknowledge(ctx context.Context, req *AcknowledgeRequest) (_ *AcknowledgeResponse, err error) {
-	ctx, done, err := b.enter(ctx)
+func (b *Bridge) Acknowledge(ctx context.Context, req *rafkapb.AcknowledgeRequest) (*rafkapb.AcknowledgeResponse, error) {
+	c, err := b.client("consumer_id", req.GetConsumerId())
 	if err != nil {
 		return nil, err
 	}
-	defer done()
-	defer func() { err = b.exit(err) }()
-	if req.Offset < 0 {
-		return nil, &InvalidArgumentError{Field: "offset", Value: fmt.Sprint(req.Offset), Reason: "negative"}
-	}
-	group, err := b.groupOf(req.ConsumerID, req.Group)
+	p, o, err := ParseMessageID(req.GetMessageId())
 	if err != nil {
 		return nil, err
 	}
-	if err := b.checkPartition(ctx, req.Topic, req.Partition); err != nil {
+	if _, err := b.checkPartition(ctx, req.GetTopic(), p); err != nil {
 		return nil, err
 	}
-	committed, err := b.commit(ctx, group, req.ConsumerID, topicPartition{req.Topic, req.Partition}, req.Offset+1, false)
+	tp := topicPartition{req.GetTopic(), p}
+	next, err := b.commit(ctx, c, tp, o+1, false)
 	if err != nil {
 		return nil, err
 	}
+	c.mu.Lock()
+	c.lastAck[tp.topic] = msgAddr{p, o}
+	c.mu.Unlock()
 	b.acked.Add(1)
-	return &AcknowledgeResponse{Committed: committed}, nil
+	return &rafkapb.AcknowledgeResponse{Success: true, Message: fmt.Sprintf("acknowledged %s of %q: consumer %q resumes partition %d at offset %d", req.GetMessageId(), tp.topic, c.id, p, next)}, nil
 }
 
-// UpdateOffset implements BrokerServiceServer: commits Offset (also
-// backwards) and moves the running stream that owns the partition.
-func (b *Bridge) UpdateOffset(ctx context.Context, req *UpdateOffsetRequest) (_ *UpdateOffsetResponse, err error) {
-	ctx, done, err := b.enter(ctx)
+// UpdateOffset implements rafka.BrokerService: the consumer has processed
+// the message at offset; its next Consume resumes after it. The commit may
+// move the position backwards. The partition is found as docs/RAFKA.md,
+// "Offsets", says.
+func (b *Bridge) UpdateOffset(ctx context.Context, req *rafkapb.UpdateOffsetRequest) (*rafkapb.UpdateOffsetResponse, error) {
+	c, err := b.client("consumer_id", req.GetConsumerId())
 	if err != nil {
 		return nil, err
 	}
-	defer done()
-	defer func() { err = b.exit(err) }()
-	if req.Offset < 0 {
-		return nil, &InvalidArgumentError{Field: "offset", Value: fmt.Sprint(req.Offset), Reason: "negative"}
+	if req.GetOffset() < 0 {
+		return nil, &InvalidArgumentError{Field: "offset", Value: fmt.Sprint(req.GetOffset()), Reason: "negative"}
 	}
-	group, err := b.groupOf(req.ConsumerID, req.Group)
+	n, err := b.partitions(ctx, req.GetTopic(), false)
 	if err != nil {
 		return nil, err
 	}
-	tp := topicPartition{req.Topic, req.Partition}
-	if err := b.checkPartition(ctx, tp.topic, tp.part); err != nil {
-		return nil, err
-	}
-	committed, err := b.commit(ctx, group, req.ConsumerID, tp, req.Offset, true)
+	p, err := c.partitionOf(req.GetTopic(), req.GetOffset(), n)
 	if err != nil {
 		return nil, err
 	}
-	b.mu.Lock()
-	var ms []*member
-	if gs := b.groups[group]; gs != nil {
-		for m := range gs.members {
-			ms = append(ms, m)
-		}
-	}
-	b.mu.Unlock()
-	for _, m := range ms {
-		if err := m.seek(ctx, tp, req.Offset); err != nil {
-			return nil, err
-		}
+	tp := topicPartition{req.GetTopic(), p}
+	next, err := b.commit(ctx, c, tp, req.GetOffset()+1, true)
+	if err != nil {
+		return nil, err
 	}
 	b.offsetUpdates.Add(1)
-	return &UpdateOffsetResponse{Committed: committed}, nil
+	return &rafkapb.UpdateOffsetResponse{Success: true, Message: fmt.Sprintf("consumer %q resumes %q partition %d at offset %d", c.id, tp.topic, p, next)}, nil
 }
 
-// commit commits next as group's offset of tp: through a running stream of
-// the group (Kafka accepts commits from members only while a group has
-// members), else as a simple commit. Unless force, an offset not above the
-// last one committed here is a no-op.
-func (b *Bridge) commit(ctx context.Context, group, consumerID string, tp topicPartition, next int64, force bool) (int64, error) {
-	b.mu.Lock()
-	gs, err := b.groupStateLocked(group)
-	b.mu.Unlock()
-	if err != nil {
-		return 0, err
+// partitionOf finds the partition whose message at off the consumer means:
+// the only partition of a one-partition topic; else the partition of the
+// message it last acknowledged on topic, if that was at off; else the one
+// partition that recently delivered off to it.
+func (c *client) partitionOf(topic string, off int64, partitions int32) (int32, error) {
+	if partitions == 1 {
+		return 0, nil
 	}
-	gs.commitMu.Lock()
-	defer gs.commitMu.Unlock()
-	if last, ok := gs.committed[tp]; ok && !force && next <= last {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if a, ok := c.lastAck[topic]; ok && a.off == off {
+		return a.part, nil
+	}
+	var cands []int32
+	for _, d := range c.recent {
+		if d.topic == topic && d.off == off && !slices.Contains(cands, d.part) {
+			cands = append(cands, d.part)
+		}
+	}
+	if len(cands) == 1 {
+		return cands[0], nil
+	}
+	slices.Sort(cands)
+	return 0, &OffsetPartitionError{ConsumerID: c.id, Topic: topic, Offset: off, Partitions: partitions, Candidates: cands}
+}
+
+// noteDelivery remembers that the consumer was sent the message at a.
+func (c *client) noteDelivery(limit int, topic string, a msgAddr) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d := delivery{topic, a}
+	if len(c.recent) < limit {
+		c.recent = append(c.recent, d)
+		return
+	}
+	c.recent[c.next] = d
+	c.next = (c.next + 1) % limit
+}
+
+// commit commits next as the consumer's group offset of tp (a simple
+// commit: the bridge never joins the group). Unless force, an offset not
+// above the last one committed here is a no-op; the same offset twice is
+// always one.
+func (b *Bridge) commit(ctx context.Context, c *client, tp topicPartition, next int64, force bool) (int64, error) {
+	c.commitMu.Lock()
+	defer c.commitMu.Unlock()
+	if last, ok := c.committed[tp]; ok && (next == last || (!force && next < last)) {
 		return last, nil
 	}
-	const attempts = 6
-	for i := 1; ; i++ {
-		var err error
-		if m := b.pickMember(gs, consumerID); m != nil {
-			err = m.commit(ctx, tp, next)
-		} else {
-			err = b.simpleCommit(ctx, group, tp, next)
-		}
-		if err == nil {
-			break
-		}
+	var os kadm.Offsets
+	os.Add(kadm.Offset{Topic: tp.topic, Partition: tp.part, At: next, LeaderEpoch: -1})
+	resp, err := b.adm.CommitOffsets(ctx, c.id, os)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
-		if i == attempts {
-			return 0, &BrokerError{Op: "commit", Topic: tp.topic, Err: fmt.Errorf("group %q partition %d offset %d: %w", group, tp.part, next, err)}
-		}
-		// Membership is changing (a stream joining or leaving): retry
-		// through whoever is a member now.
-		b.log.Debug("rafka: commit retry", "group", group, "topic", tp.topic, "partition", tp.part, "err", err)
-		t := time.NewTimer(time.Duration(i) * 10 * time.Millisecond)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return 0, ctx.Err()
-		}
+		return 0, &BrokerError{Op: "commit", Topic: tp.topic, Err: fmt.Errorf("group %q partition %d offset %d: %w", c.id, tp.part, next, err)}
 	}
-	gs.committed[tp] = next
+	b.commits.Add(1)
+	c.committed[tp] = next
 	return next, nil
 }
 
-// pickMember returns a running stream of the group that has joined it,
-// preferring the consumer's own.
-func (b *Bridge) pickMember(gs *groupState, consumerID string) *member {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var pick *member
-	for m := range gs.members {
-		if id, _ := m.cl.GroupMetadata(); id == "" {
-			continue
-		}
-		if pick == nil || m.c.id == consumerID {
-			pick = m
-		}
-	}
-	return pick
+// The RPCs only Rafka brokers call among themselves.
+
+const (
+	whyCluster = "it stores into a Kafka cluster, whose brokers replicate and balance partitions among themselves; it has no Rafka peers"
+	whyMesh    = "it is not a node of Rafka's peer-to-peer mesh; the Kafka cluster behind it keeps its own membership"
+)
+
+// ForwardMessage implements rafka.BrokerService: Unimplemented.
+func (b *Bridge) ForwardMessage(context.Context, *rafkapb.ForwardMessageRequest) (*rafkapb.ForwardMessageResponse, error) {
+	return nil, &BrokerOnlyError{Method: "ForwardMessage", Why: whyCluster + " (Publish stores directly)"}
 }
 
-// simpleCommit commits outside group membership (generation -1), which
-// Kafka accepts while the group has no members.
-func (b *Bridge) simpleCommit(ctx context.Context, group string, tp topicPartition, next int64) error {
-	var os kadm.Offsets
-	os.Add(kadm.Offset{Topic: tp.topic, Partition: tp.part, At: next, LeaderEpoch: -1})
-	resp, err := b.adm.CommitOffsets(ctx, group, os)
-	if err != nil {
-		return err
-	}
-	return resp.Error()
+// JoinCluster implements rafka.BrokerService: Unimplemented.
+func (b *Bridge) JoinCluster(context.Context, *rafkapb.JoinClusterRequest) (*rafkapb.JoinClusterResponse, error) {
+	return nil, &BrokerOnlyError{Method: "JoinCluster", Why: whyCluster}
 }
 
-// GetMetrics implements BrokerServiceServer.
-func (b *Bridge) GetMetrics(ctx context.Context, _ *GetMetricsRequest) (_ *GetMetricsResponse, err error) {
-	ctx, done, err := b.enter(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	defer func() { err = b.exit(err) }()
-	return b.Metrics(), nil
+// GossipMessage implements rafka.BrokerService: Unimplemented.
+func (b *Bridge) GossipMessage(context.Context, *rafkapb.GossipMessageRequest) (*rafkapb.GossipMessageResponse, error) {
+	return nil, &BrokerOnlyError{Method: "GossipMessage", Why: whyMesh}
 }
 
-// Metrics returns the bridge's counters (what GetMetrics answers).
-func (b *Bridge) Metrics() *GetMetricsResponse {
-	b.mu.Lock()
-	consumers := len(b.consumers)
-	b.mu.Unlock()
-	return &GetMetricsResponse{
-		Published:     b.published.Load(),
-		PublishErrors: b.publishErrors.Load(),
-		Delivered:     b.delivered.Load(),
-		Acknowledged:  b.acked.Load(),
-		OffsetUpdates: b.offsetUpdates.Load(),
-		Registered:    b.registered.Load(),
-		Consumers:     uint64(consumers),
-		StreamsOpened: b.streamsOpened.Load(),
-		ActiveStreams: b.activeStreams.Load(),
-	}
+// GetMeshTopology implements rafka.BrokerService: Unimplemented.
+func (b *Bridge) GetMeshTopology(context.Context, *rafkapb.GetMeshTopologyRequest) (*rafkapb.GetMeshTopologyResponse, error) {
+	return nil, &BrokerOnlyError{Method: "GetMeshTopology", Why: whyMesh + " (GetClusterInfo describes the Kafka brokers)"}
 }
 
-// commitResult reads the first error of an OffsetCommit response.
-func commitResult(resp *kmsg.OffsetCommitResponse, err error) error {
-	if err != nil {
-		return err
-	}
-	for _, t := range resp.Topics {
-		for _, p := range t.Partitions {
-			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+// JoinMesh implements rafka.BrokerService: Unimplemented.
+func (b *Bridge) JoinMesh(context.Context, *rafkapb.JoinMeshRequest) (*rafkapb.JoinMeshResponse, error) {
+	return nil, &BrokerOnlyError{Method: "JoinMesh", Why: whyMesh}
+}
+
+// LeaveMesh implements rafka.BrokerService: Unimplemented.
+func (b *Bridge) LeaveMesh(context.Context, *rafkapb.LeaveMeshRequest) (*rafkapb.LeaveMeshResponse, error) {
+	return nil, &BrokerOnlyError{Method: "LeaveMesh", Why: whyMesh}
 }

@@ -5,302 +5,199 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
-	"sync/atomic"
+	"strings"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/raptormq/raptor/compat/rafka/rafkapb"
 )
 
-// member is one running Consume stream: a franz-go group consumer whose
-// records the stream's handler pushes to the client.
-type member struct {
-	c        *consumer
-	group    string
-	cl       *kgo.Client // set before the member joins groupState.members
-	cancel   context.CancelFunc
-	done     chan struct{} // closed when the stream has left the group
-	replaced atomic.Bool
+// HeaderStart is the response header of an accepted Consume stream: the
+// position of each partition the stream starts at, "topic/partition@offset"
+// comma separated. Messages published after a client has the header are
+// on the stream.
+const HeaderStart = "raptor-rafka-start"
 
-	mu    sync.Mutex
-	seeks []*seekReq
-	wake  context.CancelFunc // ends the current poll
-}
-
-type seekReq struct {
-	tp      topicPartition
-	offset  int64
-	applied chan struct{}
-}
-
-// commit commits next for tp as this group member.
-func (m *member) commit(ctx context.Context, tp topicPartition, next int64) error {
-	var cerr error
-	m.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{tp.topic: {tp.part: {Epoch: -1, Offset: next}}},
-		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-			cerr = commitResult(resp, err)
-		})
-	return cerr
-}
-
-// seek asks the stream's loop to continue tp from offset, and waits until
-// it has (or the stream or ctx ends). Messages of tp the loop holds but
-// has not sent are dropped.
-func (m *member) seek(ctx context.Context, tp topicPartition, offset int64) error {
-	s := &seekReq{tp: tp, offset: offset, applied: make(chan struct{})}
-	m.mu.Lock()
-	m.seeks = append(m.seeks, s)
-	wake := m.wake
-	m.mu.Unlock()
-	if wake != nil {
-		wake()
+// Consume implements rafka.BrokerService: a push stream of the topic (or,
+// with no topic, of the consumer's subscriptions). Each partition starts
+// where the consumer's group (its ID) has committed, else at the end: a
+// live tail. It runs until the client ends it or the bridge closes.
+func (b *Bridge) Consume(req *rafkapb.ConsumeRequest, stream grpc.ServerStreamingServer[rafkapb.ConsumeResponse]) error {
+	ctx := stream.Context()
+	c, err := b.client("id", req.GetId())
+	if err != nil {
+		return err
 	}
-	select {
-	case <-s.applied:
-	case <-m.done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return nil
-}
-
-// takeSeeks applies pending seeks to the consumer and returns the
-// partitions they moved.
-func (m *member) takeSeeks() map[topicPartition]bool {
-	m.mu.Lock()
-	seeks := m.seeks
-	m.seeks = nil
-	m.mu.Unlock()
-	if len(seeks) == 0 {
-		return nil
-	}
-	set := map[string]map[int32]kgo.EpochOffset{}
-	moved := map[topicPartition]bool{}
-	for _, s := range seeks {
-		if set[s.tp.topic] == nil {
-			set[s.tp.topic] = map[int32]kgo.EpochOffset{}
+	topics := []string{req.GetTopic()}
+	if req.GetTopic() == "" {
+		c.mu.Lock()
+		topics = slices.Clone(c.topics)
+		c.mu.Unlock()
+		if len(topics) == 0 {
+			return &InvalidArgumentError{Field: "topic", Value: "", Reason: fmt.Sprintf("empty, and consumer %q has no subscription", c.id)}
 		}
-		set[s.tp.topic][s.tp.part] = kgo.EpochOffset{Epoch: -1, Offset: s.offset}
-		moved[s.tp] = true
 	}
-	m.cl.SetOffsets(set) // skips partitions this member does not own
-	for _, s := range seeks {
-		close(s.applied)
-	}
-	return moved
-}
-
-// Consume implements BrokerServiceServer: the consumer's stream joins the
-// Kafka consumer group, and the records of the partitions the group
-// assigns it are pushed until the client ends the stream, a newer Consume
-// of the same consumer replaces it, or the bridge closes.
-func (b *Bridge) Consume(req *ConsumeRequest, stream grpc.ServerStreamingServer[ConsumeResponse]) error {
-	rpcCtx := stream.Context()
-	ctx, done, err := b.enter(rpcCtx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	c, err := b.lookup(req.ConsumerID)
-	if err != nil {
-		return err
-	}
-	b.mu.Lock()
-	group := c.group
-	topics := slices.Clone(c.topics)
-	b.mu.Unlock()
-	if req.Group != "" {
-		group = req.Group
-	}
-	if req.Topic != "" {
-		topics = []string{req.Topic}
-	}
-	if len(topics) == 0 {
-		return &InvalidArgumentError{Field: "topic", Value: "", Reason: fmt.Sprintf("consumer %q has no subscription: name a topic or Subscribe", c.id)}
-	}
+	counts := map[string]int32{}
 	for _, t := range topics {
-		if _, err := b.partitions(ctx, t, false); err != nil {
-			return b.exit(err)
+		n, err := b.partitions(ctx, t, true)
+		if err != nil {
+			return err
 		}
+		counts[t] = n
 	}
-	var reset kgo.Offset
-	switch o := req.StartOffset; {
-	case o == 0 || o == StartEarliest:
-		reset = kgo.NewOffset().AtStart()
-	case o == StartLatest:
-		reset = kgo.NewOffset().AtEnd()
-	case o > 0:
-		reset = kgo.NewOffset().At(o)
-	default:
-		return &InvalidArgumentError{Field: "start_offset", Value: fmt.Sprint(o), Reason: "want an offset >= 0, StartEarliest (-2) or StartLatest (-1)"}
+	if err := b.openStream(c); err != nil {
+		return err
 	}
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	m := &member{c: c, group: group, cancel: cancel, done: make(chan struct{})}
-	defer close(m.done)
-	if err := b.takeOver(ctx, m); err != nil {
-		return b.exit(err)
+	defer b.closeStream(c)
+	start, err := b.startOffsets(ctx, c.id, counts)
+	if err != nil {
+		return err
 	}
-	defer b.release(m)
-
-	opts := append(b.baseOptions(),
-		kgo.ConsumerGroup(group),
-		kgo.ConsumeTopics(topics...),
-		kgo.DisableAutoCommit(),
-		kgo.ConsumeResetOffset(reset),
-	)
+	opts := append(b.baseOptions(), kgo.ConsumePartitions(start))
 	cl, err := kgo.NewClient(append(opts, b.cfg.ClientOptions...)...)
 	if err != nil {
 		return &BrokerError{Op: "consume", Topic: topics[0], Err: err}
 	}
-	defer cl.Close() // leaves the group: its partitions go to the others
-	m.cl = cl
-	if err := b.join(m); err != nil {
-		return err
-	}
-	// Counted before the header, so that a client holding the header sees
-	// its stream in GetMetrics.
+	defer cl.Close()
 	b.streamsOpened.Add(1)
-	b.activeStreams.Add(1)
-	defer b.activeStreams.Add(^uint64(0))
-	if err := stream.SendHeader(metadata.Pairs(headerConsumerID, c.id, "rafka-group", group)); err != nil {
+	b.active.Add(1)
+	defer b.active.Add(-1)
+	if err := stream.SendHeader(metadata.Pairs(HeaderStart, describeStart(start))); err != nil {
 		return err
 	}
-	b.log.Debug("rafka: consume stream", "consumer", c.id, "group", group, "topics", topics)
-
-	err = b.push(ctx, m, stream)
-	switch {
-	case m.replaced.Load():
-		return &StreamReplacedError{ConsumerID: c.id}
-	case b.ctx.Err() != nil:
-		return ErrBridgeClosed
-	case rpcCtx.Err() != nil:
-		return rpcCtx.Err()
-	}
-	return err
-}
-
-// takeOver makes m the consumer's running stream, ending a previous one
-// and waiting until it has left the group.
-func (b *Bridge) takeOver(ctx context.Context, m *member) error {
+	b.log.Debug("rafka: consume stream", "consumer", c.id, "start", describeStart(start))
 	for {
-		b.mu.Lock()
-		if b.closed {
-			b.mu.Unlock()
-			return ErrBridgeClosed
-		}
-		prev := m.c.active
-		if prev == nil {
-			m.c.active = m
-			b.mu.Unlock()
-			return nil
-		}
-		b.mu.Unlock()
-		prev.replaced.Store(true)
-		prev.cancel()
-		select {
-		case <-prev.done:
-		case <-ctx.Done():
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-	}
-}
-
-// join adds m to its group's running streams, for commits.
-func (b *Bridge) join(m *member) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	gs, err := b.groupStateLocked(m.group)
-	if err != nil {
-		return err
-	}
-	gs.members[m] = struct{}{}
-	return nil
-}
-
-// release undoes takeOver and join.
-func (b *Bridge) release(m *member) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if m.c.active == m {
-		m.c.active = nil
-	}
-	if gs := b.groups[m.group]; gs != nil {
-		delete(gs.members, m)
-	}
-}
-
-// push polls records and sends them until ctx ends or sending fails.
-func (b *Bridge) push(ctx context.Context, m *member, stream grpc.ServerStreamingServer[ConsumeResponse]) error {
-	for ctx.Err() == nil {
-		pollCtx, wake := context.WithCancel(ctx)
-		m.mu.Lock()
-		m.wake = wake
-		pending := len(m.seeks) > 0
-		m.mu.Unlock()
-		if pending {
-			wake() // apply the seek without waiting for records
-		}
-		fs := m.cl.PollRecords(pollCtx, b.cfg.MaxBatch)
-		wake()
 		if fs.IsClientClosed() {
-			return &BrokerError{Op: "consume", Topic: m.c.id, Err: kgo.ErrClientClosed}
+			return &BrokerError{Op: "consume", Topic: topics[0], Err: kgo.ErrClientClosed}
 		}
 		fs.EachError(func(t string, p int32, err error) {
 			if !errors.Is(err, context.Canceled) {
-				b.log.Warn("rafka: fetch", "group", m.group, "topic", t, "partition", p, "err", err)
+				b.log.Warn("rafka: fetch", "consumer", c.id, "topic", t, "partition", p, "err", err)
 			}
 		})
-		recs := fs.Records()
-		if moved := m.takeSeeks(); moved != nil {
-			kept := recs[:0]
-			for _, r := range recs {
-				if !moved[topicPartition{r.Topic, r.Partition}] {
-					kept = append(kept, r)
-				}
+		var sendErr error
+		fs.EachRecord(func(r *kgo.Record) {
+			if sendErr != nil {
+				return
 			}
-			recs = kept
-		}
-		if err := b.send(stream, recs); err != nil {
-			return err
+			// Noted and counted before the send, so that both hold by the
+			// time the client has the message.
+			c.noteDelivery(b.cfg.RecentDeliveries, r.Topic, msgAddr{r.Partition, r.Offset})
+			b.delivered.Add(1)
+			if sendErr = stream.Send(toConsumeResponse(r)); sendErr != nil {
+				b.delivered.Add(^uint64(0))
+			}
+		})
+		if sendErr != nil {
+			return sendErr
 		}
 	}
-	return ctx.Err()
 }
 
-// send pushes recs in ConsumeResponses bounded by MaxBatchBytes.
-func (b *Bridge) send(stream grpc.ServerStreamingServer[ConsumeResponse], recs []*kgo.Record) error {
-	for len(recs) > 0 {
-		var resp ConsumeResponse
-		size := 0
-		for len(recs) > 0 {
-			r := recs[0]
-			n := len(r.Key) + len(r.Value)
-			if len(resp.Messages) > 0 && size+n > b.cfg.MaxBatchBytes {
-				break
-			}
-			size += n
-			resp.Messages = append(resp.Messages, toMessage(r))
-			recs = recs[1:]
-		}
-		if err := stream.Send(&resp); err != nil {
-			return err
-		}
-		b.delivered.Add(uint64(len(resp.Messages)))
+// toConsumeResponse maps a Kafka record to Rafka's message: the
+// message_id names partition and offset, the value becomes the payload
+// (EncodePayload), sent_at is the record's timestamp in seconds since the
+// epoch, as Rafka's broker sends it.
+func toConsumeResponse(r *kgo.Record) *rafkapb.ConsumeResponse {
+	return &rafkapb.ConsumeResponse{
+		MessageId: MessageID(r.Partition, r.Offset),
+		Topic:     r.Topic,
+		Payload:   EncodePayload(r.Value),
+		SentAt:    r.Timestamp.Unix(),
+		Offset:    r.Offset,
 	}
+}
+
+// openStream takes a stream slot for c, which keeps c from eviction. A
+// client evicted since its lookup is put back.
+func (b *Bridge) openStream(c *client) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.streams >= b.cfg.MaxStreams {
+		return &LimitError{What: "streams", Limit: b.cfg.MaxStreams}
+	}
+	if b.clients[c.id] == nil {
+		if len(b.clients) >= b.cfg.MaxClients && !b.evictLocked() {
+			return &LimitError{What: "clients with running streams", Limit: b.cfg.MaxClients}
+		}
+		b.clients[c.id] = c
+	}
+	b.streams++
+	c.streams++
 	return nil
 }
 
-func toMessage(r *kgo.Record) Message {
-	m := Message{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp.UnixMilli()}
-	if len(r.Headers) > 0 {
-		m.Headers = make([]Header, len(r.Headers))
-		for i, h := range r.Headers {
-			m.Headers[i] = Header{Key: h.Key, Value: h.Value}
+func (b *Bridge) closeStream(c *client) {
+	b.mu.Lock()
+	b.streams--
+	c.streams--
+	b.mu.Unlock()
+}
+
+// startOffsets returns where a stream of group starts in each partition:
+// the group's committed offset, else the partition's end offset now.
+func (b *Bridge) startOffsets(ctx context.Context, group string, counts map[string]int32) (map[string]map[int32]kgo.Offset, error) {
+	topics := make([]string, 0, len(counts))
+	for t := range counts {
+		topics = append(topics, t)
+	}
+	slices.Sort(topics)
+	committed, err := b.adm.FetchOffsets(ctx, group)
+	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
+		return nil, b.brokerErr(ctx, "consume (committed offsets)", topics[0], fmt.Errorf("group %q: %w", group, err))
+	}
+	var ends kadm.ListedOffsets
+	err = retryUnknownTopic(ctx, func() error {
+		ends, err = b.adm.ListEndOffsets(ctx, topics...)
+		if err == nil {
+			err = ends.Error()
+		}
+		return err
+	})
+	if err != nil {
+		return nil, b.brokerErr(ctx, "consume (end offsets)", topics[0], err)
+	}
+	start := map[string]map[int32]kgo.Offset{}
+	for _, t := range topics {
+		start[t] = map[int32]kgo.Offset{}
+		for p := int32(0); p < counts[t]; p++ {
+			if o, ok := committed.Lookup(t, p); ok && o.Err == nil && o.At >= 0 {
+				start[t][p] = kgo.NewOffset().At(o.At)
+				continue
+			}
+			o, ok := ends.Lookup(t, p)
+			if !ok {
+				return nil, &BrokerError{Op: "consume (end offsets)", Topic: t, Err: fmt.Errorf("no end offset for partition %d", p)}
+			}
+			start[t][p] = kgo.NewOffset().At(o.Offset)
 		}
 	}
-	return m
+	return start, nil
+}
+
+func (b *Bridge) brokerErr(ctx context.Context, op, topic string, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return &BrokerError{Op: op, Topic: topic, Err: err}
+}
+
+// describeStart renders start as HeaderStart's value.
+func describeStart(start map[string]map[int32]kgo.Offset) string {
+	var parts []string
+	for t, ps := range start {
+		for p, o := range ps {
+			parts = append(parts, fmt.Sprintf("%s/%d@%d", t, p, o.EpochOffset().Offset))
+		}
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ",")
 }

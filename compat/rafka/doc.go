@@ -1,44 +1,32 @@
-// Package rafka carries Rafka's gRPC BrokerService over Raptor and serves it
-// from a Kafka-protocol broker.
+// Package rafka serves Rafka's gRPC interface (package rafka, service
+// BrokerService; generated from rafkapb/rafka.proto with protoc, plain
+// protobuf on application/grpc) from a Kafka-protocol cluster, over TCP and
+// over Raptor.
 //
-// The service is rafka.BrokerService (Publish, Consume as a server stream —
-// push delivery —, Acknowledge, Register, Subscribe, UpdateOffset,
-// GetMetrics). It is Raptor's own Go definition of the shape of Rafka's
-// BrokerService, not code generated from Rafka's .proto: the messages are Go
-// structs ([PublishRequest], ...) encoded with msgpack by a gRPC codec
-// registered under the content-subtype [CodecName], and the service is a
-// hand-written grpc.ServiceDesc ([BrokerServiceDesc]). gRPC itself is
-// unchanged, so the service runs over a Raptor listener
-// (grpc.Server.Serve(reliable.Listener)) and a Raptor dialer
-// (grpc.WithContextDialer) exactly as over TCP. docs/RAFKA.md lists the
-// fields and what would change to match Rafka's .proto byte for byte.
+// A client generated from Rafka's own .proto calls a [Bridge] unchanged:
 //
-// [Bridge] implements the service on top of franz-go:
+//   - Publish is one idempotent produce (acks=all) of the payload's bytes,
+//     keyed by key; the answer's message_id is "<partition>-<offset>"
+//     ([MessageID]), with the record's partition and offset.
+//   - Consume is a push stream: each partition starts where the consumer's
+//     group (its ID) has committed, else at the end (a live tail). Kafka
+//     values that are not UTF-8 travel as [PayloadBase64Prefix] plus
+//     base64 ([EncodePayload]), so a proto3 string never breaks the stream.
+//   - Acknowledge commits the offset after the message it names;
+//     UpdateOffset commits after an offset of the consumer's topic.
+//   - Register and Subscribe record a client and its topics; GetMetrics,
+//     HealthCheck and GetClusterInfo describe the Kafka cluster.
+//   - The RPCs Rafka brokers call among themselves (ForwardMessage,
+//     JoinCluster, the mesh) answer Unimplemented with the reason.
 //
-//   - Publish is one idempotent produce (acks=all) of a record with the
-//     message's key, value and headers; the key picks the partition
-//     (Kafka's murmur2), and the reply is the record's partition and
-//     offset.
-//   - Register records a consumer (its group defaults to its own ID, so
-//     each consumer gets every message); Subscribe records its topics.
-//   - Consume makes the stream a member of a Kafka consumer group: the
-//     broker assigns the group's partitions among its streams, and the
-//     bridge pushes their records in offset order per partition. Where the
-//     group has committed an offset, delivery starts there — how a
-//     restarted consumer resumes.
-//   - Acknowledge commits offset+1 for the group (cumulative, never
-//     backwards); UpdateOffset commits any offset and moves the running
-//     stream that owns the partition (seek).
-//   - GetMetrics returns the bridge's counters.
+// Failures reach Rafka's clients as they read them: success=false and a
+// message for the RPCs whose responses have those fields (the gRPC code
+// and reason ride in the trailers [TrailerCode] and [TrailerReason]), a
+// gRPC status with a google.rpc.ErrorInfo detail for the others. One pair
+// of gRPC interceptors ([Bridge.GRPCServer]) does this for every RPC.
 //
-// Delivery is exactly once per group for acknowledged messages and in
-// order per partition; a message pushed but not acknowledged when its
-// stream ends (or its partition moves to another stream of the group) is
-// delivered again, as with any Kafka consumer group.
-//
-// Errors reach a [Client] typed: [UnknownTopicError], [UnknownPartitionError],
-// [UnknownConsumerError], [InvalidArgumentError], [LimitError],
-// [StreamReplacedError], [BrokerError] and [ErrBridgeClosed], each with its
-// gRPC code (status.Code works on them) and carried as a
-// google.rpc.ErrorInfo status detail.
+// [NewServer] puts it together as `raptor rafka serve` runs it: TCP and
+// Raptor on one port number, over an embedded Kafka broker (compat/kafka)
+// or a cluster. docs/RAFKA.md has the mapping and what differs from
+// Rafka's own broker.
 package rafka

@@ -11,35 +11,44 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// errorDomain is the ErrorInfo domain of the bridge's typed errors.
-const errorDomain = "rafka.raptormq.io"
+// ErrorDomain is the google.rpc.ErrorInfo domain of the bridge's errors.
+const ErrorDomain = "rafka.raptormq.io"
 
-// The ErrorInfo reasons of the typed errors (docs/RAFKA.md, "Errors").
+// The ErrorInfo reasons of the bridge's errors (docs/RAFKA.md, "Errors").
+// An RPC whose response has success and message fields carries the reason
+// in the trailer [TrailerReason]; the others carry it in the status.
 const (
-	reasonUnknownTopic     = "UNKNOWN_TOPIC"
-	reasonUnknownPartition = "UNKNOWN_PARTITION"
-	reasonUnknownConsumer  = "UNKNOWN_CONSUMER"
-	reasonInvalidArgument  = "INVALID_ARGUMENT"
-	reasonBridgeClosed     = "BRIDGE_CLOSED"
-	reasonBroker           = "BROKER"
-	reasonLimit            = "LIMIT"
-	reasonReplaced         = "STREAM_REPLACED"
+	ReasonUnknownTopic     = "UNKNOWN_TOPIC"
+	ReasonUnknownPartition = "UNKNOWN_PARTITION"
+	ReasonInvalidArgument  = "INVALID_ARGUMENT"
+	ReasonOffsetPartition  = "OFFSET_PARTITION_UNKNOWN"
+	ReasonLimit            = "LIMIT"
+	ReasonBroker           = "BROKER"
+	ReasonBridgeClosed     = "BRIDGE_CLOSED"
+	ReasonBrokerOnly       = "BROKER_TO_BROKER_ONLY"
 )
 
-// UnknownTopicError: the topic does not exist on the Kafka-protocol broker.
-// gRPC code NotFound.
+// The response trailers of a call answered with success=false: the gRPC
+// code the failure would have had (its name, e.g. "NotFound") and the
+// ErrorInfo reason.
+const (
+	TrailerCode   = "raptor-rafka-code"
+	TrailerReason = "raptor-rafka-reason"
+)
+
+// UnknownTopicError: the topic does not exist on the Kafka-protocol broker
+// (and the bridge does not create topics). gRPC code NotFound.
 type UnknownTopicError struct{ Topic string }
 
 func (e *UnknownTopicError) Error() string { return fmt.Sprintf("rafka: unknown topic %q", e.Topic) }
 
-// GRPCStatus is the error's gRPC status, with an ErrorInfo detail that
-// lets the client rebuild it.
+// GRPCStatus is the error's gRPC status, with an ErrorInfo detail.
 func (e *UnknownTopicError) GRPCStatus() *status.Status {
-	return newStatus(codes.NotFound, e.Error(), reasonUnknownTopic, map[string]string{"topic": e.Topic})
+	return newStatus(codes.NotFound, e.Error(), ReasonUnknownTopic, map[string]string{"topic": e.Topic})
 }
 
-// UnknownPartitionError: the topic has no such partition. gRPC code
-// OutOfRange.
+// UnknownPartitionError: a message ID names a partition the topic lacks.
+// gRPC code OutOfRange.
 type UnknownPartitionError struct {
 	Topic      string
 	Partition  int32
@@ -52,28 +61,15 @@ func (e *UnknownPartitionError) Error() string {
 
 // GRPCStatus is the error's gRPC status.
 func (e *UnknownPartitionError) GRPCStatus() *status.Status {
-	return newStatus(codes.OutOfRange, e.Error(), reasonUnknownPartition, map[string]string{
+	return newStatus(codes.OutOfRange, e.Error(), ReasonUnknownPartition, map[string]string{
 		"topic": e.Topic, "partition": strconv.Itoa(int(e.Partition)), "partitions": strconv.Itoa(int(e.Partitions)),
 	})
-}
-
-// UnknownConsumerError: the consumer ID was not registered (call Register
-// first). gRPC code FailedPrecondition.
-type UnknownConsumerError struct{ ConsumerID string }
-
-func (e *UnknownConsumerError) Error() string {
-	return fmt.Sprintf("rafka: consumer %q is not registered (call Register first)", e.ConsumerID)
-}
-
-// GRPCStatus is the error's gRPC status.
-func (e *UnknownConsumerError) GRPCStatus() *status.Status {
-	return newStatus(codes.FailedPrecondition, e.Error(), reasonUnknownConsumer, map[string]string{"consumer_id": e.ConsumerID})
 }
 
 // InvalidArgumentError: a request field has a value the bridge cannot use.
 // gRPC code InvalidArgument.
 type InvalidArgumentError struct {
-	Field  string // the request field, as in its msgpack name
+	Field  string // the proto field name
 	Value  string // the value given
 	Reason string // what is wrong with it
 }
@@ -84,38 +80,39 @@ func (e *InvalidArgumentError) Error() string {
 
 // GRPCStatus is the error's gRPC status.
 func (e *InvalidArgumentError) GRPCStatus() *status.Status {
-	return newStatus(codes.InvalidArgument, e.Error(), reasonInvalidArgument, map[string]string{
+	return newStatus(codes.InvalidArgument, e.Error(), ReasonInvalidArgument, map[string]string{
 		"field": e.Field, "value": e.Value, "reason": e.Reason,
 	})
 }
 
-// BrokerError: the Kafka-protocol broker failed an operation. gRPC code
-// Unavailable (the call may be retried). On the client side Err holds the
-// broker's message as text.
-type BrokerError struct {
-	Op    string // "publish", "commit", "consume", "metadata"
-	Topic string
-	Err   error
+// OffsetPartitionError: UpdateOffset named an offset of a topic with
+// several partitions, and the bridge cannot tell which partition's message
+// the consumer means (see docs/RAFKA.md, "Offsets"). gRPC code
+// FailedPrecondition.
+type OffsetPartitionError struct {
+	ConsumerID string
+	Topic      string
+	Offset     int64
+	Partitions int32
+	Candidates []int32 // partitions that recently delivered Offset to the consumer
 }
 
-func (e *BrokerError) Error() string {
-	return fmt.Sprintf("rafka: %s on topic %q: broker: %v", e.Op, e.Topic, e.Err)
+func (e *OffsetPartitionError) Error() string {
+	return fmt.Sprintf("rafka: consumer %q: offset %d of topic %q (%d partitions) names no single partition (recent deliveries of it: partitions %v); acknowledge by message_id first or use a one-partition topic",
+		e.ConsumerID, e.Offset, e.Topic, e.Partitions, e.Candidates)
 }
-
-// Unwrap returns the broker's error.
-func (e *BrokerError) Unwrap() error { return e.Err }
 
 // GRPCStatus is the error's gRPC status.
-func (e *BrokerError) GRPCStatus() *status.Status {
-	return newStatus(codes.Unavailable, e.Error(), reasonBroker, map[string]string{
-		"op": e.Op, "topic": e.Topic, "error": e.Err.Error(),
+func (e *OffsetPartitionError) GRPCStatus() *status.Status {
+	return newStatus(codes.FailedPrecondition, e.Error(), ReasonOffsetPartition, map[string]string{
+		"consumer_id": e.ConsumerID, "topic": e.Topic, "offset": strconv.FormatInt(e.Offset, 10),
 	})
 }
 
 // LimitError: a configured limit of the bridge was reached. gRPC code
 // ResourceExhausted.
 type LimitError struct {
-	What  string // "consumers", "groups"
+	What  string // "consumers", "streams"
 	Limit int
 }
 
@@ -125,20 +122,49 @@ func (e *LimitError) Error() string {
 
 // GRPCStatus is the error's gRPC status.
 func (e *LimitError) GRPCStatus() *status.Status {
-	return newStatus(codes.ResourceExhausted, e.Error(), reasonLimit, map[string]string{"what": e.What, "limit": strconv.Itoa(e.Limit)})
+	return newStatus(codes.ResourceExhausted, e.Error(), ReasonLimit, map[string]string{"what": e.What, "limit": strconv.Itoa(e.Limit)})
 }
 
-// StreamReplacedError ends a Consume stream when a newer Consume of the
-// same consumer ID takes over. gRPC code Aborted.
-type StreamReplacedError struct{ ConsumerID string }
+// BrokerError: the Kafka-protocol broker failed an operation. gRPC code
+// Unavailable (the call may be retried).
+type BrokerError struct {
+	Op    string // "publish", "commit", "consume", "metadata", "metrics"
+	Topic string
+	Err   error
+}
 
-func (e *StreamReplacedError) Error() string {
-	return fmt.Sprintf("rafka: consumer %q: stream replaced by a newer Consume", e.ConsumerID)
+func (e *BrokerError) Error() string {
+	if e.Topic == "" {
+		return fmt.Sprintf("rafka: %s: Kafka broker: %v", e.Op, e.Err)
+	}
+	return fmt.Sprintf("rafka: %s on topic %q: Kafka broker: %v", e.Op, e.Topic, e.Err)
+}
+
+// Unwrap returns the broker's error.
+func (e *BrokerError) Unwrap() error { return e.Err }
+
+// GRPCStatus is the error's gRPC status.
+func (e *BrokerError) GRPCStatus() *status.Status {
+	return newStatus(codes.Unavailable, e.Error(), ReasonBroker, map[string]string{
+		"op": e.Op, "topic": e.Topic, "error": e.Err.Error(),
+	})
+}
+
+// BrokerOnlyError answers the RPCs that only Rafka brokers call among
+// themselves (cluster and mesh membership, forwarding). gRPC code
+// Unimplemented, always in the status.
+type BrokerOnlyError struct {
+	Method string // "ForwardMessage", ...
+	Why    string
+}
+
+func (e *BrokerOnlyError) Error() string {
+	return fmt.Sprintf("rafka: %s is not served by raptor's Kafka bridge: %s", e.Method, e.Why)
 }
 
 // GRPCStatus is the error's gRPC status.
-func (e *StreamReplacedError) GRPCStatus() *status.Status {
-	return newStatus(codes.Aborted, e.Error(), reasonReplaced, map[string]string{"consumer_id": e.ConsumerID})
+func (e *BrokerOnlyError) GRPCStatus() *status.Status {
+	return newStatus(codes.Unimplemented, e.Error(), ReasonBrokerOnly, map[string]string{"method": e.Method})
 }
 
 // closedError is the type of ErrBridgeClosed.
@@ -147,74 +173,41 @@ type closedError struct{}
 func (closedError) Error() string { return "rafka: bridge closed" }
 
 func (closedError) GRPCStatus() *status.Status {
-	return newStatus(codes.Unavailable, "rafka: bridge closed", reasonBridgeClosed, nil)
+	return newStatus(codes.Unavailable, "rafka: bridge closed", ReasonBridgeClosed, nil)
 }
 
-// ErrBridgeClosed is returned by every call after [Bridge.Close], and ends
-// running Consume streams. gRPC code Unavailable.
+// ErrBridgeClosed answers every call after [Bridge.Close], and ends running
+// Consume streams. gRPC code Unavailable.
 var ErrBridgeClosed error = closedError{}
 
 func newStatus(c codes.Code, msg, reason string, md map[string]string) *status.Status {
 	s := status.New(c, msg)
-	if d, err := s.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: errorDomain, Metadata: md}); err == nil {
+	if d, err := s.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain, Metadata: md}); err == nil {
 		return d
 	}
 	return s
 }
 
-// toStatus turns a handler error into the error gRPC sends: typed errors
-// carry their own status, context errors become Canceled or
-// DeadlineExceeded, anything else Internal.
-func toStatus(err error) error {
-	if err == nil {
-		return nil
-	}
+// toStatus turns a handler error into a gRPC status: typed errors carry
+// their own, context errors become Canceled or DeadlineExceeded, anything
+// else Internal.
+func toStatus(err error) *status.Status {
 	var se interface{ GRPCStatus() *status.Status }
 	if errors.As(err, &se) {
-		return se.GRPCStatus().Err()
+		return se.GRPCStatus()
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return status.FromContextError(err).Err()
+		return status.FromContextError(err)
 	}
-	return status.Error(codes.Internal, err.Error())
+	return status.New(codes.Internal, err.Error())
 }
 
-// fromStatus rebuilds the typed error a bridge sent; other errors are
-// returned unchanged (their gRPC status is still available to
-// status.FromError).
-func fromStatus(err error) error {
-	if err == nil {
-		return nil
-	}
-	s, ok := status.FromError(err)
-	if !ok {
-		return err
-	}
+// reasonOf returns the ErrorInfo reason of s, or "".
+func reasonOf(s *status.Status) string {
 	for _, d := range s.Details() {
-		info, ok := d.(*errdetails.ErrorInfo)
-		if !ok || info.GetDomain() != errorDomain {
-			continue
-		}
-		md := info.GetMetadata()
-		atoi := func(k string) int32 { n, _ := strconv.Atoi(md[k]); return int32(n) }
-		switch info.GetReason() {
-		case reasonUnknownTopic:
-			return &UnknownTopicError{Topic: md["topic"]}
-		case reasonUnknownPartition:
-			return &UnknownPartitionError{Topic: md["topic"], Partition: atoi("partition"), Partitions: atoi("partitions")}
-		case reasonUnknownConsumer:
-			return &UnknownConsumerError{ConsumerID: md["consumer_id"]}
-		case reasonInvalidArgument:
-			return &InvalidArgumentError{Field: md["field"], Value: md["value"], Reason: md["reason"]}
-		case reasonLimit:
-			return &LimitError{What: md["what"], Limit: int(atoi("limit"))}
-		case reasonReplaced:
-			return &StreamReplacedError{ConsumerID: md["consumer_id"]}
-		case reasonBridgeClosed:
-			return ErrBridgeClosed
-		case reasonBroker:
-			return &BrokerError{Op: md["op"], Topic: md["topic"], Err: errors.New(md["error"])}
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == ErrorDomain {
+			return info.GetReason()
 		}
 	}
-	return err
+	return ""
 }

@@ -54,6 +54,27 @@ var PortOffsets = map[string]int{"udp": 0, "tcp": 1, "raptor": 2, "kcp": 3, "qui
 type Registry struct {
 	list []Named
 	plot PlotFunc
+	via  map[string]Named // paths run only when --via names them
+}
+
+// AddVia registers t as the path `--via name` adds to the kafka suite (for
+// example "proxy": TCP to a Kafka-aware raptor proxy, Raptor behind it).
+// It is not among the default transports.
+func (r *Registry) AddVia(name string, t Named) {
+	if r.via == nil {
+		r.via = map[string]Named{}
+	}
+	r.via[name] = t
+}
+
+// lookupVia returns the path registered as name, and the names known.
+func (r *Registry) lookupVia(name string) (Named, []string) {
+	var known []string
+	for k := range r.via {
+		known = append(known, k)
+	}
+	sort.Strings(known)
+	return r.via[name], known
 }
 
 // PlotFunc draws results into a PNG file at path (package

@@ -77,7 +77,9 @@ Flags:
 func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Config, error) {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintf(stderr, usageText, prog, prog)
+			// The flags depend on the suite: name them there, not an empty list.
+			fmt.Fprint(stderr, strings.TrimSuffix(fmt.Sprintf(usageText, prog, prog), "Flags:\n"))
+			fmt.Fprintf(stderr, "Run '%s <suite> -h' for the flags of a suite.\n", prog)
 			return nil, flag.ErrHelp
 		}
 		return nil, fmt.Errorf("bench: missing suite: one of rtt, throughput, kafka, idle, all, serve, report")
@@ -125,6 +127,7 @@ func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Co
 	targets := fs.Bool("targets", false, "report: also list how raptor compares with the targets of issue 3")
 	lossy1 := fs.String("lossy1", "", "report --targets: the condition of the 1% loss results")
 	lossy5 := fs.String("lossy5", "", "report --targets: the condition of the 5% loss results")
+	via := fs.String("via", "", "kafka: also run the workload as a non-Go client does, 'proxy': TCP -> raptor proxy -> Raptor -> broker")
 	if err := fs.Parse(args[1:]); err != nil {
 		return nil, err
 	}
@@ -155,6 +158,13 @@ func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Co
 		return nil, &FlagError{Flag: "transport", Value: *transports, Reason: err.Error()}
 	}
 	cfg.Transports = ts
+	if *via != "" { // issue #11: the kcat-style path as one more row
+		t, known := reg.lookupVia(*via)
+		if t == nil || cfg.Suite != "kafka" {
+			return nil, &FlagError{Flag: "via", Value: *via, Reason: fmt.Sprintf("with the kafka suite only, one of %v", known)}
+		}
+		cfg.Transports = append(cfg.Transports, t)
+	}
 	for _, s := range splitList(*sizes) {
 		n, err := strconv.Atoi(s)
 		if err != nil {

@@ -191,9 +191,11 @@ func (c *Conn) Close() error {
 }
 
 // ReadBatch reads from the wrapped conn and drops each datagram with
-// probability RecvLoss, compacting the survivors to the front (their bytes
-// are copied to the earlier buffers). If every datagram of a batch is
-// dropped it reads again, so it returns n > 0 or an error.
+// probability RecvLoss, compacting the survivors to the front (their buffers
+// are swapped into the earlier slots, not copied: a wrapped conn that lends
+// its own memory, like udpio with UDP GRO, returns whole datagrams in
+// buffers of their own size). If every datagram of a batch is dropped it
+// reads again, so it returns n > 0 or an error.
 func (c *Conn) ReadBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort) (int, error) {
 	for {
 		n, err := c.inner.ReadBatch(bufs, sizes, addrs)
@@ -210,7 +212,8 @@ func (c *Conn) ReadBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort) (in
 				continue
 			}
 			if kept != i {
-				sizes[kept] = copy(bufs[kept], bufs[i][:sizes[i]])
+				bufs[kept], bufs[i] = bufs[i], bufs[kept]
+				sizes[kept] = sizes[i]
 				addrs[kept] = addrs[i]
 			}
 			kept++

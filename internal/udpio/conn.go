@@ -12,6 +12,16 @@
 // SocketBufferSize (SO_RCVBUFFORCE/SO_SNDBUFFORCE when privileged, falling
 // back to SO_RCVBUF/SO_SNDBUF); the sizes the kernel granted are in Stats.
 //
+// On Linux both offloads are used where the kernel has them: UDP GSO
+// (UDP_SEGMENT) sends a run of equal-size datagrams to one address as one
+// message, and UDP GRO (UDP_GRO) receives a run from one sender as one
+// message, which ReadBatch splits into its datagrams in place. GRO is
+// switched on by the first read that returns a run of 8 equal-size
+// datagrams from one peer (bulk traffic; its 64 KiB receive slots would be
+// wasted on an idle or request/response socket). With GRO on, ReadBatch lends memory: it points
+// bufs[i] at the datagram inside the Conn's receive slots instead of copying
+// it into the caller's buffer (see ReadBatch).
+//
 // One goroutine may call ReadBatch while any number call WriteBatch; writes
 // are serialised on one mutex that guards the reusable send headers.
 package udpio
@@ -49,6 +59,8 @@ type Stats struct {
 	SendErrors       uint64 // WriteBatch calls that failed on a datagram
 	GSOMessages      uint64 // messages sent with UDP_SEGMENT (each carrying 2..64 datagrams)
 	GSO              bool   // UDP_SEGMENT in use for runs of equal-size datagrams to one address
+	GROMessages      uint64 // received messages with UDP_GRO that carried 2 or more datagrams
+	GRO              bool   // UDP_GRO on (after the first bulk read): coalesced runs are received and split in place
 	RecvBuffer       int    // effective SO_RCVBUF in bytes
 	SendBuffer       int    // effective SO_SNDBUF in bytes
 }
@@ -161,12 +173,15 @@ func (c *Conn) SetReadDeadline(t time.Time) error { return c.uc.SetReadDeadline(
 // Stats returns a snapshot of the counters.
 func (c *Conn) Stats() Stats {
 	gso, gsoMsgs := c.raw.gsoStats()
+	gro, groMsgs := c.raw.groStats()
 	if c.useXNet {
-		gso = false
+		gso, gro = false, false
 	}
 	return Stats{
 		GSO:              gso,
 		GSOMessages:      gsoMsgs,
+		GRO:              gro,
+		GROMessages:      groMsgs,
 		DatagramsRead:    c.datagramsRead.Load(),
 		BytesRead:        c.bytesRead.Load(),
 		ReadSyscalls:     c.readSyscalls.Load(),
@@ -192,9 +207,16 @@ func (c *Conn) Close() error {
 
 // ReadBatch blocks until at least one datagram has arrived, then reads up to
 // min(len(bufs), MaxBatch) datagrams without blocking further. Datagram i is
-// bufs[i][:sizes[i]] from addrs[i]; a datagram longer than its buffer is
-// truncated (and counted in Stats.Truncated). IPv4-mapped source addresses
-// are unmapped. Only one goroutine should read at a time.
+// bufs[i][:sizes[i]] from addrs[i]. IPv4-mapped source addresses are
+// unmapped. Only one goroutine should read at a time.
+//
+// Without GRO (Stats.GRO false) datagrams are received into the caller's
+// buffers and one longer than its buffer is truncated (and counted in
+// Stats.Truncated). With GRO the caller's buffers are not written: ReadBatch
+// sets bufs[i] to a slice of the Conn's own receive memory that holds the
+// whole datagram (len and cap sizes[i]), valid until the next ReadBatch;
+// datagrams of a coalesced run that did not fit in this batch are returned
+// by the next call without a system call.
 func (c *Conn) ReadBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort) (int, error) {
 	if len(sizes) < len(bufs) || len(addrs) < len(bufs) {
 		return 0, &OpError{Op: "read", Local: c.laddr, Index: -1, Err: fmt.Errorf("%w: len(bufs)=%d len(sizes)=%d len(addrs)=%d", errShortSlices, len(bufs), len(sizes), len(addrs))}
@@ -207,15 +229,16 @@ func (c *Conn) ReadBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort) (in
 	}
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	var n, nbytes, ntrunc int
+	var n, nbytes, ntrunc, calls int
 	var err error
 	if c.useXNet {
 		n, nbytes, ntrunc, err = c.xn.read(bufs, sizes, addrs)
+		calls = 1
 	} else {
-		n, nbytes, ntrunc, err = c.raw.read(c.rc, bufs, sizes, addrs)
+		n, nbytes, ntrunc, calls, err = c.raw.read(c.rc, bufs, sizes, addrs)
 	}
 	if n > 0 {
-		c.readSyscalls.Add(1)
+		c.readSyscalls.Add(uint64(calls))
 		c.datagramsRead.Add(uint64(n))
 		c.bytesRead.Add(uint64(nbytes))
 		if ntrunc > 0 {

@@ -23,13 +23,22 @@ type packetConn interface {
 
 var _ packetConn = (*Conn)(nil)
 
+// path is one way through a Conn: raw mmsg with GRO forced on, off, or
+// switched on automatically (the default), with or without GSO, or x/net.
 type path struct {
 	name  string
 	xnet  bool
 	nogso bool
+	nogro bool
+	gro   bool // force GRO on from the start (where the kernel has it)
 }
 
-var paths = []path{{"raw", false, false}, {"raw-nogso", false, true}, {"xnet", true, true}}
+var paths = []path{
+	{name: "raw", gro: true},
+	{name: "raw-nogro", nogro: true},
+	{name: "raw-nogso", nogso: true},
+	{name: "xnet", xnet: true, nogso: true, nogro: true},
+}
 
 func listen(tb testing.TB, addr string, xnet bool) *Conn {
 	return listenPath(tb, addr, path{xnet: xnet})
@@ -52,6 +61,16 @@ func listenPath(tb testing.TB, addr string, p path) *Conn {
 	}
 	if p.nogso && c.raw != nil {
 		c.raw.setGSO(false)
+	}
+	switch {
+	case p.nogro || xnet:
+		if err := c.raw.setGROMode(c.rc, false); c.raw != nil && err != nil {
+			tb.Fatal(err)
+		}
+	case p.gro && c.raw.groAvailable():
+		if err := c.raw.setGROMode(c.rc, true); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	tb.Cleanup(func() { c.Close() })
 	return c
@@ -100,7 +119,7 @@ func TestBatch64(t *testing.T) {
 	for _, fam := range []string{"127.0.0.1:0", "[::1]:0"} {
 		for _, p := range paths {
 			t.Run(fam+"/"+p.name, func(t *testing.T) {
-				a, b := listen(t, fam, p.xnet), listen(t, fam, p.xnet)
+				a, b := listenPath(t, fam, p), listenPath(t, fam, p)
 				for _, dir := range []struct{ from, to *Conn }{{a, b}, {b, a}} {
 					msgs := payloads(64, 100, byte(dir.from.laddr.Port()))
 					dst := make([]netip.AddrPort, len(msgs))
@@ -131,18 +150,28 @@ func TestBatch64(t *testing.T) {
 	}
 }
 
+// TestTruncation reads a datagram into a buffer too small for it: copied into
+// the caller's buffer it is truncated and counted; lent from GRO slots it
+// arrives whole and the caller's buffer is left alone.
 func TestTruncation(t *testing.T) {
 	for _, p := range paths {
 		t.Run(p.name, func(t *testing.T) {
-			a, b := listen(t, "127.0.0.1:0", p.xnet), listen(t, "127.0.0.1:0", p.xnet)
+			a, b := listenPath(t, "127.0.0.1:0", p), listenPath(t, "127.0.0.1:0", p)
 			msg := bytes.Repeat([]byte{0xAB}, 100)
 			if _, err := a.WriteBatch([][]byte{msg}, []netip.AddrPort{b.LocalAddr()}); err != nil {
 				t.Fatal(err)
 			}
-			bufs := [][]byte{make([]byte, 10)}
+			own := make([]byte, 10)
+			bufs := [][]byte{own}
 			sizes := []int{0}
 			addrs := []netip.AddrPort{{}}
 			n, err := b.ReadBatch(bufs, sizes, addrs)
+			if b.Stats().GRO {
+				if n != 1 || err != nil || sizes[0] != 100 || !bytes.Equal(bufs[0][:sizes[0]], msg) || !bytes.Equal(own, make([]byte, 10)) {
+					t.Fatalf("GRO ReadBatch = %d, %v, size %d; caller buffer %x", n, err, sizes[0], own)
+				}
+				return
+			}
 			if n != 1 || err != nil || sizes[0] != 10 || !bytes.Equal(bufs[0], msg[:10]) {
 				t.Fatalf("ReadBatch = %d, %v, size %d", n, err, sizes[0])
 			}
@@ -156,7 +185,7 @@ func TestTruncation(t *testing.T) {
 func TestCloseUnblocksRead(t *testing.T) {
 	for _, p := range paths {
 		t.Run(p.name, func(t *testing.T) {
-			c := listen(t, "127.0.0.1:0", p.xnet)
+			c := listenPath(t, "127.0.0.1:0", p)
 			done := make(chan error, 1)
 			go func() {
 				bufs := [][]byte{make([]byte, 64)}
@@ -190,8 +219,8 @@ func TestConcurrentWriters(t *testing.T) {
 	const writers, batches, per = 4, 100, 8
 	for _, p := range paths {
 		t.Run(p.name, func(t *testing.T) {
-			dst := listen(t, "127.0.0.1:0", p.xnet)
-			src := listen(t, "127.0.0.1:0", p.xnet)
+			dst := listenPath(t, "127.0.0.1:0", p)
+			src := listenPath(t, "127.0.0.1:0", p)
 			var wg sync.WaitGroup
 			for w := 0; w < writers; w++ {
 				wg.Add(1)
@@ -238,7 +267,7 @@ func TestConcurrentWriters(t *testing.T) {
 func TestWriteBadAddress(t *testing.T) {
 	for _, p := range paths {
 		t.Run(p.name, func(t *testing.T) {
-			a, b := listen(t, "127.0.0.1:0", p.xnet), listen(t, "127.0.0.1:0", p.xnet)
+			a, b := listenPath(t, "127.0.0.1:0", p), listenPath(t, "127.0.0.1:0", p)
 			bad := netip.MustParseAddrPort("[2001:db8::1]:9")
 			n, err := a.WriteBatch([][]byte{{1}, {2}, {3}}, []netip.AddrPort{b.LocalAddr(), bad, b.LocalAddr()})
 			var oe *OpError
@@ -268,7 +297,7 @@ func TestBufferSizes(t *testing.T) {
 func TestAllocs(t *testing.T) {
 	for _, p := range paths {
 		t.Run(p.name, func(t *testing.T) {
-			a, b := listen(t, "127.0.0.1:0", p.xnet), listen(t, "127.0.0.1:0", p.xnet)
+			a, b := listenPath(t, "127.0.0.1:0", p), listenPath(t, "127.0.0.1:0", p)
 			const k = 16
 			out := payloads(k, 200, 1)
 			dst := make([]netip.AddrPort, k)
@@ -333,11 +362,13 @@ func ExampleListen() {
 	defer c.Close()
 	n, err := c.WriteBatch([][]byte{[]byte("hello")}, []netip.AddrPort{c.LocalAddr()})
 	fmt.Println(n, err)
-	buf := make([]byte, 64)
+	bufs := [][]byte{make([]byte, 64)}
 	sizes := make([]int, 1)
 	from := make([]netip.AddrPort, 1)
-	n, err = c.ReadBatch([][]byte{buf}, sizes, from)
-	fmt.Println(n, err, string(buf[:sizes[0]]), from[0] == c.LocalAddr())
+	n, err = c.ReadBatch(bufs, sizes, from)
+	// The datagram is bufs[0][:sizes[0]]: with UDP GRO, bufs[0] now points
+	// into the Conn's receive memory rather than at the buffer passed in.
+	fmt.Println(n, err, string(bufs[0][:sizes[0]]), from[0] == c.LocalAddr())
 	// Output:
 	// 1 <nil>
 	// 1 <nil> hello true
@@ -346,7 +377,7 @@ func ExampleListen() {
 func TestReadDeadline(t *testing.T) {
 	for _, p := range paths {
 		t.Run(p.name, func(t *testing.T) {
-			c := listen(t, "127.0.0.1:0", p.xnet)
+			c := listenPath(t, "127.0.0.1:0", p)
 			c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
 			_, err := c.ReadBatch([][]byte{make([]byte, 8)}, make([]int, 1), make([]netip.AddrPort, 1))
 			if !errors.Is(err, os.ErrDeadlineExceeded) {

@@ -39,10 +39,15 @@ func TestIPv6SocketUnmapsIPv4(t *testing.T) {
 			}
 			defer c6.Close()
 			c6.useXNet = p.xnet
+			if p.nogro || p.xnet {
+				if err := c6.raw.setGROMode(c6.rc, false); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if !c6.v6 || !c6.LocalAddr().Addr().Is4() {
 				t.Fatalf("v6=%v local=%v; want AF_INET6 socket with unmapped local address", c6.v6, c6.LocalAddr())
 			}
-			c4 := listen(t, "127.0.0.1:0", p.xnet)
+			c4 := listenPath(t, "127.0.0.1:0", p)
 
 			if _, err := c4.WriteBatch([][]byte{[]byte("to6")}, []netip.AddrPort{c6.LocalAddr()}); err != nil {
 				t.Fatal(err)

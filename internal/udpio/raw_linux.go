@@ -25,6 +25,7 @@ const msgTrunc = unix.MSG_TRUNC
 type rawIO struct {
 	r, w mmsgState
 	g    gsoState
+	gr   groState
 	// zones caches interface index <-> name for link-local addresses.
 	zoneName  map[uint32]string
 	zoneIndex map[string]uint32
@@ -47,6 +48,8 @@ func newRawIO(rc syscall.RawConn) *rawIO {
 	r := &rawIO{zoneName: map[uint32]string{}, zoneIndex: map[string]uint32{}}
 	r.g.maxSeg = maxGSOBytes
 	r.g.on.Store(detectGSO(rc))
+	r.gr.avail = detectGRO(rc)
+	r.gr.auto = r.gr.avail
 	r.r.fn = r.r.recvmmsg
 	r.w.fn = r.w.sendmmsg
 	return r
@@ -123,7 +126,42 @@ func (s *mmsgState) sendmmsg(fd uintptr) bool {
 	}
 }
 
-func (r *rawIO) read(rc syscall.RawConn, bufs [][]byte, sizes []int, addrs []netip.AddrPort) (n, nbytes, ntrunc int, err error) {
+func (r *rawIO) read(rc syscall.RawConn, bufs [][]byte, sizes []int, addrs []netip.AddrPort) (n, nbytes, ntrunc, calls int, err error) {
+	if r.gr.on.Load() {
+		return r.readGRO(rc, bufs, sizes, addrs)
+	}
+	n, nbytes, ntrunc, calls, err = r.readCopy(rc, bufs, sizes, addrs)
+	if r.gr.auto && n >= groAutoBatch && err == nil && bulkRun(sizes[:n], addrs[:n]) {
+		// Bulk traffic: from now on take coalesced runs (see groState).
+		r.gr.auto = false
+		if setGRO(rc, true) == nil {
+			r.gr.on.Store(true)
+		}
+	}
+	return n, nbytes, ntrunc, calls, err
+}
+
+// bulkRun reports whether the batch holds groAutoBatch consecutive datagrams
+// of one size from one address: what a sender's GSO run looks like once the
+// kernel has segmented it, and what GRO would have coalesced. (A burst of
+// handshakes from many peers is not one.)
+func bulkRun(sizes []int, addrs []netip.AddrPort) bool {
+	run := 1
+	for i := 1; i < len(sizes); i++ {
+		if sizes[i] == sizes[i-1] && addrs[i] == addrs[i-1] {
+			run++
+			if run >= groAutoBatch {
+				return true
+			}
+		} else {
+			run = 1
+		}
+	}
+	return false
+}
+
+// readCopy receives into the caller's buffers, one datagram each.
+func (r *rawIO) readCopy(rc syscall.RawConn, bufs [][]byte, sizes []int, addrs []netip.AddrPort) (n, nbytes, ntrunc, calls int, err error) {
 	s := &r.r
 	s.grow(len(bufs))
 	for i, b := range bufs {
@@ -134,10 +172,10 @@ func (r *rawIO) read(rc syscall.RawConn, bufs [][]byte, sizes []int, addrs []net
 	rerr := rc.Read(s.fn)
 	s.clear(len(bufs))
 	if rerr != nil {
-		return 0, 0, 0, rerr
+		return 0, 0, 0, 0, rerr
 	}
 	if s.err != nil {
-		return 0, 0, 0, s.err
+		return 0, 0, 0, 0, s.err
 	}
 	for i := 0; i < s.n; i++ {
 		h := &s.hs[i]
@@ -148,7 +186,7 @@ func (r *rawIO) read(rc syscall.RawConn, bufs [][]byte, sizes []int, addrs []net
 		}
 		addrs[i] = r.parse(&s.names[i])
 	}
-	return s.n, nbytes, ntrunc, nil
+	return s.n, nbytes, ntrunc, 1, nil
 }
 
 func (r *rawIO) parse(sa *unix.RawSockaddrInet6) netip.AddrPort {
@@ -419,5 +457,176 @@ func (r *rawIO) gsoStats() (bool, uint64) {
 	return r.g.on.Load(), r.g.msgs.Load()
 }
 
+func (r *rawIO) groStats() (bool, uint64) {
+	if r == nil {
+		return false, 0
+	}
+	return r.gr.on.Load(), r.gr.msgs.Load()
+}
+
 // setGSO turns GSO off (tests and comparisons) or back on if detected.
 func (r *rawIO) setGSO(on bool) { r.g.on.Store(on) }
+
+// UDP generic receive offload (UDP_GRO, Linux 5.0+): with the socket option
+// set, the kernel may hand over a run of datagrams from one sender as one
+// message (a GSO send on loopback or a veth arrives that way, and a NIC's GRO
+// engine builds such runs), with a UDP_GRO control message giving the segment
+// size: every datagram of the run has that size except a shorter last one.
+// One message can be up to 64 KiB, so the read side receives into slots of
+// groSlotSize bytes that the Conn owns and splits each message into its
+// datagrams in place: ReadBatch points bufs[i] at the datagram in the slot
+// (no copy) and keeps datagrams that did not fit in the caller's batch for
+// the next call, which returns them without a system call.
+//
+// The slots cost memory (up to maxGROSlots × 64 KiB) and hold one datagram
+// each when nothing is coalesced, so a Conn starts without GRO, receiving
+// into the caller's buffers, and turns it on for good the first time a read
+// returns a run of groAutoBatch datagrams of one size from one peer: bulk
+// traffic (see bulkRun). An idle or request/response socket, or a listener
+// hit by a burst of handshakes, never pays for the slots. (Turning GRO off again
+// is not safe: runs the kernel queued coalesced would be truncated.)
+const (
+	groSlotSize  = 1 << 16 // the largest message UDP GRO builds (64 KiB)
+	maxGROSlots  = 32      // messages per recvmmsg: 2 MiB of slots at most
+	groOOBSize   = 64      // control buffer per message (UDP_GRO needs CmsgSpace(4))
+	groAutoBatch = 8       // a run this long from one peer in one read switches GRO on
+)
+
+// groState is the read side's GRO bookkeeping, guarded by the Conn's rmu
+// except on and msgs.
+type groState struct {
+	avail bool          // the kernel knows UDP_GRO
+	auto  bool          // turn GRO on at the first bulk read
+	on    atomic.Bool   // UDP_GRO is set: reads go through the slots
+	msgs  atomic.Uint64 // messages that carried two or more datagrams
+	mem   []byte        // slots × groSlotSize, allocated on the first read
+	oob   []byte        // slots × groOOBSize
+	pend  []groDatagram // datagrams of the last recvmmsg, in order
+	head  int           // pend[:head] were returned
+}
+
+// groDatagram locates one datagram in the slots.
+type groDatagram struct {
+	off, n int
+	addr   netip.AddrPort
+}
+
+// detectGRO reports whether the kernel knows the UDP_GRO option (Linux 5.0+).
+func detectGRO(rc syscall.RawConn) bool {
+	ok := false
+	_ = rc.Control(func(fd uintptr) {
+		_, err := unix.GetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO)
+		ok = err == nil
+	})
+	return ok
+}
+
+// setGRO sets or clears UDP_GRO on the socket.
+func setGRO(rc syscall.RawConn, on bool) error {
+	v := 0
+	if on {
+		v = 1
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, v)
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("setsockopt UDP_GRO=%d: %w", v, serr)
+	}
+	return nil
+}
+
+// groSegment returns the segment size of a UDP_GRO control message in oob,
+// or 0 if there is none.
+func groSegment(oob []byte) int {
+	for len(oob) >= unix.SizeofCmsghdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		l := int(h.Len)
+		if l < unix.SizeofCmsghdr || l > len(oob) {
+			return 0
+		}
+		if h.Level == unix.SOL_UDP && h.Type == unix.UDP_GRO && l >= unix.CmsgLen(4) {
+			return int(binary.NativeEndian.Uint32(oob[unix.CmsgLen(0):]))
+		}
+		oob = oob[min(len(oob), unix.CmsgSpace(l-unix.CmsgLen(0))):]
+	}
+	return 0
+}
+
+// readGRO returns pending datagrams of the last message batch or, when none
+// are left, receives a new batch into the slots and splits it.
+func (r *rawIO) readGRO(rc syscall.RawConn, bufs [][]byte, sizes []int, addrs []netip.AddrPort) (n, nbytes, ntrunc, calls int, err error) {
+	g := &r.gr
+	if g.head == len(g.pend) {
+		slots := min(max(len(bufs)/2, 1), maxGROSlots)
+		if len(g.mem) < slots*groSlotSize {
+			g.mem = make([]byte, slots*groSlotSize)
+			g.oob = make([]byte, slots*groOOBSize)
+			g.pend = make([]groDatagram, 0, slots*maxGSOSegments)
+		}
+		slots = len(g.mem) / groSlotSize
+		s := &r.r
+		s.grow(slots)
+		for i := 0; i < slots; i++ {
+			s.set(i, g.mem[i*groSlotSize:(i+1)*groSlotSize], unix.SizeofSockaddrInet6)
+			s.hs[i].Hdr.Control = &g.oob[i*groOOBSize]
+			s.hs[i].Hdr.SetControllen(groOOBSize)
+		}
+		s.cnt = slots
+		s.n, s.err = 0, nil
+		if rerr := rc.Read(s.fn); rerr != nil {
+			return 0, 0, 0, 0, rerr
+		}
+		if s.err != nil {
+			return 0, 0, 0, 0, s.err
+		}
+		calls = 1
+		g.pend, g.head = g.pend[:0], 0
+		for i := 0; i < s.n; i++ {
+			h := &s.hs[i]
+			ln, base := int(h.Len), i*groSlotSize
+			if h.Hdr.Flags&unix.MSG_TRUNC != 0 {
+				ntrunc++
+			}
+			addr := r.parse(&s.names[i])
+			oob := g.oob[i*groOOBSize : i*groOOBSize+min(int(h.Hdr.Controllen), groOOBSize)]
+			seg := groSegment(oob)
+			if seg <= 0 || seg >= ln {
+				g.pend = append(g.pend, groDatagram{base, ln, addr})
+				continue
+			}
+			g.msgs.Add(1)
+			for off := 0; off < ln; off += seg {
+				g.pend = append(g.pend, groDatagram{base + off, min(seg, ln-off), addr})
+			}
+		}
+	}
+	for n < len(bufs) && g.head < len(g.pend) {
+		d := g.pend[g.head]
+		g.head++
+		bufs[n] = g.mem[d.off : d.off+d.n : d.off+d.n]
+		sizes[n], addrs[n] = d.n, d.addr
+		nbytes += d.n
+		n++
+	}
+	return n, nbytes, ntrunc, calls, nil
+}
+
+// setGROMode turns UDP_GRO on or off for good, without the automatic switch
+// (tests and comparisons). It must be called before any traffic arrives.
+func (r *rawIO) setGROMode(rc syscall.RawConn, on bool) error {
+	r.gr.auto = false
+	if !on && !r.gr.on.Load() {
+		return nil
+	}
+	if err := setGRO(rc, on); err != nil {
+		return err
+	}
+	r.gr.on.Store(on)
+	return nil
+}
+
+func (r *rawIO) groAvailable() bool { return r != nil && r.gr.avail }

@@ -19,8 +19,16 @@ func (*rawIO) gsoStats() (bool, uint64) { return false, 0 }
 
 func (*rawIO) setGSO(bool) {}
 
-func (*rawIO) read(syscall.RawConn, [][]byte, []int, []netip.AddrPort) (int, int, int, error) {
-	return 0, 0, 0, errors.New("raw mmsg path not available")
+func (*rawIO) groStats() (bool, uint64) { return false, 0 }
+
+func (*rawIO) groAvailable() bool { return false }
+
+func (*rawIO) setGROMode(syscall.RawConn, bool) error {
+	return errors.New("UDP GRO only on Linux")
+}
+
+func (*rawIO) read(syscall.RawConn, [][]byte, []int, []netip.AddrPort) (int, int, int, int, error) {
+	return 0, 0, 0, 0, errors.New("raw mmsg path not available")
 }
 
 func (*rawIO) write(syscall.RawConn, bool, [][]byte, []netip.AddrPort) (int, int, int, error) {

@@ -43,7 +43,8 @@ func (r Raptor) KafkaDialer() (kgo.Opt, io.Closer, error) {
 }
 
 // Register replaces reg's raptor transport with one whose Kafka suite runs
-// through compat/kafka.
+// through compat/kafka, and adds the `--via proxy` path ([ViaProxy]).
 func Register(reg *benchkit.Registry) {
 	reg.Add(Raptor{Raptor: &benchkit.Raptor{}})
+	reg.AddVia("proxy", ViaProxy{})
 }

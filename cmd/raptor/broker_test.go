@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/raptormq/raptor/compat/kafka"
+	"github.com/raptormq/raptor/plugin"
+)
+
+// TestDefaultsFitTogether: `raptor proxy` with no flags forwards to where
+// `raptor broker` with no flags listens, and neither binds the other's
+// port.
+func TestDefaultsFitTogether(t *testing.T) {
+	fs := brokerFlagDefault(t, "listen")
+	if want := "raptor://" + fs; proxySpec.upstream != want {
+		t.Fatalf("proxy default upstream %s, broker default listen %s", proxySpec.upstream, fs)
+	}
+	if strings.TrimPrefix(proxySpec.listen, "tcp://") == fs {
+		t.Fatalf("proxy and broker both default to %s", fs)
+	}
+	if !proxySpec.kafka || gatewaySpec.kafka {
+		t.Fatalf("proxy Kafka-aware %v, gateway %v; want the proxy Kafka-aware by default", proxySpec.kafka, gatewaySpec.kafka)
+	}
+}
+
+// brokerFlagDefault returns the default of one `raptor broker` flag, read
+// from its -h output.
+func brokerFlagDefault(t *testing.T, name string) string {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if code := run([]string{"broker", "-h"}, &out, &errb); code != 0 {
+		t.Fatalf("broker -h: exit %d", code)
+	}
+	lines := strings.Split(errb.String(), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(strings.TrimSpace(l), "-"+name+" ") && i+1 < len(lines) {
+			d := lines[i+1]
+			if j := strings.Index(d, `(default "`); j >= 0 {
+				return strings.TrimSuffix(d[j+len(`(default "`):], `")`)
+			}
+		}
+	}
+	t.Fatalf("no default for -%s in:\n%s", name, errb.String())
+	return ""
+}
+
+// TestThreeBrokersBehindOneProxyCommand runs `raptor broker --brokers 3`
+// and `raptor proxy` in process; a plain TCP franz-go client given only
+// the proxy's address produces and consumes, and the start lines name
+// the bound and advertised addresses.
+func TestThreeBrokersBehindOneProxyCommand(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	bctx, stopBroker := context.WithCancel(ctx)
+	var bout, berr lockedBuffer
+	addrCh := make(chan string, 1)
+	bdone := make(chan int, 1)
+	go func() {
+		bdone <- brokerMain(bctx, []string{"--listen", "127.0.0.1:0", "--brokers", "3", "--topics", "three:6"}, &bout, &berr, func(a string) { addrCh <- a })
+	}()
+	var brokerAddr string
+	select {
+	case brokerAddr = <-addrCh:
+	case code := <-bdone:
+		t.Fatalf("broker exited %d: %s", code, berr.String())
+	}
+	pctx, stopProxy := context.WithCancel(ctx)
+	var pout, perr lockedBuffer
+	pready := make(chan string, 1)
+	pdone := make(chan int, 1)
+	go func() {
+		pdone <- relayMain(pctx, ctx, proxySpec, []string{"--listen", "tcp://127.0.0.1:0", "--upstream", "raptor://" + brokerAddr}, &pout, &perr,
+			func(_ *plugin.Relay, addr string) { pready <- addr })
+	}()
+	var proxyAddr string
+	select {
+	case proxyAddr = <-pready:
+	case code := <-pdone:
+		t.Fatalf("proxy exited %d: %s", code, perr.String())
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(proxyAddr), kgo.DefaultProduceTopic("three"), kgo.ConsumeTopics("three"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 300; i++ {
+		cl.Produce(ctx, kgo.StringRecord("via proxy"), nil)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for got < 300 && ctx.Err() == nil {
+		got += len(cl.PollFetches(ctx).Records())
+	}
+	cl.Close()
+	if got != 300 {
+		t.Fatalf("consumed %d of 300", got)
+	}
+	stopProxy()
+	if code := <-pdone; code != 0 {
+		t.Fatalf("proxy exit %d: %s", code, perr.String())
+	}
+	stopBroker()
+	if code := <-bdone; code != 0 {
+		t.Fatalf("broker exit %d: %s", code, berr.String())
+	}
+	_, pport, _ := net.SplitHostPort(proxyAddr)
+	for _, want := range []string{"Kafka-aware, bootstrap tcp://127.0.0.1:" + pport + " (advertised 127.0.0.1:" + pport + ")", "stopped:"} {
+		if !strings.Contains(pout.String(), want) {
+			t.Errorf("proxy output lacks %q:\n%s", want, pout.String())
+		}
+	}
+	if n := strings.Count(perr.String(), "kafkarelay: serving broker"); n != 3 {
+		t.Errorf("proxy opened %d broker listeners, want 3:\n%s", n, perr.String())
+	}
+	for i := 0; i < 3; i++ {
+		if !strings.Contains(bout.String(), "node "+strconv.Itoa(i)+" bound on tcp://127.0.0.1:") {
+			t.Errorf("broker output lacks node %d:\n%s", i, bout.String())
+		}
+	}
+}
+
+// TestKafkaGatewayCommand runs `raptor gateway --kafka` in front of a
+// 3-broker TCP-only cluster: a franz-go client with the Raptor dialer,
+// given only the gateway's address, produces and consumes, and the
+// gateway's metrics count the streams of every broker listener.
+func TestKafkaGatewayCommand(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(3, "gwcmd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	gctx, stopGateway := context.WithCancel(ctx)
+	var gout, gerr lockedBuffer
+	gready := make(chan *plugin.Relay, 1)
+	gdone := make(chan int, 1)
+	var gwAddr string
+	go func() {
+		gdone <- relayMain(gctx, ctx, gatewaySpec, []string{"--kafka", "--listen", "raptor://127.0.0.1:0", "--upstream", "tcp://" + c.ListenAddrs()[0], "--metrics", "127.0.0.1:0"}, &gout, &gerr,
+			func(r *plugin.Relay, addr string) { gwAddr = addr; gready <- r })
+	}()
+	var relay *plugin.Relay
+	select {
+	case relay = <-gready:
+	case code := <-gdone:
+		t.Fatalf("gateway exited %d: %s", code, gerr.String())
+	}
+	d, err := kafka.NewDialer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(gwAddr), d.Opt(), kgo.DefaultProduceTopic("gwcmd"), kgo.ConsumeTopics("gwcmd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 300; i++ {
+		cl.Produce(ctx, kgo.StringRecord("via kafka gateway"), nil)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for got < 300 && ctx.Err() == nil {
+		got += len(cl.PollFetches(ctx).Records())
+	}
+	if got != 300 {
+		t.Fatalf("consumed %d of 300", got)
+	}
+	code, out, errOut := runStatTest(t, "--url", metricsURL(t, &gout), "--count", "1", "--json")
+	cl.Close()
+	if code != 0 {
+		t.Fatalf("stat: exit %d: %s", code, errOut)
+	}
+	s := decodeSamples(t, out)[0]
+	st := relay.Stats()
+	if s.Counters["relay_accepted"] < 3 || s.Counters["streams_opened"] < 3 || s.Counters["stream_bytes_received"] == 0 {
+		t.Errorf("gateway sample %+v; relay %+v", s, st)
+	}
+	stopGateway()
+	if code := <-gdone; code != 0 {
+		t.Fatalf("gateway exit %d: %s", code, gerr.String())
+	}
+	if n := strings.Count(gerr.String(), "kafkarelay: serving broker"); n != 3 {
+		t.Errorf("gateway opened %d broker listeners, want 3:\n%s", n, gerr.String())
+	}
+}

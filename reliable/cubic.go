@@ -1,0 +1,207 @@
+package reliable
+
+import (
+	"math"
+	"time"
+)
+
+// cubic is CUBIC congestion control (RFC 9438) in bytes, with proportional
+// rate reduction (RFC 6937) while it recovers from a loss.
+//
+// Outside recovery the window follows the cubic function of the time since
+// the last congestion event, W_cubic(t) = C·(t−K)³ + W_max (segments,
+// seconds), or the Reno-friendly estimate W_est when that is larger (on short
+// round trips W_est dominates: the cubic curve's time scale is seconds). A
+// congestion event sets ssthresh to β·cwnd (β = 0.7, not NewReno's 0.5, so a
+// random loss costs less) and remembers W_max, lowered further when the
+// window had not regained the previous W_max (fast convergence, §4.7).
+//
+// During recovery the window is not cut at once: PRR lets the sender send in
+// proportion to what the peer delivers, ssthresh/RecoverFS bytes per
+// delivered byte, so that the window glides down to ssthresh over one round
+// trip instead of stalling; once the flight is below ssthresh it grows back
+// towards it by at most one segment more than delivered per ACK (PRR-SSRB).
+//
+// The controller keeps its own count of bytes in flight from the
+// OnPacketSent/OnAck/OnLoss calls. A probe that a timeout declared lost
+// without OnLoss stays counted; that can only make PRR more permissive.
+type cubic struct {
+	mss      int
+	cwnd     int
+	ssthresh int
+	inFlight int // bytes sent and neither acknowledged nor lost
+
+	// cubic state (RFC 9438 §4)
+	wMax      float64   // window before the last reduction, segments
+	k         float64   // seconds to regain wMax
+	epoch     time.Time // start of the current congestion-avoidance epoch
+	cwndEpoch float64   // window at epoch start, segments
+	wEst      float64   // Reno-friendly estimate, segments
+	lastAck   time.Time
+	fullAt    time.Time // last send that filled at least half the window
+
+	// recovery and PRR (RFC 6937 §3)
+	recoveryStart time.Time // a loss of a packet sent after it starts a new event
+	inRecovery    bool
+	recoverFS     int // bytes in flight when recovery started
+	prrDelivered  int // bytes delivered since recovery started
+	prrOut        int // bytes sent since recovery started
+}
+
+// CUBIC constants (RFC 9438 §4.1, §4.2, §4.3).
+const (
+	cubicC     = 0.4
+	cubicBeta  = 0.7
+	cubicAlpha = 3 * (1 - cubicBeta) / (1 + cubicBeta)
+)
+
+func newCubic(mss int) *cubic {
+	return &cubic{mss: mss, cwnd: initialWindowPackets * mss, ssthresh: math.MaxInt}
+}
+
+func (c *cubic) OnPacketSent(now time.Time, bytes int) {
+	c.inFlight += bytes
+	if 2*c.inFlight >= c.cwnd {
+		c.fullAt = now
+	}
+	if c.inRecovery {
+		c.prrOut += bytes
+	}
+}
+
+func (c *cubic) OnAck(now time.Time, bytes int, sentAt time.Time, rtt *RTTStats) {
+	c.inFlight = max(0, c.inFlight-bytes)
+	if c.inRecovery {
+		if sentAt.After(c.recoveryStart) {
+			// A packet sent after the loss arrived: recovery is over (RFC
+			// 6937 §3: cwnd = ssthresh), and a new epoch starts with it.
+			c.inRecovery = false
+			c.cwnd = c.ssthresh
+			c.epoch = time.Time{}
+		} else {
+			c.prrDelivered += bytes
+			c.prr(bytes)
+			return
+		}
+	}
+	// Grow only while the window is what limits the sender (RFC 9438 §5.8),
+	// that is, the flight filled half of it or more within the last two round
+	// trips (Linux's test in slow start): an application-limited sender would
+	// otherwise inflate a window it never tested. Meanwhile the epoch moves
+	// on, so the cubic curve does not run ahead.
+	srtt := rtt.SmoothedRTT()
+	if c.fullAt.IsZero() || now.Sub(c.fullAt) > 2*srtt {
+		if !c.epoch.IsZero() && !c.lastAck.IsZero() {
+			c.epoch = c.epoch.Add(now.Sub(c.lastAck))
+		}
+		c.lastAck = now
+		return
+	}
+	c.lastAck = now
+	if c.cwnd < c.ssthresh {
+		c.cwnd += bytes // slow start
+		return
+	}
+	c.avoid(now, bytes, srtt)
+}
+
+// avoid is congestion avoidance (RFC 9438 §4.2-4.4) for bytes acknowledged.
+func (c *cubic) avoid(now time.Time, bytes int, srtt time.Duration) {
+	mss := float64(c.mss)
+	cw := float64(c.cwnd) / mss
+	if c.epoch.IsZero() {
+		c.epoch = now
+		c.cwndEpoch = cw
+		c.wEst = cw
+		if c.wMax > cw {
+			c.k = math.Cbrt((c.wMax - cw) / cubicC)
+		} else {
+			c.k = 0
+			c.wMax = cw
+		}
+	}
+	t := now.Sub(c.epoch).Seconds()
+	target := c.wCubic(t + srtt.Seconds())
+	target = min(max(target, cw), 1.5*cw) // §4.2: between cwnd and 1.5·cwnd
+
+	// Reno-friendly estimate (§4.3): alpha per window acknowledged, 1 once
+	// it has passed the previous maximum.
+	alpha := cubicAlpha
+	if c.wEst >= c.wMax {
+		alpha = 1
+	}
+	c.wEst += alpha * float64(bytes) / float64(c.cwnd)
+
+	var next float64
+	if c.wCubic(t) < c.wEst {
+		next = c.wEst
+	} else {
+		next = cw + (target-cw)*float64(bytes)/float64(c.cwnd)
+	}
+	if n := int(next * mss); n > c.cwnd {
+		c.cwnd = n
+	}
+}
+
+// wCubic is W_cubic(t) in segments (RFC 9438 §4.2, eq. 1).
+func (c *cubic) wCubic(t float64) float64 {
+	d := t - c.k
+	return cubicC*d*d*d + c.wMax
+}
+
+func (c *cubic) OnLoss(now time.Time, bytes int, sentAt time.Time) {
+	flight := c.inFlight
+	c.inFlight = max(0, c.inFlight-bytes)
+	if !c.recoveryStart.IsZero() && !sentAt.After(c.recoveryStart) {
+		if c.inRecovery {
+			c.prr(0) // a further loss of the same event: the flight shrank
+		}
+		return // one reduction per congestion event
+	}
+	// A new congestion event (RFC 9438 §4.6, §4.7).
+	cw := float64(c.cwnd) / float64(c.mss)
+	if cw < c.wMax {
+		c.wMax = cw * (1 + cubicBeta) / 2 // fast convergence
+	} else {
+		c.wMax = cw
+	}
+	c.ssthresh = max(int(float64(c.cwnd)*cubicBeta), minWindowPackets*c.mss)
+	c.epoch = time.Time{}
+	c.recoveryStart = now
+	c.inRecovery = true
+	c.recoverFS = max(flight, c.mss)
+	c.prrDelivered, c.prrOut = 0, 0
+	c.prr(0)
+}
+
+// prr sets the window for the next sends in recovery (RFC 6937 §3.1):
+// cwnd = pipe + sndcnt, so the session may send sndcnt bytes now.
+func (c *cubic) prr(delivered int) {
+	pipe := c.inFlight
+	var sndcnt int
+	if pipe > c.ssthresh {
+		// Proportional: ceil(prr_delivered·ssthresh/RecoverFS) − prr_out.
+		sndcnt = int((int64(c.prrDelivered)*int64(c.ssthresh)+int64(c.recoverFS)-1)/int64(c.recoverFS)) - c.prrOut
+	} else {
+		// Slow-start reduction bound: back up to ssthresh, at most one
+		// segment more than delivered.
+		sndcnt = min(c.ssthresh-pipe, max(c.prrDelivered-c.prrOut, delivered)+c.mss)
+	}
+	if c.prrOut == 0 {
+		sndcnt = max(sndcnt, c.mss) // the first retransmission goes at once
+	}
+	c.cwnd = pipe + max(sndcnt, 0)
+}
+
+// OnPersistentCongestion is a congestion event that also collapses the
+// window to the minimum (RFC 9438 §4.8, RFC 9002 §7.6.2): slow start then
+// climbs back to β·cwnd.
+func (c *cubic) OnPersistentCongestion() {
+	c.wMax = float64(c.cwnd) / float64(c.mss)
+	c.ssthresh = max(int(float64(c.cwnd)*cubicBeta), minWindowPackets*c.mss)
+	c.cwnd = minWindowPackets * c.mss
+	c.epoch = time.Time{}
+	c.inRecovery = false
+}
+
+func (c *cubic) Window() int { return max(c.cwnd, minWindowPackets*c.mss/2) }
