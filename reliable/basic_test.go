@@ -20,7 +20,7 @@ func testPair(t *testing.T, cfg *Config) (*Listener, *Session) {
 	t.Cleanup(func() { l.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := Dial(ctx, l.Addr().String(), cfg)
+	s, err := Dial(ctx, l.Addr().String(), pin(l, cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,13 +76,13 @@ func TestSessionLimitRefuses(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for i := 0; i < 2; i++ {
-		s, err := Dial(ctx, l.Addr().String(), nil)
+		s, err := Dial(ctx, l.Addr().String(), pin(l, nil))
 		if err != nil {
 			t.Fatalf("session %d: %v", i, err)
 		}
 		defer s.CloseWithError(0, "")
 	}
-	_, err = Dial(ctx, l.Addr().String(), nil)
+	_, err = Dial(ctx, l.Addr().String(), pin(l, nil))
 	var se *SessionError
 	if !errors.As(err, &se) || se.Code != CodeRefused || !se.Remote {
 		t.Fatalf("third dial: %v, want a refusal (code %d) from the peer", err, CodeRefused)
@@ -128,7 +128,7 @@ func TestDialerStats(t *testing.T) {
 			go io.Copy(c, c)
 		}
 	}()
-	var d Dialer
+	d := Dialer{Config: pin(l, nil)}
 	defer d.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

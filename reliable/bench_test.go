@@ -26,7 +26,7 @@ func loopStreams(tb testing.TB, cfg *Config) (client, server *Stream) {
 	tb.Cleanup(func() { l.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := Dial(ctx, l.Addr().String(), cfg)
+	s, err := Dial(ctx, l.Addr().String(), pin(l, cfg))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -70,8 +70,8 @@ func oneWay(w, r *Stream, msg, buf []byte, n int) error {
 	return <-errc
 }
 
-func benchStreamWriteRead(b *testing.B, size int) {
-	w, r := loopStreams(b, nil)
+func benchStreamWriteRead(b *testing.B, size int, cfg *Config) {
+	w, r := loopStreams(b, cfg)
 	msg, buf := make([]byte, size), make([]byte, size)
 	// Warm up: buffers, send history and the congestion window reach their
 	// steady-state sizes.
@@ -95,15 +95,29 @@ func benchStreamWriteRead(b *testing.B, size int) {
 // BenchmarkStreamWriteRead64 is a steady one-way stream of 64-byte messages
 // over loopback: one Write per message, the reader reads them all. allocs/op
 // is allocations per message, over the whole process (both endpoints).
-func BenchmarkStreamWriteRead64(b *testing.B) { benchStreamWriteRead(b, 64) }
+func BenchmarkStreamWriteRead64(b *testing.B) { benchStreamWriteRead(b, 64, nil) }
 
 // BenchmarkStreamWriteRead1K is BenchmarkStreamWriteRead64 with 1 KiB messages.
-func BenchmarkStreamWriteRead1K(b *testing.B) { benchStreamWriteRead(b, 1024) }
+func BenchmarkStreamWriteRead1K(b *testing.B) { benchStreamWriteRead(b, 1024, nil) }
+
+// BenchmarkStreamWriteRead1KPlaintext is BenchmarkStreamWriteRead1K with
+// Config.InsecurePlaintext: the difference is what packet protection costs.
+func BenchmarkStreamWriteRead1KPlaintext(b *testing.B) {
+	benchStreamWriteRead(b, 1024, &Config{InsecurePlaintext: true})
+}
 
 // BenchmarkPingPong64 measures the round trip of a 64-byte message echoed by
 // the listener's side: ns/op is the RTT through both endpoints.
-func BenchmarkPingPong64(b *testing.B) {
-	c, srv := loopStreams(b, nil)
+func BenchmarkPingPong64(b *testing.B) { benchPingPong64(b, nil) }
+
+// BenchmarkPingPong64Plaintext is BenchmarkPingPong64 with
+// Config.InsecurePlaintext: the difference is what packet protection costs.
+func BenchmarkPingPong64Plaintext(b *testing.B) {
+	benchPingPong64(b, &Config{InsecurePlaintext: true})
+}
+
+func benchPingPong64(b *testing.B, cfg *Config) {
+	c, srv := loopStreams(b, cfg)
 	go func() {
 		buf := make([]byte, 64)
 		for {

@@ -1,6 +1,8 @@
 package reliable
 
 import (
+	"crypto/sha256"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"time"
@@ -50,6 +52,40 @@ type Config struct {
 	MaxStreams int
 	// MaxSessions bounds the sessions a listener holds. Default 4096.
 	MaxSessions int
+	// MaxSessionsPerAddr bounds the sessions (in handshake or established)
+	// that one source IP address may hold on a listener, so that one client
+	// cannot take the slots of others. Default MaxSessions/4 (1024), but at
+	// least min(MaxSessions, 64).
+	MaxSessionsPerAddr int
+	// MaxHandshakesPerAddr bounds the handshakes one source IP address may
+	// have in progress on a listener. Default 32.
+	MaxHandshakesPerAddr int
+
+	// TLS configures the TLS 1.3 handshake that authenticates the peers and
+	// keys packet protection (docs/PROTOCOL.md §5.7). On a listener:
+	// Certificates (default: an ephemeral self-signed certificate, whose
+	// SHA-256 Listener.CertificateSHA256 returns), and ClientAuth/ClientCAs
+	// for mutual TLS. On a client: RootCAs (default: the system roots),
+	// ServerName (default: the host dialed), and Certificates for mutual TLS.
+	// MinVersion and NextProtos are overridden (TLS 1.3, ALPN "raptor/1").
+	TLS *tls.Config
+	// PinnedSHA256 (client) authenticates the server by the SHA-256 of its
+	// certificate instead of a chain to TLS.RootCAs and its name: the value a
+	// listener's CertificateSHA256 returns and `raptor broker` prints.
+	PinnedSHA256 []byte
+	// InsecureSkipServerAuth (client) accepts any server certificate: packets
+	// are still encrypted, but anyone on the path can impersonate the server.
+	// Without it, a client needs TLS or PinnedSHA256 (Dial fails with
+	// ErrNoServerAuth).
+	InsecureSkipServerAuth bool
+	// InsecurePlaintext turns packet protection off: after an unauthenticated
+	// TLS handshake, packets travel unencrypted and unauthenticated, so
+	// anyone on the path can read, forge or end sessions. For benchmarks on
+	// a trusted link only. A client with it only reaches a listener with it;
+	// such a listener also accepts protected clients.
+	InsecurePlaintext bool
+	// keyUpdateAfter: packets sealed per 1-RTT key generation (tests lower it).
+	keyUpdateAfter uint64
 	// ReceiveLoops is how many sockets Listen opens on its address with
 	// SO_REUSEPORT (Linux), one receive loop each, to spread sessions over
 	// cores. Default 1. Dial and ListenPacket ignore it.
@@ -102,6 +138,7 @@ const (
 	DefaultSessionSendBuffer    = 8 << 20
 	DefaultMaxStreams           = 1024
 	DefaultMaxSessions          = 4096
+	DefaultMaxHandshakesPerAddr = 32
 	DefaultAcceptBacklog        = 256
 	DefaultCloseTimeout         = 5 * time.Second
 	DefaultMaxMemory            = 1 << 30
@@ -137,6 +174,8 @@ func (c *Config) populate() (*Config, error) {
 	defi(&n.SessionSendBuffer, max(DefaultSessionSendBuffer, n.StreamSendBuffer))
 	defi(&n.MaxStreams, DefaultMaxStreams)
 	defi(&n.MaxSessions, DefaultMaxSessions)
+	defi(&n.MaxSessionsPerAddr, max(min(n.MaxSessions, 64), n.MaxSessions/4))
+	defi(&n.MaxHandshakesPerAddr, DefaultMaxHandshakesPerAddr)
 	defi(&n.AcceptBacklog, DefaultAcceptBacklog)
 	defi(&n.ReceiveLoops, 1)
 	def(&n.CloseTimeout, DefaultCloseTimeout)
@@ -175,6 +214,12 @@ func (c *Config) populate() (*Config, error) {
 		return nil, fmt.Errorf("raptor: Config.MaxCongestionWindow %d below two datagrams (%d)", n.MaxCongestionWindow, minWindowPackets*n.MaxDatagramSize)
 	case n.MaxMemory < int64(n.SessionReceiveWindow):
 		return nil, fmt.Errorf("raptor: Config.MaxMemory %d below SessionReceiveWindow %d", n.MaxMemory, n.SessionReceiveWindow)
+	case n.MaxSessionsPerAddr < 1 || n.MaxHandshakesPerAddr < 1:
+		return nil, fmt.Errorf("raptor: Config.MaxSessionsPerAddr %d, MaxHandshakesPerAddr %d must be positive", n.MaxSessionsPerAddr, n.MaxHandshakesPerAddr)
+	case n.PinnedSHA256 != nil && len(n.PinnedSHA256) != sha256.Size:
+		return nil, fmt.Errorf("raptor: Config.PinnedSHA256 has %d bytes, want %d (a SHA-256)", len(n.PinnedSHA256), sha256.Size)
+	case n.TLS != nil && n.TLS.MaxVersion != 0 && n.TLS.MaxVersion < tls.VersionTLS13:
+		return nil, fmt.Errorf("raptor: Config.TLS.MaxVersion 0x%04x is below TLS 1.3, which Raptor requires", n.TLS.MaxVersion)
 	case n.Congestion != "newreno" && n.Congestion != "cubic" && n.Congestion != "none":
 		return nil, fmt.Errorf("raptor: Config.Congestion %q unknown (want \"newreno\", \"cubic\" or \"none\")", n.Congestion)
 	}

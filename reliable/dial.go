@@ -2,6 +2,7 @@ package reliable
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -35,6 +36,10 @@ func dialVia(ctx context.Context, addr string, cfg *Config, open func(laddr stri
 	if raddr.Addr().Is6() {
 		local = "[::]:0"
 	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("raptor: bad address %q: %w", addr, err)
+	}
 	var pc PacketConn
 	if open == nil {
 		pc, err = udpio.Listen(local)
@@ -44,7 +49,12 @@ func dialVia(ctx context.Context, addr string, cfg *Config, open func(laddr stri
 	if err != nil {
 		return nil, fmt.Errorf("raptor: dial %s: local packet conn on %s: %w", addr, local, err)
 	}
-	return dialPacket(ctx, pc, raddr, c)
+	tc, err := clientTLSConfig(c, host, raddr)
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("raptor: dial %s: %w", addr, err)
+	}
+	return dialPacket(ctx, pc, raddr, c, tc)
 }
 
 // DialPacket opens a session to raddr over any packet path. The session owns
@@ -55,7 +65,12 @@ func DialPacket(ctx context.Context, pc PacketConn, raddr netip.AddrPort, cfg *C
 		pc.Close()
 		return nil, err
 	}
-	return dialPacket(ctx, pc, raddr, c)
+	tc, err := clientTLSConfig(c, raddr.Addr().String(), raddr)
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("raptor: dial %s: %w", raddr, err)
+	}
+	return dialPacket(ctx, pc, raddr, c, tc)
 }
 
 // resolve turns addr ("host:port") into the remote of a session: an IP
@@ -91,28 +106,47 @@ func resolve(ctx context.Context, addr string) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(ip.Unmap(), uint16(p)), nil
 }
 
-func dialPacket(ctx context.Context, pc PacketConn, raddr netip.AddrPort, cfg *Config) (*Session, error) {
+func dialPacket(ctx context.Context, pc PacketConn, raddr netip.AddrPort, cfg *Config, tc *tls.Config) (*Session, error) {
 	e := newEndpoint(pc, cfg, dialReadBatch)
 	e.closeWhenIdle = true
 	s := newSession(e, true, randomID(), raddr)
 	now := time.Now()
 	s.hsDst = randomID()
-	s.hsNext = now
-	s.hsInterval = initialHSResend
-	s.hsDeadline = now.Add(cfg.HandshakeTimeout)
+	s.mu.Lock()
+	err := s.startHandshakeLocked(tc, now)
+	s.mu.Unlock()
+	if err != nil {
+		s.hs.conn.Close()
+		pc.Close()
+		return nil, fmt.Errorf("raptor: dial %s: TLS: %w", raddr, err)
+	}
 	e.sessions[s.localID] = s
 	e.live.Add(1)
 	e.stats.inc(CounterSessionsOpened)
 	e.start()
 	e.startSession(s)
+	t := time.NewTimer(cfg.HandshakeTimeout)
+	defer t.Stop()
 	select {
 	case <-s.established:
+	case <-s.done:
+	case <-t.C:
+		s.mu.Lock()
+		if s.hsErr == nil {
+			s.hsErr = &HandshakeTimeoutError{Remote: raddr.String(), After: cfg.HandshakeTimeout}
+		}
+		s.mu.Unlock()
+		s.CloseWithError(CodeNoError, "handshake timeout")
 	case <-ctx.Done():
 		s.CloseWithError(CodeNoError, "dial cancelled")
+		<-s.done
 		return nil, fmt.Errorf("raptor: dial %s: %w", raddr, ctx.Err())
 	}
 	s.mu.Lock()
-	err := s.hsErr
+	err = s.hsErr
+	if err == nil && s.err != nil {
+		err = s.err
+	}
 	s.mu.Unlock()
 	if err != nil {
 		<-s.done
@@ -121,15 +155,19 @@ func dialPacket(ctx context.Context, pc PacketConn, raddr netip.AddrPort, cfg *C
 	return s, nil
 }
 
-// handleHandshakeLocked processes Retry, Accept and VersionNegotiation on a
-// dialing session. It returns false for a malformed packet.
-func (s *Session) handleHandshakeLocked(h wire.LongHeader, body []byte, now time.Time) bool {
-	if s.state != stateHandshake {
+// handleHandshakeLocked processes Retry and VersionNegotiation on a dialing
+// session; pkt is the whole datagram. It returns false for a malformed or
+// forged packet (its integrity tag names another Initial).
+func (s *Session) handleHandshakeLocked(h wire.LongHeader, pkt []byte, now time.Time) bool {
+	if s.state != stateHandshake || s.hs == nil || s.hs.gotServer {
 		return true // a duplicate or late handshake packet
 	}
 	switch h.Type {
 	case wire.TypeRetry:
-		tok, err := wire.ParseRetry(body)
+		if len(s.hsToken) > 0 {
+			return true // one Retry per handshake (RFC 9000 §17.2.5.2)
+		}
+		tok, err := wire.ParseRetry(pkt, s.hsDst)
 		if err != nil {
 			return false
 		}
@@ -138,27 +176,16 @@ func (s *Session) handleHandshakeLocked(h wire.LongHeader, body []byte, now time
 		s.hsSends = 0
 		s.hsNext = now
 		s.hsInterval = initialHSResend
-	case wire.TypeAccept:
-		p, err := wire.ParseAccept(body)
-		if err != nil {
-			return false
-		}
-		s.remoteID = h.SrcID
-		if err := s.applyPeerParamsLocked(p); err != nil {
-			s.closeLocked(err, true, now)
-			return true
-		}
-		if s.hsSends == 1 && len(s.hsToken) > 0 {
-			s.rec.rtt.update(now.Sub(s.hsSentAt), 0) // unambiguous: one Initial since the Retry
-		}
-		s.state = stateEstablished
-		s.lastRecv = now
-		s.lastSent = now
-		close(s.established)
+		s.hs.sendNow = true
 	case wire.TypeVersionNegotiation:
-		vs, err := wire.ParseVersionNegotiation(nil, body)
+		vs, err := wire.ParseVersionNegotiation(nil, pkt, s.hsDst)
 		if err != nil {
 			return false
+		}
+		for _, v := range vs {
+			if v == wire.Version1 {
+				return true // lists our own version: not a real refusal (RFC 9000 §6.2)
+			}
 		}
 		s.closeLocked(fmt.Errorf("raptor: peer %s speaks versions %x, not %x: %w", s.peer, vs, wire.Version1, &wire.UnsupportedVersionError{Version: wire.Version1}), false, now)
 	}
@@ -169,7 +196,7 @@ func (s *Session) handleHandshakeLocked(h wire.LongHeader, body []byte, now time
 // wakes the run loop when there is something to send or an earlier deadline.
 func (s *Session) afterReceive() {
 	s.mu.Lock()
-	wake := s.hasWorkLocked()
+	wake := s.hasWorkLocked() || (s.hs != nil && s.hs.sendNow)
 	if !wake {
 		s.armLocked(false) // a new ACK or loss deadline: no need to wake anyone
 	}

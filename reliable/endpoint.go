@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -17,9 +18,8 @@ import (
 )
 
 const (
-	readBatch       = 64               // datagrams per ReadBatch on a listener
-	dialReadBatch   = 16               // ... on a dialed session's own socket
-	cookieLifetime  = 10 * time.Second // how long a Retry cookie is accepted
+	readBatch       = 64 // datagrams per ReadBatch on a listener
+	dialReadBatch   = 16 // ... on a dialed session's own socket
 	cookieLen       = 8 + 16
 	initialHSResend = 50 * time.Millisecond
 )
@@ -39,8 +39,11 @@ type endpoint struct {
 	pcClosed bool
 
 	secret     [32]byte
-	stats      counters // endpoint-level drops plus finished sessions
-	*budget             // memory, sessions and accept-queue shares (shared by a listener's endpoints)
+	tlsServer  *tls.Config // listener: the TLS side of every session
+	certSHA256 []byte      // listener: its certificate's fingerprint
+	adm        *admission  // listener: shared by all its receive loops
+	stats      counters    // endpoint-level drops plus finished sessions
+	*budget                // memory, sessions and accept-queue shares (shared by a listener's endpoints)
 	sendErrors atomic.Uint64
 	bufPool    sync.Pool // datagram buffers
 	bufs       *bufPool  // stream buffers
@@ -55,7 +58,22 @@ type endpoint struct {
 	wbufs   [1][]byte
 	waddrs  [1]netip.AddrPort
 	fp      wire.FrameParser
+	hfp     wire.HandshakeFrameParser
 	touched []*Session
+}
+
+// addrUse counts one source address's sessions and handshakes in progress,
+// for Config.MaxSessionsPerAddr and MaxHandshakesPerAddr.
+type addrUse struct{ sessions, handshakes int }
+
+// admission is a listener's state for admitting sessions, shared by all its
+// receive loops (docs/PROTOCOL.md §5.2, §5.6): per-address counts and the
+// cookies that opened a session, until they expire. Lock order: after
+// Session.mu and endpoint.mu.
+type admission struct {
+	mu         sync.Mutex
+	perAddr    map[netip.Addr]*addrUse
+	usedCookie map[[16]byte]time.Time
 }
 
 type clientKey struct {
@@ -68,6 +86,7 @@ func newEndpoint(pc PacketConn, cfg *Config, batch int) *endpoint {
 		pc: pc, cfg: cfg,
 		sessions: make(map[wire.ConnID]*Session),
 		byClient: make(map[clientKey]*Session),
+		adm:      &admission{perAddr: make(map[netip.Addr]*addrUse)},
 		readDone: make(chan struct{}),
 		rbufs:    make([][]byte, batch),
 		rsizes:   make([]int, batch),
@@ -171,12 +190,12 @@ func (e *endpoint) handleDatagram(b []byte, from netip.AddrPort, now time.Time) 
 		e.handleLong(b, from, now)
 		return
 	}
-	h, hl, err := wire.ParseShortHeader(b)
-	if err != nil {
+	id, ok := wire.PeekDstID(b)
+	if !ok || len(b) <= wire.ShortPNOffset {
 		e.stats.inc(CounterDropsMalformed)
 		return
 	}
-	s := e.lookup(h.DstID)
+	s := e.lookup(id)
 	if s == nil {
 		e.stats.inc(CounterDropsUnknownSession)
 		return
@@ -186,7 +205,9 @@ func (e *endpoint) handleDatagram(b []byte, from netip.AddrPort, now time.Time) 
 		return
 	}
 	s.mu.Lock()
-	s.handleShortLocked(h, hl, b, now, &e.fp)
+	if h, hl, pkt, ok := s.openShortLocked(b, now); ok {
+		s.handleShortLocked(h, hl, pkt, now, &e.fp)
+	}
 	s.mu.Unlock()
 	e.touch(s)
 }
@@ -199,7 +220,7 @@ func (e *endpoint) handleLong(b []byte, from netip.AddrPort, now time.Time) {
 		e.stats.inc(CounterDropsMalformed)
 		return
 	}
-	if h.Type == wire.TypeInitial {
+	if h.Type == wire.TypeInitial && e.listener != nil {
 		e.handleInitial(h, b, hl, from, now)
 		return
 	}
@@ -208,7 +229,7 @@ func (e *endpoint) handleLong(b []byte, from netip.AddrPort, now time.Time) {
 		return
 	}
 	s := e.lookup(h.DstID)
-	if s == nil || !s.isClient {
+	if s == nil || (h.Type != wire.TypeHandshake && !s.isClient) {
 		e.stats.inc(CounterDropsUnknownSession)
 		return
 	}
@@ -217,7 +238,12 @@ func (e *endpoint) handleLong(b []byte, from netip.AddrPort, now time.Time) {
 		return
 	}
 	s.mu.Lock()
-	ok := s.handleHandshakeLocked(h, b[hl:], now)
+	var ok bool
+	if h.Type == wire.TypeInitial || h.Type == wire.TypeHandshake {
+		ok = s.handleCryptoPacketLocked(h, b, hl, now)
+	} else {
+		ok = s.handleHandshakeLocked(h, b, now)
+	}
 	s.mu.Unlock()
 	if !ok {
 		e.stats.inc(CounterDropsMalformed)
@@ -238,13 +264,10 @@ func (e *endpoint) sendReply(b []byte, to netip.AddrPort) {
 	e.reply = b[:0]
 }
 
-// handleInitial is the listener's side of the handshake (docs/PROTOCOL.md §5).
+// handleInitial is the listener's side of the handshake before a session
+// exists (docs/PROTOCOL.md §5.6): version check, stateless Retry, cookie
+// check, limits; then the session is created and gets the packet.
 func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip.AddrPort, now time.Time) {
-	l := e.listener
-	if l == nil {
-		e.stats.inc(CounterDropsUnknownSession)
-		return
-	}
 	if h.Version != wire.Version1 {
 		e.stats.inc(CounterDropsVersion)
 		if len(b) >= wire.MinInitialSize {
@@ -252,7 +275,11 @@ func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip
 		}
 		return
 	}
-	token, params, err := wire.ParseInitial(b[hl:], len(b))
+	if len(b) < wire.MinInitialSize {
+		e.stats.inc(CounterDropsMalformed) // a client pads every Initial: no amplification
+		return
+	}
+	token, frames, err := wire.ParseInitial(b[hl:])
 	if err != nil {
 		e.stats.inc(CounterDropsMalformed)
 		return
@@ -262,80 +289,154 @@ func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip
 	s := e.byClient[key]
 	closing := e.closing
 	e.mu.Unlock()
-	count := l.SessionCount() // over all of the listener's receive loops
 	if s != nil {
-		// A retransmitted Initial: our Accept was lost.
-		p := s.localParams()
-		e.sendReply(wire.AppendAccept(e.reply[:0], wire.LongHeader{Version: wire.Version1, DstID: h.SrcID, SrcID: s.localID}, &p), from)
+		// More of the ClientHello, or a retransmission.
+		s.mu.Lock()
+		ok := s.handleCryptoPacketLocked(h, b, hl, now)
+		s.mu.Unlock()
+		if !ok {
+			e.stats.inc(CounterDropsMalformed)
+		}
+		e.touch(s)
 		return
 	}
 	if closing {
-		e.stats.inc(CounterDropsSessionLimit)
-		e.refuse(h.SrcID, from, CodeRefused, "listener is closing")
+		e.refuseOnce(h, frames, from, "listener is closing")
 		return
 	}
 	if len(token) == 0 {
-		e.sendRetry(h.SrcID, from, now)
+		e.sendRetry(h, from, now)
 		return
 	}
-	switch e.checkCookie(token, from, h.SrcID, now) {
+	switch e.checkCookie(token, from, h.SrcID, h.DstID, now) {
 	case cookieInvalid:
 		e.stats.inc(CounterDropsBadCookie)
 		return
 	case cookieExpired:
 		e.stats.inc(CounterDropsBadCookie)
-		e.sendRetry(h.SrcID, from, now)
-		return
-	}
-	if count >= e.cfg.MaxSessions {
-		e.stats.inc(CounterDropsSessionLimit)
-		e.refuse(h.SrcID, from, CodeRefused, fmt.Sprintf("listener has %d sessions, its limit", count))
+		e.sendRetry(h, from, now)
 		return
 	}
 	if used := e.mem.Load(); used >= e.cfg.MaxMemory {
 		e.stats.inc(CounterLimitMemory)
-		e.refuse(h.SrcID, from, CodeRefused, fmt.Sprintf("listener holds %d bytes of stream buffers, its Config.MaxMemory of %d", used, e.cfg.MaxMemory))
+		e.refuseOnce(h, frames, from, fmt.Sprintf("listener holds %d bytes of stream buffers, its Config.MaxMemory of %d", used, e.cfg.MaxMemory))
 		return
 	}
-	if err := checkPeerParams(&params); err != nil {
-		e.stats.inc(CounterViolationParams)
-		e.refuse(h.SrcID, from, CodeProtocol, err.(*SessionError).Reason)
+	if reason := e.admit(token, from.Addr(), e.listener.SessionCount(), now); reason != "" {
+		e.refuseOnce(h, frames, from, reason)
 		return
 	}
 	s = newSession(e, false, randomID(), from)
 	s.remoteID = h.SrcID
-	s.state = stateEstablished
-	s.applyPeerParamsLocked(params) // checked above: cannot fail
 	s.lastRecv = now
-	close(s.established)
+	s.clientKey = key
+	s.mu.Lock()
+	err = s.startHandshakeLocked(e.tlsServer, now)
+	s.hs.addrCount = true
+	s.mu.Unlock()
 	e.mu.Lock()
 	e.sessions[s.localID] = s
 	e.byClient[key] = s
 	e.mu.Unlock()
 	e.live.Add(1)
-	s.clientKey = key
 	e.stats.inc(CounterSessionsOpened)
-	p := s.localParams()
-	e.sendReply(wire.AppendAccept(e.reply[:0], wire.LongHeader{Version: wire.Version1, DstID: h.SrcID, SrcID: s.localID}, &p), from)
 	e.startSession(s)
+	s.mu.Lock()
+	if err != nil {
+		s.failHandshakeLocked(now, err)
+	} else if !s.handleCryptoPacketLocked(h, b, hl, now) {
+		e.stats.inc(CounterDropsMalformed)
+	}
+	s.mu.Unlock()
+	e.touch(s)
 }
 
-// refuse tells a client that no session will be created, with a CLOSE frame in
-// a short-header packet smaller than its Initial.
-func (e *endpoint) refuse(dst wire.ConnID, to netip.AddrPort, code ErrorCode, reason string) {
-	hdr := wire.ShortHeader{DstID: dst}
-	b := hdr.Append(e.reply[:0])
-	cf := wire.CloseFrame{ErrorCode: uint64(code), Reason: []byte(reason)}
+// admit checks the limits for a new session from addr with a valid cookie
+// and, when it may go ahead, counts it and marks the cookie used. It returns
+// why not otherwise.
+// count is the listener's sessions over all its receive loops.
+func (e *endpoint) admit(token []byte, addr netip.Addr, count int, now time.Time) string {
+	var ck [16]byte
+	copy(ck[:], token[8:])
+	a := e.adm
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for c, exp := range a.usedCookie {
+		if now.After(exp) {
+			delete(a.usedCookie, c)
+		}
+	}
+	if _, used := a.usedCookie[ck]; used {
+		return "cookie already opened a session"
+	}
+	if count >= e.cfg.MaxSessions {
+		return fmt.Sprintf("listener has %d sessions, its limit", count)
+	}
+	u := a.perAddr[addr]
+	if u == nil {
+		u = &addrUse{}
+	}
+	if u.sessions >= e.cfg.MaxSessionsPerAddr {
+		return fmt.Sprintf("%v has %d sessions, Config.MaxSessionsPerAddr", addr, u.sessions)
+	}
+	if u.handshakes >= e.cfg.MaxHandshakesPerAddr {
+		return fmt.Sprintf("%v has %d handshakes in progress, Config.MaxHandshakesPerAddr", addr, u.handshakes)
+	}
+	if a.usedCookie == nil {
+		a.usedCookie = make(map[[16]byte]time.Time)
+	}
+	a.usedCookie[ck] = now.Add(cookieLifetime + time.Second)
+	u.sessions++
+	u.handshakes++
+	a.perAddr[addr] = u
+	return ""
+}
+
+// handshakeDone: a listener's session completed its handshake.
+func (e *endpoint) handshakeDone(s *Session) {
+	if s.hs == nil || !s.hs.addrCount {
+		return
+	}
+	s.hs.addrCount = false
+	e.adm.mu.Lock()
+	if u := e.adm.perAddr[s.peer.Addr()]; u != nil {
+		u.handshakes--
+	}
+	e.adm.mu.Unlock()
+}
+
+// refuseOnce refuses a handshake once: in answer to the Initial that starts
+// the ClientHello (or carries none), counted as a session-limit drop. The
+// Initials that continue a refused ClientHello get nothing (the endpoint
+// counted them as received).
+func (e *endpoint) refuseOnce(ih wire.LongHeader, frames []byte, to netip.AddrPort, reason string) {
+	if f, _, err := e.hfp.ParseNext(frames); err == nil {
+		if cf, ok := f.(*wire.CryptoFrame); ok && cf.Offset > 0 {
+			return
+		}
+	}
+	e.stats.inc(CounterDropsSessionLimit)
+	e.refuse(ih, to, reason)
+}
+
+// refuse tells a client that no session will be created: a CLOSE frame in an
+// Initial packet, smaller than the client's Initial.
+func (e *endpoint) refuse(ih wire.LongHeader, to netip.AddrPort, reason string) {
+	b := wire.AppendInitialHeader(e.reply[:0], wire.LongHeader{Version: wire.Version1, DstID: ih.SrcID, SrcID: ih.DstID}, nil)
+	cf := wire.CloseFrame{ErrorCode: uint64(CodeRefused), Reason: []byte(reason)}
 	b, _ = cf.Append(b)
 	e.sendReply(b, to)
 }
 
-func (e *endpoint) sendRetry(dst wire.ConnID, to netip.AddrPort, now time.Time) {
-	token := e.mintCookie(to, dst, now)
-	e.sendReply(wire.AppendRetry(e.reply[:0], wire.LongHeader{Version: wire.Version1, DstID: dst, SrcID: randomID()}, token), to)
+func (e *endpoint) sendRetry(ih wire.LongHeader, to netip.AddrPort, now time.Time) {
+	scid := randomID()
+	token := e.mintCookie(to, ih.SrcID, scid, now)
+	e.sendReply(wire.AppendRetry(e.reply[:0], wire.LongHeader{Version: wire.Version1, DstID: ih.SrcID, SrcID: scid}, token, ih.DstID), to)
 }
 
-func (e *endpoint) cookieMAC(ts []byte, from netip.AddrPort, cid wire.ConnID) []byte {
+// cookieMAC binds a cookie to its time, the client's address and connection
+// ID, and the connection ID the Retry told the client to use (docs/PROTOCOL.md §5.2).
+func (e *endpoint) cookieMAC(ts []byte, from netip.AddrPort, cid, retryID wire.ConnID) []byte {
 	mac := hmac.New(sha256.New, e.secret[:])
 	mac.Write(ts)
 	a := from.Addr().As16()
@@ -344,14 +445,15 @@ func (e *endpoint) cookieMAC(ts []byte, from netip.AddrPort, cid wire.ConnID) []
 	binary.BigEndian.PutUint16(port[:], from.Port())
 	mac.Write(port[:])
 	mac.Write(cid[:])
+	mac.Write(retryID[:])
 	return mac.Sum(nil)[:16]
 }
 
 // mintCookie makes a stateless Retry token: timestamp || HMAC(...)[:16].
-func (e *endpoint) mintCookie(from netip.AddrPort, cid wire.ConnID, now time.Time) []byte {
+func (e *endpoint) mintCookie(from netip.AddrPort, cid, retryID wire.ConnID, now time.Time) []byte {
 	tok := make([]byte, 8, cookieLen)
 	binary.BigEndian.PutUint64(tok, uint64(now.UnixMilli()))
-	return append(tok, e.cookieMAC(tok[:8], from, cid)...)
+	return append(tok, e.cookieMAC(tok[:8], from, cid, retryID)...)
 }
 
 const (
@@ -360,8 +462,8 @@ const (
 	cookieExpired
 )
 
-func (e *endpoint) checkCookie(tok []byte, from netip.AddrPort, cid wire.ConnID, now time.Time) int {
-	if len(tok) != cookieLen || !hmac.Equal(tok[8:], e.cookieMAC(tok[:8], from, cid)) {
+func (e *endpoint) checkCookie(tok []byte, from netip.AddrPort, cid, retryID wire.ConnID, now time.Time) int {
+	if len(tok) != cookieLen || !hmac.Equal(tok[8:], e.cookieMAC(tok[:8], from, cid, retryID)) {
 		return cookieInvalid
 	}
 	age := now.Sub(time.UnixMilli(int64(binary.BigEndian.Uint64(tok[:8]))))
@@ -373,6 +475,10 @@ func (e *endpoint) checkCookie(tok []byte, from netip.AddrPort, cid wire.ConnID,
 
 // sessionDone is called by a session's run loop when it has ended.
 func (e *endpoint) sessionDone(s *Session) {
+	s.mu.Lock()
+	countedHS := s.hs != nil && s.hs.addrCount
+	s.dropHandshakeLocked()
+	s.mu.Unlock()
 	e.mu.Lock()
 	delete(e.sessions, s.localID)
 	if e.byClient[s.clientKey] == s {
@@ -381,6 +487,19 @@ func (e *endpoint) sessionDone(s *Session) {
 	e.stats.fold(&s.stats)
 	e.live.Add(-1)
 	e.stats.inc(CounterSessionsClosed)
+	if !s.isClient {
+		e.adm.mu.Lock()
+		if u := e.adm.perAddr[s.peer.Addr()]; u != nil {
+			u.sessions--
+			if countedHS {
+				u.handshakes--
+			}
+			if u.sessions <= 0 {
+				delete(e.adm.perAddr, s.peer.Addr())
+			}
+		}
+		e.adm.mu.Unlock()
+	}
 	closePC := len(e.sessions) == 0 && (e.closeWhenIdle || e.closing) && !e.pcClosed
 	if closePC {
 		e.pcClosed = true
@@ -415,6 +534,9 @@ func (e *endpoint) snapshotInto(st *Stats) {
 
 // shutdown closes every session (gracefully, in parallel) and then the socket.
 func (e *endpoint) shutdown() {
+	if e.listener != nil {
+		unregisterLocalListener(e.pc.LocalAddr())
+	}
 	e.mu.Lock()
 	e.closing = true
 	list := make([]*Session, 0, len(e.sessions))
@@ -431,6 +553,14 @@ func (e *endpoint) shutdown() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			s.mu.Lock()
+			half := s.state == stateHandshake
+			s.mu.Unlock()
+			if half {
+				s.CloseWithError(CodeRefused, "listener closing")
+				<-s.done
+				return
+			}
 			s.Close()
 		}()
 	}

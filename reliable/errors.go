@@ -21,6 +21,7 @@ const (
 	CodeIdleTimeout      ErrorCode = 5 // local only: never sent in a CLOSE frame
 	CodeApplication      ErrorCode = 6
 	CodeRefused          ErrorCode = 7     // the listener refused the session (busy or closing)
+	CodeHandshake        ErrorCode = 8     // the TLS handshake failed; the reason names why (docs/PROTOCOL.md §5.6)
 	CodeFirstApplication ErrorCode = 0x100 // codes from here on belong to applications
 )
 
@@ -45,6 +46,8 @@ func (c ErrorCode) String() string {
 		return "application close"
 	case CodeRefused:
 		return "session refused"
+	case CodeHandshake:
+		return "TLS handshake failed"
 	}
 	if c >= CodeFirstApplication {
 		return "application error"

@@ -29,8 +29,8 @@ const (
 	floodForgedCookie                    // Initial with a made-up cookie: bad cookie
 	floodBadVersion                      // long header of an unknown version: version
 	floodOversize                        // beyond MaxDatagramSize: malformed
-	floodHandshakeToSrv                  // Retry or Accept sent to a listener's session: unknown session
-	floodPeerGarbage                     // from the real peer, the session's ID, an unknown frame: malformed
+	floodHandshakeToSrv                  // Retry (unknown session) or Handshake packet (address mismatch) to a listener's session
+	floodPeerGarbage                     // from the real peer, the session's ID, an unknown frame: auth (does not open)
 	floodKinds
 )
 
@@ -47,7 +47,6 @@ func floodDatagram(b []byte, k floodKind, rng *rand.Rand, sid wire.ConnID, maxSi
 	}
 	var id wire.ConnID
 	binary.LittleEndian.PutUint64(id[:], rng.Uint64())
-	params := wire.Params{InitialMaxData: 1 << 20, MaxDatagramSize: 1452}
 	switch k {
 	case floodRandom:
 		return randBytes(b, rng.IntN(maxSize+1))
@@ -67,12 +66,12 @@ func floodDatagram(b []byte, k floodKind, rng *rand.Rand, sid wire.ConnID, maxSi
 		b, _ = f.Append(b)
 		return b
 	case floodShortInitial:
-		in := wire.AppendInitial(nil, wire.LongHeader{Version: wire.Version1, DstID: id, SrcID: id}, nil, &params)
+		in := testInitial(nil, wire.LongHeader{Version: wire.Version1, DstID: id, SrcID: id}, nil)
 		return append(b, in[:wire.LongHeaderLen+rng.IntN(wire.MinInitialSize-wire.LongHeaderLen)]...)
 	case floodForgedCookie:
-		return wire.AppendInitial(b, wire.LongHeader{Version: wire.Version1, DstID: id, SrcID: id}, randBytes(nil, cookieLen), &params)
+		return testInitial(b, wire.LongHeader{Version: wire.Version1, DstID: id, SrcID: id}, randBytes(nil, cookieLen))
 	case floodBadVersion:
-		in := wire.AppendInitial(b, wire.LongHeader{Version: wire.Version1, DstID: id, SrcID: id}, nil, &params)
+		in := testInitial(b, wire.LongHeader{Version: wire.Version1, DstID: id, SrcID: id}, nil)
 		binary.BigEndian.PutUint32(in[len(b)+1:], rng.Uint32()|0x80000000) // never Version1
 		if rng.IntN(2) == 0 {
 			in = in[:len(b)+wire.LongHeaderLen+rng.IntN(100)] // too short to be answered
@@ -83,9 +82,9 @@ func floodDatagram(b []byte, k floodKind, rng *rand.Rand, sid wire.ConnID, maxSi
 	case floodHandshakeToSrv:
 		hdr := wire.LongHeader{Version: wire.Version1, DstID: sid, SrcID: id}
 		if rng.IntN(2) == 0 {
-			return wire.AppendRetry(b, hdr, randBytes(nil, cookieLen))
+			return wire.AppendRetry(b, hdr, randBytes(nil, cookieLen), id)
 		}
-		return wire.AppendAccept(b, hdr, &params)
+		return randBytes(wire.AppendHandshakeHeader(b, hdr, rng.Uint64N(1<<20)), 40) // its keys are gone: auth
 	case floodPeerGarbage:
 		hdr := wire.ShortHeader{DstID: sid, PacketNumber: rng.Uint64N(1 << 20)}
 		return append(hdr.Append(b), 0x3f, 1, 2, 3) // 0x3f is no frame type
@@ -126,7 +125,7 @@ func TestFloodMalformed(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := Dial(ctx, l.Addr().String(), cfg)
+	s, err := Dial(ctx, l.Addr().String(), pin(l, cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +166,7 @@ func TestFloodMalformed(t *testing.T) {
 	drops := func() (Stats, uint64) {
 		st := l.Stats()
 		return st, st.Counters[CounterDropsMalformed] + st.Counters[CounterDropsUnknownSession] + st.Counters[CounterDropsAddressMismatch] + st.Counters[CounterDropsBadCookie] +
-			st.Counters[CounterDropsVersion] + st.Counters[CounterDropsSessionLimit]
+			st.Counters[CounterDropsVersion] + st.Counters[CounterDropsSessionLimit] + st.Counters[CounterDropsAuth]
 	}
 	base, baseDrops := drops()
 	var sent [floodKinds]int
@@ -233,10 +232,11 @@ func TestFloodMalformed(t *testing.T) {
 		min, max int
 	}{
 		{"DropsMalformed", end.Counters[CounterDropsMalformed] - base.Counters[CounterDropsMalformed],
-			sent[floodTruncated] + sent[floodShortInitial] + sent[floodOversize] + sent[floodPeerGarbage], total},
+			sent[floodTruncated] + sent[floodShortInitial] + sent[floodOversize], total},
 		{"DropsUnknownSession", end.Counters[CounterDropsUnknownSession] - base.Counters[CounterDropsUnknownSession],
-			sent[floodUnknownID] + sent[floodHandshakeToSrv], total},
-		{"DropsAddressMismatch", end.Counters[CounterDropsAddressMismatch] - base.Counters[CounterDropsAddressMismatch], sent[floodWrongSource], sent[floodWrongSource]},
+			sent[floodUnknownID], total},
+		{"DropsAuth", end.Counters[CounterDropsAuth] - base.Counters[CounterDropsAuth], sent[floodPeerGarbage], total},
+		{"DropsAddressMismatch", end.Counters[CounterDropsAddressMismatch] - base.Counters[CounterDropsAddressMismatch], sent[floodWrongSource], sent[floodWrongSource] + sent[floodHandshakeToSrv]},
 		{"DropsBadCookie", end.Counters[CounterDropsBadCookie] - base.Counters[CounterDropsBadCookie], sent[floodForgedCookie], sent[floodForgedCookie]},
 		{"DropsVersion", end.Counters[CounterDropsVersion] - base.Counters[CounterDropsVersion], sent[floodBadVersion], total},
 		{"DropsSessionLimit", end.Counters[CounterDropsSessionLimit] - base.Counters[CounterDropsSessionLimit], 0, 0},

@@ -44,13 +44,13 @@ func Listen(addr string, cfg *Config) (*Listener, error) {
 		for i, pc := range conns {
 			pcs[i] = pc
 		}
-		return listenPackets(pcs, c), nil
+		return listenPackets(pcs, c)
 	}
 	pc, err := udpio.Listen(addr)
 	if err != nil {
 		return nil, fmt.Errorf("raptor: listen on %s: %w", addr, err)
 	}
-	return listenPacket(pc, c), nil
+	return listenPacket(pc, c)
 }
 
 // ListenPackets listens for Raptor sessions on several packet paths at once,
@@ -68,7 +68,7 @@ func ListenPackets(pcs []PacketConn, cfg *Config) (*Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	return listenPackets(pcs, c), nil
+	return listenPackets(pcs, c)
 }
 
 // ListenPacket listens for Raptor sessions on any packet path (DPDK, a
@@ -79,30 +79,42 @@ func ListenPacket(pc PacketConn, cfg *Config) (*Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	return listenPacket(pc, c), nil
+	return listenPacket(pc, c)
 }
 
-func listenPacket(pc PacketConn, cfg *Config) *Listener {
+func listenPacket(pc PacketConn, cfg *Config) (*Listener, error) {
 	return listenPackets([]PacketConn{pc}, cfg)
 }
 
-func listenPackets(pcs []PacketConn, cfg *Config) *Listener {
+func listenPackets(pcs []PacketConn, cfg *Config) (*Listener, error) {
+	tc, fp, err := serverTLSConfig(cfg)
+	if err != nil {
+		for _, pc := range pcs {
+			pc.Close()
+		}
+		return nil, err
+	}
 	l := &Listener{acceptQ: make(chan *Stream, cfg.AcceptBacklog), closed: make(chan struct{})}
 	for i, pc := range pcs {
 		e := newEndpoint(pc, cfg, readBatch)
 		if i > 0 {
 			// One cookie secret: a Retry minted by one loop verifies on any.
+			// One admission state: per-address limits and used cookies hold
+			// for the listener, not per loop.
 			e.secret = l.eps[0].secret
 			e.budget = l.eps[0].budget // one ceiling and one accept queue for all
+			e.adm = l.eps[0].adm
 		}
+		e.tlsServer, e.certSHA256 = tc, fp // one certificate for all loops
 		e.listener = l
 		l.eps = append(l.eps, e)
 	}
 	l.e = l.eps[0]
+	registerLocalListener(l.e.pc.LocalAddr(), fp)
 	for _, e := range l.eps {
 		e.start()
 	}
-	return l
+	return l, nil
 }
 
 // Accept returns the next stream opened by any peer, as a net.Conn.

@@ -19,7 +19,7 @@ func TestConnConformance(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		s, err := Dial(ctx, l.Addr().String(), nil)
+		s, err := Dial(ctx, l.Addr().String(), pin(l, nil))
 		if err != nil {
 			l.Close()
 			return nil, nil, nil, err

@@ -15,7 +15,7 @@ import (
 type sessionState uint8
 
 const (
-	stateHandshake sessionState = iota // client: Initial sent, waiting for Retry/Accept
+	stateHandshake sessionState = iota // TLS handshake in progress (handshake.go)
 	stateEstablished
 	stateClosing // CLOSE sent or received: answering stragglers, then gone
 	stateClosed
@@ -65,6 +65,8 @@ type Session struct {
 
 	peerParams  wire.Params
 	idleTimeout time.Duration
+	hs          *handshake // TLS handshake until confirmed (handshake.go)
+	prot        protection // 1-RTT packet protection (protect.go)
 
 	// sending
 	rec              *recovery // sent history, ACK/NAK, loss, PTO, RTT, congestion, pacing
@@ -226,7 +228,7 @@ func (s *Session) maxPacket() int {
 	if p := int(s.peerParams.MaxDatagramSize); p > 0 && p < m {
 		m = p
 	}
-	return m
+	return m - s.sealOverhead()
 }
 
 // LocalAddr is the local UDP address.

@@ -244,6 +244,7 @@ func (s *Session) newOut() ([]byte, *[]byte) {
 }
 
 func (s *Session) queueOut(b []byte, bp *[]byte) {
+	b = s.sealOutLocked(b)
 	*bp = b[:0]
 	s.outBufs = append(s.outBufs, b)
 	s.outAddrs = append(s.outAddrs, s.peer)
@@ -257,23 +258,12 @@ func (s *Session) queueOut(b []byte, bp *[]byte) {
 func (s *Session) packLocked(now time.Time) (int, bool) {
 	switch s.state {
 	case stateHandshake:
-		if !now.Before(s.hsNext) {
-			b, bp := s.newOut()
-			params := s.localParams()
-			b = wire.AppendInitial(b, wire.LongHeader{Version: wire.Version1, DstID: s.hsDst, SrcID: s.localID}, s.hsToken, &params)
-			s.queueOut(b, bp)
-			s.hsSentAt = now
-			s.hsSends++
-			s.hsNext = now.Add(s.hsInterval)
-			s.hsInterval = min(2*s.hsInterval, time.Second)
-			return 1, false
-		}
-		return 0, false
+		return s.packHandshakeLocked(now), false
 	case stateClosing:
 		if s.closeQueued {
 			s.closeQueued = false
-			if s.remoteID == (wire.ConnID{}) {
-				return 0, false
+			if s.remoteID == (wire.ConnID{}) || !s.canSendShortLocked() {
+				return s.packHandshakeCloseLocked(), false
 			}
 			b, bp := s.newOut()
 			hdr := wire.ShortHeader{DstID: s.remoteID, PacketNumber: s.rec.takePacketNumber()}
@@ -290,7 +280,7 @@ func (s *Session) packLocked(now time.Time) (int, bool) {
 	}
 	s.rec.refillPacer(now)
 	s.pacingAt, s.flushAt = time.Time{}, time.Time{}
-	n := 0
+	n := s.packHandshakeLocked(now) // the client's Finished until the server confirms
 	for n < maxSendBatch {
 		if !s.packOneLocked(now) {
 			break

@@ -44,7 +44,7 @@ func simPair(t *testing.T, seed int64, link simnet.LinkConfig, cfg *Config) (*si
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s, err := DialPacket(ctx, cc, simServer, cfg)
+	s, err := DialPacket(ctx, cc, simServer, pin(l, cfg))
 	if err != nil {
 		t.Fatalf("seed %d: dial: %v", seed, err)
 	}

@@ -36,6 +36,7 @@ const (
 	CounterDropsVersion                          // unsupported version (answered with VersionNegotiation)
 	CounterDropsSessionLimit                     // Initial refused because MaxSessions was reached
 	CounterDropsAcceptQueue                      // streams refused because the accept backlog (or the session's share of it) was full
+	CounterDropsAuth                             // packets that failed authentication (forged, modified, or no keys yet)
 	CounterSessionsOpened                        // sessions opened
 	CounterSessionsClosed                        // sessions closed
 	CounterStreamsOpened                         // streams opened
@@ -91,6 +92,7 @@ var counterTable = [NumCounters]CounterInfo{
 	CounterDropsVersion:           {"drops", "version", dropsHelp},
 	CounterDropsSessionLimit:      {"drops", "session_limit", dropsHelp},
 	CounterDropsAcceptQueue:       {"drops", "accept_queue", dropsHelp},
+	CounterDropsAuth:              {"drops", "auth", dropsHelp},
 	CounterSessionsOpened:         {"sessions_opened", "", "Sessions opened."},
 	CounterSessionsClosed:         {"sessions_closed", "", "Sessions closed."},
 	CounterStreamsOpened:          {"streams_opened", "", "Streams opened."},

@@ -23,13 +23,14 @@ func Example_initial() {
 	h := wire.LongHeader{Version: wire.Version1,
 		DstID: wire.ConnID{0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e},
 		SrcID: wire.ConnID{0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88}}
-	p := wire.Params{InitialMaxData: 4 << 20, InitialMaxStreamData: 1 << 20, MaxStreams: 1024,
-		IdleTimeoutMillis: 30000, MaxDatagramSize: 1452, MaxAckDelayMicros: 1000}
-	b := wire.AppendInitial(nil, h, nil, &p)
-	fmt.Printf("%d bytes\n% x\n", len(b), b[:50])
+	b := wire.AppendInitialHeader(nil, h, nil)
+	f := wire.CryptoFrame{Offset: 0, Data: []byte{0x01, 0x00, 0x05, 0xb5}} // a ClientHello's first bytes
+	b, _ = f.Append(b)
+	b = wire.PadInitial(b, 0)
+	fmt.Printf("%d bytes\n% x\n", len(b), b[:32])
 	// Output:
 	// 1200 bytes
-	// c0 52 50 54 01 5e 5e 5e 5e 5e 5e 5e 5e 11 22 33 44 55 66 77 88 00 06 01 80 40 00 00 02 80 10 00 00 03 44 00 04 80 00 75 30 05 45 ac 06 43 e8 00 00 00
+	// c0 52 50 54 01 5e 5e 5e 5e 5e 5e 5e 5e 11 22 33 44 55 66 77 88 00 0a 00 04 01 00 05 b5 00 00 00
 }
 
 func Example_retry() {
@@ -40,9 +41,10 @@ func Example_retry() {
 	for i := range 16 {
 		token = append(token, 0xf0+byte(i))
 	}
-	fmt.Printf("% x\n", wire.AppendRetry(nil, h, token))
+	odcid := wire.ConnID{0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e} // the DstID of the Initial answered
+	fmt.Printf("% x\n", wire.AppendRetry(nil, h, token, odcid))
 	// Output:
-	// c1 52 50 54 01 11 22 33 44 55 66 77 88 99 99 99 99 99 99 99 99 18 00 00 01 9c 6a 2b 3c 4d f0 f1 f2 f3 f4 f5 f6 f7 f8 f9 fa fb fc fd fe ff
+	// c1 52 50 54 01 11 22 33 44 55 66 77 88 99 99 99 99 99 99 99 99 18 00 00 01 9c 6a 2b 3c 4d f0 f1 f2 f3 f4 f5 f6 f7 f8 f9 fa fb fc fd fe ff 34 2d 1d e0 91 a4 48 b0 4e 20 7d 12 a1 6f 19 4c
 }
 
 func Example_versionNegotiation() {
@@ -50,5 +52,5 @@ func Example_versionNegotiation() {
 		wire.ConnID{0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88},
 		wire.ConnID{0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e}))
 	// Output:
-	// c3 00 00 00 00 11 22 33 44 55 66 77 88 5e 5e 5e 5e 5e 5e 5e 5e 01 52 50 54 01
+	// c3 00 00 00 00 11 22 33 44 55 66 77 88 5e 5e 5e 5e 5e 5e 5e 5e 01 52 50 54 01 48 2e 9b a1 a2 dd b1 6b 6f cb e3 d9 29 51 8f 67
 }

@@ -85,14 +85,17 @@ func FuzzShortHeader(f *testing.F) {
 }
 
 // FuzzLongHeader parses a handshake datagram: the long header and then the
-// body its type calls for. What parses must re-encode and parse back equal.
+// body its type calls for. What parses must re-encode and parse back equal;
+// Retry and VersionNegotiation verify only with their integrity tag.
 func FuzzLongHeader(f *testing.F) {
-	p := defaultParams
-	f.Add(wire.AppendInitial(nil, longHeader(wire.TypeInitial), nil, &p))
-	f.Add(wire.AppendInitial(nil, longHeader(wire.TypeInitial), seq(24), &wire.Params{MaxStreams: 1}))
-	f.Add(wire.AppendRetry(nil, longHeader(wire.TypeRetry), seq(24)))
-	f.Add(wire.AppendAccept(nil, longHeader(wire.TypeAccept), &p))
-	f.Add(wire.AppendVersionNegotiation(nil, cidA, cidB))
+	odcid := wire.ConnID{7, 7, 7, 7, 7, 7, 7, 7}
+	cf := wire.CryptoFrame{Offset: 5, Data: seq(100)}
+	initial, _ := cf.Append(wire.AppendInitialHeader(nil, longHeader(wire.TypeInitial), seq(24)))
+	f.Add(wire.PadInitial(initial, 0))
+	f.Add(wire.PadInitial(wire.AppendInitialHeader(nil, longHeader(wire.TypeInitial), nil), 0))
+	f.Add(wire.AppendRetry(nil, longHeader(wire.TypeRetry), seq(24), odcid))
+	f.Add(append(wire.AppendHandshakeHeader(nil, longHeader(wire.TypeHandshake), 77), seq(40)...))
+	f.Add(wire.AppendVersionNegotiation(nil, cidA, odcid))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		h, n, err := wire.ParseLongHeader(data)
 		if err != nil {
@@ -112,59 +115,79 @@ func FuzzLongHeader(f *testing.F) {
 			t.Fatalf("header re-encodes to % x, was % x", enc, data[:n])
 		}
 		body := data[n:]
-		var re []byte
 		switch h.Type {
 		case wire.TypeInitial:
-			token, p, err := wire.ParseInitial(body, len(data))
+			token, frames, err := wire.ParseInitial(body)
 			if err != nil {
 				return
 			}
-			re = wire.AppendInitial(nil, h, token, &p)
-			if len(re) != wire.MinInitialSize {
-				t.Fatalf("re-encoded Initial has %d bytes", len(re))
+			re := append(wire.AppendInitialHeader(nil, h, token), frames...)
+			token2, frames2, err := wire.ParseInitial(re[n:])
+			if err != nil || !bytes.Equal(token2, token) || !bytes.Equal(frames2, frames) {
+				t.Fatalf("Initial re-parse = % x, % x, %v; want % x, % x", token2, frames2, err, token, frames)
 			}
-			token2, p2, err := wire.ParseInitial(re[n:], len(re))
-			if err != nil || !bytes.Equal(token2, token) || p2 != p {
-				t.Fatalf("Initial re-parse = % x, %+v, %v; want % x, %+v", token2, p2, err, token, p)
+			var fp wire.HandshakeFrameParser
+			for b := frames; len(b) > 0; {
+				f, m, err := fp.ParseNext(b)
+				if err != nil {
+					break
+				}
+				if m <= 0 || m > len(b) || (f != nil && f.Length() > m) {
+					t.Fatalf("frame %v consumed %d of %d", f, m, len(b))
+				}
+				b = b[m:]
 			}
 		case wire.TypeRetry:
-			token, err := wire.ParseRetry(body)
+			token, err := wire.ParseRetry(data, odcid)
 			if err != nil {
 				return
 			}
-			re = wire.AppendRetry(nil, h, token)
-			token2, err := wire.ParseRetry(re[n:])
-			if err != nil || !bytes.Equal(token2, token) {
+			re := wire.AppendRetry(nil, h, token, odcid)
+			if token2, err := wire.ParseRetry(re, odcid); err != nil || !bytes.Equal(token2, token) {
 				t.Fatalf("Retry re-parse = % x, %v; want % x", token2, err, token)
 			}
-		case wire.TypeAccept:
-			p, err := wire.ParseAccept(body)
-			if err != nil {
+		case wire.TypeHandshake:
+			if _, m := wire.ReadVarint(body); m == 0 && len(body) > 0 {
 				return
 			}
-			re = wire.AppendAccept(nil, h, &p)
-			p2, err := wire.ParseAccept(re[n:])
-			if err != nil || p2 != p {
-				t.Fatalf("Accept re-parse = %+v, %v; want %+v", p2, err, p)
-			}
 		case wire.TypeVersionNegotiation:
-			vs, err := wire.ParseVersionNegotiation(nil, body)
+			vs, err := wire.ParseVersionNegotiation(nil, data, odcid)
 			if err != nil {
 				return
 			}
 			if len(vs) == 0 || len(vs) > 16 {
 				t.Fatalf("%d versions", len(vs))
 			}
-			// The encoder lists only Version1, so check the header round trip.
-			re = wire.AppendVersionNegotiation(nil, h.DstID, h.SrcID)
 		default:
 			t.Fatalf("parsed unknown type %d", h.Type)
 		}
-		if h2, _, err := wire.ParseLongHeader(re); err != nil || h2.DstID != h.DstID || h2.SrcID != h.SrcID || h2.Type != h.Type {
-			t.Fatalf("re-encoded header = %+v, %v; want %+v", h2, err, h)
+	})
+}
+
+// FuzzCryptoFrame parses a CRYPTO frame; what parses re-encodes to the same bytes.
+func FuzzCryptoFrame(f *testing.F) {
+	for _, cf := range []wire.CryptoFrame{{}, {Offset: 3, Data: seq(20)}, {Offset: wire.MaxCryptoData - 4, Data: seq(4)}} {
+		b, _ := cf.Append(nil)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cf, n, err := wire.ParseCryptoFrame(data)
+		if err != nil {
+			if n != 0 {
+				t.Fatalf("consumed %d with error %v", n, err)
+			}
+			return
 		}
-		if h.Type != wire.TypeInitial && len(re) >= wire.MinInitialSize {
-			t.Fatalf("%v reply of %d bytes is not smaller than an Initial", h.Type, len(re))
+		if cf.Offset+uint64(len(cf.Data)) > wire.MaxCryptoData {
+			t.Fatalf("frame ends at %d", cf.Offset+uint64(len(cf.Data)))
+		}
+		re, err := cf.Append(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, m, err := wire.ParseCryptoFrame(re)
+		if err != nil || m != len(re) || g.Offset != cf.Offset || !bytes.Equal(g.Data, cf.Data) {
+			t.Fatalf("re-parse of % x = %+v, %d, %v; want %+v", re, g, m, err, cf)
 		}
 	})
 }

@@ -140,136 +140,154 @@ func parseLong(t *testing.T, pkt []byte, typ wire.LongType) []byte {
 
 func TestInitialRoundTrip(t *testing.T) {
 	for _, token := range [][]byte{nil, seq(24), seq(wire.MaxTokenLen)} {
-		for _, pt := range paramsTests {
-			name := fmt.Sprintf("token %d, params %s", len(token), pt.name)
-			pkt := wire.AppendInitial(nil, longHeader(wire.TypeRetry), token, &pt.p) // type is forced to Initial
-			if len(pkt) != wire.MinInitialSize {
-				t.Errorf("%s: Initial has %d bytes, want %d", name, len(pkt), wire.MinInitialSize)
-			}
-			body := parseLong(t, pkt, wire.TypeInitial)
-			gotToken, p, err := wire.ParseInitial(body, len(pkt))
-			if err != nil || !bytes.Equal(gotToken, token) || p != pt.p {
-				t.Errorf("%s: ParseInitial = % x, %+v, %v", name, gotToken, p, err)
-			}
-			// Padding is zero bytes after the parameters.
-			end := wire.LongHeaderLen + wire.VarintLen(uint64(len(token))) + len(token) + len(pt.p.Append(nil))
-			if !bytes.Equal(pkt[end:], make([]byte, len(pkt)-end)) {
-				t.Errorf("%s: padding is not all zero", name)
-			}
-			// The datagram must be at least 1200 bytes however complete the body.
-			for _, size := range []int{0, wire.LongHeaderLen, end, wire.MinInitialSize - 1} {
-				_, _, err := wire.ParseInitial(body, size)
-				wantFormatError(t, fmt.Sprintf("%s: datagram of %d bytes", name, size), err)
-			}
-			// Truncated inside token or parameters, padding is optional.
-			for k := range len(body) {
-				_, p, err := wire.ParseInitial(append([]byte(nil), body[:k]...), wire.MinInitialSize)
-				if k < end-wire.LongHeaderLen {
-					wantTruncated(t, fmt.Sprintf("%s: %d-byte body prefix", name, k), err)
-				} else if err != nil || p != pt.p {
-					t.Errorf("%s: %d-byte body prefix (padding cut): %+v, %v", name, k, p, err)
-				}
+		cf := wire.CryptoFrame{Offset: 0, Data: seq(300)}
+		pkt := wire.AppendInitialHeader([]byte{1, 2, 3}, longHeader(wire.TypeRetry), token)[3:] // type is forced to Initial
+		pkt = mustAppend(t, &cf, pkt)
+		pkt = wire.PadInitial(pkt, 0)
+		if len(pkt) != wire.MinInitialSize {
+			t.Fatalf("padded Initial has %d bytes", len(pkt))
+		}
+		body := parseLong(t, pkt, wire.TypeInitial)
+		gotToken, frames, err := wire.ParseInitial(body)
+		if err != nil || !bytes.Equal(gotToken, token) {
+			t.Fatalf("ParseInitial = % x, %v; want token % x", gotToken, err, token)
+		}
+		var fp wire.HandshakeFrameParser
+		f, n, err := fp.ParseNext(frames)
+		if err != nil || show(f) != show(&cf) {
+			t.Fatalf("first frame %s, %v; want %s", show(f), err, show(&cf))
+		}
+		if f, m, err := fp.ParseNext(frames[n:]); f != nil || err != nil || m != len(frames)-n {
+			t.Fatalf("after the CRYPTO frame: %v, %d, %v; want only padding", f, m, err)
+		}
+		// Every prefix of the token is truncated.
+		for k := 0; k < 1+len(token); k++ {
+			_, _, err := wire.ParseInitial(append([]byte(nil), body[:k]...))
+			if k < 1+len(token) && (len(token) > 0 || k == 0) {
+				wantTruncated(t, fmt.Sprintf("Initial body cut to %d", k), err)
 			}
 		}
 	}
-	// Appending continues after existing bytes and pads the new packet only.
-	pkt := wire.AppendInitial([]byte{1, 2, 3}, longHeader(wire.TypeInitial), nil, &defaultParams)
-	if len(pkt) != 3+wire.MinInitialSize || !bytes.Equal(pkt[:3], []byte{1, 2, 3}) {
-		t.Errorf("AppendInitial after 3 bytes: %d bytes", len(pkt))
+	_, _, err := wire.ParseInitial(append([]byte{0x41, 0x01}, seq(300)...)) // token length 257
+	wantFormatError(t, "Initial with a 257-byte token", err)
+}
+
+func TestHandshakeFrames(t *testing.T) {
+	cl := wire.CloseFrame{ErrorCode: 8, Reason: []byte("tls: bad certificate")}
+	cf := wire.CryptoFrame{Offset: 1000, Data: seq(50)}
+	b := mustAppend(t, &cl, mustAppend(t, &cf, []byte{0, 0}))
+	var fp wire.HandshakeFrameParser
+	f, n, err := fp.ParseNext(b)
+	if err != nil || show(f) != show(&cf) {
+		t.Fatalf("%s, %v; want %s", show(f), err, show(&cf))
+	}
+	f, m, err := fp.ParseNext(b[n:])
+	if err != nil || show(f) != show(&cl) || n+m != len(b) {
+		t.Fatalf("%s, %v; want %s", show(f), err, show(&cl))
+	}
+	for _, other := range []wire.Frame{&wire.PingFrame{}, &wire.AckFrame{Ranges: []wire.AckRange{{Smallest: 0, Largest: 0}}},
+		&wire.StreamFrame{StreamID: 0, Data: []byte("x"), HasLen: true}} {
+		_, _, err := fp.ParseNext(mustAppend(t, other, nil))
+		wantFormatError(t, show(other)+" in a handshake packet", err)
 	}
 }
 
-func TestInitialInvalid(t *testing.T) {
-	pad := func(b []byte) []byte { return append(b, make([]byte, wire.MinInitialSize)...) }
-	tests := []struct {
-		name string
-		body []byte
-	}{
-		{"token 257", pad(append(wire.AppendVarint(nil, 257), seq(257)...))},
-		{"token huge", pad(wire.AppendVarint(nil, wire.MaxVarint))},
-		{"bad params", pad(append([]byte{0}, params(5, 100)...))},
-	}
-	for _, tt := range tests {
-		_, _, err := wire.ParseInitial(tt.body, wire.LongHeaderLen+len(tt.body))
-		wantFormatError(t, tt.name, err)
-	}
-}
-
-func TestRetryRoundTrip(t *testing.T) {
-	for _, token := range [][]byte{{0x42}, seq(24), seq(wire.MaxTokenLen)} {
-		pkt := wire.AppendRetry([]byte{0xee}, longHeader(wire.TypeAccept), token)[1:] // type forced to Retry
-		if len(pkt) >= wire.MinInitialSize {
-			t.Errorf("Retry with %d-byte token has %d bytes, not smaller than an Initial", len(token), len(pkt))
+func TestCryptoFrame(t *testing.T) {
+	for _, f := range []wire.CryptoFrame{{}, {Offset: 0, Data: seq(1)}, {Offset: 1 << 15, Data: seq(1000)},
+		{Offset: wire.MaxCryptoData - 10, Data: seq(10)}} {
+		b := mustAppend(t, &f, nil)
+		if len(b) != f.Length() {
+			t.Errorf("%s: Append wrote %d bytes, Length says %d", show(&f), len(b), f.Length())
 		}
-		body := parseLong(t, pkt, wire.TypeRetry)
-		got, err := wire.ParseRetry(body)
+		if len(b)-len(f.Data) > wire.CryptoFrameOverhead {
+			t.Errorf("%s: overhead %d beyond CryptoFrameOverhead", show(&f), len(b)-len(f.Data))
+		}
+		g, n, err := wire.ParseCryptoFrame(b)
+		if err != nil || n != len(b) || show(&g) != show(&f) {
+			t.Errorf("ParseCryptoFrame(% x) = %s, %d, %v", b, show(&g), n, err)
+		}
+		for k := range len(b) {
+			_, _, err := wire.ParseCryptoFrame(b[:k])
+			wantTruncated(t, fmt.Sprintf("%s cut to %d", show(&f), k), err)
+		}
+	}
+	big := wire.CryptoFrame{Offset: wire.MaxCryptoData - 1, Data: seq(2)}
+	if _, err := big.Append(nil); err == nil {
+		t.Error("Append of a CRYPTO frame ending beyond MaxCryptoData succeeded")
+	}
+	b := wire.AppendVarint(wire.AppendVarint([]byte{byte(wire.FrameCrypto)}, wire.MaxCryptoData), 1)
+	_, _, err := wire.ParseCryptoFrame(append(b, 0))
+	wantFormatError(t, "CRYPTO frame ending beyond MaxCryptoData", err)
+	_, _, err = wire.ParseCryptoFrame([]byte{byte(wire.FramePing)})
+	wantFormatError(t, "PING parsed as CRYPTO", err)
+}
+
+func TestRetryIntegrity(t *testing.T) {
+	odcid := wire.ConnID{7, 7, 7, 7, 7, 7, 7, 7}
+	for _, token := range [][]byte{seq(1), seq(24), seq(wire.MaxTokenLen)} {
+		pkt := wire.AppendRetry([]byte{0xee}, longHeader(wire.TypeHandshake), token, odcid)[1:] // type forced to Retry
+		parseLong(t, pkt, wire.TypeRetry)
+		got, err := wire.ParseRetry(pkt, odcid)
 		if err != nil || !bytes.Equal(got, token) {
 			t.Errorf("ParseRetry = % x, %v; want % x", got, err, token)
 		}
-		for k := range len(body) {
-			_, err := wire.ParseRetry(append([]byte(nil), body[:k]...))
-			wantTruncated(t, fmt.Sprintf("token %d: %d-byte body prefix", len(token), k), err)
+		if _, err := wire.ParseRetry(pkt, cidA); err == nil {
+			t.Error("Retry verified against another original DstID")
+		}
+		for i := range pkt {
+			bad := bytes.Clone(pkt)
+			bad[i] ^= 0x01
+			if _, err := wire.ParseRetry(bad, odcid); err == nil {
+				t.Fatalf("Retry with byte %d flipped verified", i)
+			}
+		}
+		for k := range len(pkt) {
+			if _, err := wire.ParseRetry(pkt[:k], odcid); err == nil {
+				t.Fatalf("Retry cut to %d verified", k)
+			}
 		}
 	}
-}
-
-func TestRetryInvalid(t *testing.T) {
-	for name, body := range map[string][]byte{
-		"empty token": {0},
-		"token 257":   append(wire.AppendVarint(nil, 257), seq(257)...),
-		"token huge":  wire.AppendVarint(nil, wire.MaxVarint),
-	} {
-		_, err := wire.ParseRetry(body)
-		wantFormatError(t, name, err)
-	}
-}
-
-func TestAcceptRoundTrip(t *testing.T) {
-	for _, pt := range paramsTests {
-		pkt := wire.AppendAccept(nil, longHeader(wire.TypeInitial), &pt.p) // type forced to Accept
-		if len(pkt) >= wire.MinInitialSize {
-			t.Errorf("%s: Accept has %d bytes, not smaller than an Initial", pt.name, len(pkt))
-		}
-		body := parseLong(t, pkt, wire.TypeAccept)
-		p, err := wire.ParseAccept(body)
-		if err != nil || p != pt.p {
-			t.Errorf("%s: ParseAccept = %+v, %v; want %+v", pt.name, p, err, pt.p)
-		}
-		for k := range len(body) {
-			_, err := wire.ParseAccept(append([]byte(nil), body[:k]...))
-			wantTruncated(t, fmt.Sprintf("%s: %d-byte body prefix", pt.name, k), err)
-		}
-	}
-	_, err := wire.ParseAccept(params(6, 1<<21))
-	wantFormatError(t, "Accept with max_ack_delay 2^21", err)
+	_, err := wire.ParseRetry(wire.AppendRetry(nil, longHeader(wire.TypeRetry), nil, odcid), odcid)
+	wantFormatError(t, "Retry with an empty token", err)
 }
 
 func TestVersionNegotiation(t *testing.T) {
 	pkt := wire.AppendVersionNegotiation(nil, cidA, cidB)
+	h, _, err := wire.ParseLongHeader(pkt)
+	if err != nil || h.Type != wire.TypeVersionNegotiation || h.Version != 0 || h.DstID != cidA || h.SrcID != cidB {
+		t.Fatalf("header %+v, %v", h, err)
+	}
 	if len(pkt) >= wire.MinInitialSize {
-		t.Errorf("VersionNegotiation has %d bytes, not smaller than an Initial", len(pkt))
+		t.Fatalf("VersionNegotiation has %d bytes", len(pkt))
 	}
-	h, n, err := wire.ParseLongHeader(pkt)
-	if want := (wire.LongHeader{Type: wire.TypeVersionNegotiation, DstID: cidA, SrcID: cidB}); err != nil || h != want {
-		t.Fatalf("header %+v, %v; want %+v (version 0)", h, err, want)
+	got, err := wire.ParseVersionNegotiation([]uint32{7}, pkt, cidB)
+	if err != nil || fmt.Sprint(got) != fmt.Sprint([]uint32{7, wire.Version1}) {
+		t.Fatalf("ParseVersionNegotiation = %x, %v", got, err)
 	}
-	body := pkt[n:]
-	got, err := wire.ParseVersionNegotiation([]uint32{7}, body)
-	if err != nil || len(got) != 2 || got[0] != 7 || got[1] != wire.Version1 {
-		t.Errorf("ParseVersionNegotiation = %x, %v; want [7 %x]", got, err, wire.Version1)
+	if _, err := wire.ParseVersionNegotiation(nil, pkt, cidA); err == nil {
+		t.Fatal("VersionNegotiation verified against another Initial's DstID")
 	}
-	for k := range len(body) {
-		_, err := wire.ParseVersionNegotiation(nil, append([]byte(nil), body[:k]...))
-		wantTruncated(t, fmt.Sprintf("%d-byte body prefix", k), err)
+	for i := range pkt {
+		bad := bytes.Clone(pkt)
+		bad[i] ^= 0x80
+		if _, err := wire.ParseVersionNegotiation(nil, bad, cidB); err == nil {
+			t.Fatalf("VersionNegotiation with byte %d flipped verified", i)
+		}
 	}
-	// Several versions, in order.
-	many := []byte{3, 0, 0, 0, 1, 0x52, 0x50, 0x54, 0x01, 0xff, 0xff, 0xff, 0xff}
-	if got, err := wire.ParseVersionNegotiation(nil, many); err != nil || fmt.Sprint(got) != fmt.Sprint([]uint32{1, wire.Version1, 0xffffffff}) {
-		t.Errorf("ParseVersionNegotiation(% x) = %x, %v", many, got, err)
+	for k := range len(pkt) {
+		if _, err := wire.ParseVersionNegotiation(nil, pkt[:k], cidB); err == nil {
+			t.Fatalf("VersionNegotiation cut to %d verified", k)
+		}
 	}
-	for _, cnt := range []uint64{0, 17, wire.MaxVarint} {
-		b := append(wire.AppendVarint(nil, cnt), make([]byte, 80)...)
-		_, err := wire.ParseVersionNegotiation(nil, b)
-		wantFormatError(t, fmt.Sprintf("version count %d", cnt), err)
+}
+
+func TestHandshakeHeader(t *testing.T) {
+	for _, pn := range []uint64{0, 63, 64, 1 << 30, wire.MaxPacketNumber} {
+		pkt := wire.AppendHandshakeHeader(nil, longHeader(wire.TypeInitial), pn)
+		body := parseLong(t, pkt, wire.TypeHandshake)
+		got, n := wire.ReadVarint(body)
+		if got != pn || n != len(body) {
+			t.Errorf("packet number %d read back as %d (%d of %d bytes)", pn, got, n, len(body))
+		}
 	}
 }

@@ -17,7 +17,8 @@ const (
 	headerLong    = 0x80 // long header: handshake packets
 	headerFixed   = 0x40 // always set; a packet without it is not Raptor's
 	longTypeMask  = 0x0f
-	shortReserved = 0x3f // must be zero in a short header
+	shortKeyPhase = 0x04 // key phase of a protected short header (docs/PROTOCOL.md §6.3)
+	shortReserved = 0x3b // must be zero in a short header
 )
 
 // LongType is the type of a long-header (handshake) packet.
@@ -25,9 +26,9 @@ type LongType uint8
 
 // Long-header packet types (docs/PROTOCOL.md §5).
 const (
-	TypeInitial            LongType = 0 // client hello, possibly with a cookie
+	TypeInitial            LongType = 0 // TLS Initial-level CRYPTO in clear; the client's carries the cookie
 	TypeRetry              LongType = 1 // server's stateless cookie
-	TypeAccept             LongType = 2 // server hello: session created
+	TypeHandshake          LongType = 2 // TLS Handshake-level CRYPTO, sealed with the handshake keys
 	TypeVersionNegotiation LongType = 3 // server speaks none of the client's versions
 )
 
@@ -37,8 +38,8 @@ func (t LongType) String() string {
 		return "Initial"
 	case TypeRetry:
 		return "Retry"
-	case TypeAccept:
-		return "Accept"
+	case TypeHandshake:
+		return "Handshake"
 	case TypeVersionNegotiation:
 		return "VersionNegotiation"
 	}
@@ -94,10 +95,16 @@ func ParseLongHeader(b []byte) (LongHeader, int, error) {
 
 // ShortHeader starts every packet of an established session: the receiver's
 // connection ID and a packet number that is never reused (docs/PROTOCOL.md §6).
+// On the wire the key phase bit and the packet number are header-protected;
+// ParseShortHeader reads a header whose protection was removed.
 type ShortHeader struct {
 	DstID        ConnID
 	PacketNumber uint64
+	KeyPhase     bool // which of the two current 1-RTT key generations sealed the packet
 }
+
+// ShortPNOffset is where the packet number starts in a short header.
+const ShortPNOffset = 1 + ConnIDLen
 
 // MaxPacketNumber is the largest packet number a sender may use.
 const MaxPacketNumber = MaxVarint
@@ -107,7 +114,11 @@ func (h *ShortHeader) Len() int { return 1 + ConnIDLen + VarintLen(h.PacketNumbe
 
 // Append appends the header's encoding to b.
 func (h *ShortHeader) Append(b []byte) []byte {
-	b = append(b, headerFixed)
+	first := byte(headerFixed)
+	if h.KeyPhase {
+		first |= shortKeyPhase
+	}
+	b = append(b, first)
 	b = append(b, h.DstID[:]...)
 	return AppendVarint(b, h.PacketNumber)
 }
@@ -124,6 +135,7 @@ func ParseShortHeader(b []byte) (ShortHeader, int, error) {
 	if b[0]&shortReserved != 0 {
 		return h, 0, &FormatError{What: "short header first byte", Value: uint64(b[0]), Why: "reserved bits must be zero"}
 	}
+	h.KeyPhase = b[0]&shortKeyPhase != 0
 	copy(h.DstID[:], b[1:1+ConnIDLen])
 	pn, n, err := readVarintField(b[1+ConnIDLen:], "packet number")
 	if err != nil {

@@ -14,7 +14,7 @@ var (
 )
 
 func TestLongHeaderRoundTrip(t *testing.T) {
-	for _, typ := range []wire.LongType{wire.TypeInitial, wire.TypeRetry, wire.TypeAccept, wire.TypeVersionNegotiation} {
+	for _, typ := range []wire.LongType{wire.TypeInitial, wire.TypeRetry, wire.TypeHandshake, wire.TypeVersionNegotiation} {
 		for _, version := range []uint32{wire.Version1, 0, 0xffffffff} {
 			h := wire.LongHeader{Type: typ, Version: version, DstID: cidA, SrcID: cidB}
 			enc := h.Append([]byte{0xee})[1:]
@@ -48,7 +48,7 @@ func TestLongHeaderRoundTrip(t *testing.T) {
 }
 
 func TestLongHeaderInvalid(t *testing.T) {
-	valid := (&wire.LongHeader{Type: wire.TypeAccept, Version: wire.Version1, DstID: cidA, SrcID: cidB}).Append(nil)
+	valid := (&wire.LongHeader{Type: wire.TypeHandshake, Version: wire.Version1, DstID: cidA, SrcID: cidB}).Append(nil)
 	for _, first := range []byte{0xd0, 0xe0, 0xf0, 0xc4, 0xc5, 0xcf, 0x80, 0x83, 0x40, 0x00} {
 		b := append([]byte{first}, valid[1:]...)
 		_, n, err := wire.ParseLongHeader(b)
@@ -89,11 +89,24 @@ func TestShortHeaderRoundTrip(t *testing.T) {
 	}
 }
 
+func TestShortHeaderKeyPhase(t *testing.T) {
+	h := wire.ShortHeader{DstID: cidA, PacketNumber: 77, KeyPhase: true}
+	enc := h.Append(nil)
+	if enc[0] != 0x44 {
+		t.Fatalf("first byte %#x, want 0x44", enc[0])
+	}
+	if got, n, err := wire.ParseShortHeader(enc); err != nil || n != len(enc) || got != h {
+		t.Fatalf("ParseShortHeader(% x) = %+v, %d, %v; want %+v", enc, got, n, err, h)
+	}
+}
+
 func TestShortHeaderInvalid(t *testing.T) {
 	valid := (&wire.ShortHeader{DstID: cidA, PacketNumber: 5}).Append(nil)
 	firsts := []byte{0x00, 0x80, 0xc0}
 	for bit := range 6 {
-		firsts = append(firsts, 0x40|1<<bit)
+		if 1<<bit != 0x04 { // the key phase bit
+			firsts = append(firsts, 0x40|1<<bit)
+		}
 	}
 	for _, first := range firsts {
 		b := append([]byte{first}, valid[1:]...)
@@ -135,7 +148,7 @@ func TestPeekDstID(t *testing.T) {
 func TestHeaderAllocs(t *testing.T) {
 	buf := make([]byte, 0, 64)
 	sh := wire.ShortHeader{DstID: cidA, PacketNumber: 1 << 40}
-	lh := wire.LongHeader{Type: wire.TypeAccept, Version: wire.Version1, DstID: cidA, SrcID: cidB}
+	lh := wire.LongHeader{Type: wire.TypeHandshake, Version: wire.Version1, DstID: cidA, SrcID: cidB}
 	pkt := sh.Append(nil)
 	allocs := testing.AllocsPerRun(100, func() {
 		b := sh.Append(buf[:0])
@@ -153,7 +166,7 @@ func TestHeaderAllocs(t *testing.T) {
 }
 
 func TestLongTypeString(t *testing.T) {
-	for typ, want := range map[wire.LongType]string{0: "Initial", 1: "Retry", 2: "Accept", 3: "VersionNegotiation", 9: "LongType(?)"} {
+	for typ, want := range map[wire.LongType]string{0: "Initial", 1: "Retry", 2: "Handshake", 3: "VersionNegotiation", 9: "LongType(?)"} {
 		if got := typ.String(); got != want {
 			t.Errorf("LongType(%d).String() = %q, want %q", typ, got, want)
 		}

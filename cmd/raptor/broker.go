@@ -66,6 +66,7 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 	fs.Var(&extra, "extra-listen", "another endpoint URL to serve Kafka on, e.g. raptor+dpdk://10.0.0.1:9092?dev=...; repeatable")
 	metricsAddr := metricsFlag(fs)
 	verbose := fs.Bool("v", false, "log at debug level")
+	tlsf := addTLSFlags(fs, true, false)
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -84,7 +85,15 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 			ts = append(ts, t)
 		}
 	}
-	t := plugin.New(plugin.WithLogger(logger))
+	rcfg, err := tlsf.raptorConfig()
+	if err == nil {
+		err = shareCertificate(rcfg)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "raptor broker: %v\n", err)
+		return 2
+	}
+	t := plugin.New(plugin.WithLogger(logger), plugin.WithRaptorConfig(rcfg))
 	defer t.Close()
 	var lns []net.Listener
 	for _, u := range extra {
@@ -117,6 +126,9 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 	fmt.Fprintf(stdout, "raptor broker: serving Kafka, %d broker(s) (%s); Ctrl-C stops\n", len(b.Listeners()), store)
 	for i, u := range extra {
 		fmt.Fprintf(stdout, "raptor broker: also on %s, bound to %s (clients map %s to it)\n", u, lns[i].Addr(), b.Addr())
+	}
+	for _, ml := range b.Listeners() {
+		printFingerprints(stdout, "raptor broker", ml)
 	}
 	stopMetrics, ok := serveMetrics("raptor broker", *metricsAddr, "broker", brokerStats(b), nil, stdout, stderr)
 	if !ok {

@@ -111,6 +111,7 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 	statsEvery := fs.Duration("stats-interval", 0, "log the counters at this interval (0: only at exit)")
 	metricsAddr := metricsFlag(fs)
 	verbose := fs.Bool("v", false, "log every stream at debug level")
+	tlsf := addTLSFlags(fs, true, true)
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -138,7 +139,15 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 		return 2
 	}
 	logger := newLogger(stderr, *verbose)
-	t := plugin.New(plugin.WithLogger(logger))
+	raptorCfg, err := tlsf.raptorConfig()
+	if err == nil && strings.HasPrefix(*listen, "raptor") {
+		err = shareCertificate(raptorCfg) // one certificate for all raptor:// listeners (a Kafka-aware gateway opens one per broker)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return 2
+	}
+	t := plugin.New(plugin.WithLogger(logger), plugin.WithRaptorConfig(raptorCfg))
 	defer t.Close()
 	rcfg := plugin.RelayConfig{
 		Upstreams: upstreams, MaxStreams: *maxStreams, MaxStreamsPerSource: *perSource, MaxStreamsPerSession: *perSession,
@@ -147,11 +156,12 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 	}
 	ep, _ := plugin.ParseEndpoint(*listen)
 	var (
-		r      *plugin.Relay
-		kr     *kafkarelay.Relay
-		bound  string
-		served <-chan error
-		lnStat plugin.StatsFunc
+		r       *plugin.Relay
+		kr      *kafkarelay.Relay
+		bound   string
+		served  <-chan error
+		lnStat  plugin.StatsFunc
+		plainLn net.Listener // without --kafka: the one listener
 	)
 	if *kafkaAware {
 		var err error
@@ -187,6 +197,7 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 			return 1
 		}
 		bound = ln.Addr().String()
+		plainLn = ln
 		ch := make(chan error, 1)
 		go func() { ch <- r.Serve(ln) }()
 		served = ch
@@ -213,8 +224,10 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 		}
 		fmt.Fprintf(stdout, "%s: Kafka-aware, bootstrap %s://%s (advertised %s) -> %s; one listener per broker on %s as brokers appear (max %d streams); Ctrl-C drains\n",
 			prog, ep.Scheme, bound, kr.Addr(), upstreams.String(), ports, *maxStreams)
+		printFingerprints(stdout, prog, kr.Listeners()...)
 	} else {
 		fmt.Fprintf(stdout, "%s: %s://%s -> %s (max %d streams, framing %s); Ctrl-C drains\n", prog, ep.Scheme, bound, upstreams.String(), *maxStreams, *framing)
+		printFingerprints(stdout, prog, plainLn)
 	}
 	if ready != nil {
 		ready(r, bound)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/sr"
 
+	"github.com/raptormq/raptor/compat/kafka"
 	"github.com/raptormq/raptor/schema/httpapi"
 	"github.com/raptormq/raptor/schema/kafkastore"
 	"github.com/raptormq/raptor/schema/registry"
@@ -66,7 +67,7 @@ func schemaServe(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8081", "HTTP listen address")
 	data := fs.String("data", "", "directory of the file store (embedded mode)")
-	brokers := fs.String("brokers", "", "comma-separated Kafka brokers: selects the Kafka store")
+	brokers := fs.String("brokers", "", "comma-separated Kafka brokers, host:port, tcp://host:port or raptor://host:port (all of one scheme): selects the Kafka store")
 	topic := fs.String("topic", kafkastore.DefaultTopic, "compacted topic of the Kafka store")
 	primaryURL := fs.String("primary-url", "", "with --brokers: base URL of the primary instance; empty makes this instance the primary")
 	verbose := fs.Bool("v", false, "debug logging")
@@ -88,9 +89,22 @@ func schemaServe(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if *data != "" {
 		store, err = registry.OpenFileStore(*data, log)
 	} else {
-		store, err = kafkastore.New(kafkastore.Config{
-			Brokers: strings.Split(*brokers, ","), Topic: *topic, Primary: *primaryURL == "", Logger: log,
-		})
+		addrs, overRaptor, perr := parseBrokerURLs(*brokers)
+		if perr != nil {
+			fmt.Fprintf(stderr, "raptor schema serve: --brokers: %v\n", perr)
+			return 2
+		}
+		kcfg := kafkastore.Config{Brokers: addrs, Topic: *topic, Primary: *primaryURL == "", Logger: log}
+		if overRaptor {
+			d, derr := kafka.NewDialer(kafka.WithLogger(log))
+			if derr != nil {
+				fmt.Fprintf(stderr, "raptor schema serve: raptor dialer: %v\n", derr)
+				return 1
+			}
+			defer d.Close()
+			kcfg.ClientOpts = append(kcfg.ClientOpts, d.Opt())
+		}
+		store, err = kafkastore.New(kcfg)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "raptor schema serve: %v\n", err)
@@ -101,7 +115,12 @@ func schemaServe(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	cancel()
 	if err != nil {
 		store.Close()
-		fmt.Fprintf(stderr, "raptor schema serve: open registry: %v\n", err)
+		// A start-up failure is the store's own error, not a REST error code.
+		var rerr *registry.Error
+		if errors.As(err, &rerr) && rerr.Err != nil {
+			err = rerr.Err
+		}
+		fmt.Fprintf(stderr, "raptor schema serve: open the %s store: %v\n", storeKind(*data), err)
 		return 1
 	}
 	defer reg.Close()
@@ -282,4 +301,41 @@ func schemaClient(ctx context.Context, sub string, args []string, stdout, stderr
 		fmt.Fprintln(stdout, res[0].Mode)
 	}
 	return 0
+}
+
+// storeKind names the store selected by --data / --brokers, for errors.
+func storeKind(data string) string {
+	if data != "" {
+		return "file"
+	}
+	return "Kafka"
+}
+
+// parseBrokerURLs reads --brokers: host:port or tcp://host:port entries (the
+// Kafka protocol over TCP) or raptor://host:port entries (over Raptor, each
+// broker's advertised address dialed over UDP as compat/kafka does). Schemes
+// cannot be mixed: one client has one dialer.
+func parseBrokerURLs(list string) (addrs []string, overRaptor bool, err error) {
+	scheme := ""
+	for _, b := range strings.Split(list, ",") {
+		b = strings.TrimSpace(b)
+		s, hostport := "tcp", b
+		if i := strings.Index(b, "://"); i >= 0 {
+			s, hostport = b[:i], b[i+3:]
+		}
+		switch s {
+		case "tcp", "raptor":
+		default:
+			return nil, false, fmt.Errorf("%q: scheme %q: want tcp:// or raptor://", b, s)
+		}
+		if _, _, err := net.SplitHostPort(hostport); err != nil {
+			return nil, false, fmt.Errorf("%q: want host:port: %v", b, err)
+		}
+		if scheme != "" && s != scheme {
+			return nil, false, fmt.Errorf("%q mixes %s:// with %s://: give brokers of one scheme", list, scheme, s)
+		}
+		scheme = s
+		addrs = append(addrs, hostport)
+	}
+	return addrs, scheme == "raptor", nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/raptormq/raptor/plugin"
+	"github.com/raptormq/raptor/reliable"
 )
 
 // DialerOption configures a [Dialer]. Each option states its default.
@@ -24,6 +25,7 @@ type dialerConfig struct {
 	failover   plugin.FailoverConfig
 	logger     *slog.Logger
 	configErrs []error
+	raptorCfg  *reliable.Config // WithTLS, WithPinnedSHA256 (tls.go)
 }
 
 // WithTransport dials through t, which the caller closes. Default: a new
@@ -113,6 +115,9 @@ func NewDialer(opts ...DialerOption) (*Dialer, error) {
 		topts := c.topts
 		if c.logger != nil {
 			topts = append([]plugin.Option{plugin.WithLogger(c.logger)}, topts...)
+		}
+		if c.raptorCfg != nil {
+			topts = append(topts, plugin.WithRaptorConfig(c.raptorCfg))
 		}
 		d.t, d.ownT = plugin.New(topts...), true
 	}
