@@ -2,7 +2,7 @@ package reliable
 
 import "sync"
 
-// bufPool recycles stream buffers by size class (4 KiB, 16 KiB, 64 KiB, ...,
+// bufPool recycles stream buffers by size class (4 KiB, 8 KiB, 16 KiB, ...,
 // up to the largest a stream may need), so that steady-state streaming
 // allocates nothing and idle streams hold no buffer. One pool per endpoint;
 // each class keeps at most poolDepth free buffers and lets the rest go.
@@ -20,7 +20,7 @@ const (
 
 func newBufPool(maxSize int) *bufPool {
 	p := &bufPool{}
-	for c := minBufClass; ; c *= 4 {
+	for c := minBufClass; ; c *= 2 { // powers of two: a buffer is at most twice what it holds
 		p.classes = append(p.classes, c)
 		if c >= maxSize {
 			break
@@ -88,4 +88,19 @@ func (p *bufPool) grow(buf []byte, head, n int) ([]byte, int) {
 		p.put(buf)
 	}
 	return nb, 0
+}
+
+// growCost is how many bytes of capacity grow(buf, head, n) would add (the
+// new buffer's minus the old one's): 0 when buf has room.
+func (p *bufPool) growCost(buf []byte, head, n int) int {
+	live := len(buf) - head
+	if cap(buf)-len(buf) >= n || (live+n <= cap(buf) && buf != nil) {
+		return 0
+	}
+	for _, c := range p.classes {
+		if c >= live+n {
+			return c - cap(buf)
+		}
+	}
+	return live + n - cap(buf)
 }

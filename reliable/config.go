@@ -102,7 +102,27 @@ type Config struct {
 	// Congestion chooses the congestion controller: "newreno" (default),
 	// "cubic" (RFC 9438 with proportional rate reduction, RFC 6937) or
 	// "none" (no congestion window; for benchmarks on a dedicated link).
+	// NewCongestionControl, if set, takes precedence.
 	Congestion string
+	// NewCongestionControl, if set, returns the congestion controller of
+	// each new session, for datagrams of maxDatagramSize bytes (for example
+	// [NewNewReno]). Default nil: Congestion chooses.
+	NewCongestionControl func(maxDatagramSize int) CongestionControl
+	// MaxCongestionWindow caps the congestion window in bytes, whatever the
+	// controller says, so that acknowledgements a peer fakes cannot open
+	// it without bound (the window also grows only while it is in use).
+	// Default SessionSendBuffer: more could never be in flight.
+	MaxCongestionWindow int
+	// MaxMemory is the hard ceiling, in bytes, of the stream buffers that
+	// all sessions of one endpoint (a Listener, or a dialed session) hold:
+	// received data waiting to be read or reassembled and written data not
+	// yet acknowledged. At the ceiling, stream data that would need more is
+	// not acknowledged (the peer sends it again later), Write blocks, and a
+	// listener refuses new sessions (CodeRefused); each is counted under
+	// CounterLimitMemory. Beyond half the ceiling a session may only grow
+	// while it holds less than its fair share, so a few peers cannot take it
+	// all. Default 1 GiB.
+	MaxMemory int64
 	// Logger receives session events. Default: slog.Default() at Warn and above
 	// for errors only.
 	Logger *slog.Logger
@@ -125,6 +145,7 @@ const (
 	DefaultMaxHandshakesPerAddr = 32
 	DefaultAcceptBacklog        = 256
 	DefaultCloseTimeout         = 5 * time.Second
+	DefaultMaxMemory            = 1 << 30
 )
 
 // populate returns a copy of c with defaults filled in, or an error naming the
@@ -162,6 +183,10 @@ func (c *Config) populate() (*Config, error) {
 	defi(&n.AcceptBacklog, DefaultAcceptBacklog)
 	defi(&n.ReceiveLoops, 1)
 	def(&n.CloseTimeout, DefaultCloseTimeout)
+	defi(&n.MaxCongestionWindow, n.SessionSendBuffer)
+	if n.MaxMemory == 0 {
+		n.MaxMemory = DefaultMaxMemory
+	}
 	if n.Congestion == "" {
 		n.Congestion = "newreno"
 	}
@@ -189,6 +214,10 @@ func (c *Config) populate() (*Config, error) {
 		return nil, fmt.Errorf("raptor: Config.ReceiveLoops %d out of range 1..256", n.ReceiveLoops)
 	case n.MaxStreams < 1 || n.MaxSessions < 1 || n.AcceptBacklog < 1:
 		return nil, fmt.Errorf("raptor: Config.MaxStreams %d, MaxSessions %d, AcceptBacklog %d must be positive", n.MaxStreams, n.MaxSessions, n.AcceptBacklog)
+	case n.MaxCongestionWindow < minWindowPackets*n.MaxDatagramSize:
+		return nil, fmt.Errorf("raptor: Config.MaxCongestionWindow %d below two datagrams (%d)", n.MaxCongestionWindow, minWindowPackets*n.MaxDatagramSize)
+	case n.MaxMemory < int64(n.SessionReceiveWindow):
+		return nil, fmt.Errorf("raptor: Config.MaxMemory %d below SessionReceiveWindow %d", n.MaxMemory, n.SessionReceiveWindow)
 	case n.MaxSessionsPerAddr < 1 || n.MaxHandshakesPerAddr < 1:
 		return nil, fmt.Errorf("raptor: Config.MaxSessionsPerAddr %d, MaxHandshakesPerAddr %d must be positive", n.MaxSessionsPerAddr, n.MaxHandshakesPerAddr)
 	case n.PinnedSHA256 != nil && len(n.PinnedSHA256) != sha256.Size:
@@ -199,6 +228,15 @@ func (c *Config) populate() (*Config, error) {
 		return nil, fmt.Errorf("raptor: Config.Congestion %q unknown (want \"newreno\", \"cubic\" or \"none\")", n.Congestion)
 	}
 	return &n, nil
+}
+
+// newCongestionControl returns the controller of a new session:
+// Config.NewCongestionControl's, or the one Config.Congestion names.
+func (c *Config) newCongestionControl() CongestionControl {
+	if c.NewCongestionControl != nil {
+		return c.NewCongestionControl(c.MaxDatagramSize)
+	}
+	return newCongestionControl(c.Congestion, c.MaxDatagramSize)
 }
 
 // newCongestionControl returns the controller Config.Congestion names, for

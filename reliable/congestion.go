@@ -5,13 +5,21 @@ import (
 	"time"
 )
 
-// CongestionControl decides how many bytes may be in flight. Implementations
-// are told about every sent, acknowledged and lost packet; time is passed in.
+// CongestionControl decides how many bytes may be in flight (quic-go's
+// internal/congestion interface is the model). Implementations are told
+// about every sent, acknowledged and lost packet; time is passed in, and
+// none of the methods may read the clock. A session calls them from one
+// goroutine at a time. Plug one in with [Config.NewCongestionControl]; the
+// session caps Window by [Config.MaxCongestionWindow].
 type CongestionControl interface {
 	// OnPacketSent records a packet of bytes that counts in flight.
 	OnPacketSent(now time.Time, bytes int)
-	// OnAck records acknowledged bytes of a packet sent at sentAt.
-	OnAck(now time.Time, bytes int, sentAt time.Time, rtt *rttStats)
+	// OnAck records acknowledged bytes of a packet sent at sentAt. It is
+	// called only for packets sent while the window was in use (at least
+	// half of it in flight), so that an application-limited sender does
+	// not grow its window without evidence (RFC 9002 §7.8). rtt is the
+	// session's estimate, read-only.
+	OnAck(now time.Time, bytes int, sentAt time.Time, rtt *RTTStats)
 	// OnLoss records lost bytes of a packet sent at sentAt (a congestion event
 	// unless one already started after sentAt).
 	OnLoss(now time.Time, bytes int, sentAt time.Time)
@@ -35,13 +43,21 @@ const (
 	minWindowPackets     = 2
 )
 
+// NewNewReno returns NewReno congestion control (RFC 9002 §7) for
+// datagrams of mss bytes: the default of [Config].
+func NewNewReno(mss int) CongestionControl { return newNewReno(mss) }
+
+// NoCongestionControl returns a controller that never limits the sender
+// beyond flow control (for benchmarks on a dedicated link).
+func NoCongestionControl(int) CongestionControl { return noCongestion{} }
+
 func newNewReno(mss int) *newReno {
 	return &newReno{mss: mss, cwnd: initialWindowPackets * mss, ssthresh: math.MaxInt}
 }
 
 func (c *newReno) OnPacketSent(time.Time, int) {}
 
-func (c *newReno) OnAck(now time.Time, bytes int, sentAt time.Time, _ *rttStats) {
+func (c *newReno) OnAck(now time.Time, bytes int, sentAt time.Time, _ *RTTStats) {
 	if !sentAt.After(c.recoveryStart) && !c.recoveryStart.IsZero() {
 		return // acknowledged during recovery: no growth
 	}
@@ -77,24 +93,34 @@ func (c *newReno) Window() int { return c.cwnd }
 type noCongestion struct{}
 
 func (noCongestion) OnPacketSent(time.Time, int)                {}
-func (noCongestion) OnAck(time.Time, int, time.Time, *rttStats) {}
+func (noCongestion) OnAck(time.Time, int, time.Time, *RTTStats) {}
 func (noCongestion) OnLoss(time.Time, int, time.Time)           {}
 func (noCongestion) OnPersistentCongestion()                    {}
 func (noCongestion) Window() int                                { return math.MaxInt / 2 }
 
 // pacer spreads packets at 1.25 × cwnd / srtt with a burst allowance, as a
-// token bucket measured in bytes.
+// token bucket measured in bytes. Timers are coarse on a loaded host, so it
+// never asks to wait less than pacingGranularity and lets a burst of that
+// long's worth of sending (twice it) go at once, as quic-go's pacer does:
+// a pacer that woke every few microseconds would cost more than it saves.
 type pacer struct {
 	budget   int // bytes that may go now
 	last     time.Time
-	maxBurst int
+	maxBurst int // the smallest burst allowed, bytes
 }
+
+const pacingGranularity = time.Millisecond
 
 func (p *pacer) rate(cwnd int, srtt time.Duration) float64 { // bytes per ns
 	if srtt <= 0 {
 		srtt = time.Microsecond
 	}
 	return 1.25 * float64(cwnd) / float64(srtt)
+}
+
+// burst is the most the bucket holds at rate r.
+func (p *pacer) burst(r float64) int {
+	return max(p.maxBurst, int(min(r*float64(2*pacingGranularity), math.MaxInt32)))
 }
 
 // refill adds tokens for the time since the last call.
@@ -108,22 +134,24 @@ func (p *pacer) refill(now time.Time, cwnd int, srtt time.Duration) {
 	if el <= 0 {
 		return
 	}
-	add := float64(el) * p.rate(cwnd, srtt)
-	if add > float64(p.maxBurst) {
-		p.budget = p.maxBurst
+	r := p.rate(cwnd, srtt)
+	b := p.burst(r)
+	if add := float64(el) * r; add > float64(b) {
+		p.budget = b
 	} else {
-		p.budget = min(p.maxBurst, p.budget+int(add))
+		p.budget = min(b, p.budget+int(add))
 	}
 	p.last = now
 }
 
-// delay is how long until size bytes may be sent (0 if now).
+// delay is how long until size bytes may be sent (0 if now): at least
+// pacingGranularity once the budget is spent.
 func (p *pacer) delay(size, cwnd int, srtt time.Duration) time.Duration {
 	if p.budget >= size {
 		return 0
 	}
 	d := time.Duration(float64(size-p.budget) / p.rate(cwnd, srtt))
-	return max(d, time.Microsecond)
+	return max(d, pacingGranularity)
 }
 
 func (p *pacer) onSent(size int) { p.budget -= size }

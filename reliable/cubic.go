@@ -69,7 +69,7 @@ func (c *cubic) OnPacketSent(now time.Time, bytes int) {
 	}
 }
 
-func (c *cubic) OnAck(now time.Time, bytes int, sentAt time.Time, rtt *rttStats) {
+func (c *cubic) OnAck(now time.Time, bytes int, sentAt time.Time, rtt *RTTStats) {
 	c.inFlight = max(0, c.inFlight-bytes)
 	if c.inRecovery {
 		if sentAt.After(c.recoveryStart) {
@@ -89,7 +89,7 @@ func (c *cubic) OnAck(now time.Time, bytes int, sentAt time.Time, rtt *rttStats)
 	// trips (Linux's test in slow start): an application-limited sender would
 	// otherwise inflate a window it never tested. Meanwhile the epoch moves
 	// on, so the cubic curve does not run ahead.
-	srtt := rtt.srtt()
+	srtt := rtt.SmoothedRTT()
 	if c.fullAt.IsZero() || now.Sub(c.fullAt) > 2*srtt {
 		if !c.epoch.IsZero() && !c.lastAck.IsZero() {
 			c.epoch = c.epoch.Add(now.Sub(c.lastAck))

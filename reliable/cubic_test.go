@@ -15,7 +15,7 @@ import (
 // RTT later. Nothing reads the wall clock.
 type ccClock struct {
 	now time.Time
-	rtt rttStats
+	rtt RTTStats
 }
 
 func newCCClock(rtt time.Duration) *ccClock {
@@ -32,7 +32,7 @@ func (k *ccClock) round(cc CongestionControl, mss int) int {
 	for range n {
 		cc.OnPacketSent(sentAt, mss)
 	}
-	k.now = k.now.Add(k.rtt.srtt())
+	k.now = k.now.Add(k.rtt.SmoothedRTT())
 	for range n {
 		cc.OnAck(k.now, mss, sentAt, &k.rtt)
 	}
@@ -60,7 +60,7 @@ func lossAt(c *cubic, k *ccClock, w int) time.Time {
 	for range w {
 		c.OnPacketSent(sentAt, testMSS)
 	}
-	k.now = k.now.Add(k.rtt.srtt())
+	k.now = k.now.Add(k.rtt.SmoothedRTT())
 	c.OnLoss(k.now, testMSS, sentAt)
 	for range w - 1 {
 		c.OnAck(k.now, testMSS, sentAt, &k.rtt)

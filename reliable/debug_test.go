@@ -12,11 +12,11 @@ func dumpSession(s *Session) string {
 	defer s.mu.Unlock()
 	var b strings.Builder
 	fmt.Fprintf(&b, "session client=%v state=%d err=%v inFlight=%d cwnd=%d sent=%d pto=%d probes=%d sending=%v wanted=%v armed=%v(in %v) lossTime=%v\n",
-		s.isClient, s.state, s.err, s.inFlight, s.cc.Window(), s.sent.len(), s.ptoCount, s.probes, s.sending, s.sendWanted,
-		s.armed.Format("15:04:05.000000"), time.Until(s.armed), s.lossTime)
+		s.isClient, s.state, s.err, s.rec.inFlight, s.rec.window(), s.rec.sent.len(), s.rec.ptoCount, s.rec.probes, s.sending, s.sendWanted,
+		s.armed.Format("15:04:05.000000"), time.Until(s.armed), s.rec.lossTime)
 	fmt.Fprintf(&b, "  sentData=%d peerMaxData=%d recvData=%d recvMaxData=%d consumed=%d maxDataQ=%v ackPending=%v ackNow=%v naks=%v queue=%d/%d nextPN=%d largestAcked=%d\n",
-		s.sentData, s.peerMaxData, s.recvData, s.recvMaxData, s.consumed, s.maxDataQueued, s.ackPending, s.ackNow, s.naks, s.sendQueueHead, len(s.sendQueue), s.nextPN, s.largestAcked)
-	if p := s.sent.oldest(); p != nil {
+		s.sentData, s.peerMaxData, s.recvData, s.recvMaxData, s.consumed, s.maxDataQueued, s.rcv.ackPending, s.rcv.ackNow, s.rcv.naks, s.sendQueueHead, len(s.sendQueue), s.rec.nextPN, s.rec.largestAcked)
+	if p := s.rec.sent.oldest(); p != nil {
 		fmt.Fprintf(&b, "  oldest outstanding pn=%d sent %v ago chunks=%v\n", p.pn, time.Since(p.sentAt), p.chunks[:p.nchunks])
 	}
 	for id, st := range s.streams {

@@ -131,6 +131,7 @@ func dialPacket(ctx context.Context, pc PacketConn, raddr netip.AddrPort, cfg *C
 		return nil, fmt.Errorf("raptor: dial %s: TLS: %w", raddr, err)
 	}
 	e.sessions[s.localID] = s
+	e.live.Add(1)
 	e.stats.inc(CounterSessionsOpened)
 	e.start()
 	e.startSession(s)
@@ -198,7 +199,7 @@ func (s *Session) handleHandshakeLocked(h wire.LongHeader, pkt []byte, now time.
 				return true // lists our own version: not a real refusal (RFC 9000 §6.2)
 			}
 		}
-		s.closeLocked(fmt.Errorf("raptor: peer %s speaks versions %x, not %x: %w", s.peer, vs, wire.Version1, &wire.UnsupportedVersionError{Version: wire.Version1}), false)
+		s.closeLocked(fmt.Errorf("raptor: peer %s speaks versions %x, not %x: %w", s.peer, vs, wire.Version1, &wire.UnsupportedVersionError{Version: wire.Version1}), false, now)
 	}
 	return true
 }

@@ -43,6 +43,7 @@ type endpoint struct {
 	certSHA256 []byte      // listener: its certificate's fingerprint
 	adm        *admission  // listener: shared by all its receive loops
 	stats      counters    // endpoint-level drops plus finished sessions
+	*budget                // memory, sessions and accept-queue shares (shared by a listener's endpoints)
 	sendErrors atomic.Uint64
 	bufPool    sync.Pool // datagram buffers
 	bufs       *bufPool  // stream buffers
@@ -106,6 +107,7 @@ func newEndpoint(pc PacketConn, cfg *Config, batch int) *endpoint {
 		rsizes:   make([]int, batch),
 		raddrs:   make([]netip.AddrPort, batch),
 	}
+	e.budget = newBudget()
 	if _, err := rand.Read(e.secret[:]); err != nil {
 		panic("raptor: crypto/rand failed: " + err.Error())
 	}
@@ -218,7 +220,7 @@ func (e *endpoint) handleDatagram(b []byte, from netip.AddrPort, now time.Time) 
 		return
 	}
 	s.mu.Lock()
-	if h, hl, pkt, ok := s.openShortLocked(b); ok {
+	if h, hl, pkt, ok := s.openShortLocked(b, now); ok {
 		s.handleShortLocked(h, hl, pkt, now, &e.fp)
 	}
 	s.mu.Unlock()
@@ -329,6 +331,11 @@ func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip
 			e.retryOnce(h, frames, from, now)
 			return
 		}
+		if used := e.mem.Load(); used >= e.cfg.MaxMemory {
+			e.stats.inc(CounterLimitMemory)
+			e.refuseOnce(h, frames, from, fmt.Sprintf("listener holds %d bytes of stream buffers, its Config.MaxMemory of %d", used, e.cfg.MaxMemory))
+			return
+		}
 		reason, retry := e.admitToken(token, from.Addr(), e.listener.SessionCount(), now)
 		if retry {
 			e.retryOnce(h, frames, from, now)
@@ -348,6 +355,11 @@ func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip
 			e.sendRetry(h, from, now)
 			return
 		}
+		if used := e.mem.Load(); used >= e.cfg.MaxMemory {
+			e.stats.inc(CounterLimitMemory)
+			e.refuseOnce(h, frames, from, fmt.Sprintf("listener holds %d bytes of stream buffers, its Config.MaxMemory of %d", used, e.cfg.MaxMemory))
+			return
+		}
 		if reason := e.admit(token, from.Addr(), e.listener.SessionCount(), now); reason != "" {
 			e.refuseOnce(h, frames, from, reason)
 			return
@@ -365,11 +377,12 @@ func (e *endpoint) handleInitial(h wire.LongHeader, b []byte, hl int, from netip
 	e.sessions[s.localID] = s
 	e.byClient[key] = s
 	e.mu.Unlock()
+	e.live.Add(1)
 	e.stats.inc(CounterSessionsOpened)
 	e.startSession(s)
 	s.mu.Lock()
 	if err != nil {
-		s.failHandshakeLocked(err)
+		s.failHandshakeLocked(now, err)
 	} else if !s.handleCryptoPacketLocked(h, b, hl, now) {
 		e.stats.inc(CounterDropsMalformed)
 	}
@@ -606,6 +619,7 @@ func (e *endpoint) sessionDone(s *Session) {
 		delete(e.byClient, s.clientKey)
 	}
 	e.stats.fold(&s.stats)
+	e.live.Add(-1)
 	e.stats.inc(CounterSessionsClosed)
 	if !s.isClient {
 		e.adm.mu.Lock()
@@ -627,6 +641,7 @@ func (e *endpoint) sessionDone(s *Session) {
 	e.mu.Unlock()
 	s.mu.Lock()
 	closeOnce(s.closeSent)
+	s.releaseMemLocked()
 	s.mu.Unlock()
 	close(s.done)
 	if closePC {

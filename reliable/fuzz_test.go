@@ -276,8 +276,8 @@ func (h *fzHarness) check() {
 		if s.err == nil && s.recvData > s.recvMaxData {
 			t.Errorf("session %x accepted %d bytes, window %d", s.localID, s.recvData, s.recvMaxData)
 		}
-		if len(s.naks) > wire.MaxNakRanges || len(s.recvd.s) > maxRecvRanges {
-			t.Errorf("session %x: %d NAK ranges, %d received ranges", s.localID, len(s.naks), len(s.recvd.s))
+		if len(s.rcv.naks) > wire.MaxNakRanges || len(s.rcv.recvd.s) > maxRecvRanges {
+			t.Errorf("session %x: %d NAK ranges, %d received ranges", s.localID, len(s.rcv.naks), len(s.rcv.recvd.s))
 		}
 		if q, opened := len(s.sendQueue)-s.sendQueueHead, s.stats.c[CounterStreamsOpened].Load(); uint64(q) > opened {
 			t.Errorf("session %x: %d streams queued to send, %d ever opened", s.localID, q, opened)
@@ -310,7 +310,7 @@ func (h *fzHarness) check() {
 func (h *fzHarness) close() {
 	for _, s := range h.seen {
 		s.mu.Lock()
-		s.closeLocked(&SessionError{Code: CodeApplication, Reason: "fuzz iteration done"}, false)
+		s.closeLocked(&SessionError{Code: CodeApplication, Reason: "fuzz iteration done"}, false, time.Now())
 		s.drainUntil = time.Time{}
 		s.mu.Unlock()
 		s.wakeSender()
@@ -522,16 +522,19 @@ func TestResetStreamFinalSize(t *testing.T) {
 func TestAcceptQueueDropsSurviveSessionEnd(t *testing.T) {
 	h := newFzHarness(t)
 	defer h.close()
-	// Stream 14 opens the peer's streams 0..14 (8 streams), beyond the
-	// accept backlog of 4; nobody accepts.
-	d := &wire.StreamFrame{StreamID: 14, Data: []byte("x"), HasLen: true}
-	h.deliver(fzSub(h, fzShort(t, 0, d)), fzClient)
+	// Data on the peer's streams 0..14 (8 streams), beyond the accept
+	// backlog of 4; nobody accepts.
+	var frames []wire.Frame
+	for id := uint64(0); id <= 14; id += 2 {
+		frames = append(frames, &wire.StreamFrame{StreamID: id, Data: []byte("x"), HasLen: true})
+	}
+	h.deliver(fzSub(h, fzShort(t, 0, frames...)), fzClient)
 	before := h.l.Stats().Counters[CounterDropsAcceptQueue]
 	if before == 0 {
 		t.Fatalf("no stream refused with a full accept backlog")
 	}
 	h.s.mu.Lock()
-	h.s.closeLocked(&SessionError{Code: CodeApplication}, false)
+	h.s.closeLocked(&SessionError{Code: CodeApplication}, false, time.Now())
 	h.s.mu.Unlock()
 	h.s.wakeSender()
 	<-h.s.done

@@ -476,7 +476,9 @@ func (s *Session) completeHandshakeLocked(now time.Time) error {
 		}
 	}
 	hs.appSeal, hs.appOpen = nil, nil
-	s.applyPeerParamsLocked(p)
+	if err := s.applyPeerParamsLocked(p); err != nil {
+		return err // a parameter out of range: CodeProtocol (docs/PROTOCOL.md §5.4)
+	}
 	s.state = stateEstablished
 	s.lastRecv, s.lastSent = now, now
 	hs.out[levelInitial].acked = true
@@ -777,7 +779,7 @@ func (s *Session) handleCryptoPacketLocked(h wire.LongHeader, pkt []byte, hl int
 			hs.gotServer = true
 			s.remoteID = h.SrcID // the listener's connection ID for this session
 			if s.hsSends == 1 {
-				s.rtt.update(now.Sub(s.hsSentAt), 0) // unambiguous: one flight since the Retry
+				s.rec.rtt.update(now.Sub(s.hsSentAt), 0) // unambiguous: one flight since the Retry
 			}
 		}
 	}
@@ -793,14 +795,14 @@ func (s *Session) handleCryptoPacketLocked(h wire.LongHeader, pkt []byte, hl int
 		case *wire.CryptoFrame:
 			nw, err := hs.in[level].add(f.Offset, f.Data, maxCryptoBuffer)
 			if err != nil {
-				s.failHandshakeLocked(fmt.Errorf("raptor: peer's %s level: %w", levelName(level), err))
+				s.failHandshakeLocked(now, fmt.Errorf("raptor: peer's %s level: %w", levelName(level), err))
 				return true
 			}
 			if nw {
 				dup, fresh = false, true
 			}
 		case *wire.CloseFrame:
-			s.closeLocked(&SessionError{Code: ErrorCode(f.ErrorCode), Remote: true, Reason: string(f.Reason)}, false)
+			s.closeLocked(&SessionError{Code: ErrorCode(f.ErrorCode), Remote: true, Reason: string(f.Reason)}, false, now)
 			return true
 		}
 	}
@@ -819,7 +821,7 @@ func (s *Session) handleCryptoPacketLocked(h wire.LongHeader, pkt []byte, hl int
 				err = s.hsEventsLocked(now)
 			}
 			if err != nil {
-				s.failHandshakeLocked(err)
+				s.failHandshakeLocked(now, err)
 				return true
 			}
 		}
@@ -839,11 +841,15 @@ func levelName(l int) string {
 
 // failHandshakeLocked ends the session because TLS (or the handshake around
 // it) failed, telling the peer why.
-func (s *Session) failHandshakeLocked(err error) {
+func (s *Session) failHandshakeLocked(now time.Time, err error) {
 	if s.hsErr == nil {
 		s.hsErr = fmt.Errorf("raptor: TLS handshake with %s failed: %w", s.peer, err)
 	}
-	s.closeLocked(&SessionError{Code: CodeHandshake, Reason: err.Error()}, true)
+	if se, ok := err.(*SessionError); ok && !se.Remote {
+		s.closeLocked(se, true, now) // our own verdict on the peer (a parameter out of range) keeps its code
+		return
+	}
+	s.closeLocked(&SessionError{Code: CodeHandshake, Reason: err.Error()}, true, now)
 }
 
 func (hs *handshake) unacked() bool {
@@ -981,14 +987,14 @@ func (s *Session) sealOverhead() int {
 // openShortLocked removes the protection of a short-header datagram b in
 // place. A packet that does not open is counted (drop reason "auth") and
 // touches nothing else of the session.
-func (s *Session) openShortLocked(b []byte) (wire.ShortHeader, int, []byte, bool) {
+func (s *Session) openShortLocked(b []byte, now time.Time) (wire.ShortHeader, int, []byte, bool) {
 	switch {
 	case s.prot.keys != nil:
 		h, hl, p, err := s.prot.keys.openShort(b)
 		if err != nil {
 			s.stats.inc(CounterDropsAuth)
 			if s.prot.keys.integrityExceeded() {
-				s.closeLocked(&SessionError{Code: CodeProtocol, Reason: fmt.Sprintf("%d packets failed authentication: AEAD integrity limit", s.prot.keys.failed)}, true)
+				s.closeLocked(&SessionError{Code: CodeProtocol, Reason: fmt.Sprintf("%d packets failed authentication: AEAD integrity limit", s.prot.keys.failed)}, true, now)
 			}
 			return h, 0, nil, false
 		}

@@ -102,6 +102,7 @@ func listenPackets(pcs []PacketConn, cfg *Config) (*Listener, error) {
 			// One admission state: per-address limits and used cookies hold
 			// for the listener, not per loop.
 			e.secret = l.eps[0].secret
+			e.budget = l.eps[0].budget // one ceiling and one accept queue for all
 			e.adm = l.eps[0].adm
 		}
 		e.tlsServer, e.certSHA256 = tc, fp // one certificate for all loops
@@ -129,6 +130,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 func (l *Listener) AcceptStream(ctx context.Context) (*Stream, error) {
 	select {
 	case st := <-l.acceptQ:
+		st.onAcceptedFromQueue()
 		return st, nil
 	case <-l.closed:
 		return nil, ErrListenerClosed
@@ -159,6 +161,7 @@ func (l *Listener) Close() error {
 		for {
 			select {
 			case st := <-l.acceptQ:
+				st.onAcceptedFromQueue()
 				st.Close()
 			default:
 				return

@@ -3,9 +3,25 @@ package reliable
 // span is a half-open interval [lo, hi) of stream offsets or packet numbers.
 type span struct{ lo, hi uint64 }
 
-// rangeSet is a sorted set of disjoint, non-adjacent spans. It is small in
-// practice (one span per hole), so a slice with linear merges is fastest.
+// rangeSet is a sorted set of disjoint, non-adjacent spans in a slice. It is
+// small in practice (one span per hole); a peer can make it large (up to
+// the limits that the callers enforce), so lookups are binary searches and
+// only inserting or deleting a span moves memory.
 type rangeSet struct{ s []span }
+
+// firstEnding returns the index of the first span whose hi >= x.
+func (r *rangeSet) firstEnding(x uint64) int {
+	lo, hi := 0, len(r.s)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if r.s[m].hi < x {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
 
 // add inserts [lo, hi), merging with neighbours. It returns how many of the
 // bytes were not already present.
@@ -14,11 +30,7 @@ func (r *rangeSet) add(lo, hi uint64) (added uint64) {
 		return 0
 	}
 	s := r.s
-	// first span whose hi >= lo (may touch or overlap)
-	i := 0
-	for i < len(s) && s[i].hi < lo {
-		i++
-	}
+	i := r.firstEnding(lo) // first span whose hi >= lo (may touch or overlap)
 	j := i
 	added = hi - lo
 	nlo, nhi := lo, hi
@@ -50,42 +62,36 @@ func (r *rangeSet) remove(lo, hi uint64) {
 		return
 	}
 	s := r.s
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c.hi <= lo || c.lo >= hi {
-			continue
-		}
-		switch {
-		case c.lo < lo && c.hi > hi: // split
-			s = append(s, span{})
-			copy(s[i+2:], s[i+1:])
-			s[i] = span{c.lo, lo}
-			s[i+1] = span{hi, c.hi}
-			r.s = s
-			return
-		case c.lo < lo:
-			s[i].hi = lo
-		case c.hi > hi:
-			s[i].lo = hi
-		default:
-			s = append(s[:i], s[i+1:]...)
-			i--
-		}
+	i := r.firstEnding(lo + 1) // the first span with hi > lo
+	if i == len(s) || s[i].lo >= hi {
+		return
 	}
-	r.s = s
+	if c := s[i]; c.lo < lo && c.hi > hi { // split
+		s = append(s, span{})
+		copy(s[i+2:], s[i+1:])
+		s[i] = span{c.lo, lo}
+		s[i+1] = span{hi, c.hi}
+		r.s = s
+		return
+	}
+	if s[i].lo < lo {
+		s[i].hi = lo
+		i++
+	}
+	j := i
+	for j < len(s) && s[j].hi <= hi {
+		j++
+	}
+	if j < len(s) && s[j].lo < hi {
+		s[j].lo = hi
+	}
+	r.s = append(s[:i], s[j:]...)
 }
 
 // contains reports whether all of [lo, hi) is in the set.
 func (r *rangeSet) contains(lo, hi uint64) bool {
-	for _, c := range r.s {
-		if c.lo <= lo && c.hi >= hi {
-			return true
-		}
-		if c.lo > lo {
-			return false
-		}
-	}
-	return false
+	i := r.firstEnding(hi) // the only span that can hold [lo, hi)
+	return i < len(r.s) && r.s[i].lo <= lo
 }
 
 // first returns the lowest span.

@@ -3,6 +3,7 @@ package reliable
 
 import (
 	"testing"
+	"time"
 
 	"github.com/raptormq/raptor/wire"
 )
@@ -19,7 +20,7 @@ func TestRegressionStatsSnapshotGoesBackwards(t *testing.T) {
 		want := h.l.Stats().Counters[CounterPacketsReceived]
 		go func() {
 			h.s.mu.Lock()
-			h.s.closeLocked(&SessionError{Code: CodeApplication}, false)
+			h.s.closeLocked(&SessionError{Code: CodeApplication}, false, time.Now())
 			h.s.mu.Unlock()
 			h.s.wakeSender()
 		}()

@@ -28,6 +28,7 @@ func TestSimRequestResponseMix(t *testing.T) {
 		Delay: time.Millisecond, Jitter: 300 * time.Microsecond}
 	for seed := int64(100); seed < int64(100+seeds); seed++ {
 		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
+			t.Parallel() // each seed is its own bubble of virtual time
 			t.Logf("seed %d", seed)
 			synctest.Test(t, func(t *testing.T) {
 				nw, l, s := simPair(t, seed, link, nil)

@@ -2,17 +2,20 @@ package reliable
 
 import "time"
 
-// rttStats estimates the round-trip time as RFC 6298 and RFC 9002 §5 do:
-// smoothed RTT and its variance from samples taken on newly acknowledged
-// packets, minus the peer's reported ACK delay.
-type rttStats struct {
+// RTTStats is a session's round-trip-time estimate as RFC 6298 and RFC 9002
+// §5 compute it: smoothed RTT and its mean deviation from samples taken on
+// newly acknowledged packets, minus the peer's reported ACK delay (clamped
+// to its max_ack_delay). A [CongestionControl] receives it read-only: its
+// fields are unexported and only recovery updates it.
+type RTTStats struct {
 	latest, smoothed, variance, min time.Duration
 	hasSample                       bool
 }
 
 const initialRTT = 100 * time.Millisecond
 
-func (r *rttStats) update(sample, ackDelay time.Duration) {
+// update takes one sample. ackDelay must already be clamped by the caller.
+func (r *RTTStats) update(sample, ackDelay time.Duration) {
 	if sample <= 0 {
 		sample = time.Microsecond
 	}
@@ -37,16 +40,29 @@ func (r *rttStats) update(sample, ackDelay time.Duration) {
 	r.smoothed = (7*r.smoothed + sample) / 8
 }
 
-// srtt returns the smoothed RTT, or the initial estimate before any sample.
-func (r *rttStats) srtt() time.Duration {
+// HasSample reports whether any RTT sample was taken yet.
+func (r *RTTStats) HasSample() bool { return r.hasSample }
+
+// SmoothedRTT is the smoothed RTT, or the initial estimate (100 ms) before
+// any sample.
+func (r *RTTStats) SmoothedRTT() time.Duration {
 	if !r.hasSample {
 		return initialRTT
 	}
 	return r.smoothed
 }
 
+// LatestRTT is the latest sample (zero before any).
+func (r *RTTStats) LatestRTT() time.Duration { return r.latest }
+
+// MinRTT is the smallest sample, ACK delay included (zero before any).
+func (r *RTTStats) MinRTT() time.Duration { return r.min }
+
+// MeanDeviation is the RTT's mean deviation (rttvar).
+func (r *RTTStats) MeanDeviation() time.Duration { return r.variance }
+
 // rto is the retransmission timeout before back-off.
-func (r *rttStats) rto(minRTO, maxAckDelay time.Duration) time.Duration {
+func (r *RTTStats) rto(minRTO, maxAckDelay time.Duration) time.Duration {
 	if !r.hasSample {
 		return max(minRTO, 2*initialRTT)
 	}
@@ -55,6 +71,6 @@ func (r *rttStats) rto(minRTO, maxAckDelay time.Duration) time.Duration {
 
 // lossDelay is the time threshold of loss detection: 9/8 of the larger of
 // smoothed and latest RTT, at least 1/4 ms (RFC 9002 §6.1.2).
-func (r *rttStats) lossDelay() time.Duration {
-	return max(time.Millisecond/4, max(r.srtt(), r.latest)*9/8)
+func (r *RTTStats) lossDelay() time.Duration {
+	return max(time.Millisecond/4, max(r.SmoothedRTT(), r.latest)*9/8)
 }

@@ -38,6 +38,9 @@ type sentPacket struct {
 	nchunks uint8
 	ctl     uint8
 	done    bool // acknowledged or declared lost
+	// cwndLimited: at least half the congestion window was in flight when
+	// it left, so its acknowledgement may grow the window (RFC 9002 §7.8).
+	cwndLimited bool
 }
 
 // sentHistory holds ack-eliciting packets in packet-number order in a ring.

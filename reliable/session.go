@@ -42,7 +42,10 @@ type Session struct {
 	acceptQ      chan *Stream  // streams the peer opened (client sessions)
 	streamCredit chan struct{} // MAX_STREAMS raised (cap 1)
 	stats        counters
-	timer        *time.Timer // the session's one timer; Reset only under mu
+	// acceptWaiting counts this session's streams in the listener's shared
+	// accept queue (its fair share is bounded, see deliverLocked).
+	acceptWaiting atomic.Int32
+	timer         *time.Timer // the session's one timer; Reset only under mu
 
 	mu sync.Mutex
 	// everything below is guarded by mu
@@ -66,18 +69,7 @@ type Session struct {
 	prot        protection // 1-RTT packet protection (protect.go)
 
 	// sending
-	nextPN           uint64
-	sent             sentHistory
-	rtt              rttStats
-	cc               CongestionControl
-	pacer            pacer
-	inFlight         int
-	ptoCount         int
-	probes           int // packets that may go regardless of the congestion window
-	lossTime         time.Time
-	lastEliciting    time.Time // when the last ack-eliciting packet left
-	largestAcked     uint64
-	anyAcked         bool
+	rec              *recovery // sent history, ACK/NAK, loss, PTO, RTT, congestion, pacing
 	lastSent         time.Time
 	pingQueued       bool
 	closeQueued      bool
@@ -94,17 +86,14 @@ type Session struct {
 	pending          sentPacket // record of the packet being built
 
 	// receiving
-	recvd          rangeSet // packet numbers received (a window of them)
-	recvHorizon    uint64   // packet numbers below were forgotten
-	largestRecv    uint64
-	largestRecvAt  time.Time
-	anyRecv        bool
-	ackPending     bool // something to acknowledge
-	ackNow         bool
-	ackDeadline    time.Time
-	elicitingSince int
-	naks           []wire.AckRange
-	lastRecv       time.Time
+	rcv      receivedTracker // packet numbers received, ACKs and NAKs due
+	lastRecv time.Time
+
+	// memory (budget.go)
+	mem         int  // bytes of stream buffers held (charged to the endpoint)
+	memReleased bool // the session ended and gave its charge back
+	recvMem     int  // of mem, receive buffers
+	recvSpans   int  // received-data spans over all streams (gap tracking)
 
 	// flow control
 	peerMaxData   uint64 // session bytes we may send
@@ -123,6 +112,9 @@ type Session struct {
 	peerClosed       uint64 // peer streams finished (credit returned)
 	maxPeerStreams   uint64 // limit we advertised
 	maxStreamsQueued bool
+	peerImplicit     rangeSet  // peer stream indexes opened implicitly, not yet named by a frame
+	dataBlocked      []*Stream // streams the session window holds back (requeued on MAX_DATA)
+	refused          Counter   // non-zero: the packet being handled found no memory (this limit), do not acknowledge it
 	sendQueue        []*Stream
 	sendQueueHead    int
 	sendBuffered     int       // bytes written on all streams and not yet acknowledged
@@ -158,8 +150,8 @@ func newSession(ep *endpoint, isClient bool, localID wire.ConnID, peer netip.Add
 	} else {
 		s.nextLocal = 1
 	}
-	s.cc = newCongestionControl(cfg.Congestion, cfg.MaxDatagramSize)
-	s.pacer.maxBurst = 16 * cfg.MaxDatagramSize
+	s.rec = newRecovery(cfg, randomSeed(), &s.stats)
+	s.rcv.maxAckDelay = cfg.MaxAckDelay
 	s.timer = time.NewTimer(time.Hour)
 	s.timer.Stop()
 	return s
@@ -177,23 +169,58 @@ func (s *Session) localParams() wire.Params {
 	}
 }
 
-// applyPeerParamsLocked takes the peer's parameters at the end of the handshake.
-func (s *Session) applyPeerParamsLocked(p wire.Params) {
+// Ranges of the peer's transport parameters (docs/PROTOCOL.md §5.4). A
+// value outside is refused with CodeProtocol before anything converts it.
+const (
+	minPeerIdleTimeout   = 10 * time.Millisecond // below, a session would end before its first RTT
+	maxPeerAckDelayMicro = 1 << 20               // as package wire parses it (about 1 s)
+	minPeerDatagramSize  = 1200
+	maxPeerStreamsParam  = 1 << 60
+	maxPeerIdleMillis    = 1<<62 - 1 // any varint: clamped to ours
+)
+
+// checkPeerParams returns a *SessionError (CodeProtocol) naming the first
+// parameter out of range.
+func checkPeerParams(p *wire.Params) error {
+	bad := func(name string, v uint64, rng string) error {
+		return &SessionError{Code: CodeProtocol, Reason: fmt.Sprintf("transport parameter %s = %d out of range %s", name, v, rng)}
+	}
+	switch {
+	case p.IdleTimeoutMillis != 0 && p.IdleTimeoutMillis < uint64(minPeerIdleTimeout/time.Millisecond):
+		return bad("idle_timeout", p.IdleTimeoutMillis, fmt.Sprintf("0 or %d..%d ms", minPeerIdleTimeout/time.Millisecond, uint64(maxPeerIdleMillis)))
+	case p.MaxAckDelayMicros > maxPeerAckDelayMicro:
+		return bad("max_ack_delay", p.MaxAckDelayMicros, fmt.Sprintf("0..%d µs", maxPeerAckDelayMicro))
+	case p.MaxDatagramSize != 0 && p.MaxDatagramSize < minPeerDatagramSize:
+		return bad("max_datagram_size", p.MaxDatagramSize, fmt.Sprintf("0 or >= %d", minPeerDatagramSize))
+	case p.MaxStreams > maxPeerStreamsParam:
+		return bad("max_streams", p.MaxStreams, fmt.Sprintf("0..2^60"))
+	}
+	return nil
+}
+
+// applyPeerParamsLocked takes the peer's parameters at the end of the
+// handshake, refusing values out of range. Durations are compared in the
+// peer's units before any conversion, so no value can overflow.
+func (s *Session) applyPeerParamsLocked(p wire.Params) error {
+	if err := checkPeerParams(&p); err != nil {
+		s.stats.inc(CounterViolationParams)
+		return err
+	}
 	s.peerParams = p
 	s.peerMaxData = p.InitialMaxData
 	s.peerMaxStreams = p.MaxStreams
-	if p.IdleTimeoutMillis > 0 {
-		s.idleTimeout = min(s.idleTimeout, time.Duration(p.IdleTimeoutMillis)*time.Millisecond)
+	if ms := p.IdleTimeoutMillis; ms > 0 && ms < uint64(s.idleTimeout/time.Millisecond) {
+		s.idleTimeout = time.Duration(ms) * time.Millisecond
 	}
+	s.rec.peerAckDelay = time.Duration(p.MaxAckDelayMicros) * time.Microsecond
 	for _, st := range s.streams {
 		st.peerMax = max(st.peerMax, p.InitialMaxStreamData)
 	}
+	return nil
 }
 
 // peerMaxAckDelay is the ACK delay the peer announced.
-func (s *Session) peerMaxAckDelay() time.Duration {
-	return time.Duration(s.peerParams.MaxAckDelayMicros) * time.Microsecond
-}
+func (s *Session) peerMaxAckDelay() time.Duration { return s.rec.peerAckDelay }
 
 // maxPacket is the largest datagram we may send the peer.
 func (s *Session) maxPacket() int {
@@ -305,8 +332,9 @@ func (s *Session) Close() error {
 // session lingers a few RTOs (at most 1 s) to repeat it to a peer whose
 // packets still arrive, and Done is closed after that.
 func (s *Session) CloseWithError(code ErrorCode, reason string) error {
+	now := time.Now() // the API's edge: the clock is read here and passed down
 	s.mu.Lock()
-	s.closeLocked(&SessionError{Code: code, Reason: reason}, true)
+	s.closeLocked(&SessionError{Code: code, Reason: reason}, true, now)
 	s.mu.Unlock()
 	s.wakeSender()
 	select {
@@ -316,8 +344,9 @@ func (s *Session) CloseWithError(code ErrorCode, reason string) error {
 	return nil
 }
 
-// closeLocked ends the session with err; if sendClose the peer gets a CLOSE.
-func (s *Session) closeLocked(err error, sendClose bool) {
+// closeLocked ends the session with err at now; if sendClose the peer gets
+// a CLOSE.
+func (s *Session) closeLocked(err error, sendClose bool, now time.Time) {
 	if s.err != nil {
 		return
 	}
@@ -337,14 +366,11 @@ func (s *Session) closeLocked(err error, sendClose bool) {
 	}
 	s.state = stateClosing
 	// Linger a few RTOs to answer the peer's retransmissions with CLOSE.
-	linger := min(3*s.rtt.rto(s.cfg.MinRTO, s.peerMaxAckDelay()), time.Second)
-	if !s.rtt.hasSample {
-		linger = 100 * time.Millisecond
-	}
+	linger := s.rec.lingerTime()
 	if !sendClose {
 		linger = 0
 	}
-	s.drainUntil = time.Now().Add(linger)
+	s.drainUntil = now.Add(linger)
 	signal(s.streamCredit)
 	s.wakeSenderLocked()
 }

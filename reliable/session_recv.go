@@ -7,18 +7,17 @@ import (
 	"github.com/raptormq/raptor/wire"
 )
 
-const maxRecvRanges = 64 // packet-number ranges remembered for ACKs and duplicates
-
 // handleShortLocked processes one short-header packet whose header h was
-// parsed from the start of pkt. The read loop wakes the run loop after the
-// batch if there is something to send (afterReceive).
+// parsed from the start of pkt, received at now. The read loop wakes the
+// run loop after the batch if there is something to send (afterReceive).
 func (s *Session) handleShortLocked(h wire.ShortHeader, hdrLen int, pkt []byte, now time.Time, fp *wire.FrameParser) {
 	if s.state == stateClosed {
 		s.ep.stats.inc(CounterDropsUnknownSession) // ended, about to leave the table
 		return
 	}
 	payload := pkt[hdrLen:]
-	// Validate every frame before acting on any: a malformed packet is dropped whole.
+	// Validate every frame before acting on any: a malformed packet is dropped
+	// whole. Each frame costs O(its size) here and in handleFrameLocked.
 	eliciting := false
 	for b := payload; len(b) > 0; {
 		f, n, err := fp.ParseNext(b)
@@ -49,7 +48,7 @@ func (s *Session) handleShortLocked(h wire.ShortHeader, hdrLen int, pkt []byte, 
 		for b := payload; len(b) > 0; {
 			f, n, _ := fp.ParseNext(b)
 			if cf, ok := f.(*wire.CloseFrame); ok {
-				s.closeLocked(&SessionError{Code: ErrorCode(cf.ErrorCode), Remote: true, Reason: string(cf.Reason)}, false)
+				s.closeLocked(&SessionError{Code: ErrorCode(cf.ErrorCode), Remote: true, Reason: string(cf.Reason)}, false, now)
 				return
 			}
 			b = b[n:]
@@ -57,15 +56,13 @@ func (s *Session) handleShortLocked(h wire.ShortHeader, hdrLen int, pkt []byte, 
 		return
 	}
 	pn := h.PacketNumber
-	if pn < s.recvHorizon || s.recvd.contains(pn, pn+1) {
+	if s.rcv.isDuplicate(pn) {
 		s.stats.inc(CounterDuplicates)
-		if eliciting {
-			s.ackNow, s.ackPending = true, true // our ACK may have been lost
-		}
+		s.rcv.onDuplicate(eliciting)
 		return
 	}
 	s.lastRecv = now
-	s.recordPacketLocked(pn, eliciting, now)
+	s.refused = 0
 	for b := payload; len(b) > 0; {
 		f, n, _ := fp.ParseNext(b)
 		b = b[n:]
@@ -73,50 +70,21 @@ func (s *Session) handleShortLocked(h wire.ShortHeader, hdrLen int, pkt []byte, 
 			continue
 		}
 		if err := s.handleFrameLocked(f, now); err != nil {
-			s.closeLocked(err, true)
+			s.closeLocked(err, true, now)
 			return
 		}
 		if s.err != nil {
 			return
 		}
 	}
-}
-
-// recordPacketLocked notes a new packet number for ACKs, NAKs and duplicates.
-func (s *Session) recordPacketLocked(pn uint64, eliciting bool, now time.Time) {
-	if s.anyRecv && pn > s.largestRecv+1 {
-		// A gap: ask for the missing packets at once (docs/PROTOCOL.md §8).
-		lo, hi := s.largestRecv+1, pn-1
-		if len(s.naks) == wire.MaxNakRanges {
-			copy(s.naks, s.naks[1:])
-			s.naks = s.naks[:len(s.naks)-1]
-		}
-		s.naks = append(s.naks, wire.AckRange{Smallest: lo, Largest: hi})
-		s.ackNow = true
-	} else if s.anyRecv && pn < s.largestRecv {
-		s.ackNow = true // fills a gap: tell the sender quickly
+	if s.refused != 0 {
+		// Stream data found no memory (the session's receive budget or the
+		// endpoint's ceiling): the packet is not acknowledged, so the peer
+		// sends it again later, paced by its retransmission timer.
+		s.stats.inc(s.refused)
+		return
 	}
-	if !s.anyRecv && pn > 0 {
-		s.naks = append(s.naks[:0], wire.AckRange{Smallest: 0, Largest: pn - 1})
-		s.ackNow = true
-	}
-	s.recvd.add(pn, pn+1)
-	for len(s.recvd.s) > maxRecvRanges {
-		s.recvHorizon = s.recvd.s[0].hi
-		s.recvd.s = append(s.recvd.s[:0], s.recvd.s[1:]...)
-	}
-	if !s.anyRecv || pn > s.largestRecv {
-		s.largestRecv, s.largestRecvAt, s.anyRecv = pn, now, true
-	}
-	s.ackPending = true
-	if eliciting {
-		s.elicitingSince++
-		if s.elicitingSince >= 2 {
-			s.ackNow = true
-		} else if s.ackDeadline.IsZero() {
-			s.ackDeadline = now.Add(s.cfg.MaxAckDelay)
-		}
-	}
+	s.rcv.onPacket(pn, eliciting, now)
 }
 
 func (s *Session) handleFrameLocked(f wire.Frame, now time.Time) error {
@@ -128,10 +96,11 @@ func (s *Session) handleFrameLocked(f wire.Frame, now time.Time) error {
 		}
 		return st.onStreamFrameLocked(f.Offset, f.Data, f.Fin)
 	case *wire.AckFrame:
-		return s.onAckLocked(f, now)
+		s.stats.inc(CounterAcksReceived)
+		return s.rec.onAck(f, now, s)
 	case *wire.NakFrame:
 		s.stats.inc(CounterNaksReceived)
-		s.onNakLocked(f, now)
+		s.rec.onNak(f, now, s)
 	case *wire.PingFrame:
 	case *wire.MaxDataFrame:
 		if f.Max > s.peerMaxData {
@@ -176,8 +145,7 @@ func (s *Session) handleFrameLocked(f wire.Frame, now time.Time) error {
 			// Bytes that will never be read return their session credit.
 			s.onConsumedLocked(st.highestRecv - st.readOff)
 			st.readOff = st.highestRecv
-			st.recvd.clear()
-			st.recvBuf = nil
+			st.dropRecvLocked()
 			signal(st.readCh)
 		}
 		st.maybeRemoveLocked()
@@ -190,7 +158,7 @@ func (s *Session) handleFrameLocked(f wire.Frame, now time.Time) error {
 			st.resetLocked(ErrorCode(f.ErrorCode), &StreamError{StreamID: st.id, Code: ErrorCode(f.ErrorCode), Remote: true, Op: "stop sending"})
 		}
 	case *wire.CloseFrame:
-		s.closeLocked(&SessionError{Code: ErrorCode(f.ErrorCode), Remote: true, Reason: string(f.Reason)}, false)
+		s.closeLocked(&SessionError{Code: ErrorCode(f.ErrorCode), Remote: true, Reason: string(f.Reason)}, false, now)
 	case *wire.CryptoFrame, *wire.NewTokenFrame:
 		return s.handlePostHandshakeLocked(f)
 	}
@@ -212,25 +180,38 @@ func (s *Session) streamForFrameLocked(id uint64, recvSide bool) (*Stream, error
 	}
 	idx := id / 2 // peer streams are idx 0, 1, 2, ...
 	if idx < s.peerOpenedIdx {
-		return nil, nil // finished
+		if !s.peerImplicit.contains(idx, idx+1) {
+			return nil, nil // finished
+		}
+		s.peerImplicit.remove(idx, idx+1)
+		return s.openPeerStreamLocked(id), nil
 	}
 	if idx >= s.maxPeerStreams {
 		return nil, &SessionError{Code: CodeStreamLimit, Reason: fmt.Sprintf("peer opened stream %d beyond its limit of %d streams", id, s.maxPeerStreams)}
 	}
-	// Open every peer stream up to idx (streams open in order).
-	var st *Stream
-	for ; s.peerOpenedIdx <= idx; s.peerOpenedIdx++ {
-		sid := s.peerOpenedIdx*2 + id&1
-		st = newStream(s, sid)
-		s.streams[sid] = st
-		s.stats.inc(CounterStreamsOpened)
-		if !s.deliverLocked(st) {
-			st.closed, st.readClosed = true, true
-			st.resetLocked(CodeStreamLimit, &StreamError{StreamID: sid, Code: CodeStreamLimit, Op: "reset"})
-			st.stopQueued, st.stopCode = true, CodeStreamLimit
-		}
+	// Streams open in order: the ones below idx are open now too, but cost
+	// nothing (one span of a range set) until a frame names them.
+	if idx > s.peerOpenedIdx {
+		s.peerImplicit.add(s.peerOpenedIdx, idx)
 	}
-	return st, nil
+	s.peerOpenedIdx = idx + 1
+	return s.openPeerStreamLocked(id), nil
+}
+
+// openPeerStreamLocked creates peer stream id on its first frame and hands
+// it to the application; one refused for want of accept-queue room is reset
+// and freed once the peer has seen the reset.
+func (s *Session) openPeerStreamLocked(id uint64) *Stream {
+	st := newStream(s, id)
+	s.streams[id] = st
+	s.stats.inc(CounterStreamsOpened)
+	if !s.deliverLocked(st) {
+		err := &StreamError{StreamID: id, Code: CodeStreamLimit, Op: "reset"}
+		st.closed, st.readClosed, st.readErr = true, true, err
+		st.resetLocked(CodeStreamLimit, err)
+		st.stopQueued, st.stopCode = true, CodeStreamLimit
+	}
+	return st
 }
 
 // deliverLocked hands a new peer stream to the application without blocking.
@@ -238,9 +219,18 @@ func (s *Session) deliverLocked(st *Stream) bool {
 	q := s.acceptQ
 	if q == nil {
 		q = s.ep.listener.acceptQ
+		// The listener's queue is shared: one session may fill only its fair
+		// share, so a burst on one cannot turn away the streams of others.
+		if share := s.ep.acceptShare(); s.acceptWaiting.Load() >= share {
+			s.stats.inc(CounterDropsAcceptQueue)
+			return false
+		}
 	}
 	select {
 	case q <- st:
+		if q != s.acceptQ && s.acceptWaiting.Add(1) == 1 {
+			s.ep.acceptSessions.Add(1)
+		}
 		return true
 	default:
 		s.stats.inc(CounterDropsAcceptQueue)
@@ -248,58 +238,23 @@ func (s *Session) deliverLocked(st *Stream) bool {
 	}
 }
 
-// requeueBlockedLocked puts streams with unsent data back on the send queue
-// after the session window grew.
+// requeueBlockedLocked puts the streams that the session window held back
+// on the send queue again after it grew. Each stream is on the list at most
+// once, so the work is paid for by the sending that put it there, never by
+// the peer's frame.
 func (s *Session) requeueBlockedLocked() {
-	for _, st := range s.streams {
+	for i, st := range s.dataBlocked {
+		st.dataBlocked = false
 		if st.sendNext < st.writeOff {
 			s.enqueueLocked(st)
 		}
+		s.dataBlocked[i] = nil
 	}
+	s.dataBlocked = s.dataBlocked[:0]
 }
 
-// onAckLocked processes an ACK frame (docs/PROTOCOL.md §8).
-func (s *Session) onAckLocked(f *wire.AckFrame, now time.Time) error {
-	s.stats.inc(CounterAcksReceived)
-	largest := f.Largest()
-	if largest >= s.nextPN {
-		return &SessionError{Code: CodeProtocol, Reason: fmt.Sprintf("ACK of packet %d that was never sent (next is %d)", largest, s.nextPN)}
-	}
-	newly := false
-	// Walk ranges from the smallest upwards over the history.
-	for ri := len(f.Ranges) - 1; ri >= 0; ri-- {
-		r := f.Ranges[ri]
-		for i := s.sent.search(r.Smallest); i < s.sent.len(); i++ {
-			p := s.sent.at(i)
-			if p.pn > r.Largest {
-				break
-			}
-			if p.done {
-				continue
-			}
-			if p.pn == largest {
-				delay := min(time.Duration(f.AckDelay)*time.Microsecond, s.peerMaxAckDelay())
-				s.rtt.update(now.Sub(p.sentAt), delay)
-			}
-			s.onPacketAckedLocked(p, now)
-			newly = true
-		}
-	}
-	if !s.anyAcked || largest > s.largestAcked {
-		s.largestAcked, s.anyAcked = largest, true
-	}
-	if newly {
-		s.ptoCount = 0
-		s.detectLossesLocked(now)
-		s.sent.popDone()
-	}
-	return nil
-}
-
-func (s *Session) onPacketAckedLocked(p *sentPacket, now time.Time) {
-	p.done = true
-	s.inFlight -= p.size
-	s.cc.OnAck(now, p.size, p.sentAt, &s.rtt)
+// onPacketAcked frees what an acknowledged packet carried (recoveryHandler).
+func (s *Session) onPacketAcked(p *sentPacket) {
 	if p.ctl&ctlPostHandshake != 0 {
 		s.onPostHandshakeDoneLocked(false)
 	}
@@ -318,57 +273,9 @@ func (s *Session) onPacketAckedLocked(p *sentPacket, now time.Time) {
 	}
 }
 
-// onNakLocked declares the named packets lost at once.
-func (s *Session) onNakLocked(f *wire.NakFrame, now time.Time) {
-	for _, r := range f.Ranges {
-		for i := s.sent.search(r.Smallest); i < s.sent.len(); i++ {
-			p := s.sent.at(i)
-			if p.pn > r.Largest {
-				break
-			}
-			if !p.done {
-				s.onPacketLostLocked(p, now, true)
-			}
-		}
-	}
-	s.sent.popDone()
-}
-
-// detectLossesLocked applies the packet and time thresholds (RFC 9002 §6.1).
-func (s *Session) detectLossesLocked(now time.Time) {
-	s.lossTime = time.Time{}
-	if !s.anyAcked {
-		return
-	}
-	delay := s.rtt.lossDelay()
-	for i := 0; i < s.sent.len(); i++ {
-		p := s.sent.at(i)
-		if p.pn >= s.largestAcked {
-			break
-		}
-		if p.done {
-			continue
-		}
-		if s.largestAcked-p.pn >= 3 || now.Sub(p.sentAt) >= delay {
-			s.onPacketLostLocked(p, now, true)
-			continue
-		}
-		if t := p.sentAt.Add(delay); s.lossTime.IsZero() || t.Before(s.lossTime) {
-			s.lossTime = t
-		}
-	}
-}
-
-// onPacketLostLocked queues a lost packet's contents for retransmission.
-// confirmed is false for a timeout's probe: the loss is only suspected, so
-// the congestion window stays (RFC 9002 §6.2) until persistent congestion.
-func (s *Session) onPacketLostLocked(p *sentPacket, now time.Time, confirmed bool) {
-	p.done = true
-	s.inFlight -= p.size
-	if confirmed {
-		s.cc.OnLoss(now, p.size, p.sentAt)
-	}
-	s.stats.inc(CounterRetransmits)
+// onPacketLost queues a lost packet's contents for retransmission
+// (recoveryHandler).
+func (s *Session) onPacketLost(p *sentPacket) {
 	if p.ctl&ctlMaxData != 0 {
 		s.maxDataQueued = true
 	}

@@ -97,14 +97,16 @@ func (s *Session) armAtLocked(t time.Time) {
 // run loop, when the session is quiet (nothing in flight, nobody sending):
 // a request/response exchange then costs no goroutine switch. It is called
 // with s.mu held and returns with it released.
-func (s *Session) sendInlineUnlock() {
-	if s.sending || s.inFlight > 0 || s.state != stateEstablished || s.cfg.FlushDelay > 0 {
+func (s *Session) sendInlineUnlock(now time.Time) {
+	if s.sending || s.rec.inFlight > 0 || s.state != stateEstablished || s.cfg.FlushDelay > 0 {
 		s.mu.Unlock()
 		s.wakeSender()
 		return
 	}
 	s.sending = true
-	now := time.Now()
+	if now.IsZero() {
+		now = time.Now() // the caller (Write, the API's edge) had no need of it before
+	}
 	n, more := s.packLocked(now)
 	// Arm the timer for the reply's ACK deadline now, while it costs nothing:
 	// moving a timer earlier later, from the receive loop, interrupts the
@@ -146,27 +148,12 @@ func (s *Session) flush(n int) {
 	s.outBufs, s.outAddrs, s.outPool = s.outBufs[:0], s.outAddrs[:0], s.outPool[:0]
 }
 
-// rtoLocked is the backed-off retransmission timeout.
-func (s *Session) rtoLocked() time.Duration {
-	rto := s.rtt.rto(s.cfg.MinRTO, s.peerMaxAckDelay())
-	if s.ptoCount == 0 && s.rtt.hasSample {
-		// Tail-loss probe (RFC 8985 §7.2): the first timeout fires after two
-		// smoothed RTTs plus the peer's ACK delay, however large the variance,
-		// so a lone lost request costs a few RTTs, not a variance-inflated RTO.
-		rto = min(rto, max(s.cfg.MinRTO, 2*s.rtt.srtt()+s.peerMaxAckDelay()))
-	}
-	for i := 0; i < s.ptoCount && rto < s.cfg.MaxRTO; i++ {
-		rto *= 2
-	}
-	return min(rto, s.cfg.MaxRTO)
-}
-
 // onTimersLocked runs every deadline that has passed.
 func (s *Session) onTimersLocked(now time.Time) {
 	switch s.state {
 	case stateHandshake:
 		if !now.Before(s.hsDeadline) {
-			s.closeLocked(&HandshakeTimeoutError{Remote: s.peer.String(), After: s.cfg.HandshakeTimeout}, false)
+			s.closeLocked(&HandshakeTimeoutError{Remote: s.peer.String(), After: s.cfg.HandshakeTimeout}, false, now)
 		}
 		return
 	case stateEstablished:
@@ -174,34 +161,17 @@ func (s *Session) onTimersLocked(now time.Time) {
 		return
 	}
 	if idle := now.Sub(s.lastRecv); idle >= s.idleTimeout {
-		s.closeLocked(&SessionError{Code: CodeIdleTimeout, Reason: fmt.Sprintf("no packet from %s for %v", s.peer, idle.Round(time.Millisecond))}, false)
+		s.closeLocked(&SessionError{Code: CodeIdleTimeout, Reason: fmt.Sprintf("no packet from %s for %v", s.peer, idle.Round(time.Millisecond))}, false, now)
 		return
 	}
 	if s.graceful && s.allAckedLocked() {
-		s.closeLocked(&SessionError{Code: CodeNoError, Reason: "session closed"}, true)
+		s.closeLocked(&SessionError{Code: CodeNoError, Reason: "session closed"}, true, now)
 		return
 	}
-	if !s.ackDeadline.IsZero() && !now.Before(s.ackDeadline) {
-		s.ackNow = true
-	}
-	if !s.lossTime.IsZero() && !now.Before(s.lossTime) {
-		s.detectLossesLocked(now)
-		s.sent.popDone()
-	}
-	if p := s.sent.oldest(); p != nil && !now.Before(s.lastEliciting.Add(s.rtoLocked())) {
-		// Retransmission timeout: resend the oldest packet's contents as a probe.
-		s.ptoCount++
-		s.stats.inc(CounterRTOs)
-		s.onPacketLostLocked(p, now, false)
-		s.sent.popDone()
-		s.probes = 2
-		s.lastEliciting = now
-		if s.ptoCount >= 3 {
-			s.cc.OnPersistentCongestion()
-		}
-		if len(s.sendQueue) == s.sendQueueHead {
-			s.pingQueued = true
-		}
+	s.rcv.onTimer(now)
+	if s.rec.onTimeout(now, s) && len(s.sendQueue) == s.sendQueueHead {
+		// Probe timeout with nothing to resend: a PING asks for an ACK.
+		s.pingQueued = true
 	}
 	if ka := s.cfg.KeepAlive; ka > 0 && len(s.streams) > 0 && now.Sub(s.lastRecv) >= ka && now.Sub(s.lastSent) >= ka {
 		s.pingQueued = true
@@ -226,7 +196,7 @@ func (s *Session) allAckedLocked() bool {
 
 // hasWorkLocked reports whether packLocked would send something now.
 func (s *Session) hasWorkLocked() bool {
-	return s.sendQueueHead < len(s.sendQueue) || s.ackNow || len(s.naks) > 0 || s.maxDataQueued ||
+	return s.sendQueueHead < len(s.sendQueue) || s.rcv.wantsToSend() || s.maxDataQueued ||
 		s.maxStreamsQueued || s.pingQueued || s.prot.postQueued || s.closeQueued || s.graceful || s.state != stateEstablished
 }
 
@@ -250,13 +220,8 @@ func (s *Session) nextDeadlineLocked() time.Time {
 		return next
 	}
 	at(s.lastRecv.Add(s.idleTimeout))
-	if s.ackPending && !s.ackDeadline.IsZero() {
-		at(s.ackDeadline)
-	}
-	at(s.lossTime)
-	if s.sent.oldest() != nil {
-		at(s.lastEliciting.Add(s.rtoLocked()))
-	}
+	at(s.rcv.deadline())
+	at(s.rec.nextDeadline())
 	if ka := s.cfg.KeepAlive; ka > 0 && len(s.streams) > 0 {
 		at(maxTime(s.lastRecv, s.lastSent).Add(ka))
 	}
@@ -301,8 +266,7 @@ func (s *Session) packLocked(now time.Time) (int, bool) {
 				return s.packHandshakeCloseLocked(), false
 			}
 			b, bp := s.newOut()
-			hdr := wire.ShortHeader{DstID: s.remoteID, PacketNumber: s.nextPN}
-			s.nextPN++
+			hdr := wire.ShortHeader{DstID: s.remoteID, PacketNumber: s.rec.takePacketNumber()}
 			b = hdr.Append(b)
 			cf := wire.CloseFrame{ErrorCode: uint64(s.closeCode), Reason: []byte(s.closeReason)}
 			b, _ = cf.Append(b)
@@ -314,7 +278,7 @@ func (s *Session) packLocked(now time.Time) (int, bool) {
 	case stateClosed:
 		return 0, false
 	}
-	s.pacer.refill(now, s.cc.Window(), s.rtt.srtt())
+	s.rec.refillPacer(now)
 	s.pacingAt, s.flushAt = time.Time{}, time.Time{}
 	n := s.packHandshakeLocked(now) // the client's Finished until the server confirms
 	for n < maxSendBatch {
@@ -330,25 +294,21 @@ func (s *Session) packLocked(now time.Time) (int, bool) {
 func (s *Session) packOneLocked(now time.Time) bool {
 	limit := s.maxPacket()
 	b, bp := s.newOut()
-	hdr := wire.ShortHeader{DstID: s.remoteID, PacketNumber: s.nextPN}
+	pn := s.rec.peekPacketNumber()
+	hdr := wire.ShortHeader{DstID: s.remoteID, PacketNumber: pn}
 	b = hdr.Append(b)
 	rec := &s.pending
-	*rec = sentPacket{pn: s.nextPN, sentAt: now}
+	*rec = sentPacket{pn: pn, sentAt: now}
 	hasAck, hasNak, eliciting, hasData := false, false, false, false
 
-	if s.ackPending {
-		s.ackFrame.Ranges = s.ackFrame.Ranges[:0]
-		for i := len(s.recvd.s) - 1; i >= 0 && len(s.ackFrame.Ranges) < wire.MaxAckRanges; i-- {
-			r := s.recvd.s[i]
-			s.ackFrame.Ranges = append(s.ackFrame.Ranges, wire.AckRange{Smallest: r.lo, Largest: r.hi - 1})
-		}
-		s.ackFrame.AckDelay = uint64(max(0, now.Sub(s.largestRecvAt)) / time.Microsecond)
+	if s.rcv.ackPending {
+		s.rcv.fillAck(&s.ackFrame, now)
 		if nb, err := s.ackFrame.Append(b); err == nil {
 			b, hasAck = nb, true
 		}
 	}
-	if len(s.naks) > 0 {
-		s.nakFrame.Ranges = s.naks
+	if len(s.rcv.naks) > 0 {
+		s.nakFrame.Ranges = s.rcv.naks
 		if nb, err := s.nakFrame.Append(b); err == nil && len(nb) <= limit {
 			b, hasNak = nb, true
 		}
@@ -374,10 +334,10 @@ func (s *Session) packOneLocked(now time.Time) bool {
 	if nb, ok := s.appendPostHandshakeLocked(b, limit, rec); ok {
 		b, eliciting = nb, true
 	}
-	congOK := s.inFlight+limit <= s.cc.Window() || s.probes > 0
+	congOK := s.rec.canSend(limit)
 	paceOK := true
 	if congOK {
-		if d := s.pacer.delay(limit, s.cc.Window(), s.rtt.srtt()); d > 0 && s.probes == 0 {
+		if d := s.rec.pacingDelay(limit); d > 0 {
 			paceOK = false
 			s.pacingAt = now.Add(d)
 		}
@@ -399,10 +359,15 @@ func (s *Session) packOneLocked(now time.Time) bool {
 			if rec.nchunks > 0 {
 				eliciting = true
 			}
-			if st.hasSendWorkLocked() && !st.removed && !s.blockedLocked(st) {
-				requeue = append(requeue, st)
-				if full {
-					break
+			if st.hasSendWorkLocked() && !st.removed {
+				if !s.blockedLocked(st) {
+					requeue = append(requeue, st)
+					if full {
+						break
+					}
+				} else if s.sentData >= s.peerMaxData && !st.dataBlocked {
+					st.dataBlocked = true // requeued by the next MAX_DATA
+					s.dataBlocked = append(s.dataBlocked, st)
 				}
 			}
 		}
@@ -415,38 +380,29 @@ func (s *Session) packOneLocked(now time.Time) bool {
 		}
 		s.requeue = requeue[:0]
 	}
-	if !eliciting && !hasNak && !(hasAck && s.ackNow) {
+	if !eliciting && !hasNak && !(hasAck && s.rcv.ackNow) {
 		s.ep.putBuf(bp)
 		return false
 	}
 	// Commit: the packet goes out.
-	s.nextPN++
+	s.rec.takePacketNumber()
 	s.lastSent = now
 	if hasAck {
-		s.ackPending, s.ackNow, s.ackDeadline, s.elicitingSince = false, false, time.Time{}, 0
+		s.rcv.onAckSent()
 		s.stats.inc(CounterAcksSent)
 	}
 	if hasNak {
-		s.naks = s.naks[:0]
+		s.rcv.onNakSent()
 		s.stats.inc(CounterNaksSent)
 	}
 	s.maxDataQueued, s.maxStreamsQueued, s.pingQueued = false, false, false
 	if eliciting {
 		rec.size = len(b)
-		*s.sent.push() = *rec
-		s.inFlight += len(b)
-		s.cc.OnPacketSent(now, len(b))
-		s.lastEliciting = now
-		if s.probes > 0 {
-			s.probes--
-		}
+		s.rec.onPacketSent(rec, now, hasData)
 	}
-	if hasData {
-		s.pacer.onSent(len(b))
-	}
-	s.stats.cwnd.Store(int64(s.cc.Window()))
-	s.stats.inflight.Store(int64(s.inFlight))
-	s.stats.srtt.Store(int64(s.rtt.srtt()))
+	s.stats.cwnd.Store(int64(s.rec.window()))
+	s.stats.inflight.Store(int64(s.rec.inFlight))
+	s.stats.srtt.Store(int64(s.rec.rtt.SmoothedRTT()))
 	s.queueOut(b, bp)
 	return true
 }

@@ -161,6 +161,7 @@ func TestSimLossyTransfer(t *testing.T) {
 		Delay: 2 * time.Millisecond, Jitter: time.Millisecond}
 	for seed := int64(1); seed <= int64(seeds); seed++ {
 		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
+			t.Parallel() // each seed is its own bubble of virtual time
 			t.Logf("seed %d", seed)
 			synctest.Test(t, func(t *testing.T) {
 				nw, l, s := simPair(t, seed, link, nil)

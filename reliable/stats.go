@@ -13,34 +13,41 @@ import (
 // one row of counterTable.
 type Counter uint8
 
-// The counters. Drops and limits are families with a reason (docs/PROTOCOL.md
-// §10 lists when each is counted).
+// The counters. Drops, limits and violations are families with a reason
+// (docs/PROTOCOL.md §8.11 says when limits and violations are counted).
 const (
-	CounterPacketsSent          Counter = iota // UDP datagrams sent
-	CounterPacketsReceived                     // UDP datagrams received
-	CounterBytesSent                           // UDP payload bytes sent
-	CounterBytesReceived                       // UDP payload bytes received
-	CounterStreamBytesSent                     // new stream bytes, first transmissions
-	CounterStreamBytesReceived                 // new stream bytes delivered in order
-	CounterRetransmits                         // packets declared lost whose contents were resent
-	CounterRTOs                                // retransmission timeouts
-	CounterNaksSent                            // NAK frames sent
-	CounterNaksReceived                        // NAK frames received
-	CounterAcksSent                            // ACK frames sent
-	CounterAcksReceived                        // ACK frames received
-	CounterDuplicates                          // duplicate packets received
-	CounterDropsMalformed                      // unparsable datagrams or frames
-	CounterDropsUnknownSession                 // no session for the connection ID
-	CounterDropsAddressMismatch                // datagram from another address than the session's peer
-	CounterDropsBadCookie                      // Initial with an invalid or expired cookie
-	CounterDropsVersion                        // unsupported version (answered with VersionNegotiation)
-	CounterDropsSessionLimit                   // Initial refused because MaxSessions was reached
-	CounterDropsAcceptQueue                    // streams refused because the accept backlog (or the session's share of it) was full
-	CounterDropsAuth                           // packets that failed authentication (forged, modified, or no keys yet)
-	CounterSessionsOpened                      // sessions opened
-	CounterSessionsClosed                      // sessions closed
-	CounterStreamsOpened                       // streams opened
-	CounterStreamsClosed                       // streams closed
+	CounterPacketsSent            Counter = iota // UDP datagrams sent
+	CounterPacketsReceived                       // UDP datagrams received
+	CounterBytesSent                             // UDP payload bytes sent
+	CounterBytesReceived                         // UDP payload bytes received
+	CounterStreamBytesSent                       // new stream bytes, first transmissions
+	CounterStreamBytesReceived                   // new stream bytes delivered in order
+	CounterRetransmits                           // packets declared lost whose contents were resent
+	CounterRTOs                                  // retransmission timeouts
+	CounterNaksSent                              // NAK frames sent
+	CounterNaksReceived                          // NAK frames received
+	CounterAcksSent                              // ACK frames sent
+	CounterAcksReceived                          // ACK frames received
+	CounterDuplicates                            // duplicate packets received
+	CounterDropsMalformed                        // unparsable datagrams or frames
+	CounterDropsUnknownSession                   // no session for the connection ID
+	CounterDropsAddressMismatch                  // datagram from another address than the session's peer
+	CounterDropsBadCookie                        // Initial with an invalid or expired cookie
+	CounterDropsVersion                          // unsupported version (answered with VersionNegotiation)
+	CounterDropsSessionLimit                     // Initial refused because MaxSessions was reached
+	CounterDropsAcceptQueue                      // streams refused because the accept backlog (or the session's share of it) was full
+	CounterDropsAuth                             // packets that failed authentication (forged, modified, or no keys yet)
+	CounterSessionsOpened                        // sessions opened
+	CounterSessionsClosed                        // sessions closed
+	CounterStreamsOpened                         // streams opened
+	CounterStreamsClosed                         // streams closed
+	CounterLimitAckDelay                         // peer ACK delays clamped to its max_ack_delay
+	CounterLimitCwnd                             // times the congestion window reached Config.MaxCongestionWindow
+	CounterLimitReceiveBudget                    // packets not acknowledged: stream data over the session's receive budget
+	CounterLimitMemory                           // packets not acknowledged, writes held or sessions refused at Config.MaxMemory
+	CounterViolationParams                       // sessions refused: a transport parameter out of range
+	CounterViolationOptimisticAck                // sessions closed: ACK of a skipped packet number
+	CounterViolationGaps                         // sessions closed: too many gaps in received stream data
 
 	NumCounters // the number of counters, not a counter
 )
@@ -59,35 +66,44 @@ type CounterInfo struct {
 }
 
 const (
-	dropsHelp = "Datagrams or streams dropped, by reason."
+	dropsHelp      = "Datagrams or streams dropped, by reason."
+	limitsHelp     = "Times a limit or budget held a peer back (clamped, capped, refused or not acknowledged), by reason."
+	violationsHelp = "Sessions closed or refused for a protocol violation by the peer, by reason."
 )
 
 var counterTable = [NumCounters]CounterInfo{
-	CounterPacketsSent:          {"packets_sent", "", "UDP datagrams sent."},
-	CounterPacketsReceived:      {"packets_received", "", "UDP datagrams received."},
-	CounterBytesSent:            {"bytes_sent", "", "UDP payload bytes sent."},
-	CounterBytesReceived:        {"bytes_received", "", "UDP payload bytes received."},
-	CounterStreamBytesSent:      {"stream_bytes_sent", "", "New stream bytes sent (first transmissions)."},
-	CounterStreamBytesReceived:  {"stream_bytes_received", "", "New stream bytes delivered in order."},
-	CounterRetransmits:          {"retransmits", "", "Packets declared lost whose contents were resent."},
-	CounterRTOs:                 {"rtos", "", "Retransmission timeouts."},
-	CounterNaksSent:             {"naks_sent", "", "NAK frames sent."},
-	CounterNaksReceived:         {"naks_received", "", "NAK frames received."},
-	CounterAcksSent:             {"acks_sent", "", "ACK frames sent."},
-	CounterAcksReceived:         {"acks_received", "", "ACK frames received."},
-	CounterDuplicates:           {"duplicates", "", "Duplicate packets received."},
-	CounterDropsMalformed:       {"drops", "malformed", dropsHelp},
-	CounterDropsUnknownSession:  {"drops", "unknown_session", dropsHelp},
-	CounterDropsAddressMismatch: {"drops", "address_mismatch", dropsHelp},
-	CounterDropsBadCookie:       {"drops", "bad_cookie", dropsHelp},
-	CounterDropsVersion:         {"drops", "version", dropsHelp},
-	CounterDropsSessionLimit:    {"drops", "session_limit", dropsHelp},
-	CounterDropsAcceptQueue:     {"drops", "accept_queue", dropsHelp},
-	CounterDropsAuth:            {"drops", "auth", dropsHelp},
-	CounterSessionsOpened:       {"sessions_opened", "", "Sessions opened."},
-	CounterSessionsClosed:       {"sessions_closed", "", "Sessions closed."},
-	CounterStreamsOpened:        {"streams_opened", "", "Streams opened."},
-	CounterStreamsClosed:        {"streams_closed", "", "Streams closed."},
+	CounterPacketsSent:            {"packets_sent", "", "UDP datagrams sent."},
+	CounterPacketsReceived:        {"packets_received", "", "UDP datagrams received."},
+	CounterBytesSent:              {"bytes_sent", "", "UDP payload bytes sent."},
+	CounterBytesReceived:          {"bytes_received", "", "UDP payload bytes received."},
+	CounterStreamBytesSent:        {"stream_bytes_sent", "", "New stream bytes sent (first transmissions)."},
+	CounterStreamBytesReceived:    {"stream_bytes_received", "", "New stream bytes delivered in order."},
+	CounterRetransmits:            {"retransmits", "", "Packets declared lost whose contents were resent."},
+	CounterRTOs:                   {"rtos", "", "Retransmission timeouts."},
+	CounterNaksSent:               {"naks_sent", "", "NAK frames sent."},
+	CounterNaksReceived:           {"naks_received", "", "NAK frames received."},
+	CounterAcksSent:               {"acks_sent", "", "ACK frames sent."},
+	CounterAcksReceived:           {"acks_received", "", "ACK frames received."},
+	CounterDuplicates:             {"duplicates", "", "Duplicate packets received."},
+	CounterDropsMalformed:         {"drops", "malformed", dropsHelp},
+	CounterDropsUnknownSession:    {"drops", "unknown_session", dropsHelp},
+	CounterDropsAddressMismatch:   {"drops", "address_mismatch", dropsHelp},
+	CounterDropsBadCookie:         {"drops", "bad_cookie", dropsHelp},
+	CounterDropsVersion:           {"drops", "version", dropsHelp},
+	CounterDropsSessionLimit:      {"drops", "session_limit", dropsHelp},
+	CounterDropsAcceptQueue:       {"drops", "accept_queue", dropsHelp},
+	CounterDropsAuth:              {"drops", "auth", dropsHelp},
+	CounterSessionsOpened:         {"sessions_opened", "", "Sessions opened."},
+	CounterSessionsClosed:         {"sessions_closed", "", "Sessions closed."},
+	CounterStreamsOpened:          {"streams_opened", "", "Streams opened."},
+	CounterStreamsClosed:          {"streams_closed", "", "Streams closed."},
+	CounterLimitAckDelay:          {"limits", "ack_delay", limitsHelp},
+	CounterLimitCwnd:              {"limits", "cwnd", limitsHelp},
+	CounterLimitReceiveBudget:     {"limits", "receive_budget", limitsHelp},
+	CounterLimitMemory:            {"limits", "memory", limitsHelp},
+	CounterViolationParams:        {"violations", "transport_params", violationsHelp},
+	CounterViolationOptimisticAck: {"violations", "optimistic_ack", violationsHelp},
+	CounterViolationGaps:          {"violations", "stream_gaps", violationsHelp},
 }
 
 // Info describes c; the zero CounterInfo for a value out of range.

@@ -38,6 +38,7 @@ type Stream struct {
 	resetAcked   bool
 	writeErr     error // set when writing is no longer possible
 	inSendQueue  bool
+	dataBlocked  bool      // on the session's dataBlocked list
 	pendingSince time.Time // when unsent data started waiting (FlushDelay)
 
 	// Receive side. recvBuf[i] holds offset recvBase+i.
@@ -154,12 +155,14 @@ func (st *Stream) contiguousLocked() uint64 {
 func (st *Stream) consumeLocked(n uint64) {
 	s := st.s
 	st.readOff += n
+	before := len(st.recvd.s)
 	st.recvd.trimBelow(st.readOff)
+	s.recvSpans += len(st.recvd.s) - before
 	if st.recvd.empty() {
 		// Everything read: the buffer goes back to the pool.
 		st.recvBase = st.readOff
 		if st.recvBuf != nil {
-			s.ep.bufs.put(st.recvBuf)
+			s.putBufLocked(st.recvBuf, true)
 			st.recvBuf = nil
 		}
 	}
@@ -175,9 +178,22 @@ func (st *Stream) consumeLocked(n uint64) {
 	st.maybeRemoveLocked()
 }
 
+// dropRecvLocked forgets everything received and not read (a reset).
+func (st *Stream) dropRecvLocked() {
+	s := st.s
+	s.recvSpans -= len(st.recvd.s)
+	st.recvd.clear()
+	if st.recvBuf != nil {
+		s.chargeLocked(-cap(st.recvBuf))
+		s.recvMem -= cap(st.recvBuf)
+		st.recvBuf = nil
+	}
+}
+
 // Write writes p to the stream. It blocks while the stream's send buffer is
-// full (the peer's flow-control window and the network pace it), and returns
-// early with an error on a deadline, CloseWrite, a reset or session end.
+// full (the peer's flow-control window and the network pace it) or the
+// endpoint is at Config.MaxMemory, and returns early with an error on a
+// deadline, CloseWrite, a reset or session end.
 func (st *Stream) Write(p []byte) (int, error) {
 	s := st.s
 	total := 0
@@ -196,15 +212,32 @@ func (st *Stream) Write(p []byte) (int, error) {
 		}
 		if free > 0 && len(p) > 0 {
 			n := min(free, len(p))
-			if st.sendNext == st.writeOff && s.cfg.FlushDelay > 0 {
-				st.pendingSince = time.Now()
+			if cost := s.ep.bufs.growCost(st.sendBuf, st.sendHead, n); cost > 0 && !s.memAllowsLocked(cost) {
+				// At the memory ceiling: wait until some is released. Register
+				// first, then look again, so that no release is missed.
+				s.addMemWaiterLocked(st, cost)
+				if !s.memAllowsLocked(cost) {
+					s.stats.inc(CounterLimitMemory)
+					s.mu.Unlock()
+					select {
+					case <-st.writeCh:
+					case <-st.wdl.wait():
+					case <-s.done:
+					}
+					continue
+				}
 			}
-			st.sendBuf, st.sendHead = s.ep.bufs.grow(st.sendBuf, st.sendHead, n)
+			var now time.Time // read at the API's edge, only when a transition needs it
+			if st.sendNext == st.writeOff && s.cfg.FlushDelay > 0 {
+				now = time.Now()
+				st.pendingSince = now
+			}
+			st.sendBuf, st.sendHead = s.growBufLocked(st.sendBuf, st.sendHead, n, false)
 			st.sendBuf = append(st.sendBuf, p[:n]...)
 			st.writeOff += uint64(n)
 			s.sendBuffered += n
 			s.enqueueLocked(st)
-			s.sendInlineUnlock()
+			s.sendInlineUnlock(now)
 			total += n
 			p = p[n:]
 			if len(p) == 0 {
@@ -321,7 +354,7 @@ func (st *Stream) resetLocked(code ErrorCode, err error) {
 	st.s.releaseSendLocked(int(st.writeOff - st.sendBase))
 	st.sendBase = st.writeOff
 	if st.sendBuf != nil {
-		st.s.ep.bufs.put(st.sendBuf)
+		st.s.putBufLocked(st.sendBuf, false)
 		st.sendBuf, st.sendHead = nil, 0
 	}
 	st.s.enqueueLocked(st)
@@ -360,47 +393,70 @@ func (st *Stream) maybeRemoveLocked() {
 
 // maxRecvGaps bounds the holes in a stream's received data: each costs a
 // span to track, so a peer sending scattered fragments cannot burn the
-// receive loop's CPU.
+// receive loop's CPU. More is a protocol violation; the session as a whole
+// is bounded more tightly still by maxSessionGaps and its receive budget.
 const maxRecvGaps = 1000
 
-// onStreamFrameLocked stores received bytes [off, off+len(data)).
+// addRecvdLocked marks [lo, hi) received, keeping the session's span count.
+func (st *Stream) addRecvdLocked(lo, hi uint64) error {
+	before := len(st.recvd.s)
+	st.recvd.add(lo, hi)
+	n := len(st.recvd.s)
+	st.s.recvSpans += n - before
+	if n >= maxRecvGaps {
+		st.s.stats.inc(CounterViolationGaps)
+		return &SessionError{Code: CodeProtocol, Reason: fmt.Sprintf("stream %d has %d or more gaps in received data", st.id, maxRecvGaps)}
+	}
+	return nil
+}
+
+// onStreamFrameLocked stores received bytes [off, off+len(data)). Data that
+// cannot be stored for want of memory sets s.refused (to the counter of the
+// limit that held it): the packet is then not acknowledged, and nothing of
+// the frame is taken.
 func (st *Stream) onStreamFrameLocked(off uint64, data []byte, fin bool) error {
 	s := st.s
 	end := off + uint64(len(data))
 	if fin {
 		if st.finRecv && st.finalSize != end {
-			return &SessionError{Code: CodeProtocol, Reason: "stream final size changed"}
+			return &SessionError{Code: CodeProtocol, Reason: fmt.Sprintf("stream %d final size changed from %d to %d", st.id, st.finalSize, end)}
 		}
 		if end < st.highestRecv {
-			return &SessionError{Code: CodeProtocol, Reason: "stream final size below received data"}
+			return &SessionError{Code: CodeProtocol, Reason: fmt.Sprintf("stream %d final size %d below received data %d", st.id, end, st.highestRecv)}
 		}
-		st.finRecv, st.finalSize = true, end
 	} else if st.finRecv && end > st.finalSize {
-		return &SessionError{Code: CodeProtocol, Reason: "stream data beyond final size"}
+		return &SessionError{Code: CodeProtocol, Reason: fmt.Sprintf("stream %d data up to %d beyond final size %d", st.id, end, st.finalSize)}
 	}
 	if end > st.recvMax {
-		return &SessionError{Code: CodeFlowControl, Reason: "stream data beyond MAX_STREAM_DATA"}
-	}
-	if end > st.highestRecv {
-		if err := s.onReceivedLocked(end - st.highestRecv); err != nil {
-			return err
-		}
-		st.highestRecv = end
+		return &SessionError{Code: CodeFlowControl, Reason: fmt.Sprintf("stream %d data up to %d beyond MAX_STREAM_DATA %d", st.id, end, st.recvMax)}
 	}
 	if st.readErr != nil {
-		return nil
+		return st.acceptFlowLocked(end, fin)
 	}
 	if st.readClosed {
 		// Nobody will read: credit it at once.
 		if end > st.readOff {
 			lo := max(off, st.readOff)
-			st.recvd.add(lo, end)
+			if s.refuseLocked(st, lo, 0) {
+				return nil
+			}
+			if err := st.acceptFlowLocked(end, fin); err != nil {
+				return err
+			}
+			if err := st.addRecvdLocked(lo, end); err != nil {
+				return err
+			}
 			st.consumeLocked(st.contiguousLocked() - st.readOff)
+		} else if err := st.acceptFlowLocked(end, fin); err != nil {
+			return err
 		}
 		st.maybeRemoveLocked()
 		return nil
 	}
 	if end <= st.readOff || len(data) == 0 {
+		if err := st.acceptFlowLocked(end, fin); err != nil {
+			return err
+		}
 		if fin {
 			signal(st.readCh)
 			st.maybeRemoveLocked()
@@ -412,30 +468,81 @@ func (st *Stream) onStreamFrameLocked(off uint64, data []byte, fin bool) error {
 		off = st.readOff
 	}
 	if st.recvd.contains(off, end) {
-		return nil
+		return st.acceptFlowLocked(end, fin)
 	}
 	// Make room: slide unread bytes to the front, then grow.
-	if need := end - st.recvBase; need > uint64(cap(st.recvBuf)) || st.readOff-st.recvBase > uint64(cap(st.recvBuf))/2 {
-		head := int(st.readOff - st.recvBase)
+	grow, head, need := false, 0, 0
+	if want := end - st.recvBase; want > uint64(cap(st.recvBuf)) || st.readOff-st.recvBase > uint64(cap(st.recvBuf))/2 {
+		grow = true
+		head = int(st.readOff - st.recvBase)
 		if st.readOff-st.recvBase > uint64(len(st.recvBuf)) {
 			head = len(st.recvBuf)
 		}
+		need = int(end-st.readOff) - (len(st.recvBuf) - head)
+	}
+	cost := 0
+	if grow {
+		cost = s.ep.bufs.growCost(st.recvBuf, head, need)
+	}
+	if s.refuseLocked(st, off, cost) {
+		return nil
+	}
+	if err := st.acceptFlowLocked(end, fin); err != nil {
+		return err
+	}
+	if grow {
 		var h int
-		st.recvBuf, h = s.ep.bufs.grow(st.recvBuf, head, int(end-st.readOff)-(len(st.recvBuf)-head))
+		st.recvBuf, h = s.growBufLocked(st.recvBuf, head, need, true)
 		st.recvBase = st.readOff - uint64(h)
 	}
 	if l := int(end - st.recvBase); l > len(st.recvBuf) {
 		st.recvBuf = st.recvBuf[:l]
 	}
 	copy(st.recvBuf[off-st.recvBase:], data)
-	st.recvd.add(off, end)
-	if len(st.recvd.s) >= maxRecvGaps {
-		return &SessionError{Code: CodeProtocol, Reason: fmt.Sprintf("stream %d has %d or more gaps in received data", st.id, maxRecvGaps)}
+	if err := st.addRecvdLocked(off, end); err != nil {
+		return err
 	}
 	if st.contiguousLocked() > st.readOff || fin {
 		signal(st.readCh)
 	}
 	return nil
+}
+
+// acceptFlowLocked accounts data up to end (and a FIN there) against the
+// flow-control windows once the frame is taken.
+func (st *Stream) acceptFlowLocked(end uint64, fin bool) error {
+	if end > st.highestRecv {
+		if err := st.s.onReceivedLocked(end - st.highestRecv); err != nil {
+			return err
+		}
+		st.highestRecv = end
+	}
+	if fin {
+		st.finRecv, st.finalSize = true, end
+	}
+	return nil
+}
+
+// refuseLocked decides whether data at off on st, needing cost more bytes
+// of buffer, must be refused (its packet left unacknowledged): at the
+// endpoint's memory ceiling, or, for data that cannot be read yet, over the
+// session's receive budget or span limit. Data that is readable at once is
+// taken whenever the endpoint has memory, so that the reader progresses.
+func (s *Session) refuseLocked(st *Stream, off uint64, cost int) bool {
+	if cost > 0 && !s.memAllowsLocked(cost) {
+		s.refused = CounterLimitMemory
+		return true
+	}
+	if off <= st.contiguousLocked() {
+		return false
+	}
+	if s.recvMem+cost+spanCost*s.recvSpans > s.recvBudget() || s.recvSpans >= maxSessionGaps {
+		if s.refused == 0 {
+			s.refused = CounterLimitReceiveBudget
+		}
+		return true
+	}
+	return false
 }
 
 // onAckedLocked records that bytes [off, off+n) and maybe FIN arrived.
@@ -450,7 +557,7 @@ func (st *Stream) onAckedLocked(off, n uint64, fin bool) {
 			st.sendBase = f.hi
 			st.acked.trimBelow(st.sendBase)
 			if st.sendBase == st.writeOff && st.sendBuf != nil {
-				st.s.ep.bufs.put(st.sendBuf) // drained: the buffer goes back to the pool
+				st.s.putBufLocked(st.sendBuf, false) // drained: the buffer goes back to the pool
 				st.sendBuf, st.sendHead = nil, 0
 			}
 			signal(st.writeCh)

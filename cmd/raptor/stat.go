@@ -36,7 +36,9 @@ Scrapes the Prometheus endpoint of a running raptor broker, gateway or proxy
 (started with --metrics ADDR) and prints its raptor_* counters: first the
 totals since the endpoint started, then one row per interval with the rates
 over that interval (tx/rx packets and MB per second, retransmits, RTOs, NAKs
-and drops per second, with a line of drops by reason when there were any),
+and drops per second, with a line of drops by reason when there were any, and
+one of limits and violations: budgets that held a peer back, peers closed for
+breaking the protocol),
 the live sessions and streams, the smoothed RTT, the congestion window, the
 bytes in flight, and for a gateway or proxy its relayed connections.
 
@@ -269,8 +271,38 @@ func (s *statSample) has(key string) bool {
 
 // drops returns the drop counters (or rates) by reason, and their sum.
 func drops(m map[string]float64) (byReason []string, total float64) {
+	return reasons(m, kDropPrefix)
+}
+
+// budgetFamilies are the counter families with a reason other than drops
+// (limits and violations), in the order of reliable's counter table.
+var budgetFamilies = func() []string {
+	var fs []string
+	for c := range reliable.NumCounters {
+		if i := c.Info(); i.Reason != "" && i.Family+"/" != kDropPrefix && !slices.Contains(fs, i.Family) {
+			fs = append(fs, i.Family)
+		}
+	}
+	return fs
+}()
+
+// budgets formats the non-zero limit and violation counters (or rates):
+// "limits: memory=3 receive_budget=12; violations: optimistic_ack=1".
+func budgets(m map[string]float64) string {
+	var parts []string
+	for _, f := range budgetFamilies {
+		if byReason, _ := reasons(m, f+"/"); len(byReason) > 0 {
+			parts = append(parts, f+": "+strings.Join(byReason, " "))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// reasons returns the counters (or rates) under prefix by reason, and
+// their sum.
+func reasons(m map[string]float64, prefix string) (byReason []string, total float64) {
 	for _, k := range slices.Sorted(maps.Keys(m)) {
-		if r, ok := strings.CutPrefix(k, kDropPrefix); ok {
+		if r, ok := strings.CutPrefix(k, prefix); ok {
 			total += m[k]
 			if m[k] > 0 {
 				byReason = append(byReason, fmt.Sprintf("%s=%s", r, si(m[k])))
@@ -333,6 +365,9 @@ func (p *statTable) totals(b *strings.Builder, s *statSample) {
 		fmt.Fprintf(b, "; %s sessions (%s live), %s streams (%s live); srtt %s, cwnd %s\n",
 			si(c[kSessOpen]), si(c[kSessOpen]-c[kSessDone]), si(c[kStrmOpen]), si(c[kStrmOpen]-c[kStrmDone]),
 			rtt(s.Gauges[kSRTT]), bytesSI(s.Gauges[kCwnd]))
+		if bs := budgets(c); bs != "" {
+			fmt.Fprintf(b, "  %s\n", bs)
+		}
 	}
 	if p.relay {
 		fmt.Fprintf(b, "  relay: %s connections (%s active), %s up, %s down, %s upstream errors\n",
@@ -373,6 +408,9 @@ func (p *statTable) row(b *strings.Builder, s *statSample) {
 	b.WriteByte('\n')
 	if len(byReason) > 0 {
 		fmt.Fprintf(b, "%-8s drops/s: %s\n", "", strings.Join(byReason, " "))
+	}
+	if bs := budgets(r); bs != "" {
+		fmt.Fprintf(b, "%-8s per second: %s\n", "", bs)
 	}
 }
 

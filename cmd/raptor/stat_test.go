@@ -34,6 +34,7 @@ func statServer(t *testing.T) *httptest.Server {
 		st.Counters[reliable.CounterPacketsSent] = 1000 * k
 		st.Counters[reliable.CounterBytesSent] = 1e6 * k
 		st.Counters[reliable.CounterDropsBadCookie] = k
+		st.Counters[reliable.CounterLimitMemory] = 2 * k
 		st.Counters[reliable.CounterSessionsOpened] = 3
 		st.Counters[reliable.CounterSessionsClosed] = 1
 		return st
@@ -129,25 +130,26 @@ func TestStatTable(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
-	// Title, raptor totals, relay totals, header, then per row: the row and
-	// its drops line.
-	if len(lines) != 8 {
-		t.Fatalf("%d lines, want 8:\n%s", len(lines), out)
+	// Title, raptor totals, limits, relay totals, header, then per row: the
+	// row, its drops line and its limits line.
+	if len(lines) != 11 {
+		t.Fatalf("%d lines, want 11:\n%s", len(lines), out)
 	}
 	for i, want := range []string{
 		"raptor stat: " + url + " (endpoint test) every 5ms",
 		"  raptor: 1000 pkts tx, 0 rx, 1.00MB tx, 0B rx, 0 retransmits, 0 RTOs, 0 NAKs tx, 0 rx, 1 drops (bad_cookie=1); 3 sessions (2 live), 0 streams (0 live); srtt 2.00ms, cwnd 64.0KB",
+		"  limits: memory=2",
 		"  relay: 0 connections (0 active), 0B up, 0B down, 0 upstream errors",
 	} {
 		if lines[i] != want {
 			t.Errorf("line %d:\n got %q\nwant %q", i, lines[i], want)
 		}
 	}
-	header := strings.Fields(lines[3])
-	if header[0] != "time" || !strings.Contains(lines[3], "tx pkt/s") || !strings.Contains(lines[3], "| conns") {
-		t.Errorf("header %q", lines[3])
+	header := strings.Fields(lines[4])
+	if header[0] != "time" || !strings.Contains(lines[4], "tx pkt/s") || !strings.Contains(lines[4], "| conns") {
+		t.Errorf("header %q", lines[4])
 	}
-	for _, i := range []int{4, 6} {
+	for _, i := range []int{5, 8} {
 		f := strings.Fields(lines[i])
 		// time, tx pkt/s, rx pkt/s, tx MB/s, rx MB/s, retx, rto, nak, drop, sess, strm, srtt, cwnd, inflight | relay...
 		if len(f) != 20 || f[2] != "0" || f[9] != "2" || f[11] != "2.00ms" || f[12] != "64.0KB" || f[13] != "1.5KB" || f[14] != "|" {
@@ -155,6 +157,9 @@ func TestStatTable(t *testing.T) {
 		}
 		if !strings.HasPrefix(strings.TrimSpace(lines[i+1]), "drops/s: bad_cookie=") {
 			t.Errorf("drops line %q", lines[i+1])
+		}
+		if !strings.HasPrefix(strings.TrimSpace(lines[i+2]), "per second: limits: memory=") {
+			t.Errorf("limits line %q", lines[i+2])
 		}
 	}
 }

@@ -1,0 +1,120 @@
+package reliable
+
+import (
+	"time"
+
+	"github.com/raptormq/raptor/wire"
+)
+
+const maxRecvRanges = 64 // packet-number ranges remembered for ACKs and duplicates
+
+// receivedTracker is the receiving half of loss recovery: which packet
+// numbers arrived (for ACK frames and duplicate detection), which are
+// missing (for immediate NAKs, docs/PROTOCOL.md §8), and when an ACK is due:
+// at once after two ack-eliciting packets, a gap or a filled gap, else
+// within max_ack_delay. Every method takes now; it reads no clock.
+type receivedTracker struct {
+	maxAckDelay time.Duration // ours, Config.MaxAckDelay
+
+	recvd          rangeSet // packet numbers received (a window of them)
+	horizon        uint64   // packet numbers below were forgotten
+	largest        uint64
+	largestAt      time.Time
+	any            bool
+	ackPending     bool // something to acknowledge
+	ackNow         bool
+	ackDeadline    time.Time
+	elicitingSince int
+	naks           []wire.AckRange
+}
+
+// isDuplicate reports whether pn arrived before (or is too old to tell).
+func (t *receivedTracker) isDuplicate(pn uint64) bool {
+	return pn < t.horizon || t.recvd.contains(pn, pn+1)
+}
+
+// onDuplicate notes a duplicate: if it asked for an ACK, ours may have been
+// lost, so one goes at once.
+func (t *receivedTracker) onDuplicate(eliciting bool) {
+	if eliciting {
+		t.ackNow, t.ackPending = true, true
+	}
+}
+
+// onPacket records a new packet number (not a duplicate).
+func (t *receivedTracker) onPacket(pn uint64, eliciting bool, now time.Time) {
+	if t.any && pn > t.largest+1 {
+		// A gap: ask for the missing packets at once.
+		t.addNak(t.largest+1, pn-1)
+		t.ackNow = true
+	} else if t.any && pn < t.largest {
+		t.ackNow = true // fills a gap: tell the sender quickly
+	}
+	if !t.any && pn > 0 {
+		t.naks = append(t.naks[:0], wire.AckRange{Smallest: 0, Largest: pn - 1})
+		t.ackNow = true
+	}
+	t.recvd.add(pn, pn+1)
+	if len(t.recvd.s) > maxRecvRanges {
+		t.horizon = t.recvd.s[0].hi
+		t.recvd.s = append(t.recvd.s[:0], t.recvd.s[1:]...)
+	}
+	if !t.any || pn > t.largest {
+		t.largest, t.largestAt, t.any = pn, now, true
+	}
+	t.ackPending = true
+	if eliciting {
+		t.elicitingSince++
+		if t.elicitingSince >= 2 {
+			t.ackNow = true
+		} else if t.ackDeadline.IsZero() {
+			t.ackDeadline = now.Add(t.maxAckDelay)
+		}
+	}
+}
+
+// addNak queues [lo, hi] for the next NAK frame, forgetting the oldest
+// range when the frame is full.
+func (t *receivedTracker) addNak(lo, hi uint64) {
+	if len(t.naks) == wire.MaxNakRanges {
+		copy(t.naks, t.naks[1:])
+		t.naks = t.naks[:len(t.naks)-1]
+	}
+	t.naks = append(t.naks, wire.AckRange{Smallest: lo, Largest: hi})
+}
+
+// onTimer makes a pending ACK due once its deadline passed.
+func (t *receivedTracker) onTimer(now time.Time) {
+	if !t.ackDeadline.IsZero() && !now.Before(t.ackDeadline) {
+		t.ackNow = true
+	}
+}
+
+// deadline is when a delayed ACK must go (zero: none pending).
+func (t *receivedTracker) deadline() time.Time {
+	if !t.ackPending {
+		return time.Time{}
+	}
+	return t.ackDeadline
+}
+
+// fillAck sets f to the ranges received, newest first, and the ACK delay.
+func (t *receivedTracker) fillAck(f *wire.AckFrame, now time.Time) {
+	f.Ranges = f.Ranges[:0]
+	for i := len(t.recvd.s) - 1; i >= 0 && len(f.Ranges) < wire.MaxAckRanges; i-- {
+		r := t.recvd.s[i]
+		f.Ranges = append(f.Ranges, wire.AckRange{Smallest: r.lo, Largest: r.hi - 1})
+	}
+	f.AckDelay = uint64(max(0, now.Sub(t.largestAt)) / time.Microsecond)
+}
+
+// onAckSent: the pending ACK went out.
+func (t *receivedTracker) onAckSent() {
+	t.ackPending, t.ackNow, t.ackDeadline, t.elicitingSince = false, false, time.Time{}, 0
+}
+
+// onNakSent: the queued NAK ranges went out.
+func (t *receivedTracker) onNakSent() { t.naks = t.naks[:0] }
+
+// wantsToSend reports whether an ACK or NAK should go now.
+func (t *receivedTracker) wantsToSend() bool { return t.ackNow || len(t.naks) > 0 }
