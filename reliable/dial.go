@@ -15,10 +15,11 @@ import (
 )
 
 // Dial opens a session to the Raptor listener at addr ("host:port") over
-// kernel UDP, from a new local socket that the session owns. It returns once
-// the client has its 1-RTT keys and has sent its Finished (docs/PROTOCOL.md
-// §5.6): two round trips, or one when Config.TLS.ClientSessionCache holds a
-// ticket and address token from an earlier session (§5.8).
+// kernel UDP, from a new local socket that the session owns. It returns when
+// the server has confirmed the handshake (docs/PROTOCOL.md §5.6): three round
+// trips. A handshake that resumes a session whose ticket and address token
+// Config.TLS.ClientSessionCache holds returns once the client has its 1-RTT
+// keys and has sent its Finished: one round trip (§5.8).
 func Dial(ctx context.Context, addr string, cfg *Config) (*Session, error) {
 	return dialVia(ctx, addr, cfg, nil, nil)
 }

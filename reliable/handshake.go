@@ -17,7 +17,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/raptormq/raptor/wire"
@@ -103,9 +102,6 @@ type handshake struct {
 	gotServer bool // client: a server Initial arrived
 	retried   bool // client: a Retry was taken (one per handshake)
 	tickets   bool // client: a ClientSessionCache stores session tickets
-	// certAsked (client): the server asked for a certificate, so only its
-	// confirmation shows that it took ours; Dial waits for it.
-	certAsked atomic.Bool
 	fp        wire.HandshakeFrameParser
 }
 
@@ -353,23 +349,6 @@ func (s *Session) Protected() bool {
 // this produces the ClientHello.
 func (s *Session) startHandshakeLocked(tc *tls.Config, now time.Time) error {
 	hs := &handshake{tickets: s.isClient && tc.ClientSessionCache != nil && !tc.SessionTicketsDisabled}
-	if s.isClient {
-		tc = tc.Clone()
-		get := tc.GetClientCertificate
-		certs := tc.Certificates
-		tc.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			hs.certAsked.Store(true)
-			if get != nil {
-				return get(cri)
-			}
-			for i := range certs { // crypto/tls's own choice from Certificates
-				if cri.SupportsCertificate(&certs[i]) == nil {
-					return &certs[i], nil
-				}
-			}
-			return new(tls.Certificate), nil
-		}
-	}
 	qc := &tls.QUICConfig{TLSConfig: tc, EnableSessionEvents: s.isClient}
 	if s.isClient {
 		hs.conn = tls.QUICClient(qc)
@@ -494,12 +473,14 @@ func (s *Session) completeHandshakeLocked(now time.Time) error {
 		s.ep.handshakeDone(s)
 		s.dropHandshakeLocked()
 	}
-	// The client has its 1-RTT keys and its Finished is queued ahead of any
-	// short-header packet: Dial returns (docs/PROTOCOL.md §5.6), unless the
-	// server asked for a certificate, whose verdict only its confirmation
-	// tells. The Finished is resent while the server resends its flight,
-	// until the server's first short-header packet confirms the handshake.
-	if !s.isClient || !hs.certAsked.Load() {
+	// A resumed client has its 1-RTT keys and its Finished is queued ahead
+	// of any short-header packet: Dial returns (docs/PROTOCOL.md §5.6). The
+	// server already took this client's certificate and parameters in the
+	// session the ticket comes from (a resumed handshake has no certificate
+	// request). After a full handshake Dial waits for the server's verdict
+	// on them: its confirmation. The Finished is resent
+	// while the server resends its flight, until that confirmation.
+	if !s.isClient || cs.DidResume {
 		close(s.established)
 	}
 	return nil

@@ -46,11 +46,11 @@ func roundTrip(ctx context.Context, s *Session) error {
 }
 
 // TestSimResumption: over a simulated link with a fixed one-way delay, the
-// first connect costs a Retry round trip and the TLS round trip; a reconnect
+// first connect costs the Retry, TLS and confirmation round trips; a reconnect
 // with the session ticket and address token of the first session costs
 // exactly one round trip of virtual time and resumes TLS. A token that cannot
 // be taken (replayed, forged, from another IP address, expired) falls back to
-// a Retry cleanly: two round trips, TLS still resumed.
+// a Retry cleanly: two round trips (Retry, resumed TLS).
 func TestSimResumption(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const delay = 10 * time.Millisecond
@@ -113,7 +113,7 @@ func TestSimResumption(t *testing.T) {
 			resumed bool
 			retries uint64 // Initials answered with a Retry because of the token
 		}{
-			{name: "first connect", from: simClient.Addr(), want: 2 * rtt},
+			{name: "first connect", from: simClient.Addr(), want: 3 * rtt}, // Retry, TLS, confirmation
 			{name: "resumed", from: simClient.Addr(), before: func() { replay = entry() }, want: rtt, resumed: true},
 			{name: "replayed token", from: simClient.Addr(), before: func() { cache.Put(key, replay) }, want: 2 * rtt, resumed: true, retries: 1},
 			{name: "resumed again", from: simClient.Addr(), want: rtt, resumed: true},
@@ -268,5 +268,5 @@ func TestDialerResumes(t *testing.T) {
 	if bad := l.Stats().Counters[CounterDropsBadCookie]; bad != 0 {
 		t.Fatalf("%d Initials refused for their cookie or token, want 0", bad)
 	}
-	t.Logf("loopback connect: first %v (Retry, full TLS), resumed %v", took[0], took[1])
+	t.Logf("loopback connect: first %v (Retry, TLS, confirmation), resumed %v (one round trip)", took[0], took[1])
 }
