@@ -507,7 +507,7 @@ func TestHostileIdleTimeoutParam(t *testing.T) {
 		name string
 		mod  func(*reliable.Config)
 	}{
-		{"idle_timeout 1 ms", func(c *reliable.Config) { c.IdleTimeout = time.Millisecond }},
+		{"idle_timeout 9 ms", func(c *reliable.Config) { c.IdleTimeout = 9 * time.Millisecond }},
 		{"max_streams 2^60+1", func(c *reliable.Config) { c.MaxStreams = 1<<60 + 1 }},
 	} {
 		c := attackerConfig()

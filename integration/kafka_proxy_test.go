@@ -479,8 +479,9 @@ func TestKafkaGatewayFailover(t *testing.T) {
 		if acked.Add(1) != n/3 {
 			return
 		}
-		// Kill the gateway carrying the most streams.
-		a, b := gws[0].Relay().Stats().Accepted, gws[1].Relay().Stats().Accepted
+		// Kill the gateway carrying the most live streams (ties: the most accepted).
+		sa, sb := gws[0].Relay().Stats(), gws[1].Relay().Stats()
+		a, b := sa.Active<<32+int64(sa.Accepted), sb.Active<<32+int64(sb.Accepted)
 		victim := 0
 		if b > a {
 			victim = 1
@@ -497,8 +498,14 @@ func TestKafkaGatewayFailover(t *testing.T) {
 		t.Fatal("no gateway was killed")
 	}
 	alive := gws[1-v]
-	if after := alive.Relay().Stats().Accepted; after <= before[1-v] {
-		t.Fatalf("the surviving gateway took no new stream after the kill (%d before, %d after)", before[1-v], after)
+	// The kill cut connections the client was using mid-run; whether the
+	// client then needed new streams on the survivor depends on which of its
+	// connections (producer, group coordinator, fetches) sat on the victim, so
+	// that is logged, not asserted: what must hold is exactly once above.
+	fc, after := gws[v].Relay().Stats().ForceClosed, alive.Relay().Stats().Accepted
+	if fc == 0 && after <= before[1-v] {
+		t.Fatalf("the kill tested no failover: the killed gateway cut no live connection and the survivor took no new stream (%d before, %d after)", before[1-v], after)
 	}
+	t.Logf("the kill cut %d live connections; survivor streams: %d before, %d after", fc, before[1-v], after)
 	t.Logf("killed gateway %d; survivor %+v, brokers %+v; failover %+v", v, alive.Relay().Stats(), alive.Brokers(), d.Failover(seed).Status())
 }

@@ -160,7 +160,7 @@ func (s *Session) onTimersLocked(now time.Time) {
 	default:
 		return
 	}
-	if idle := now.Sub(s.lastRecv); idle >= s.idleTimeout {
+	if idle := now.Sub(s.lastRecv); idle >= s.idleLimitLocked() {
 		s.closeLocked(&SessionError{Code: CodeIdleTimeout, Reason: fmt.Sprintf("no packet from %s for %v", s.peer, idle.Round(time.Millisecond))}, false, now)
 		return
 	}
@@ -219,7 +219,7 @@ func (s *Session) nextDeadlineLocked() time.Time {
 	case stateClosed:
 		return next
 	}
-	at(s.lastRecv.Add(s.idleTimeout))
+	at(s.lastRecv.Add(s.idleLimitLocked()))
 	at(s.rcv.deadline())
 	at(s.rec.nextDeadline())
 	if ka := s.cfg.KeepAlive; ka > 0 && len(s.streams) > 0 {
@@ -525,4 +525,11 @@ func (s *Session) packStreamLocked(st *Stream, b []byte, limit int, rec *sentPac
 		full = true
 	}
 	return b, true, full
+}
+
+// idleLimitLocked is the idle timeout in force: the negotiated one, but never
+// less than three probe timeouts (RFC 9000 §10.1), so that a very short
+// timeout cannot end a session whose peer is merely slower than it.
+func (s *Session) idleLimitLocked() time.Duration {
+	return max(s.idleTimeout, 3*s.rec.pto())
 }

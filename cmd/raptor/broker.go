@@ -129,6 +129,11 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 	}
 	for _, ml := range b.Listeners() {
 		printFingerprints(stdout, "raptor broker", ml)
+		removePins, err := writeLocalPins(ml)
+		if err != nil {
+			fmt.Fprintf(stderr, "raptor broker: %v (local clients need --pin)\n", err)
+		}
+		defer removePins()
 	}
 	stopMetrics, ok := serveMetrics("raptor broker", *metricsAddr, "broker", brokerStats(b), nil, stdout, stderr)
 	if !ok {

@@ -147,6 +147,7 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return 2
 	}
+	useLocalPin(stdout, prog, tlsf, raptorCfg, upstreams)
 	t := plugin.New(plugin.WithLogger(logger), plugin.WithRaptorConfig(raptorCfg))
 	defer t.Close()
 	rcfg := plugin.RelayConfig{
@@ -225,9 +226,19 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 		fmt.Fprintf(stdout, "%s: Kafka-aware, bootstrap %s://%s (advertised %s) -> %s; one listener per broker on %s as brokers appear (max %d streams); Ctrl-C drains\n",
 			prog, ep.Scheme, bound, kr.Addr(), upstreams.String(), ports, *maxStreams)
 		printFingerprints(stdout, prog, kr.Listeners()...)
+		if removePins, err := writeLocalPins(kr.Listeners()...); err != nil {
+			fmt.Fprintf(stderr, "%s: %v (local clients need --pin)\n", prog, err)
+		} else {
+			defer removePins()
+		}
 	} else {
 		fmt.Fprintf(stdout, "%s: %s://%s -> %s (max %d streams, framing %s); Ctrl-C drains\n", prog, ep.Scheme, bound, upstreams.String(), *maxStreams, *framing)
 		printFingerprints(stdout, prog, plainLn)
+		if removePins, err := writeLocalPins(plainLn); err != nil {
+			fmt.Fprintf(stderr, "%s: %v (local clients need --pin)\n", prog, err)
+		} else {
+			defer removePins()
+		}
 	}
 	if ready != nil {
 		ready(r, bound)
