@@ -15,6 +15,8 @@ var frameTests = []struct {
 	f    wire.Frame
 }{
 	{"PING", &wire.PingFrame{}},
+	{"CRYPTO post-handshake", &wire.CryptoFrame{Offset: 0, Data: []byte{4, 0, 0, 2, 0xaa, 0xbb}}},
+	{"NEW_TOKEN", &wire.NewTokenFrame{Token: []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25}}},
 	{"ACK one packet 0", &wire.AckFrame{Ranges: []wire.AckRange{{0, 0}}}},
 	{"ACK one range", &wire.AckFrame{AckDelay: 250, Ranges: []wire.AckRange{{3, 1000}}}},
 	{"ACK three ranges", &wire.AckFrame{AckDelay: 1 << 20, Ranges: []wire.AckRange{{100, 120}, {50, 98}, {0, 10}}}},
