@@ -430,8 +430,8 @@ func (d *dec) toAvro(b []byte, s avro.Schema, path string) ([]byte, error) {
 		}
 		return appendLong(b, v), nil
 	case avro.Float:
-		v, err := d.readFloat(path)
-		return binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(v))), err
+		bits, err := d.readFloat32Bits(path)
+		return binary.LittleEndian.AppendUint32(b, bits), err
 	case avro.Double:
 		v, err := d.readFloat(path)
 		return binary.LittleEndian.AppendUint64(b, math.Float64bits(v)), err

@@ -184,6 +184,25 @@ func (d *dec) readFloat(path string) (float64, error) {
 	return 0, d.fail(path, fmt.Sprintf("want msgpack float or integer, got %s (0x%02x)", k, c), nil)
 }
 
+// readFloat32Bits reads a value for an Avro float: a msgpack float32 keeps
+// its exact bits (a NaN's payload too, which a trip through float64 would
+// change), anything else readFloat accepts is narrowed.
+func (d *dec) readFloat32Bits(path string) (uint32, error) {
+	k, c, err := d.peek(path)
+	if err != nil {
+		return 0, err
+	}
+	if k == kFloat && c == msgpcode.Float {
+		v, err := d.m.DecodeFloat32()
+		if err != nil {
+			return 0, d.fail(path, "bad float", err)
+		}
+		return math.Float32bits(v), nil
+	}
+	v, err := d.readFloat(path)
+	return math.Float32bits(float32(v)), err
+}
+
 // readBytes reads a str or bin value into a fresh slice, after checking its
 // length prefix against the input left.
 func (d *dec) readBytes(path string) ([]byte, error) {
