@@ -91,20 +91,8 @@ func TestThreeBrokersBehindOneProxyCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 300; i++ {
-		cl.Produce(ctx, kgo.StringRecord("via proxy"), nil)
-	}
-	if err := cl.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	got := 0
-	for got < 300 && ctx.Err() == nil {
-		got += len(cl.PollFetches(ctx).Records())
-	}
+	produceConsume(t, ctx, cl, 300, "via proxy")
 	cl.Close()
-	if got != 300 {
-		t.Fatalf("consumed %d of 300", got)
-	}
 	stopProxy()
 	if code := <-pdone; code != 0 {
 		t.Fatalf("proxy exit %d: %s", code, perr.String())
@@ -165,19 +153,7 @@ func TestKafkaGatewayCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 300; i++ {
-		cl.Produce(ctx, kgo.StringRecord("via kafka gateway"), nil)
-	}
-	if err := cl.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	got := 0
-	for got < 300 && ctx.Err() == nil {
-		got += len(cl.PollFetches(ctx).Records())
-	}
-	if got != 300 {
-		t.Fatalf("consumed %d of 300", got)
-	}
+	produceConsume(t, ctx, cl, 300, "via kafka gateway")
 	code, out, errOut := runStatTest(t, "--url", metricsURL(t, &gout), "--count", "1", "--json")
 	cl.Close()
 	if code != 0 {

@@ -80,20 +80,8 @@ func TestBrokerGatewayCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 100; i++ {
-		cl.Produce(ctx, kgo.StringRecord("via gateway"), nil)
-	}
-	if err := cl.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	got := 0
-	for got < 100 && ctx.Err() == nil {
-		got += len(cl.PollFetches(ctx).Records())
-	}
+	produceConsume(t, ctx, cl, 100, "via gateway")
 	cl.Close()
-	if got != 100 {
-		t.Fatalf("consumed %d of 100", got)
-	}
 	if st := relay.Stats(); st.Accepted == 0 || st.BytesUp == 0 {
 		t.Fatalf("nothing went through the gateway: %+v", st)
 	}
@@ -136,5 +124,25 @@ func TestRelayCommandBadInput(t *testing.T) {
 	}
 	if code := run([]string{"proxy", "-h"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "Accepts TCP connections") {
 		t.Errorf("proxy -h: exit %d", code)
+	}
+}
+
+// produceConsume produces n records of value through cl and consumes them
+// back (cl consumes the topic it produces to), failing unless exactly n
+// arrive before ctx ends.
+func produceConsume(t *testing.T, ctx context.Context, cl *kgo.Client, n int, value string) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		cl.Produce(ctx, kgo.StringRecord(value), nil)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatalf("flush %d records: %v", n, err)
+	}
+	got := 0
+	for got < n && ctx.Err() == nil {
+		got += len(cl.PollFetches(ctx).Records())
+	}
+	if got != n {
+		t.Fatalf("consumed %d of %d", got, n)
 	}
 }
