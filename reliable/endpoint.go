@@ -152,7 +152,7 @@ func (e *endpoint) startSession(s *Session) {
 func (e *endpoint) readLoop() {
 	defer close(e.readDone)
 	for e.readOnce() {
-		if e.lead.dl != nil && e.lead.waiters.Load() > 0 {
+		if e.lead.lendWanted() {
 			e.lend()
 		}
 	}

@@ -17,9 +17,9 @@ import (
 // store or compare-and-swap, so whatever one holder wrote the next one sees.
 //
 //   - The loop lends the token (tokLoop -> tokFree) after a batch when a Read
-//     is waiting for data (waiters > 0): that Read, woken with its data, will
-//     soon want to read again. It nudges one waiter (the free channel) and
-//     parks.
+//     waited for data since it last looked (wanted, or waiters > 0): that
+//     Read, woken with its data, will soon want to read again. It nudges one
+//     waiter (the free channel) and parks.
 //   - A Read with nothing to return takes a free token (tokFree -> tokReader)
 //     and reads and dispatches batches for every session of the endpoint
 //     (handleDatagram, afterReceive) until its own stream has something for
@@ -68,6 +68,7 @@ type leadership struct {
 	state   atomic.Int32
 	gen     atomic.Uint64          // times a reader took the token
 	waiters atomic.Int32           // Reads waiting for data while the token is taken
+	wanted  atomic.Bool            // a Read found the token taken since the loop last lent it
 	leader  atomic.Pointer[Stream] // the stream whose Read leads, if any
 	armed   atomic.Bool            // timer is set (whoever sets armed resets it)
 	closed  atomic.Bool            // the packet conn is closed: the loop must end
@@ -84,7 +85,7 @@ type leadership struct {
 func (l *leadership) init(pc PacketConn, cfg *Config) {
 	l.wake = make(chan struct{}, 1)
 	l.free = make(chan struct{}, 1)
-	if dl, ok := pc.(readDeadliner); ok && !disableLeadership {
+	if dl, ok := pc.(readDeadliner); ok && !disableLeadership.Load() {
 		l.dl = dl
 	}
 	l.bound = max(cfg.MaxAckDelay/2, minLeadBound)
@@ -92,8 +93,9 @@ func (l *leadership) init(pc PacketConn, cfg *Config) {
 	l.timer.Stop()
 }
 
-// disableLeadership is a test hook: readers never lead.
-var disableLeadership = false
+// disableLeadership is a test hook: endpoints made while it is set never
+// let readers lead (today's path, for comparison).
+var disableLeadership atomic.Bool
 
 // take gives the calling Read the token if it is free.
 func (l *leadership) take() bool {
@@ -143,6 +145,18 @@ func (l *leadership) interrupt(st *Stream) {
 func (l *leadership) closing() {
 	l.closed.Store(true)
 	signal(l.wake)
+}
+
+// lendWanted reports whether the loop should lend the token after a batch.
+func (l *leadership) lendWanted() bool {
+	if l.dl == nil {
+		return false
+	}
+	if l.wanted.Load() {
+		l.wanted.Store(false)
+		return true
+	}
+	return l.waiters.Load() > 0
 }
 
 // lend frees the token from the receive loop, nudges a waiting Read, and

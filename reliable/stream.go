@@ -135,6 +135,7 @@ func (st *Stream) Read(p []byte) (int, error) {
 			continue
 		}
 		l.waiters.Add(1)
+		l.wanted.Store(true)
 		if l.take() { // freed before we counted ourselves in
 			l.waiters.Add(-1)
 			s.ep.leadRead(st)
