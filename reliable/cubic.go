@@ -22,14 +22,17 @@ import (
 // trip instead of stalling; once the flight is below ssthresh it grows back
 // towards it by at most one segment more than delivered per ACK (PRR-SSRB).
 //
-// The controller keeps its own count of bytes in flight from the
-// OnPacketSent/OnAck/OnLoss calls. A probe that a timeout declared lost
-// without OnLoss stays counted; that can only make PRR more permissive.
+// PRR's pipe is the session's own count of bytes in flight (recovery
+// attaches it). Standing alone the controller counts from the
+// OnPacketSent/OnAck/OnLoss calls, which is exact only if every
+// acknowledgement reaches OnAck: recovery reports only those of packets sent
+// while the window was in use, so its count must be the one used.
 type cubic struct {
 	mss      int
 	cwnd     int
 	ssthresh int
-	inFlight int // bytes sent and neither acknowledged nor lost
+	flight   int  // bytes in flight by the controller's own count
+	pipe     *int // recovery's bytes in flight, if attached; else &flight
 
 	// cubic state (RFC 9438 §4)
 	wMax      float64   // window before the last reduction, segments
@@ -56,12 +59,18 @@ const (
 )
 
 func newCubic(mss int) *cubic {
-	return &cubic{mss: mss, cwnd: initialWindowPackets * mss, ssthresh: math.MaxInt}
+	c := &cubic{mss: mss, cwnd: initialWindowPackets * mss, ssthresh: math.MaxInt}
+	c.pipe = &c.flight
+	return c
 }
 
+// attachFlight makes PRR use the session's count of bytes in flight (which
+// recovery updates before each call into the controller).
+func (c *cubic) attachFlight(inFlight *int) { c.pipe = inFlight }
+
 func (c *cubic) OnPacketSent(now time.Time, bytes int) {
-	c.inFlight += bytes
-	if 2*c.inFlight >= c.cwnd {
+	c.flight += bytes
+	if 2**c.pipe >= c.cwnd {
 		c.fullAt = now
 	}
 	if c.inRecovery {
@@ -70,7 +79,7 @@ func (c *cubic) OnPacketSent(now time.Time, bytes int) {
 }
 
 func (c *cubic) OnAck(now time.Time, bytes int, sentAt time.Time, rtt *RTTStats) {
-	c.inFlight = max(0, c.inFlight-bytes)
+	c.flight = max(0, c.flight-bytes)
 	if c.inRecovery {
 		if sentAt.After(c.recoveryStart) {
 			// A packet sent after the loss arrived: recovery is over (RFC
@@ -150,8 +159,8 @@ func (c *cubic) wCubic(t float64) float64 {
 }
 
 func (c *cubic) OnLoss(now time.Time, bytes int, sentAt time.Time) {
-	flight := c.inFlight
-	c.inFlight = max(0, c.inFlight-bytes)
+	c.flight = max(0, c.flight-bytes)
+	flight := *c.pipe + bytes // before this loss
 	if !c.recoveryStart.IsZero() && !sentAt.After(c.recoveryStart) {
 		if c.inRecovery {
 			c.prr(0) // a further loss of the same event: the flight shrank
@@ -177,7 +186,7 @@ func (c *cubic) OnLoss(now time.Time, bytes int, sentAt time.Time) {
 // prr sets the window for the next sends in recovery (RFC 6937 §3.1):
 // cwnd = pipe + sndcnt, so the session may send sndcnt bytes now.
 func (c *cubic) prr(delivered int) {
-	pipe := c.inFlight
+	pipe := *c.pipe
 	var sndcnt int
 	if pipe > c.ssthresh {
 		// Proportional: ceil(prr_delivered·ssthresh/RecoverFS) − prr_out.

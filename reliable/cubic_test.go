@@ -144,12 +144,12 @@ func TestCubicPRR(t *testing.T) {
 	sent := 1
 	for i := 1; i <= 99; i++ {
 		c.OnAck(k.now, testMSS, sentAt, &k.rtt)
-		for c.inFlight+testMSS <= c.Window() {
+		for c.flight+testMSS <= c.Window() {
 			c.OnPacketSent(k.now, testMSS)
 			sent++
 		}
-		if c.Window() < c.inFlight {
-			t.Fatalf("ack %d: window %d below flight %d", i, c.Window(), c.inFlight)
+		if c.Window() < c.flight {
+			t.Fatalf("ack %d: window %d below flight %d", i, c.Window(), c.flight)
 		}
 	}
 	// 99 delivered: PRR allows ceil(99·70/100) = 70 segments in all.
@@ -179,13 +179,13 @@ func TestCubicPRRSlowStartBound(t *testing.T) {
 	for range 50 { // half the flight lost
 		c.OnLoss(k.now, testMSS, sentAt)
 	}
-	if c.inFlight != 50*testMSS {
-		t.Fatalf("flight %d, want %d", c.inFlight, 50*testMSS)
+	if c.flight != 50*testMSS {
+		t.Fatalf("flight %d, want %d", c.flight, 50*testMSS)
 	}
 	c.OnPacketSent(k.now, testMSS) // the first retransmission (allowed at once)
 	c.OnAck(k.now, testMSS, sentAt, &k.rtt)
 	// pipe 50 < ssthresh 70: sndcnt = min(70-50, max(1-1, 1)+1) = 2.
-	if got, want := c.Window()-c.inFlight, 2*testMSS; got != want {
+	if got, want := c.Window()-c.flight, 2*testMSS; got != want {
 		t.Fatalf("sendable after one delivered segment below ssthresh: %d, want %d", got, want)
 	}
 }

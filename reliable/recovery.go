@@ -69,6 +69,9 @@ func newRecovery(cfg *Config, seed uint64, stats *counters) *recovery {
 		skipPeriod: skipInitialPeriod,
 		rng:        rand.NewPCG(seed, seed^0x9e3779b97f4a7c15),
 	}
+	if a, ok := r.cc.(interface{ attachFlight(*int) }); ok {
+		a.attachFlight(&r.inFlight) // our own controllers: PRR's pipe
+	}
 	r.pacer.maxBurst = pacerBurstPackets * cfg.MaxDatagramSize
 	r.chooseSkip()
 	return r
