@@ -104,6 +104,12 @@ type Config struct {
 	// "none" (no congestion window; for benchmarks on a dedicated link).
 	// NewCongestionControl, if set, takes precedence.
 	Congestion string
+	// LossTolerance is the packet loss rate that "cubic" takes as random
+	// loss rather than congestion while the RTT shows no standing queue
+	// (docs/PROTOCOL.md §8.4): such a loss is resent but does not shrink the
+	// window. Default 0.02 ([DefaultLossTolerance]); negative: every loss is
+	// a congestion event (RFC 9438 as written). At most 0.25.
+	LossTolerance float64
 	// NewCongestionControl, if set, returns the congestion controller of
 	// each new session, for datagrams of maxDatagramSize bytes (for example
 	// [NewNewReno]). Default nil: Congestion chooses.
@@ -187,8 +193,11 @@ func (c *Config) populate() (*Config, error) {
 	if n.MaxMemory == 0 {
 		n.MaxMemory = DefaultMaxMemory
 	}
+	if n.LossTolerance == 0 {
+		n.LossTolerance = DefaultLossTolerance
+	}
 	if n.Congestion == "" {
-		n.Congestion = "newreno"
+		n.Congestion = "cubic"
 	}
 	if n.Logger == nil {
 		n.Logger = slog.Default()
@@ -224,6 +233,8 @@ func (c *Config) populate() (*Config, error) {
 		return nil, fmt.Errorf("raptor: Config.PinnedSHA256 has %d bytes, want %d (a SHA-256)", len(n.PinnedSHA256), sha256.Size)
 	case n.TLS != nil && n.TLS.MaxVersion != 0 && n.TLS.MaxVersion < tls.VersionTLS13:
 		return nil, fmt.Errorf("raptor: Config.TLS.MaxVersion 0x%04x is below TLS 1.3, which Raptor requires", n.TLS.MaxVersion)
+	case !(n.LossTolerance <= maxLossTolerance):
+		return nil, fmt.Errorf("raptor: Config.LossTolerance %v above %v", n.LossTolerance, maxLossTolerance)
 	case n.Congestion != "newreno" && n.Congestion != "cubic" && n.Congestion != "none":
 		return nil, fmt.Errorf("raptor: Config.Congestion %q unknown (want \"newreno\", \"cubic\" or \"none\")", n.Congestion)
 	}
@@ -235,6 +246,9 @@ func (c *Config) populate() (*Config, error) {
 func (c *Config) newCongestionControl() CongestionControl {
 	if c.NewCongestionControl != nil {
 		return c.NewCongestionControl(c.MaxDatagramSize)
+	}
+	if c.Congestion == "cubic" {
+		return newTolerantCubic(c.MaxDatagramSize, c.LossTolerance)
 	}
 	return newCongestionControl(c.Congestion, c.MaxDatagramSize)
 }

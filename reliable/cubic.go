@@ -22,6 +22,17 @@ import (
 // trip instead of stalling; once the flight is below ssthresh it grows back
 // towards it by at most one segment more than delivered per ACK (PRR-SSRB).
 //
+// Random loss is not congestion (tolerance > 0, the default of a session):
+// a loss starts a congestion event only if the path shows a standing queue
+// (the smoothed RTT more than max(min RTT/4, 1 ms) above the minimum) or the
+// recent loss rate (an average over about lossRateWindow packets) exceeds the
+// tolerance. A bottleneck with a buffer drops packets when its queue is full,
+// which the RTT shows; one without a buffer drops more and more of an
+// overload, which the rate shows. A wireless or lossy link's random drops show
+// neither, and cost only their retransmission, where halving the window for
+// each (NewReno) caps a 1% lossy 2 ms path at about a tenth of its rate
+// (1.22 segments/RTT/√p). BBRv2 tolerates a loss rate of 2% the same way.
+//
 // PRR's pipe is the session's own count of bytes in flight (recovery
 // attaches it). Standing alone the controller counts from the
 // OnPacketSent/OnAck/OnLoss calls, which is exact only if every
@@ -33,6 +44,13 @@ type cubic struct {
 	ssthresh int
 	flight   int  // bytes in flight by the controller's own count
 	pipe     *int // recovery's bytes in flight, if attached; else &flight
+
+	// random-loss tolerance
+	tolerance float64   // loss rate taken as random without a queue; 0: none
+	lossRate  float64   // moving average over about lossRateWindow packets
+	rtt       *RTTStats // the session's, from OnAck (nil before the first)
+	tolerated uint64    // losses not taken as congestion
+	events    uint64    // congestion events (window reductions)
 
 	// cubic state (RFC 9438 §4)
 	wMax      float64   // window before the last reduction, segments
@@ -58,10 +76,41 @@ const (
 	cubicAlpha = 3 * (1 - cubicBeta) / (1 + cubicBeta)
 )
 
+const (
+	// DefaultLossTolerance is the loss rate CUBIC takes as random, not
+	// congestion, while the RTT shows no queue ([Config.LossTolerance]).
+	DefaultLossTolerance = 0.02
+	lossRateWindow       = 1024             // packets the loss rate averages over
+	queueDelayFloor      = time.Millisecond // least RTT rise taken as a queue
+	queueDelayShare      = 4                // or min RTT / this, if larger
+	maxLossTolerance     = 0.25             // Config.LossTolerance's ceiling
+)
+
 func newCubic(mss int) *cubic {
 	c := &cubic{mss: mss, cwnd: initialWindowPackets * mss, ssthresh: math.MaxInt}
 	c.pipe = &c.flight
 	return c
+}
+
+// newTolerantCubic is CUBIC that takes losses up to rate tolerance as random
+// while the path shows no queue (tolerance <= 0: every loss is congestion).
+func newTolerantCubic(mss int, tolerance float64) *cubic {
+	c := newCubic(mss)
+	c.tolerance = max(tolerance, 0)
+	return c
+}
+
+// randomLoss reports whether a loss now is taken as random rather than as a
+// congestion event: tolerance is on, the loss rate is within it, and the RTT
+// shows no standing queue.
+func (c *cubic) randomLoss() bool {
+	if c.tolerance <= 0 || c.lossRate > c.tolerance || c.rtt == nil || !c.rtt.HasSample() {
+		return false
+	}
+	// The queue must show in both the smoothed and the latest sample: the
+	// average lags a window reduction by several round trips.
+	minRTT := c.rtt.MinRTT()
+	return min(c.rtt.SmoothedRTT(), c.rtt.LatestRTT()) <= minRTT+max(minRTT/queueDelayShare, queueDelayFloor)
 }
 
 // attachFlight makes PRR use the session's count of bytes in flight (which
@@ -80,6 +129,8 @@ func (c *cubic) OnPacketSent(now time.Time, bytes int) {
 
 func (c *cubic) OnAck(now time.Time, bytes int, sentAt time.Time, rtt *RTTStats) {
 	c.flight = max(0, c.flight-bytes)
+	c.rtt = rtt
+	c.lossRate -= c.lossRate / lossRateWindow
 	if c.inRecovery {
 		if sentAt.After(c.recoveryStart) {
 			// A packet sent after the loss arrived: recovery is over (RFC
@@ -165,9 +216,18 @@ func (c *cubic) OnLoss(now time.Time, bytes int, sentAt time.Time) {
 		if c.inRecovery {
 			c.prr(0) // a further loss of the same event: the flight shrank
 		}
-		return // one reduction per congestion event
+		// One reduction per congestion event, and the loss rate counts
+		// only losses not yet answered: the burst of an overshoot would
+		// otherwise hold it above the tolerance long after the event.
+		return
+	}
+	c.lossRate += (1 - c.lossRate) / lossRateWindow
+	if c.randomLoss() {
+		c.tolerated++ // resent within the window, which stays
+		return
 	}
 	// A new congestion event (RFC 9438 §4.6, §4.7).
+	c.events++
 	cw := float64(c.cwnd) / float64(c.mss)
 	if cw < c.wMax {
 		c.wMax = cw * (1 + cubicBeta) / 2 // fast convergence

@@ -298,19 +298,35 @@ func TestCubicPersistentCongestion(t *testing.T) {
 
 func TestCongestionConfig(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		ok   bool
-		want string
-	}{{"", true, "*reliable.newReno"}, {"newreno", true, "*reliable.newReno"}, {"cubic", true, "*reliable.cubic"}, {"none", true, "reliable.noCongestion"}, {"bbr", false, ""}} {
-		c, err := (&Config{Congestion: tc.name}).populate()
+		name      string
+		tolerance float64 // Config.LossTolerance
+		ok        bool
+		want      string
+		wantTol   float64 // the CUBIC controller's tolerance
+	}{
+		{"", 0, true, "*reliable.cubic", DefaultLossTolerance},
+		{"newreno", 0, true, "*reliable.newReno", 0},
+		{"cubic", 0, true, "*reliable.cubic", DefaultLossTolerance},
+		{"cubic", 0.05, true, "*reliable.cubic", 0.05},
+		{"cubic", -1, true, "*reliable.cubic", 0},
+		{"cubic", 0.3, false, "", 0},
+		{"cubic", math.NaN(), false, "", 0},
+		{"none", 0, true, "reliable.noCongestion", 0},
+		{"bbr", 0, false, "", 0},
+	} {
+		c, err := (&Config{Congestion: tc.name, LossTolerance: tc.tolerance}).populate()
 		if (err == nil) != tc.ok {
-			t.Fatalf("Congestion %q: err %v, want ok=%v", tc.name, err, tc.ok)
+			t.Fatalf("Congestion %q LossTolerance %v: err %v, want ok=%v", tc.name, tc.tolerance, err, tc.ok)
 		}
 		if err != nil {
 			continue
 		}
-		if got := typeName(newCongestionControl(c.Congestion, 1200)); got != tc.want {
+		cc := c.newCongestionControl()
+		if got := typeName(cc); got != tc.want {
 			t.Errorf("Congestion %q: controller %s, want %s", tc.name, got, tc.want)
+		}
+		if cu, ok := cc.(*cubic); ok && cu.tolerance != tc.wantTol {
+			t.Errorf("Congestion %q LossTolerance %v: tolerance %v, want %v", tc.name, tc.tolerance, cu.tolerance, tc.wantTol)
 		}
 	}
 }
