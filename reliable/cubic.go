@@ -23,15 +23,18 @@ import (
 // towards it by at most one segment more than delivered per ACK (PRR-SSRB).
 //
 // Random loss is not congestion (tolerance > 0, the default of a session):
-// a loss starts a congestion event only if the path shows a standing queue
-// (the smoothed RTT more than max(min RTT/4, 1 ms) above the minimum) or the
-// recent loss rate (an average over about lossRateWindow packets) exceeds the
-// tolerance. A bottleneck with a buffer drops packets when its queue is full,
-// which the RTT shows; one without a buffer drops more and more of an
-// overload, which the rate shows. A wireless or lossy link's random drops show
-// neither, and cost only their retransmission, where halving the window for
-// each (NewReno) caps a 1% lossy 2 ms path at about a tenth of its rate
-// (1.22 segments/RTT/√p). BBRv2 tolerates a loss rate of 2% the same way.
+// a loss starts a congestion event only once the recent loss rate (a moving
+// average over about lossRateWindow packets of the losses not yet answered
+// by a reduction) exceeds the tolerance, as BBRv2 bounds its flight only
+// above a loss rate of 2%. A full bottleneck queue drops a burst, an
+// overloaded bufferless one drops a growing share of the excess: either
+// soon passes the tolerance. A lossy link's random drops do not, and cost
+// only their retransmission, where a reduction for each (NewReno, or CUBIC as
+// RFC 9438 writes it) caps a 1% lossy path at about 1.22/√p = 12 segments
+// per round trip (a tenth of 100 MB/s on a 2 ms path). The price: against
+// such a loss-based flow, this one takes more than its share of a bottleneck
+// that drops less than the tolerance. The RTT is no help in telling the two
+// apart: on a loaded host it rises by milliseconds with no queue on the path.
 //
 // PRR's pipe is the session's own count of bytes in flight (recovery
 // attaches it). Standing alone the controller counts from the
@@ -46,11 +49,11 @@ type cubic struct {
 	pipe     *int // recovery's bytes in flight, if attached; else &flight
 
 	// random-loss tolerance
-	tolerance float64   // loss rate taken as random without a queue; 0: none
-	lossRate  float64   // moving average over about lossRateWindow packets
-	rtt       *RTTStats // the session's, from OnAck (nil before the first)
-	tolerated uint64    // losses not taken as congestion
-	events    uint64    // congestion events (window reductions)
+	tolerance float64 // loss rate taken as random without a queue; 0: none
+	lossRate  float64 // moving average over about lossRateWindow packets
+	attached  bool    // recovery reports every acknowledgement (onAnyAck)
+	tolerated uint64  // losses not taken as congestion
+	events    uint64  // congestion events (window reductions)
 
 	// cubic state (RFC 9438 §4)
 	wMax      float64   // window before the last reduction, segments
@@ -80,10 +83,8 @@ const (
 	// DefaultLossTolerance is the loss rate CUBIC takes as random, not
 	// congestion, while the RTT shows no queue ([Config.LossTolerance]).
 	DefaultLossTolerance = 0.02
-	lossRateWindow       = 1024             // packets the loss rate averages over
-	queueDelayFloor      = time.Millisecond // least RTT rise taken as a queue
-	queueDelayShare      = 4                // or min RTT / this, if larger
-	maxLossTolerance     = 0.25             // Config.LossTolerance's ceiling
+	lossRateWindow       = 1024 // packets the loss rate averages over
+	maxLossTolerance     = 0.25 // Config.LossTolerance's ceiling
 )
 
 func newCubic(mss int) *cubic {
@@ -101,17 +102,26 @@ func newTolerantCubic(mss int, tolerance float64) *cubic {
 }
 
 // randomLoss reports whether a loss now is taken as random rather than as a
-// congestion event: tolerance is on, the loss rate is within it, and the RTT
-// shows no standing queue.
+// congestion event: tolerance is on and the loss rate is within it.
 func (c *cubic) randomLoss() bool {
-	if c.tolerance <= 0 || c.lossRate > c.tolerance || c.rtt == nil || !c.rtt.HasSample() {
-		return false
-	}
-	// The queue must show in both the smoothed and the latest sample: the
-	// average lags a window reduction by several round trips.
-	minRTT := c.rtt.MinRTT()
-	return min(c.rtt.SmoothedRTT(), c.rtt.LatestRTT()) <= minRTT+max(minRTT/queueDelayShare, queueDelayFloor)
+	return c.tolerance > 0 && c.lossRate <= c.tolerance
 }
+
+// onAnyAck is told of every acknowledged packet (OnAck only of those sent
+// while the window was in use): the loss rate's denominator.
+func (c *cubic) onAnyAck() {
+	c.attached = true
+	c.lossRate -= c.lossRate / lossRateWindow
+}
+
+// sessionController is what recovery tells this package's controllers
+// beyond [CongestionControl].
+type sessionController interface {
+	attachFlight(inFlight *int)
+	onAnyAck()
+}
+
+var _ sessionController = (*cubic)(nil)
 
 // attachFlight makes PRR use the session's count of bytes in flight (which
 // recovery updates before each call into the controller).
@@ -129,8 +139,9 @@ func (c *cubic) OnPacketSent(now time.Time, bytes int) {
 
 func (c *cubic) OnAck(now time.Time, bytes int, sentAt time.Time, rtt *RTTStats) {
 	c.flight = max(0, c.flight-bytes)
-	c.rtt = rtt
-	c.lossRate -= c.lossRate / lossRateWindow
+	if !c.attached {
+		c.lossRate -= c.lossRate / lossRateWindow
+	}
 	if c.inRecovery {
 		if sentAt.After(c.recoveryStart) {
 			// A packet sent after the loss arrived: recovery is over (RFC

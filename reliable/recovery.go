@@ -32,6 +32,7 @@ type recovery struct {
 	sent     sentHistory
 	rtt      RTTStats
 	cc       CongestionControl
+	sc       sessionController // cc, if it is one of ours that wants more
 	pacer    pacer
 	inFlight int
 
@@ -107,8 +108,9 @@ func newRecovery(cfg *Config, seed uint64, stats *counters) *recovery {
 		rng:        rand.NewPCG(seed, seed^0x9e3779b97f4a7c15),
 	}
 	r.rack.reoWndMult = 1
-	if a, ok := r.cc.(interface{ attachFlight(*int) }); ok {
-		a.attachFlight(&r.inFlight) // our own controllers: PRR's pipe
+	if sc, ok := r.cc.(sessionController); ok {
+		sc.attachFlight(&r.inFlight) // our own controllers: PRR's pipe
+		r.sc = sc
 	}
 	r.pacer.maxBurst = pacerBurstPackets * cfg.MaxDatagramSize
 	r.chooseSkip()
@@ -250,6 +252,9 @@ func (r *recovery) onAck(f *wire.AckFrame, now time.Time, h recoveryHandler) err
 			}
 			p.done = true
 			r.inFlight -= p.size
+			if r.sc != nil {
+				r.sc.onAnyAck()
+			}
 			if p.cwndLimited {
 				r.cc.OnAck(now, p.size, p.sentAt, &r.rtt)
 			}
