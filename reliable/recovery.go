@@ -425,8 +425,13 @@ func (r *recovery) lose(p *sentPacket, now time.Time, confirmed bool, h recovery
 	if !r.rack.inRecovery {
 		r.rack.inRecovery, r.rack.recoveryEnd = true, r.nextPN
 	}
-	r.rack.recentLost[r.rack.nextLost] = lostRecord{pn: p.pn, lostAt: now}
-	r.rack.nextLost = (r.rack.nextLost + 1) % rackLostKept
+	if confirmed {
+		// A late ACK of this one is reordering. A timeout's probe is not
+		// remembered: its ACK arriving after all says the RTT spiked (a
+		// loaded host), not that the path reorders.
+		r.rack.recentLost[r.rack.nextLost] = lostRecord{pn: p.pn, lostAt: now}
+		r.rack.nextLost = (r.rack.nextLost + 1) % rackLostKept
+	}
 	r.stats.inc(CounterRetransmits)
 	h.onPacketLost(p)
 }

@@ -386,6 +386,13 @@ func TestRACK(t *testing.T) {
 		steps: []step{{at: 0, send: 3}, {at: 10 * ms, ack: []wire.AckRange{rng(2, 2)}, nak: []wire.AckRange{rng(0, 1)}},
 			{at: 11 * ms, ack: []wire.AckRange{rng(0, 0), rng(2, 2)}}, {at: 12 * ms, ack: []wire.AckRange{rng(0, 2)}}},
 		wantLost: []uint64{0, 1}, wantTimer: -1, wantReoWnd: 5 * ms, wantSeen: true, wantSpurius: 2,
+	}, {
+		name: "a timeout's probe acknowledged late is not reordering",
+		// PTO at 2 × srtt after the last send declares packet 1 lost
+		// (suspected); its ACK after all says the RTT spiked.
+		steps: []step{{at: 0, send: 2}, {at: 10 * ms, ack: []wire.AckRange{rng(0, 0)}}, {at: 20 * ms, timeout: true},
+			{at: 21 * ms, ack: []wire.AckRange{rng(0, 1)}}},
+		wantLost: []uint64{1}, wantTimer: -1, wantReoWnd: 0,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, _ := testRecovery(t, nil)
