@@ -128,3 +128,25 @@ func TestSimShallowBottleneck(t *testing.T) {
 		}
 	}
 }
+
+// TestSimReorderingNotLost: on a path that reorders but loses nothing,
+// reordering by less than the reordering window (min RTT/4) is not
+// declared lost once it has been seen: the first late packet is resent
+// (its NAK came first), the rest are not.
+func TestSimReorderingNotLost(t *testing.T) {
+	size := 4 << 20
+	if raceEnabled {
+		size = 1 << 20
+	}
+	// RTT 4 ms, so reo_wnd 1 ms; 5% of datagrams arrive 0.5 ms late. No
+	// bandwidth limit: its queue would drop packets for real.
+	link := simnet.LinkConfig{Delay: 2 * time.Millisecond, Reorder: 0.05, ReorderDelay: 500 * time.Microsecond}
+	for seed := int64(1); seed <= 2; seed++ {
+		r := simBulk(t, seed, link, nil, size)
+		sent, retx := r.stats.Counters[CounterPacketsSent], r.stats.Counters[CounterRetransmits]
+		t.Logf("seed %d: %v, %d packets sent, %d retransmitted, %d NAKs received", seed, r.took, sent, retx, r.stats.Counters[CounterNaksReceived])
+		if retx > 5 {
+			t.Errorf("seed %d: %d packets of %d declared lost on a path that loses none (about %d reordered), want at most 5", seed, retx, sent, sent/20)
+		}
+	}
+}
