@@ -99,10 +99,12 @@ type Config struct {
 	// CloseTimeout bounds how long a graceful Close waits for written data to
 	// be acknowledged. Default 5s.
 	CloseTimeout time.Duration
-	// Congestion chooses the congestion controller: "newreno" (default),
-	// "cubic" (RFC 9438 with proportional rate reduction, RFC 6937) or
-	// "none" (no congestion window; for benchmarks on a dedicated link).
-	// NewCongestionControl, if set, takes precedence.
+	// Congestion chooses the congestion controller: "cubic" (default; RFC
+	// 9438 with proportional rate reduction, RFC 6937, that takes random
+	// loss below LossTolerance as no congestion), "newreno" (RFC 9002 §7:
+	// every loss halves the window) or "none" (no congestion window; for
+	// benchmarks on a dedicated link). NewCongestionControl, if set, takes
+	// precedence.
 	Congestion string
 	// LossTolerance is the packet loss rate that "cubic" takes as random
 	// loss rather than congestion while the RTT shows no standing queue
@@ -236,7 +238,7 @@ func (c *Config) populate() (*Config, error) {
 	case !(n.LossTolerance <= maxLossTolerance):
 		return nil, fmt.Errorf("raptor: Config.LossTolerance %v above %v", n.LossTolerance, maxLossTolerance)
 	case n.Congestion != "newreno" && n.Congestion != "cubic" && n.Congestion != "none":
-		return nil, fmt.Errorf("raptor: Config.Congestion %q unknown (want \"newreno\", \"cubic\" or \"none\")", n.Congestion)
+		return nil, fmt.Errorf("raptor: Config.Congestion %q unknown (want \"cubic\", \"newreno\" or \"none\")", n.Congestion)
 	}
 	return &n, nil
 }
