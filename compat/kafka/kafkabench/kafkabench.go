@@ -45,11 +45,15 @@ func (r Raptor) KafkaDialer() (kgo.Opt, io.Closer, error) {
 }
 
 // Register replaces reg's raptor transport with one whose Kafka suite runs
-// through compat/kafka, adds raptor-newreno (the same with
-// Config.Congestion "newreno"), and adds the `--via proxy` path ([ViaProxy]).
+// through compat/kafka, and adds the `--via proxy` path ([ViaProxy]).
 func Register(reg *benchkit.Registry) {
 	reg.Add(Raptor{Raptor: &benchkit.Raptor{}})
-	// The classic controller, to compare with the default in one run.
-	reg.Add(Raptor{Raptor: &benchkit.Raptor{Label: "raptor-newreno", Config: &reliable.Config{Congestion: "newreno"}}})
 	reg.AddVia("proxy", ViaProxy{})
+}
+
+// RegisterNewReno adds raptor-newreno: Raptor with Config.Congestion
+// "newreno" instead of the default CUBIC, to compare the two in one run
+// (raptor-bench-all registers it; `raptor bench` does not).
+func RegisterNewReno(reg *benchkit.Registry) {
+	reg.Add(Raptor{Raptor: &benchkit.Raptor{Label: "raptor-newreno", Config: &reliable.Config{Congestion: "newreno"}}})
 }
