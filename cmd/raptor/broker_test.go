@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/raptormq/raptor/compat/kafka"
+	"github.com/raptormq/raptor/internal/cli/clitest"
 	"github.com/raptormq/raptor/plugin"
 )
 
@@ -61,7 +62,7 @@ func TestThreeBrokersBehindOneProxyCommand(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	bctx, stopBroker := context.WithCancel(ctx)
-	var bout, berr lockedBuffer
+	var bout, berr clitest.Buffer
 	addrCh := make(chan string, 1)
 	bdone := make(chan int, 1)
 	go func() {
@@ -74,7 +75,7 @@ func TestThreeBrokersBehindOneProxyCommand(t *testing.T) {
 		t.Fatalf("broker exited %d: %s", code, berr.String())
 	}
 	pctx, stopProxy := context.WithCancel(ctx)
-	var pout, perr lockedBuffer
+	var pout, perr clitest.Buffer
 	pready := make(chan string, 1)
 	pdone := make(chan int, 1)
 	go func() {
@@ -130,7 +131,7 @@ func TestKafkaGatewayCommand(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	gctx, stopGateway := context.WithCancel(ctx)
-	var gout, gerr lockedBuffer
+	var gout, gerr clitest.Buffer
 	gready := make(chan *plugin.Relay, 1)
 	gdone := make(chan int, 1)
 	var gwAddr string

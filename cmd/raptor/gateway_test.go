@@ -5,33 +5,15 @@ import (
 	"context"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/raptormq/raptor/compat/kafka"
+	"github.com/raptormq/raptor/internal/cli/clitest"
 	"github.com/raptormq/raptor/plugin"
 )
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *lockedBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *lockedBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestBrokerGatewayCommands runs `raptor broker` and `raptor gateway` in
 // process, produces and consumes through the gateway over Raptor, then
@@ -40,7 +22,7 @@ func TestBrokerGatewayCommands(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	bctx, stopBroker := context.WithCancel(ctx)
-	var bout, berr lockedBuffer
+	var bout, berr clitest.Buffer
 	addrCh := make(chan string, 1)
 	bdone := make(chan int, 1)
 	go func() {
@@ -58,7 +40,7 @@ func TestBrokerGatewayCommands(t *testing.T) {
 	// second loopback address for the gateway.
 	_, port, _ := net.SplitHostPort(brokerAddr)
 	gctx, stopGateway := context.WithCancel(ctx)
-	var gout, gerr lockedBuffer
+	var gout, gerr clitest.Buffer
 	gready := make(chan *plugin.Relay, 1)
 	gdone := make(chan int, 1)
 	go func() {

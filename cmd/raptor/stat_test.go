@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/raptormq/raptor/internal/cli/clitest"
 	"github.com/raptormq/raptor/plugin"
 	"github.com/raptormq/raptor/reliable"
 )
@@ -59,7 +60,7 @@ func runStatTest(t *testing.T, args ...string) (code int, stdout, stderr string)
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	var out, errOut lockedBuffer
+	var out, errOut clitest.Buffer
 	code = statMain(ctx, args, &out, &errOut)
 	return code, out.String(), errOut.String()
 }
@@ -211,7 +212,7 @@ func TestStatRatesCounterReset(t *testing.T) {
 var metricsLine = regexp.MustCompile(`metrics on (http://\S+)`)
 
 // metricsURL waits for the metrics line in out (written before ready).
-func metricsURL(t *testing.T, out *lockedBuffer) string {
+func metricsURL(t *testing.T, out *clitest.Buffer) string {
 	t.Helper()
 	m := metricsLine.FindStringSubmatch(out.String())
 	if m == nil {
@@ -240,9 +241,9 @@ func TestRelayMetricsFlag(t *testing.T) {
 			go func() { io.Copy(c, c); c.Close() }()
 		}
 	}()
-	start := func(spec relaySpec, listen, upstream string) (string, *lockedBuffer, chan int, context.CancelFunc) {
+	start := func(spec relaySpec, listen, upstream string) (string, *clitest.Buffer, chan int, context.CancelFunc) {
 		rctx, stop := context.WithCancel(ctx)
-		var out, errOut lockedBuffer
+		var out, errOut clitest.Buffer
 		ready := make(chan string, 1)
 		done := make(chan int, 1)
 		go func() {
@@ -304,7 +305,7 @@ func TestBrokerMetricsFlag(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	bctx, stop := context.WithCancel(ctx)
-	var out, errOut lockedBuffer
+	var out, errOut clitest.Buffer
 	ready := make(chan string, 1)
 	done := make(chan int, 1)
 	go func() {
