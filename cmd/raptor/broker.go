@@ -1,3 +1,5 @@
+//go:build !nobroker
+
 package main
 
 import (
@@ -152,4 +154,13 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 		return 1
 	}
 	return 0
+}
+
+// brokerStats sums the Raptor listeners of b (nil if it has none).
+func brokerStats(b *kafka.Broker) plugin.StatsFunc {
+	var lns []net.Listener
+	for _, ml := range b.Listeners() {
+		lns = append(lns, ml)
+	}
+	return cli.ListenerStats(lns...)
 }

@@ -168,6 +168,9 @@ func TestHelpListsCommands(t *testing.T) {
 		t.Fatalf("no separate commands in:\n%s", out)
 	}
 	for _, name := range []string{"broker", "gateway", "proxy", "stat"} {
+		if _, ok := commands[name]; !ok && name == "broker" {
+			continue // built with -tags nobroker
+		}
 		if !strings.Contains(builtin, "\n  "+name+" ") {
 			t.Errorf("built-in %s is not listed:\n%s", name, out)
 		}

@@ -6,6 +6,10 @@
 // raptor-schema and raptor-rafka. `raptor <name>` for a command it does not
 // carry runs the executable raptor-<name> found beside its own executable
 // or on PATH, as git runs git-<name> (dispatch.go).
+//
+// Built with -tags nobroker it leaves out the embedded broker (broker.go,
+// and with it franz-go's kfake and client): a gateway and proxy for small
+// devices, 3.2 MB lighter (scripts/test.sh prints both sizes).
 package main
 
 import (
