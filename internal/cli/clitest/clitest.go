@@ -1,5 +1,6 @@
-// Package clitest helps the tests of the raptor commands, which run a
-// command in process while its goroutines write its output.
+// Package clitest helps tests that read a command's output while it is
+// being written: a raptor command run in process by its goroutines, the
+// bench harness's progress, a subprocess's stderr.
 package clitest
 
 import (
