@@ -106,10 +106,9 @@ type Config struct {
 	// benchmarks on a dedicated link). NewCongestionControl, if set, takes
 	// precedence.
 	Congestion string
-	// LossTolerance is the packet loss rate that "cubic" takes as random
-	// loss rather than congestion while the RTT shows no standing queue
-	// (docs/PROTOCOL.md §8.4): such a loss is resent but does not shrink the
-	// window. Default 0.02 ([DefaultLossTolerance]); negative: every loss is
+	// LossTolerance is the packet loss rate up to which "cubic" takes a
+	// loss as random rather than as congestion (docs/PROTOCOL.md §8.7):
+	// such a loss is resent but does not shrink the window. Default 0.02 ([DefaultLossTolerance]); negative: every loss is
 	// a congestion event (RFC 9438 as written). At most 0.25.
 	LossTolerance float64
 	// NewCongestionControl, if set, returns the congestion controller of

@@ -49,7 +49,7 @@ type cubic struct {
 	pipe     *int // recovery's bytes in flight, if attached; else &flight
 
 	// random-loss tolerance
-	tolerance float64 // loss rate taken as random without a queue; 0: none
+	tolerance float64 // loss rate taken as random, not congestion; 0: none
 	lossRate  float64 // moving average over about lossRateWindow packets
 	attached  bool    // recovery reports every acknowledgement (onAnyAck)
 	tolerated uint64  // losses not taken as congestion
@@ -81,7 +81,7 @@ const (
 
 const (
 	// DefaultLossTolerance is the loss rate CUBIC takes as random, not
-	// congestion, while the RTT shows no queue ([Config.LossTolerance]).
+	// congestion ([Config.LossTolerance]).
 	DefaultLossTolerance = 0.02
 	lossRateWindow       = 1024 // packets the loss rate averages over
 	maxLossTolerance     = 0.25 // Config.LossTolerance's ceiling
@@ -94,7 +94,7 @@ func newCubic(mss int) *cubic {
 }
 
 // newTolerantCubic is CUBIC that takes losses up to rate tolerance as random
-// while the path shows no queue (tolerance <= 0: every loss is congestion).
+// (tolerance <= 0: every loss is congestion).
 func newTolerantCubic(mss int, tolerance float64) *cubic {
 	c := newCubic(mss)
 	c.tolerance = max(tolerance, 0)

@@ -382,3 +382,51 @@ func TestSimCongestionControllers(t *testing.T) {
 		}
 	}
 }
+
+// TestCubicLossTolerance: with a tolerance, losses at a rate below it cost
+// no reduction, above it they are congestion events again; without one,
+// every loss of a new round trip is an event (RFC 9438 as written).
+func TestCubicLossTolerance(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		tolerance  float64
+		lossEvery  int // one loss per this many packets
+		wantEvents bool
+	}{
+		{"1% under a 2% tolerance", 0.02, 100, false},
+		{"0.5% under a 2% tolerance", 0.02, 200, false},
+		{"5% over a 2% tolerance", 0.02, 20, true},
+		{"1% over a 0.5% tolerance", 0.005, 100, true},
+		{"1% without tolerance", 0, 100, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTolerantCubic(testMSS, tc.tolerance)
+			k := newCCClock(10 * time.Millisecond)
+			c.cwnd, c.ssthresh = 200*testMSS, 200*testMSS // congestion avoidance
+			// 20 000 packets, 200 per 10 ms round trip; each ACK or loss is
+			// reported one RTT after the send, as recovery would.
+			for i := range 20000 {
+				sentAt := k.now
+				c.OnPacketSent(sentAt, testMSS)
+				at := sentAt.Add(k.rtt.SmoothedRTT())
+				if i%tc.lossEvery == tc.lossEvery-1 {
+					c.OnLoss(at, testMSS, sentAt)
+				} else {
+					c.onAnyAck()
+					c.OnAck(at, testMSS, sentAt, &k.rtt)
+				}
+				if i%200 == 199 {
+					k.now = k.now.Add(k.rtt.SmoothedRTT())
+				}
+			}
+			losses := uint64(20000 / tc.lossEvery)
+			t.Logf("loss rate %.4f, %d congestion events, %d losses tolerated of %d, window %d segments", c.lossRate, c.events, c.tolerated, losses, c.Window()/testMSS)
+			if got := c.events > 0; got != tc.wantEvents {
+				t.Fatalf("%d congestion events, want any: %v", c.events, tc.wantEvents)
+			}
+			if !tc.wantEvents && (c.tolerated != losses || c.Window() < 200*testMSS) {
+				t.Errorf("tolerated %d of %d losses, window %d segments; want all, and no reduction below 200", c.tolerated, losses, c.Window()/testMSS)
+			}
+		})
+	}
+}
