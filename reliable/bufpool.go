@@ -104,3 +104,24 @@ func (p *bufPool) growCost(buf []byte, head, n int) int {
 	}
 	return live + n - cap(buf)
 }
+
+// getOut returns a pooled datagram buffer with room for size bytes: a
+// base-size one (Config.MaxDatagramSize) when that is enough, so that ACKs
+// and small packets do not hold the large buffers of datagram size
+// discovery (Config.MaxProbedDatagramSize).
+func (e *endpoint) getOut(size int) *[]byte {
+	if size > e.cfg.MaxDatagramSize && e.bigBufPool.New != nil {
+		return e.bigBufPool.Get().(*[]byte)
+	}
+	return e.getBuf()
+}
+
+// putOut returns a buffer from getOut to its pool.
+func (e *endpoint) putOut(b *[]byte) {
+	if cap(*b) >= e.cfg.MaxProbedDatagramSize && e.bigBufPool.New != nil {
+		*b = (*b)[:0]
+		e.bigBufPool.Put(b)
+		return
+	}
+	e.putBuf(b)
+}
