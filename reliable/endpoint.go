@@ -118,10 +118,10 @@ func newEndpoint(pc PacketConn, cfg *Config, batch int) *endpoint {
 	if big := cfg.MaxProbedDatagramSize; big > size {
 		e.bigBufPool.New = func() any { b := make([]byte, 0, big); return &b }
 	}
-	size = cfg.MaxProbedDatagramSize // the largest datagram we receive (max_datagram_size)
-	backing := make([]byte, batch*(size+1))
+	rsize := cfg.MaxProbedDatagramSize // the largest datagram we receive (max_datagram_size)
+	backing := make([]byte, batch*(rsize+1))
 	for i := range e.rbufs {
-		e.rbufs[i] = backing[i*(size+1) : (i+1)*(size+1) : (i+1)*(size+1)]
+		e.rbufs[i] = backing[i*(rsize+1) : (i+1)*(rsize+1) : (i+1)*(rsize+1)]
 	}
 	return e
 }
