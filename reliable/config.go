@@ -25,6 +25,9 @@ type Config struct {
 	// flattens beyond it: docs/PROTOCOL.md §8.12); negative turns discovery
 	// off (datagrams stay at MaxDatagramSize). Range MaxDatagramSize..65527.
 	MaxProbedDatagramSize int
+	// probeRaiseAfter: how long a finished datagram size search rests
+	// (default probeRaiseInterval; tests lower it).
+	probeRaiseAfter time.Duration
 	// HandshakeTimeout bounds Dial's handshake. Default 5s.
 	HandshakeTimeout time.Duration
 	// IdleTimeout ends a session that received nothing for this long; the
@@ -186,6 +189,7 @@ func (c *Config) populate() (*Config, error) {
 	case n.MaxProbedDatagramSize < 0:
 		n.MaxProbedDatagramSize = n.MaxDatagramSize // discovery off
 	}
+	def(&n.probeRaiseAfter, probeRaiseInterval)
 	def(&n.HandshakeTimeout, DefaultHandshakeTimeout)
 	def(&n.IdleTimeout, DefaultIdleTimeout)
 	def(&n.KeepAlive, n.IdleTimeout/3)

@@ -14,8 +14,10 @@ import (
 // path is assumed to carry, and probes larger sizes with PING packets padded
 // to the size. A probe is ack-eliciting; its acknowledgement confirms the size
 // and the packetizer moves up to it; its loss is no congestion signal and
-// nothing in it is sent again. A size whose probe is lost probeMaxTries times
-// in a row is too big, and the search bisects between the largest confirmed
+// nothing in it is sent again. Up to probeMaxTries probes of one size go, at
+// least probeSpacing apart (so that one burst of loss does not take them
+// all), without waiting for the fate of the earlier ones: one acknowledged
+// confirms the size, all of them lost make it too big, and the search bisects between the largest confirmed
 // size and the smallest failed one until they are probeResolution apart. It
 // then rests for probeRaiseInterval and searches again from the ceiling, in
 // case the path grew. A black hole (the path stops carrying the confirmed size:
@@ -24,9 +26,12 @@ import (
 // below the size that failed.
 
 const (
-	// probeMaxTries is MAX_PROBES (RFC 8899 §5.1.2): consecutive losses of
-	// probes of one size after which it counts as too big for the path.
+	// probeMaxTries is MAX_PROBES (RFC 8899 §5.1.2): losses of probes of
+	// one size, none acknowledged, after which it counts as too big.
 	probeMaxTries = 3
+	// probeSpacing: the least time between two probes of one size, in
+	// smoothed RTTs divided by this.
+	probeSpacingPerRTT = 4
 	// probeResolution ends the search: the confirmed size is within this
 	// many bytes of the smallest size that failed.
 	probeResolution = 64
@@ -43,26 +48,28 @@ const (
 // payloads; packet records (sentPacket.size) count the bytes before sealing,
 // overhead fewer. Every method takes what it needs; nothing reads the clock.
 type sizeDiscovery struct {
-	base     int // start and fall-back size
-	ceiling  int // the largest size worth probing (<= base: discovery off)
-	cur      int // the confirmed size in use
-	hi       int // the smallest size known too big; ceiling+1 while none is
-	overhead int // what sealing adds to a packet
+	base     int           // start and fall-back size
+	ceiling  int           // the largest size worth probing (<= base: discovery off)
+	cur      int           // the confirmed size in use
+	hi       int           // the smallest size known too big; ceiling+1 while none is
+	overhead int           // what sealing adds to a packet
+	rest     time.Duration // probeRaiseInterval (Config.probeRaiseAfter)
 
-	due       bool      // a probe may be sent (the search goes on)
-	raiseAt   time.Time // the resting search starts again then (zero: not resting)
-	probing   bool      // a probe is in flight
-	probePN   uint64    // its packet number
-	probeSize int       // its size
-	tries     int       // consecutive losses of probes of probeSize
+	due        bool      // a probe may be sent (the search goes on)
+	raiseAt    time.Time // the resting search starts again then (zero: not resting)
+	probeSize  int       // the size being probed (0: none chosen)
+	probeFirst uint64    // packet number of its first probe: older probes are stale
+	probeLast  time.Time // when its latest probe left
+	sent, lost int       // its probes sent and lost
 
 	bigLost  int    // losses of packets above the base since one was acknowledged
 	bigAcked uint64 // largest packet number of an acknowledged packet above the base
 }
 
-// init starts discovery between base and ceiling.
-func (d *sizeDiscovery) init(base, ceiling, overhead int) {
-	*d = sizeDiscovery{base: base, ceiling: ceiling, cur: base, hi: ceiling + 1, overhead: overhead}
+// init starts discovery between base and ceiling; a finished search rests
+// for rest.
+func (d *sizeDiscovery) init(base, ceiling, overhead int, rest time.Duration) {
+	*d = sizeDiscovery{base: base, ceiling: ceiling, cur: base, hi: ceiling + 1, overhead: overhead, rest: rest}
 	d.due = ceiling > base
 }
 
@@ -84,11 +91,20 @@ func (d *sizeDiscovery) onTimer(now time.Time) {
 // deadline is when onTimer must run (zero: never).
 func (d *sizeDiscovery) deadline() time.Time { return d.raiseAt }
 
-// nextProbe returns the size to probe now, if any; it ends the search (and
-// arms the raise timer) when there is nothing left to try.
-func (d *sizeDiscovery) nextProbe(now time.Time) (int, bool) {
-	if !d.due || d.probing {
+// nextProbe returns the size to probe now, if any (srtt spaces the probes of
+// one size); it ends the search, and arms the raise timer, when there is
+// nothing left to try.
+func (d *sizeDiscovery) nextProbe(now time.Time, srtt time.Duration) (int, bool) {
+	if !d.due {
 		return 0, false
+	}
+	if d.probeSize != 0 {
+		// Probes of this size in flight: another after the spacing, up to
+		// probeMaxTries.
+		if d.sent >= probeMaxTries || now.Sub(d.probeLast) < srtt/probeSpacingPerRTT {
+			return 0, false
+		}
+		return d.probeSize, true
 	}
 	size := d.ceiling
 	if d.hi <= d.ceiling {
@@ -97,33 +113,40 @@ func (d *sizeDiscovery) nextProbe(now time.Time) (int, bool) {
 	if d.hi-d.cur <= probeResolution || size <= d.cur {
 		d.due = false
 		if d.cur < d.ceiling {
-			d.raiseAt = now.Add(probeRaiseInterval)
+			d.raiseAt = now.Add(d.rest)
 		}
 		return 0, false
-	}
-	if d.tries > 0 {
-		size = d.probeSize // the same size again until it fails probeMaxTries times
 	}
 	return size, true
 }
 
-// onProbeSent records the probe of size bytes sent as packet pn.
-func (d *sizeDiscovery) onProbeSent(pn uint64, size int) {
-	d.probing, d.probePN, d.probeSize = true, pn, size
+// onProbeSent records a probe of size bytes sent as packet pn at now.
+func (d *sizeDiscovery) onProbeSent(pn uint64, size int, now time.Time) {
+	if d.probeSize != size {
+		d.probeSize, d.probeFirst, d.sent, d.lost = size, pn, 0, 0
+	}
+	d.sent++
+	d.probeLast = now
+}
+
+// current reports whether probe p belongs to the size being probed.
+func (d *sizeDiscovery) current(p *sentPacket) bool {
+	return d.probeSize != 0 && p.pn >= d.probeFirst && p.size+d.overhead == d.probeSize
 }
 
 // onAcked is told of every acknowledged packet; it reports whether the
 // confirmed size went up (the probe was acknowledged).
 func (d *sizeDiscovery) onAcked(p *sentPacket) bool {
 	if p.ctl&ctlProbe != 0 {
-		if !d.probing || p.pn != d.probePN {
-			return false // a probe of an earlier search (a black hole reset it)
+		if !d.current(p) {
+			return false // a spare probe of a settled size, or of an earlier search
 		}
-		d.probing, d.tries = false, 0
-		if d.probeSize <= d.cur {
+		size := d.probeSize
+		d.probeSize = 0
+		if size <= d.cur {
 			return false
 		}
-		d.cur = d.probeSize
+		d.cur = size
 		return true
 	}
 	if p.size > d.basePayload() {
@@ -137,11 +160,10 @@ func (d *sizeDiscovery) onAcked(p *sentPacket) bool {
 // makes a black hole (the session is then back at the base size).
 func (d *sizeDiscovery) onLost(p *sentPacket) bool {
 	if p.ctl&ctlProbe != 0 {
-		if d.probing && p.pn == d.probePN {
-			d.probing = false
-			d.tries++
-			if d.tries >= probeMaxTries {
-				d.hi, d.tries = d.probeSize, 0
+		if d.current(p) {
+			d.lost++
+			if d.lost >= probeMaxTries {
+				d.hi, d.probeSize = d.probeSize, 0
 			}
 		}
 		return false
@@ -156,7 +178,7 @@ func (d *sizeDiscovery) onLost(p *sentPacket) bool {
 	// The path stopped carrying d.cur: back to the base, search below it.
 	d.hi = d.cur
 	d.cur = d.base
-	d.bigLost, d.tries, d.probing = 0, 0, false
+	d.bigLost, d.probeSize = 0, 0
 	d.raiseAt = time.Time{}
 	d.due = true
 	return true
@@ -189,8 +211,23 @@ func (s *Session) startDiscoveryLocked() {
 		ceiling = p
 	}
 	base := s.baseDatagramSizeLocked()
-	s.pmtu.init(base, max(ceiling, base), s.sealOverhead())
+	s.pmtu.init(base, max(ceiling, base), s.sealOverhead(), s.cfg.probeRaiseAfter)
 	s.stats.dgram.Store(int64(base))
+}
+
+// probeDueLocked returns the size, before sealing, of the datagram size
+// probe to send now, or 0. A probe takes at most half the congestion window
+// (a window too small for it waits to grow): the packet builder keeps its
+// room free, and data moves in the rest meanwhile.
+func (s *Session) probeDueLocked(now time.Time) int {
+	if !s.pmtu.active() || s.sentData == 0 || s.remoteID == (wire.ConnID{}) {
+		return 0 // probe only for a session in use
+	}
+	size, ok := s.pmtu.nextProbe(now, s.rec.rtt.SmoothedRTT())
+	if !ok || 2*size > s.rec.window() {
+		return 0
+	}
+	return size - s.sealOverhead()
 }
 
 // packProbeLocked builds a datagram size probe if one is due: a PING padded
@@ -198,17 +235,11 @@ func (s *Session) startDiscoveryLocked() {
 // The run loop sends it last in its batch, so that a kernel that refuses the
 // size (EMSGSIZE) costs nothing else.
 func (s *Session) packProbeLocked(now time.Time) bool {
-	if s.sentData == 0 || s.remoteID == (wire.ConnID{}) {
-		return false // probe only for a session in use
-	}
-	size, ok := s.pmtu.nextProbe(now)
-	if !ok {
-		return false
-	}
-	n := size - s.sealOverhead()
-	if !s.rec.canSend(n) {
+	n := s.probeDueLocked(now)
+	if n == 0 || !s.rec.canSend(n) {
 		return false // the window is full: an ACK brings the run loop back
 	}
+	size := n + s.sealOverhead()
 	b, bp := s.newOutSized(size)
 	pn := s.rec.takePacketNumber()
 	hdr := wire.ShortHeader{DstID: s.remoteID, PacketNumber: pn}
@@ -221,7 +252,7 @@ func (s *Session) packProbeLocked(now time.Time) bool {
 	rec := &s.pending
 	*rec = sentPacket{pn: pn, sentAt: now, size: len(b), ctl: ctlPing | ctlProbe}
 	s.rec.onPacketSent(rec, now, false)
-	s.pmtu.onProbeSent(pn, size)
+	s.pmtu.onProbeSent(pn, size, now)
 	s.lastSent = now
 	s.stats.inc(CounterProbesSent)
 	s.queueOut(b, bp)

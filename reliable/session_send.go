@@ -290,13 +290,24 @@ func (s *Session) packLocked(now time.Time, probe bool) (int, bool) {
 	s.rec.refillPacer(now)
 	s.pacingAt, s.flushAt = time.Time{}, time.Time{}
 	n := s.packHandshakeLocked(now) // the client's Finished until the server confirms
-	for n < maxSendBatch {
+	// A due datagram size probe has its room in the congestion window kept
+	// while the data packets are built; it goes last (packProbeLocked).
+	reserve, last := 0, maxSendBatch
+	if probe {
+		reserve = s.probeDueLocked(now)
+	}
+	if reserve > 0 {
+		last--
+		s.rec.inFlight += reserve
+	}
+	for n < last {
 		if !s.packOneLocked(now) {
 			break
 		}
 		n++
 	}
-	if probe && n < maxSendBatch && s.pmtu.active() && s.packProbeLocked(now) {
+	s.rec.inFlight -= reserve
+	if reserve > 0 && s.packProbeLocked(now) {
 		n++
 	}
 	return n, n == maxSendBatch
