@@ -246,9 +246,7 @@ func (s *Session) packProbeLocked(now time.Time) bool {
 	b = hdr.Append(b)
 	f := wire.PingFrame{}
 	b, _ = f.Append(b)
-	for len(b) < n {
-		b = append(b, byte(wire.FramePadding))
-	}
+	b = append(b, make([]byte, n-len(b))...) // PADDING frames are zero bytes
 	rec := &s.pending
 	*rec = sentPacket{pn: pn, sentAt: now, size: len(b), ctl: ctlPing | ctlProbe}
 	s.rec.onPacketSent(rec, now, false)

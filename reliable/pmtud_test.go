@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/raptormq/raptor/internal/simnet"
+	"github.com/raptormq/raptor/wire"
 )
 
 // runSearch drives d against a path that carries datagrams up to path bytes
@@ -332,4 +333,33 @@ func (s *Session) searchingForTest() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.pmtu.due
+}
+
+// TestStreamDataRoom: the data a STREAM frame can carry in a given space is
+// the most whose frame (header, length varint, data) still fits, across the
+// varint length boundaries that datagrams above 16 KiB cross.
+func TestStreamDataRoom(t *testing.T) {
+	for _, off := range []uint64{0, 1 << 20, 1 << 40} {
+		f := wire.StreamFrame{StreamID: 5, Offset: off, HasLen: true}
+		for space := 0; space <= 70000; space++ {
+			if space > 200 && space%97 != 0 && (space < 16370 || space > 16400) {
+				continue
+			}
+			room := streamDataRoom(space, &f)
+			fits := func(d int) bool {
+				if d < 0 {
+					return false
+				}
+				g := f
+				g.Data = make([]byte, d)
+				return g.Length() <= space
+			}
+			if room >= 0 && !fits(room) {
+				t.Fatalf("offset %d, space %d: room %d does not fit", off, space, room)
+			}
+			if fits(room + 1) {
+				t.Fatalf("offset %d, space %d: room %d, but %d fits", off, space, room, room+1)
+			}
+		}
+	}
 }

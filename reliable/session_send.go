@@ -568,13 +568,13 @@ func (s *Session) idleLimitLocked() time.Duration {
 // not even the header fits.
 func streamDataRoom(space int, f *wire.StreamFrame) int {
 	d := space - (f.HeaderLen() - 1) // the header without its length field
-	switch {
-	case d-1 <= 63:
-		return d - 1
-	case d-2 <= 16383:
-		return d - 2
-	case d-4 <= 1<<30-1:
-		return d - 4
+	best := d - 1
+	for _, v := range [...]struct{ l, max int }{{1, 63}, {2, 16383}, {4, 1<<30 - 1}, {8, 1<<62 - 1}} {
+		if d-v.l > v.max {
+			best = v.max // this length field is too short for the rest; a longer one may do better
+			continue
+		}
+		return max(best, d-v.l)
 	}
-	return d - 8
+	return best
 }
