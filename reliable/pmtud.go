@@ -9,28 +9,28 @@ import (
 )
 
 // Datagram size discovery (docs/PROTOCOL.md §8.12): DPLPMTUD after RFC 8899,
-// as RFC 9000 §14.3 applies it. A session starts at the base size (the smaller
-// of Config.MaxDatagramSize and the peer's max_datagram_size), which every
-// path is assumed to carry, and probes larger sizes with PING packets padded
-// to the size. A probe is ack-eliciting; its acknowledgement confirms the size
-// and the packetizer moves up to it; its loss is no congestion signal and
-// nothing in it is sent again. Up to probeMaxTries probes of one size go, at
-// least probeSpacing apart (so that one burst of loss does not take them
+// as RFC 9000 §14.3 applies it. A session starts at the base size (the
+// smaller of Config.MaxDatagramSize and the peer's max_datagram_size), which
+// every path is assumed to carry, and probes larger sizes with PING packets
+// padded to the size. A probe is ack-eliciting; its acknowledgement confirms
+// the size and the packetizer moves up to it; its loss is no congestion signal
+// and nothing in it is sent again. Up to probeMaxTries probes of one size go,
+// a fraction of the RTT apart (so that one burst of loss does not take them
 // all), without waiting for the fate of the earlier ones: one acknowledged
-// confirms the size, all of them lost make it too big, and the search bisects between the largest confirmed
-// size and the smallest failed one until they are probeResolution apart. It
-// then rests for probeRaiseInterval and searches again from the ceiling, in
-// case the path grew. A black hole (the path stops carrying the confirmed size:
-// blackHoleLosses packets larger than the base lost, none of them acknowledged
-// since) sends the session back to the base size and starts a new search
-// below the size that failed.
+// confirms the size, all of them lost make it too big. The search bisects
+// between the largest confirmed size and the smallest failed one until they
+// are probeResolution apart, then rests for probeRaiseInterval and searches
+// again from the ceiling, in case the path grew. A black hole (the path stops
+// carrying the confirmed size: blackHoleLosses packets larger than the base
+// lost, none of them acknowledged since) sends the session back to the base
+// size and starts a new search below the size that failed.
 
 const (
 	// probeMaxTries is MAX_PROBES (RFC 8899 §5.1.2): losses of probes of
 	// one size, none acknowledged, after which it counts as too big.
 	probeMaxTries = 3
-	// probeSpacing: the least time between two probes of one size, in
-	// smoothed RTTs divided by this.
+	// probeSpacingPerRTT: two probes of one size are at least the smoothed
+	// RTT divided by this apart.
 	probeSpacingPerRTT = 4
 	// probeResolution ends the search: the confirmed size is within this
 	// many bytes of the smallest size that failed.
