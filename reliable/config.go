@@ -11,9 +11,23 @@ import (
 // Config tunes an endpoint and its sessions. The zero value of every field
 // means the documented default; Listen and Dial validate it up front.
 type Config struct {
-	// MaxDatagramSize is the largest UDP payload sent. Default 1452 (fits a
-	// 1500-byte MTU over IPv6). Range 1200..65527.
+	// MaxDatagramSize is the base datagram size (UDP payload): what every
+	// session starts with and falls back to when the path stops carrying more,
+	// so every path must carry it. Default 1452 (fits a 1500-byte MTU over
+	// IPv6). Range 1200..65527.
 	MaxDatagramSize int
+	// MaxProbedDatagramSize is the ceiling of datagram size discovery
+	// (docs/PROTOCOL.md §8.12): a session probes sizes above MaxDatagramSize up
+	// to this, the peer's max_datagram_size and what the path carries, and
+	// sends the largest confirmed. It is also the largest datagram this side
+	// receives, announced as max_datagram_size; each receive loop holds a
+	// batch of buffers of this size. Default 16384 (on loopback, the gain
+	// flattens beyond it: docs/PROTOCOL.md §8.12); negative turns discovery
+	// off (datagrams stay at MaxDatagramSize). Range MaxDatagramSize..65527.
+	MaxProbedDatagramSize int
+	// probeRaiseAfter: how long a finished datagram size search rests
+	// (default probeRaiseInterval; tests lower it).
+	probeRaiseAfter time.Duration
 	// HandshakeTimeout bounds Dial's handshake. Default 5s.
 	HandshakeTimeout time.Duration
 	// IdleTimeout ends a session that received nothing for this long; the
@@ -155,6 +169,9 @@ const (
 	DefaultMaxMemory            = 1 << 30
 )
 
+// DefaultMaxProbedDatagramSize is Config.MaxProbedDatagramSize's default.
+const DefaultMaxProbedDatagramSize = 16384
+
 // populate returns a copy of c with defaults filled in, or an error naming the
 // first invalid field.
 func (c *Config) populate() (*Config, error) {
@@ -173,6 +190,13 @@ func (c *Config) populate() (*Config, error) {
 		}
 	}
 	defi(&n.MaxDatagramSize, DefaultMaxDatagramSize)
+	switch {
+	case n.MaxProbedDatagramSize == 0:
+		n.MaxProbedDatagramSize = max(DefaultMaxProbedDatagramSize, n.MaxDatagramSize)
+	case n.MaxProbedDatagramSize < 0:
+		n.MaxProbedDatagramSize = n.MaxDatagramSize // discovery off
+	}
+	def(&n.probeRaiseAfter, probeRaiseInterval)
 	def(&n.HandshakeTimeout, DefaultHandshakeTimeout)
 	def(&n.IdleTimeout, DefaultIdleTimeout)
 	def(&n.KeepAlive, n.IdleTimeout/3)
@@ -206,6 +230,8 @@ func (c *Config) populate() (*Config, error) {
 	switch {
 	case n.MaxDatagramSize < 1200 || n.MaxDatagramSize > 65527:
 		return nil, fmt.Errorf("raptor: Config.MaxDatagramSize %d out of range 1200..65527", n.MaxDatagramSize)
+	case n.MaxProbedDatagramSize < n.MaxDatagramSize || n.MaxProbedDatagramSize > 65527:
+		return nil, fmt.Errorf("raptor: Config.MaxProbedDatagramSize %d out of range MaxDatagramSize (%d)..65527", n.MaxProbedDatagramSize, n.MaxDatagramSize)
 	case n.HandshakeTimeout < 0:
 		return nil, fmt.Errorf("raptor: Config.HandshakeTimeout %v is negative", n.HandshakeTimeout)
 	case n.IdleTimeout < 0:

@@ -419,6 +419,12 @@ func (r *recovery) detectLosses(now time.Time, h recoveryHandler) {
 func (r *recovery) lose(p *sentPacket, now time.Time, confirmed bool, h recoveryHandler) {
 	p.done = true
 	r.inFlight -= p.size
+	if p.ctl&ctlProbe != 0 {
+		// A datagram size probe: lost for its size, not for congestion, and
+		// nothing in it is sent again (docs/PROTOCOL.md §8.12).
+		h.onPacketLost(p)
+		return
+	}
 	if confirmed {
 		r.cc.OnLoss(now, p.size, p.sentAt)
 	}
@@ -472,6 +478,14 @@ func (r *recovery) onTimeout(now time.Time, h recoveryHandler) (probe bool) {
 	}
 	p := r.sent.oldest()
 	if p == nil || now.Before(r.lastEliciting.Add(r.pto())) {
+		return false
+	}
+	if p.ctl&ctlProbe != 0 {
+		// The oldest packet is a datagram size probe: its loss says nothing
+		// about congestion, so this timeout neither backs off nor probes
+		// (the next pass sees the packets after it, if any).
+		r.lose(p, now, false, h)
+		r.sent.popDone()
 		return false
 	}
 	r.ptoCount++
