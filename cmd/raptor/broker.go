@@ -1,3 +1,5 @@
+//go:build !nobroker
+
 package main
 
 import (
@@ -12,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/raptormq/raptor/compat/kafka"
+	"github.com/raptormq/raptor/internal/cli"
 	"github.com/raptormq/raptor/plugin"
 )
 
@@ -62,12 +65,12 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 	partitions := fs.Int("partitions", 6, "partitions of topics created without a count")
 	topics := fs.String("topics", "", "topics to create at start, comma separated, each name or name:partitions")
 	autoCreate := fs.Bool("auto-create", true, "let clients create topics by producing to them")
-	var extra multiFlag
+	var extra cli.MultiFlag
 	fs.Var(&extra, "extra-listen", "another endpoint URL to serve Kafka on, e.g. raptor+dpdk://10.0.0.1:9092?dev=...; repeatable")
 	metricsAddr := metricsFlag(fs)
 	verbose := fs.Bool("v", false, "log at debug level")
 	tlsf := addTLSFlags(fs, true, false)
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
 	}
 	if *partitions <= 0 {
@@ -78,7 +81,7 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 		fmt.Fprintf(stderr, "raptor broker: --brokers %d: want 1 to 64\n", *brokers)
 		return 2
 	}
-	logger := newLogger(stderr, *verbose)
+	logger := cli.NewLogger(stderr, *verbose)
 	var ts []string
 	for _, t := range strings.Split(*topics, ",") {
 		if t = strings.TrimSpace(t); t != "" {
@@ -135,7 +138,7 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 		}
 		defer removePins()
 	}
-	stopMetrics, ok := serveMetrics("raptor broker", *metricsAddr, "broker", brokerStats(b), nil, stdout, stderr)
+	stopMetrics, ok := cli.ServeMetrics("raptor broker", *metricsAddr, "broker", brokerStats(b), nil, stdout, stderr)
 	if !ok {
 		b.Close()
 		return 1
@@ -151,4 +154,13 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 		return 1
 	}
 	return 0
+}
+
+// brokerStats sums the Raptor listeners of b (nil if it has none).
+func brokerStats(b *kafka.Broker) plugin.StatsFunc {
+	var lns []net.Listener
+	for _, ml := range b.Listeners() {
+		lns = append(lns, ml)
+	}
+	return cli.ListenerStats(lns...)
 }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/raptormq/raptor/internal/cli"
 	"github.com/raptormq/raptor/plugin"
 	"github.com/raptormq/raptor/plugin/kafkarelay"
 	"github.com/raptormq/raptor/reliable"
@@ -95,7 +96,7 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, spec.usage); fs.PrintDefaults() }
 	listen := fs.String("listen", spec.listen, "endpoint URL to accept on ("+strings.Join(schemeList(), ", ")+")")
-	var upstreams multiFlag
+	var upstreams cli.MultiFlag
 	fs.Var(&upstreams, "upstream", "endpoint URL to forward to; repeat for failover (default "+spec.upstream+")")
 	kafkaAware := fs.Bool("kafka", spec.kafka, "Kafka-aware: rewrite broker addresses so this one relay fronts every broker of the cluster")
 	advertise := fs.String("advertise", "", "with --kafka: host clients are told to connect to (default: the listen host, or 127.0.0.1 for 0.0.0.0)")
@@ -112,11 +113,11 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 	metricsAddr := metricsFlag(fs)
 	verbose := fs.Bool("v", false, "log every stream at debug level")
 	tlsf := addTLSFlags(fs, true, true)
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
 	}
 	if len(upstreams) == 0 {
-		upstreams = multiFlag{spec.upstream}
+		upstreams = cli.MultiFlag{spec.upstream}
 	}
 	var fr plugin.Framing
 	switch *framing {
@@ -138,7 +139,7 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 		fmt.Fprintf(stderr, "%s: --advertise and --broker-ports need --kafka\n", prog)
 		return 2
 	}
-	logger := newLogger(stderr, *verbose)
+	logger := cli.NewLogger(stderr, *verbose)
 	raptorCfg, err := tlsf.raptorConfig()
 	if err == nil && strings.HasPrefix(*listen, "raptor") {
 		err = shareCertificate(raptorCfg) // one certificate for all raptor:// listeners (a Kafka-aware gateway opens one per broker)
@@ -204,9 +205,9 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 		served = ch
 		// The listener's sessions (gateway: Raptor in) plus the sessions
 		// the transport dialed (proxy: Raptor out).
-		lnStat = plugin.SumStats(listenerStats(ln), t.Stats)
+		lnStat = plugin.SumStats(cli.ListenerStats(ln), t.Stats)
 	}
-	stopMetrics, ok := serveMetrics(prog, *metricsAddr, spec.name, lnStat, r, stdout, stderr)
+	stopMetrics, ok := cli.ServeMetrics(prog, *metricsAddr, spec.name, lnStat, r, stdout, stderr)
 	if !ok {
 		r.Close()
 		if kr != nil {
