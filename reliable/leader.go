@@ -26,7 +26,7 @@ import (
 //     it, its deadline passes or the stream or session ends; then it frees
 //     the token again, nudging the next waiting Read if there is one.
 //   - Nobody holds a free token for long: the loop's timer takes it back when
-//     no reader took it for a whole period (leadBound after a release, at
+//     no reader took it for a whole period (bound after a release, at
 //     most twice that), so datagrams for sessions nobody reads (other
 //     sessions of a listener, ACKs for a writer that never reads) wait at
 //     most that long. A reader that keeps reading keeps the token and the
@@ -39,7 +39,7 @@ import (
 //     which sees the close and ends.
 //
 // A PacketConn that cannot interrupt a blocked ReadBatch (no SetReadDeadline:
-// DPDK ports, loss injectors) keeps today's path: only the loop reads.
+// DPDK ports, loss injectors) keeps the receive loop as its only reader.
 
 const (
 	tokLoop   int32 = iota // the receive loop holds the token (reads, or is about to)
@@ -47,7 +47,7 @@ const (
 	tokReader              // a blocked Read reads and dispatches for the endpoint
 )
 
-// minLeadBound is the shortest leadBound (the runtime's network poller
+// minLeadBound is the shortest leadership.bound (the runtime's network poller
 // sleeps in whole milliseconds anyway).
 const minLeadBound = 500 * time.Microsecond
 
