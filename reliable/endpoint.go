@@ -53,7 +53,8 @@ type endpoint struct {
 	wg         sync.WaitGroup
 	lead       leadership // who reads the socket: the loop or a blocked Read (leader.go)
 
-	// read-loop scratch (only the read goroutine touches these)
+	// receive scratch (only the holder of the read token touches these: the
+	// receive loop or a leading Read, leader.go)
 	rbufs   [][]byte
 	rsizes  []int
 	raddrs  []netip.AddrPort
