@@ -13,6 +13,7 @@ import (
 
 	"github.com/raptormq/raptor/compat/kafka"
 	"github.com/raptormq/raptor/plugin"
+	"github.com/raptormq/raptor/reliable"
 )
 
 func init() {
@@ -66,9 +67,13 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 	fs.Var(&extra, "extra-listen", "another endpoint URL to serve Kafka on, e.g. raptor+dpdk://10.0.0.1:9092?dev=...; repeatable")
 	metricsAddr := metricsFlag(fs)
 	verbose := fs.Bool("v", false, "log at debug level")
+	loops := receiveLoopsFlag(fs)
 	tlsf := addTLSFlags(fs, true, false)
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
+	}
+	if !checkReceiveLoops("raptor broker", *loops, stderr) {
+		return 2
 	}
 	if *partitions <= 0 {
 		fmt.Fprintf(stderr, "raptor broker: --partitions %d must be positive\n", *partitions)
@@ -93,6 +98,7 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 		fmt.Fprintf(stderr, "raptor broker: %v\n", err)
 		return 2
 	}
+	rcfg.ReceiveLoops = *loops
 	t := plugin.New(plugin.WithLogger(logger), plugin.WithRaptorConfig(rcfg))
 	defer t.Close()
 	var lns []net.Listener
@@ -121,7 +127,7 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 	}
 	for i, ml := range b.Listeners() {
 		lns := ml.Listeners()
-		fmt.Fprintf(stdout, "raptor broker: node %d bound on tcp://%s and raptor://%s, advertised as %s\n", i, lns[0].Addr(), lns[1].Addr(), b.Addrs()[i])
+		fmt.Fprintf(stdout, "raptor broker: node %d bound on tcp://%s and raptor://%s%s, advertised as %s\n", i, lns[0].Addr(), lns[1].Addr(), loopsNote(lns[1]), b.Addrs()[i])
 	}
 	fmt.Fprintf(stdout, "raptor broker: serving Kafka, %d broker(s) (%s); Ctrl-C stops\n", len(b.Listeners()), store)
 	for i, u := range extra {
@@ -151,4 +157,35 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 		return 1
 	}
 	return 0
+}
+
+// maxReceiveLoops is the largest --receive-loops reliable.Config accepts.
+const maxReceiveLoops = 256
+
+// receiveLoopsFlag adds --receive-loops to the flags of a command that
+// listens on Raptor (broker, gateway).
+func receiveLoopsFlag(fs *flag.FlagSet) *int {
+	return fs.Int("receive-loops", 1, "sockets each raptor:// listener opens on its port with SO_REUSEPORT (Linux), one receive loop each, "+
+		"so sessions spread over that many cores (the kernel keeps each client on one; reliable.Config.ReceiveLoops; raptor+dpdk:// has one)")
+}
+
+// checkReceiveLoops reports on stderr, as the command prog, a
+// --receive-loops out of range; false means exit 2.
+func checkReceiveLoops(prog string, n int, stderr io.Writer) bool {
+	if n < 1 || n > maxReceiveLoops {
+		fmt.Fprintf(stderr, "%s: --receive-loops %d: want 1 to %d\n", prog, n, maxReceiveLoops)
+		return false
+	}
+	return true
+}
+
+// loopsNote is " (N receive loops)" for a Raptor listener with more than
+// one, read from the listener itself, and "" otherwise.
+func loopsNote(ln net.Listener) string {
+	if l, ok := ln.(*reliable.Listener); ok {
+		if n := len(l.SessionsPerLoop()); n > 1 {
+			return fmt.Sprintf(" (%d receive loops)", n)
+		}
+	}
+	return ""
 }
