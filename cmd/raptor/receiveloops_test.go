@@ -150,7 +150,7 @@ func brokerFlagDefaultInt(t *testing.T, cmd, name string) string {
 	lines := strings.Split(errb.String(), "\n")
 	for i, l := range lines {
 		if strings.HasPrefix(strings.TrimSpace(l), "-"+name+" ") {
-			for _, d := range lines[i : min(i+4, len(lines))] {
+			for _, d := range lines[i:min(i+4, len(lines))] {
 				if j := strings.Index(d, "(default "); j >= 0 {
 					return strings.TrimSuffix(d[j+len("(default "):], ")")
 				}
