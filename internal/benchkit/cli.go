@@ -121,6 +121,7 @@ func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Co
 	conns := fs.Int("conns", 100, "idle: conns (sessions) to open and leave idle")
 	sessions := fs.Int("sessions", 8, "loops: client sessions streaming at once, each from its own socket")
 	recvLoops := fs.String("receive-loops", "1,2", "loops: comma-separated receive loop counts of the listener, each compared with the first")
+	repeat := fs.Int("repeat", 1, "loops: run the loop counts in turn this many times (1,2,1,2,...) and add medians")
 	jsonOut := fs.Bool("json", false, "one JSON object per result per line")
 	mdOut := fs.Bool("markdown", false, "a Markdown table")
 	plotFile := fs.String("plot", "", "also draw latency and throughput charts into this PNG file")
@@ -203,6 +204,7 @@ func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Co
 		{*rate >= 1 && *rate <= 1_000_000, "rate", fmt.Sprint(*rate), "outside [1, 1000000] records/s"},
 		{*conns >= 1 && *conns <= 10000, "conns", fmt.Sprint(*conns), "outside [1, 10000]"},
 		{*sessions >= 1 && *sessions <= 1024, "sessions", fmt.Sprint(*sessions), "outside [1, 1024]"},
+		{*repeat >= 1 && *repeat <= 100, "repeat", fmt.Sprint(*repeat), "outside [1, 100]"},
 		{!(*jsonOut && cfg.Suite == "idle"), "json", "true", "the idle suite has no JSON form (use --save)"},
 		{*remote == "" || cfg.Suite != "idle", "remote", *remote, "the idle suite runs in one process"},
 		{*serveFor >= time.Second && *serveFor <= 24*time.Hour, "serve-for", serveFor.String(), "outside [1s, 24h]"},
@@ -250,7 +252,7 @@ func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Co
 	cfg.Save, cfg.Condition = *save, *condition
 	cfg.CPUProfile, cfg.MemProfile = *cpuProfile, *memProfile
 	cfg.Idle = IdleOptions{Conns: *conns, Duration: *duration}
-	cfg.Loops = LoopsOptions{Sessions: *sessions}
+	cfg.Loops = LoopsOptions{Sessions: *sessions, Repeat: *repeat}
 	for _, v := range splitList(*recvLoops) {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 256 {
@@ -437,16 +439,18 @@ func RunAll(ctx context.Context, cfg *Config, each func(Result), stderr io.Write
 						add(r)
 					}
 				case "loops":
-					for _, n := range cfg.Loops.Loops {
-						if ctx.Err() != nil {
-							break
+				loops:
+					for rep := 0; rep < max(cfg.Loops.Repeat, 1); rep++ {
+						for _, n := range cfg.Loops.Loops {
+							if ctx.Err() != nil {
+								break loops
+							}
+							var r Result
+							if r, err = RunLoops(ctx, t, n, o, cfg.Loops); err != nil {
+								break loops
+							}
+							add(r)
 						}
-						var r Result
-						r, err = RunLoops(ctx, t, n, o, cfg.Loops)
-						if err != nil {
-							break
-						}
-						add(r)
 					}
 				case "idle":
 					st, ok := t.(Transport)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime/pprof"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,9 @@ type LoopsOptions struct {
 	// Settle is how long the senders run before the measurement starts
 	// (default 300ms): handshakes done, congestion windows open.
 	Settle time.Duration
+	// Repeat is how many times the command line runs Loops in turn
+	// (1, 2, 1, 2, ...; default 1); WriteLoopsSummary adds medians.
+	Repeat int
 }
 
 func (lo LoopsOptions) withDefaults() LoopsOptions {
@@ -105,6 +109,7 @@ func RunLoops(ctx context.Context, t Named, loops int, o Options, lo LoopsOption
 		received atomic.Int64 // bytes, all streams
 		wg       sync.WaitGroup
 		ended    = make(chan struct{}, lo.Sessions) // one per stream read to its end
+		arrived  = make(chan struct{}, 1)           // bytes arrived since the last receive from it
 	)
 	pprof.Do(ctx, pprof.Labels("side", "server"), func(ctx context.Context) {
 		l, err = reliable.Listen("127.0.0.1:0", &scfg)
@@ -127,6 +132,12 @@ func RunLoops(ctx context.Context, t Named, loops int, o Options, lo LoopsOption
 					for {
 						n, err := st.Read(buf)
 						received.Add(int64(n))
+						if n > 0 {
+							select {
+							case arrived <- struct{}{}:
+							default:
+							}
+						}
 						if err == io.EOF {
 							ended <- struct{}{}
 						}
@@ -230,6 +241,17 @@ func RunLoops(ctx context.Context, t Named, loops int, o Options, lo LoopsOption
 	if err := wait(o.Duration); err != nil {
 		return res, fmt.Errorf("bench: loops (%d receive loops): %w", loops, err)
 	}
+	// A window in which nothing arrived (a stall longer than o.Duration)
+	// lasts until something does.
+	for received.Load() == bytes0 {
+		select {
+		case <-arrived:
+		case err := <-werr:
+			return res, fmt.Errorf("bench: loops (%d receive loops): %w", loops, err)
+		case <-ctx.Done():
+			return res, fmt.Errorf("bench: loops (%d receive loops): nothing received within the time bound: %w", loops, ctx.Err())
+		}
+	}
 	pk1, bytes1, sent1, after, elapsed := perLoop(), received.Load(), sent.Load(), sampleCost(), time.Since(start)
 	bar.set((lo.Settle + o.Duration).Seconds())
 
@@ -242,9 +264,6 @@ func RunLoops(ctx context.Context, t Named, loops int, o Options, lo LoopsOption
 	res.LoopSessions = l.SessionsPerLoop()
 	for i := range pk1 {
 		res.LoopPackets = append(res.LoopPackets, pk1[i]-pk0[i])
-	}
-	if res.Received == 0 {
-		return res, fmt.Errorf("bench: loops (%d receive loops): nothing received in %v", loops, elapsed)
 	}
 	// Every stream ends: every message written must arrive.
 	stop.Store(true)
@@ -273,25 +292,42 @@ func loopsName(transport string, loops int) string {
 
 // WriteLoopsSummary writes, under the table of a loops run, how the kernel
 // spread each run's sessions and packets over the receive loops, and each
-// run's message rate against the run with the first loop count of the same
-// transport and size (the aim of issue 16: 2 loops ≥ 1.6× one).
+// run's message rate against the latest run before it with the first loop
+// count of the same transport and size (the aim of issue 16: 2 loops ≥ 1.6×
+// one). When a loop count ran more than once (--repeat), it adds the
+// medians: msgs/s, CPU µs/msg and the ratio of each pair.
 func WriteLoopsSummary(w io.Writer, rs []Result) {
 	type key struct {
 		transport string
 		size      int
 	}
-	first := map[key]Result{}
-	head := false
+	type group struct {
+		key
+		loops int
+	}
+	var (
+		base    = map[key]int{}    // the first loop count of each transport and size
+		ref     = map[key]Result{} // the latest run with it
+		order   []group
+		runs    = map[group][]Result{}
+		ratios  = map[group][]float64{}
+		head    bool
+		repeats bool
+	)
 	for _, r := range rs {
 		if r.Suite != SuiteLoops {
 			continue
 		}
 		k := key{strings.SplitN(r.Transport, "×", 2)[0], r.Size}
-		f, seen := first[k]
-		if !seen {
-			first[k] = r
-			f = r
+		if _, ok := base[k]; !ok {
+			base[k] = r.ReceiveLoops
 		}
+		g := group{k, r.ReceiveLoops}
+		if _, ok := runs[g]; !ok {
+			order = append(order, g)
+		}
+		runs[g] = append(runs[g], r)
+		repeats = repeats || len(runs[g]) > 1
 		var pk []string
 		var total uint64
 		for _, p := range r.LoopPackets {
@@ -307,7 +343,10 @@ func WriteLoopsSummary(w io.Writer, rs []Result) {
 		cores := r.MsgsPerS * r.CPUSPerMMsg / 1e6 // CPU seconds per second
 		line := fmt.Sprintf("%s %d B, %d sessions: sessions per loop %v, packets received per loop [%s], process busy %.2f cores",
 			r.Transport, r.Size, r.Sessions, r.LoopSessions, strings.Join(pk, " "), cores)
-		if seen && f.MsgsPerS > 0 {
+		if r.ReceiveLoops == base[k] {
+			ref[k] = r
+		} else if f, ok := ref[k]; ok && f.MsgsPerS > 0 {
+			ratios[g] = append(ratios[g], r.MsgsPerS/f.MsgsPerS)
 			line += fmt.Sprintf("; %.2f× the msgs/s of %d loop(s), %.2f× the CPU µs/msg", r.MsgsPerS/f.MsgsPerS, f.ReceiveLoops, ratioOrZero(r.CPUSPerMMsg, f.CPUSPerMMsg))
 		}
 		if !head {
@@ -316,6 +355,33 @@ func WriteLoopsSummary(w io.Writer, rs []Result) {
 		}
 		fmt.Fprintln(w, line)
 	}
+	if !repeats {
+		return
+	}
+	fmt.Fprintln(w)
+	for _, g := range order {
+		var mps, cpu []float64
+		for _, r := range runs[g] {
+			mps = append(mps, r.MsgsPerS)
+			cpu = append(cpu, r.CPUSPerMMsg)
+		}
+		line := fmt.Sprintf("median of %d: %s×%d %d B: %s msgs/s, %s MB/s, %s CPU µs/msg", len(mps), g.transport, g.loops, g.size,
+			fmtNum(median(mps)), fmtNum(median(mps)*float64(g.size)/1e6), fmtNum(median(cpu)))
+		if rt := ratios[g]; len(rt) > 0 {
+			line += fmt.Sprintf("; %.2f× %d loop(s) (median of the %d pairs' ratios)", median(rt), base[g.key], len(rt))
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+// median of vs (not empty); vs is reordered.
+func median(vs []float64) float64 {
+	sort.Float64s(vs)
+	n := len(vs)
+	if n%2 == 1 {
+		return vs[n/2]
+	}
+	return (vs[n/2-1] + vs[n/2]) / 2
 }
 
 func ratioOrZero(a, b float64) float64 {
