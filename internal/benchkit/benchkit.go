@@ -198,6 +198,9 @@ type Result struct {
 	// LoopPackets is the loops suite's packets received by each receive
 	// loop during the measurement.
 	LoopPackets []uint64 `json:"-"`
+	// Notes are the transport's own counters of a loops run (retransmits,
+	// timeouts, packets held over a budget) during the measurement.
+	Notes string `json:"-"`
 }
 
 // Suite names as they appear in results.

@@ -230,6 +230,13 @@ func RunLoops(ctx context.Context, t Named, loops int, o Options, lo LoopsOption
 		return res, fmt.Errorf("bench: loops (%d receive loops) settling: %w", loops, err)
 	}
 	bar.set(lo.Settle.Seconds())
+	counters := func() (st reliable.Stats) {
+		st = l.Stats()
+		for _, s := range sessions {
+			st.Add(s.Stats())
+		}
+		return st
+	}
 	perLoop := func() []uint64 {
 		var out []uint64
 		for _, st := range l.StatsPerLoop() {
@@ -237,7 +244,7 @@ func RunLoops(ctx context.Context, t Named, loops int, o Options, lo LoopsOption
 		}
 		return out
 	}
-	pk0, bytes0, sent0, before, start := perLoop(), received.Load(), sent.Load(), sampleCost(), time.Now()
+	c0, pk0, bytes0, sent0, before, start := counters(), perLoop(), received.Load(), sent.Load(), sampleCost(), time.Now()
 	if err := wait(o.Duration); err != nil {
 		return res, fmt.Errorf("bench: loops (%d receive loops): %w", loops, err)
 	}
@@ -252,7 +259,7 @@ func RunLoops(ctx context.Context, t Named, loops int, o Options, lo LoopsOption
 			return res, fmt.Errorf("bench: loops (%d receive loops): nothing received within the time bound: %w", loops, ctx.Err())
 		}
 	}
-	pk1, bytes1, sent1, after, elapsed := perLoop(), received.Load(), sent.Load(), sampleCost(), time.Since(start)
+	pk1, bytes1, sent1, after, elapsed, c1 := perLoop(), received.Load(), sent.Load(), sampleCost(), time.Since(start), counters()
 	bar.set((lo.Settle + o.Duration).Seconds())
 
 	res.Elapsed = elapsed
@@ -262,6 +269,9 @@ func RunLoops(ctx context.Context, t Named, loops int, o Options, lo LoopsOption
 	res.MsgsPerS = float64(res.Received) / elapsed.Seconds()
 	res.MBPerS = res.MsgsPerS * float64(o.Size) / 1e6
 	res.LoopSessions = l.SessionsPerLoop()
+	d := func(c reliable.Counter) uint64 { return c1.Get(c) - c0.Get(c) }
+	res.Notes = fmt.Sprintf("retransmits %d, RTOs %d, duplicates %d, packets held over a receive budget %d, at the memory limit %d",
+		d(reliable.CounterRetransmits), d(reliable.CounterRTOs), d(reliable.CounterDuplicates), d(reliable.CounterLimitReceiveBudget), d(reliable.CounterLimitMemory))
 	for i := range pk1 {
 		res.LoopPackets = append(res.LoopPackets, pk1[i]-pk0[i])
 	}
@@ -348,6 +358,9 @@ func WriteLoopsSummary(w io.Writer, rs []Result) {
 		} else if f, ok := ref[k]; ok && f.MsgsPerS > 0 {
 			ratios[g] = append(ratios[g], r.MsgsPerS/f.MsgsPerS)
 			line += fmt.Sprintf("; %.2f× the msgs/s of %d loop(s), %.2f× the CPU µs/msg", r.MsgsPerS/f.MsgsPerS, f.ReceiveLoops, ratioOrZero(r.CPUSPerMMsg, f.CPUSPerMMsg))
+		}
+		if r.Notes != "" {
+			line += "; " + r.Notes
 		}
 		if !head {
 			fmt.Fprintln(w)

@@ -29,6 +29,9 @@ func TestLoopsCountsEveryMessage(t *testing.T) {
 				if r.Received <= 0 || r.MsgsPerS <= 0 || r.MBPerS <= 0 || r.CPUSPerMMsg <= 0 {
 					t.Fatalf("nothing measured: %+v", r)
 				}
+				if !strings.Contains(r.Notes, "retransmits ") || !strings.Contains(r.Notes, "RTOs ") {
+					t.Errorf("notes %q lack the transport's counters", r.Notes)
+				}
 				if len(r.LoopSessions) != tc.loops || len(r.LoopPackets) != tc.loops {
 					t.Fatalf("per-loop figures %v %v for %d loops", r.LoopSessions, r.LoopPackets, tc.loops)
 				}
