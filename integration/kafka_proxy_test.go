@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/raptormq/raptor/compat/kafka"
+	"github.com/raptormq/raptor/internal/cli/clitest"
 	"github.com/raptormq/raptor/plugin"
 	"github.com/raptormq/raptor/plugin/kafkarelay"
 	"github.com/raptormq/raptor/reliable"
@@ -124,7 +125,7 @@ func TestKcatThroughProxyToThreeBrokers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var stderr lockedLog
+		var stderr clitest.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -419,24 +420,6 @@ func TestKcatUnreachableUpstream(t *testing.T) {
 	if st := px.Relay().Stats(); st.UpstreamErrors == 0 {
 		t.Fatalf("proxy counted no upstream error: %+v", st)
 	}
-}
-
-// lockedLog collects a subprocess's stderr.
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestKafkaGatewayFailover: two Kafka-aware gateways in front of one

@@ -113,7 +113,7 @@ one harness (\`internal/benchkit\`, peers in the separate \`bench/\` module). Ge
 
 - Date: $(date -u +"%Y-%m-%d %H:%M UTC"), commit \`$COMMIT\`
 - Machine: \`${HEADER#\# }\`
-- Commands (binary \`bench/cmd/raptor-bench-all\`; \`raptor bench\` takes the same flags for raptor, tcp, udp):
+- Commands (binary \`bench/cmd/raptor-bench-all\`; \`raptor-bench\` (\`raptor bench\`) takes the same flags for raptor, tcp, udp):
   - \`raptor-bench-all rtt --transport $TRANSPORTS --size 64,1024 --count $COUNT\` (1000 warm-up round trips)
   - \`raptor-bench-all throughput --transport $TRANSPORTS --size 64,1024 --duration $DURATION\`
   - \`raptor-bench-all kafka --transport $KAFKA_T --size 64 --rate $KAFKA_RATE --count $KAFKA_COUNT --duration $DURATION\`

@@ -82,26 +82,28 @@ rm -rf "$rafka_bin" "$rafka_gen"
 log "go vet"
 go vet ./...
 
-# --- a lean raptor binary (issue 15): no chart writer linked in; prints its size
-MAX_RAPTOR_MB=${MAX_RAPTOR_MB:-30} # 29.2 MB with packet protection (issue 10: TLS QUIC handshake, AEAD, ChaCha20)
+# --- a lean raptor binary (issue 15): raptor (broker, gateway, proxy, stat) at most MAX_RAPTOR_MB
+# stripped, no chart writer linked in; the separate commands' sizes are printed, not gated
+MAX_RAPTOR_MB=${MAX_RAPTOR_MB:-15}
+mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB (%d bytes)", b / 1e6, b }'; }
+log "binary sizes (go build -ldflags=\"-s -w\")"
 go build -ldflags="-s -w" -o "$W/raptor" ./cmd/raptor
 size=$(stat -c %s "$W/raptor")
-log "raptor binary (stripped): $((size / 1000000)) MB ($size bytes; limit ${MAX_RAPTOR_MB} MB, aim 15 MB)"
+echo "raptor: $(mb "$size"), limit ${MAX_RAPTOR_MB} MB"
 if [ "$size" -gt $((MAX_RAPTOR_MB * 1000000)) ]; then
-  echo "FAIL: raptor is $size bytes stripped, above ${MAX_RAPTOR_MB} MB"; exit 1
+  echo "FAIL: raptor is $size bytes stripped, above ${MAX_RAPTOR_MB} MB (MAX_RAPTOR_MB): keep heavy commands in cmd/raptor-*"; exit 1
 fi
-if go list -deps ./cmd/raptor | grep -q '^gonum.org/'; then
-  echo "FAIL: cmd/raptor links gonum.org packages (charts belong to bench/cmd/raptor-bench-all)"; exit 1
+if go list -deps ./cmd/... | grep -q '^gonum.org/'; then
+  echo "FAIL: a command of cmd/ links gonum.org packages (charts belong to bench/cmd/raptor-bench-all)"; exit 1
 fi
-
-# --- the edge build (-tags edge: broker, gateway, proxy, stat; no demo, bench, schema, rafka): at most 15 MB stripped
-go vet -tags edge ./cmd/raptor
-go build -tags edge -ldflags="-s -w" -o "$W/raptor-edge" ./cmd/raptor
-size=$(stat -c %s "$W/raptor-edge")
-log "raptor -tags edge (stripped): $((size / 1000000)) MB ($size bytes; limit 15 MB)"
-if [ "$size" -gt 15000000 ]; then
-  echo "FAIL: the edge build of raptor is $size bytes stripped, above 15 MB"; exit 1
-fi
+go vet -tags nobroker ./cmd/raptor
+go build -tags nobroker -ldflags="-s -w" -o "$W/raptor-nobroker" ./cmd/raptor
+echo "raptor -tags nobroker (gateway, proxy, stat): $(mb "$(stat -c %s "$W/raptor-nobroker")")"
+for c in raptor-demo raptor-bench raptor-schema raptor-rafka; do
+  go build -ldflags="-s -w" -o "$W/$c" "./cmd/$c"
+  echo "$c: $(mb "$(stat -c %s "$W/$c")")"
+done
+rm -f "$W"/raptor*
 
 log "go test -race -shuffle=on"
 go test -json -race -shuffle=on -timeout 20m -count=1 ./... | "${TF[@]}" -race -label "race pass"

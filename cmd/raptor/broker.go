@@ -1,3 +1,5 @@
+//go:build !nobroker
+
 package main
 
 import (
@@ -12,8 +14,8 @@ import (
 	"syscall"
 
 	"github.com/raptormq/raptor/compat/kafka"
+	"github.com/raptormq/raptor/internal/cli"
 	"github.com/raptormq/raptor/plugin"
-	"github.com/raptormq/raptor/reliable"
 )
 
 func init() {
@@ -63,13 +65,13 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 	partitions := fs.Int("partitions", 6, "partitions of topics created without a count")
 	topics := fs.String("topics", "", "topics to create at start, comma separated, each name or name:partitions")
 	autoCreate := fs.Bool("auto-create", true, "let clients create topics by producing to them")
-	var extra multiFlag
+	var extra cli.MultiFlag
 	fs.Var(&extra, "extra-listen", "another endpoint URL to serve Kafka on, e.g. raptor+dpdk://10.0.0.1:9092?dev=...; repeatable")
 	metricsAddr := metricsFlag(fs)
 	verbose := fs.Bool("v", false, "log at debug level")
 	loops := receiveLoopsFlag(fs)
 	tlsf := addTLSFlags(fs, true, false)
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
 	}
 	if !checkReceiveLoops("raptor broker", *loops, stderr) {
@@ -83,7 +85,7 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 		fmt.Fprintf(stderr, "raptor broker: --brokers %d: want 1 to 64\n", *brokers)
 		return 2
 	}
-	logger := newLogger(stderr, *verbose)
+	logger := cli.NewLogger(stderr, *verbose)
 	var ts []string
 	for _, t := range strings.Split(*topics, ",") {
 		if t = strings.TrimSpace(t); t != "" {
@@ -141,7 +143,7 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 		}
 		defer removePins()
 	}
-	stopMetrics, ok := serveMetrics("raptor broker", *metricsAddr, "broker", brokerStats(b), nil, stdout, stderr)
+	stopMetrics, ok := cli.ServeMetrics("raptor broker", *metricsAddr, "broker", brokerStats(b), nil, stdout, stderr)
 	if !ok {
 		b.Close()
 		return 1
@@ -159,33 +161,11 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 	return 0
 }
 
-// maxReceiveLoops is the largest --receive-loops reliable.Config accepts.
-const maxReceiveLoops = 256
-
-// receiveLoopsFlag adds --receive-loops to the flags of a command that
-// listens on Raptor (broker, gateway).
-func receiveLoopsFlag(fs *flag.FlagSet) *int {
-	return fs.Int("receive-loops", 1, "sockets each raptor:// listener opens on its port with SO_REUSEPORT (Linux), one receive loop each, "+
-		"so sessions spread over that many cores (the kernel keeps each client on one; reliable.Config.ReceiveLoops; raptor+dpdk:// has one)")
-}
-
-// checkReceiveLoops reports on stderr, as the command prog, a
-// --receive-loops out of range; false means exit 2.
-func checkReceiveLoops(prog string, n int, stderr io.Writer) bool {
-	if n < 1 || n > maxReceiveLoops {
-		fmt.Fprintf(stderr, "%s: --receive-loops %d: want 1 to %d\n", prog, n, maxReceiveLoops)
-		return false
+// brokerStats sums the Raptor listeners of b (nil if it has none).
+func brokerStats(b *kafka.Broker) plugin.StatsFunc {
+	var lns []net.Listener
+	for _, ml := range b.Listeners() {
+		lns = append(lns, ml)
 	}
-	return true
-}
-
-// loopsNote is " (N receive loops)" for a Raptor listener with more than
-// one, read from the listener itself, and "" otherwise.
-func loopsNote(ln net.Listener) string {
-	if l, ok := ln.(*reliable.Listener); ok {
-		if n := len(l.SessionsPerLoop()); n > 1 {
-			return fmt.Sprintf(" (%d receive loops)", n)
-		}
-	}
-	return ""
+	return cli.ListenerStats(lns...)
 }

@@ -1,3 +1,5 @@
+//go:build !nobroker
+
 package main
 
 import (
@@ -13,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/raptormq/raptor/compat/kafka"
+	"github.com/raptormq/raptor/internal/cli/clitest"
 	"github.com/raptormq/raptor/plugin"
 )
 
@@ -29,6 +32,23 @@ func TestDefaultsFitTogether(t *testing.T) {
 	}
 	if !proxySpec.kafka || gatewaySpec.kafka {
 		t.Fatalf("proxy Kafka-aware %v, gateway %v; want the proxy Kafka-aware by default", proxySpec.kafka, gatewaySpec.kafka)
+	}
+}
+
+func TestBrokerCommandBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--partitions", "0"}, "raptor broker: --partitions 0 must be positive"},
+		{[]string{"--brokers", "0"}, "raptor broker: --brokers 0: want 1 to 64"},
+		{[]string{"--brokers", "65"}, "raptor broker: --brokers 65: want 1 to 64"},
+		{[]string{"--listen", "127.0.0.1:0", "stray"}, `raptor broker: unexpected argument "stray"`},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(append([]string{"broker"}, tc.args...), &out, &errb); code != 2 || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", tc.args, code, errb.String(), tc.want)
+		}
 	}
 }
 
@@ -61,7 +81,7 @@ func TestThreeBrokersBehindOneProxyCommand(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	bctx, stopBroker := context.WithCancel(ctx)
-	var bout, berr lockedBuffer
+	var bout, berr clitest.Buffer
 	addrCh := make(chan string, 1)
 	bdone := make(chan int, 1)
 	go func() {
@@ -74,7 +94,7 @@ func TestThreeBrokersBehindOneProxyCommand(t *testing.T) {
 		t.Fatalf("broker exited %d: %s", code, berr.String())
 	}
 	pctx, stopProxy := context.WithCancel(ctx)
-	var pout, perr lockedBuffer
+	var pout, perr clitest.Buffer
 	pready := make(chan string, 1)
 	pdone := make(chan int, 1)
 	go func() {
@@ -130,7 +150,7 @@ func TestKafkaGatewayCommand(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	gctx, stopGateway := context.WithCancel(ctx)
-	var gout, gerr lockedBuffer
+	var gout, gerr clitest.Buffer
 	gready := make(chan *plugin.Relay, 1)
 	gdone := make(chan int, 1)
 	var gwAddr string
@@ -170,5 +190,137 @@ func TestKafkaGatewayCommand(t *testing.T) {
 	}
 	if n := strings.Count(gerr.String(), "kafkarelay: serving broker"); n != 3 {
 		t.Errorf("gateway opened %d broker listeners, want 3:\n%s", n, gerr.String())
+	}
+}
+
+// TestBrokerGatewayCommands runs `raptor broker` and `raptor gateway` in
+// process, produces and consumes through the gateway over Raptor, then
+// stops both as a signal would.
+func TestBrokerGatewayCommands(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	bctx, stopBroker := context.WithCancel(ctx)
+	var bout, berr clitest.Buffer
+	addrCh := make(chan string, 1)
+	bdone := make(chan int, 1)
+	go func() {
+		bdone <- brokerMain(bctx, []string{"--listen", "127.0.0.1:0", "--topics", "cmd", "--partitions", "2"}, &bout, &berr, func(a string) { addrCh <- a })
+	}()
+	var brokerAddr string
+	select {
+	case brokerAddr = <-addrCh:
+	case code := <-bdone:
+		t.Fatalf("broker exited %d: %s", code, berr.String())
+	}
+	// The gateway listens on Raptor at the broker's port number, so the
+	// Raptor dialer's default mapping (same host and port over UDP) works.
+	// The broker's own Raptor listener holds that UDP port, so use a
+	// second loopback address for the gateway.
+	_, port, _ := net.SplitHostPort(brokerAddr)
+	gctx, stopGateway := context.WithCancel(ctx)
+	var gout, gerr clitest.Buffer
+	gready := make(chan *plugin.Relay, 1)
+	gdone := make(chan int, 1)
+	go func() {
+		gdone <- relayMain(gctx, ctx, gatewaySpec, []string{"--listen", "raptor://127.0.0.2:" + port, "--upstream", "tcp://" + brokerAddr}, &gout, &gerr,
+			func(r *plugin.Relay, _ string) { gready <- r })
+	}()
+	var relay *plugin.Relay
+	select {
+	case relay = <-gready:
+	case code := <-gdone:
+		t.Fatalf("gateway exited %d: %s", code, gerr.String())
+	}
+	d, err := kafka.NewDialer(kafka.WithBrokerMap(map[string]string{brokerAddr: "raptor://127.0.0.2:" + port}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokerAddr), d.Opt(), kgo.DefaultProduceTopic("cmd"), kgo.ConsumeTopics("cmd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	produceConsume(t, ctx, cl, 100, "via gateway")
+	cl.Close()
+	if st := relay.Stats(); st.Accepted == 0 || st.BytesUp == 0 {
+		t.Fatalf("nothing went through the gateway: %+v", st)
+	}
+	stopGateway()
+	if code := <-gdone; code != 0 {
+		t.Fatalf("gateway exit %d: %s", code, gerr.String())
+	}
+	stopBroker()
+	if code := <-bdone; code != 0 {
+		t.Fatalf("broker exit %d: %s", code, berr.String())
+	}
+	for _, want := range []string{"raptor gateway: raptor://127.0.0.2:" + port + " -> tcp://" + brokerAddr, "draining", "stopped:"} {
+		if !strings.Contains(gout.String(), want) {
+			t.Errorf("gateway output lacks %q:\n%s", want, gout.String())
+		}
+	}
+	if !strings.Contains(bout.String(), "raptor://"+brokerAddr) {
+		t.Errorf("broker output: %s", bout.String())
+	}
+}
+
+// produceConsume produces n records of value through cl and consumes them
+// back (cl consumes the topic it produces to), failing unless exactly n
+// arrive before ctx ends.
+func produceConsume(t *testing.T, ctx context.Context, cl *kgo.Client, n int, value string) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		cl.Produce(ctx, kgo.StringRecord(value), nil)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatalf("flush %d records: %v", n, err)
+	}
+	got := 0
+	for got < n && ctx.Err() == nil {
+		got += len(cl.PollFetches(ctx).Records())
+	}
+	if got != n {
+		t.Fatalf("consumed %d of %d", got, n)
+	}
+}
+
+func TestBrokerMetricsFlag(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	bctx, stop := context.WithCancel(ctx)
+	var out, errOut clitest.Buffer
+	ready := make(chan string, 1)
+	done := make(chan int, 1)
+	go func() {
+		done <- brokerMain(bctx, []string{"--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"}, &out, &errOut, func(a string) { ready <- a })
+	}()
+	var addr string
+	select {
+	case addr = <-ready:
+	case code := <-done:
+		t.Fatalf("broker exited %d: %s", code, errOut.String())
+	}
+	tr := plugin.New()
+	defer tr.Close()
+	c, err := tr.Dial(ctx, "raptor://"+addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	code, sout, serr := runStatTest(t, "--url", metricsURL(t, &out), "--count", "1", "--json")
+	if code != 0 {
+		t.Fatalf("stat: exit %d: %s", code, serr)
+	}
+	s := decodeSamples(t, sout)[0]
+	// Handshake packets are not in packets_received (reliable counts
+	// short-header packets only), so an idle new session shows as opened.
+	if s.Counters["sessions_opened"] != 1 || len(s.Endpoints) != 1 || s.Endpoints[0] != "broker" {
+		t.Errorf("broker sample %+v", s)
+	}
+	if _, ok := s.Counters["relay_accepted"]; ok {
+		t.Errorf("broker exports relay counters: %v", s.Counters)
+	}
+	stop()
+	if code := <-done; code != 0 {
+		t.Errorf("broker exited %d: %s", code, errOut.String())
 	}
 }

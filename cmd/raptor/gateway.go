@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/raptormq/raptor/internal/cli"
 	"github.com/raptormq/raptor/plugin"
 	"github.com/raptormq/raptor/plugin/kafkarelay"
 	"github.com/raptormq/raptor/reliable"
@@ -97,7 +98,7 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, spec.usage); fs.PrintDefaults() }
 	listen := fs.String("listen", spec.listen, "endpoint URL to accept on ("+strings.Join(schemeList(), ", ")+")")
-	var upstreams multiFlag
+	var upstreams cli.MultiFlag
 	fs.Var(&upstreams, "upstream", "endpoint URL to forward to; repeat for failover (default "+spec.upstream+")")
 	kafkaAware := fs.Bool("kafka", spec.kafka, "Kafka-aware: rewrite broker addresses so this one relay fronts every broker of the cluster")
 	advertise := fs.String("advertise", "", "with --kafka: host clients are told to connect to (default: the listen host, or 127.0.0.1 for 0.0.0.0)")
@@ -120,14 +121,14 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 		*loops = 1
 	}
 	tlsf := addTLSFlags(fs, true, true)
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
 	}
 	if !checkReceiveLoops(prog, *loops, stderr) {
 		return 2
 	}
 	if len(upstreams) == 0 {
-		upstreams = multiFlag{spec.upstream}
+		upstreams = cli.MultiFlag{spec.upstream}
 	}
 	var fr plugin.Framing
 	switch *framing {
@@ -149,7 +150,7 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 		fmt.Fprintf(stderr, "%s: --advertise and --broker-ports need --kafka\n", prog)
 		return 2
 	}
-	logger := newLogger(stderr, *verbose)
+	logger := cli.NewLogger(stderr, *verbose)
 	raptorCfg, err := tlsf.raptorConfig()
 	if err == nil && strings.HasPrefix(*listen, "raptor") {
 		err = shareCertificate(raptorCfg) // one certificate for all raptor:// listeners (a Kafka-aware gateway opens one per broker)
@@ -216,9 +217,9 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 		served = ch
 		// The listener's sessions (gateway: Raptor in) plus the sessions
 		// the transport dialed (proxy: Raptor out).
-		lnStat = plugin.SumStats(listenerStats(ln), t.Stats)
+		lnStat = plugin.SumStats(cli.ListenerStats(ln), t.Stats)
 	}
-	stopMetrics, ok := serveMetrics(prog, *metricsAddr, spec.name, lnStat, r, stdout, stderr)
+	stopMetrics, ok := cli.ServeMetrics(prog, *metricsAddr, spec.name, lnStat, r, stdout, stderr)
 	if !ok {
 		r.Close()
 		if kr != nil {
@@ -310,4 +311,35 @@ func schemeList() []string {
 		out[i] = s + "://"
 	}
 	return out
+}
+
+// maxReceiveLoops is the largest --receive-loops reliable.Config accepts.
+const maxReceiveLoops = 256
+
+// receiveLoopsFlag adds --receive-loops to the flags of a command that
+// listens on Raptor (broker, gateway).
+func receiveLoopsFlag(fs *flag.FlagSet) *int {
+	return fs.Int("receive-loops", 1, "sockets each raptor:// listener opens on its port with SO_REUSEPORT (Linux), one receive loop each, "+
+		"so sessions spread over that many cores (the kernel keeps each client on one; reliable.Config.ReceiveLoops; raptor+dpdk:// has one)")
+}
+
+// checkReceiveLoops reports on stderr, as the command prog, a
+// --receive-loops out of range; false means exit 2.
+func checkReceiveLoops(prog string, n int, stderr io.Writer) bool {
+	if n < 1 || n > maxReceiveLoops {
+		fmt.Fprintf(stderr, "%s: --receive-loops %d: want 1 to %d\n", prog, n, maxReceiveLoops)
+		return false
+	}
+	return true
+}
+
+// loopsNote is " (N receive loops)" for a Raptor listener with more than
+// one, read from the listener itself, and "" otherwise.
+func loopsNote(ln net.Listener) string {
+	if l, ok := ln.(*reliable.Listener); ok {
+		if n := len(l.SessionsPerLoop()); n > 1 {
+			return fmt.Sprintf(" (%d receive loops)", n)
+		}
+	}
+	return ""
 }

@@ -1,10 +1,15 @@
-// Command raptor is Raptor's command-line tool: the demo, the embedded broker,
-// the gateway and proxy, Rafka's service (rafka.go), benchmarks, live counters
-// and the schema registry.
+// Command raptor is Raptor's command for the edge and in front of brokers:
+// the embedded broker, the gateway and the proxy, and live counters (stat).
 //
-// Built with -tags edge it keeps only broker, gateway, proxy and stat, for
-// small devices (14.0 MB stripped instead of 28.8; scripts/test.sh checks
-// both).
+// The heavier commands are separate executables, kept out of this one to
+// keep it small (README, "The CLI"): raptor-demo, raptor-bench,
+// raptor-schema and raptor-rafka. `raptor <name>` for a command it does not
+// carry runs the executable raptor-<name> found beside its own executable
+// or on PATH, as git runs git-<name> (dispatch.go).
+//
+// Built with -tags nobroker it leaves out the embedded broker (broker.go,
+// and with it franz-go's kfake and client): a gateway and proxy for small
+// devices, 3.2 MB lighter (scripts/test.sh prints both sizes).
 package main
 
 import (
@@ -14,8 +19,8 @@ import (
 	"sort"
 )
 
-// command is one subcommand of the CLI. Each lives in its own file and adds
-// itself to commands in an init function.
+// command is one built-in subcommand of the CLI. Each lives in its own file
+// and adds itself to commands in an init function.
 type command struct {
 	summary string
 	run     func(args []string, stdout, stderr io.Writer) int
@@ -30,6 +35,15 @@ func register(name string, c command) {
 	commands[name] = c
 }
 
+// externals are the separate commands of this repository that `raptor
+// <name>` runs (cmd/raptor-<name>); any other raptor-<name> found runs too.
+var externals = []struct{ name, summary string }{
+	{"bench", "benchmarks side by side: rtt, throughput, kafka, idle over raptor, tcp (plain, buffered, TLS), udp"},
+	{"demo", "Kafka over TCP and over Raptor side by side on an embedded broker (the main job)"},
+	{"rafka", "Rafka's gRPC BrokerService over TCP and Raptor, stored in Kafka ('rafka serve')"},
+	{"schema", "schema registry: serve, register, get, check, mode"},
+}
+
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: raptor <command> [flags]")
 	fmt.Fprintln(w, "\nCommands:")
@@ -40,6 +54,15 @@ func usage(w io.Writer) {
 	sort.Strings(names)
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w, "\nSeparate commands (the executable raptor-<command>, run from beside raptor or from PATH;")
+	fmt.Fprintln(w, "'go install ./cmd/...' installs them all):")
+	for _, e := range externals {
+		mark := "external: raptor-" + e.name
+		if _, err := findExternal(e.name); err != nil {
+			mark += ", not installed"
+		}
+		fmt.Fprintf(w, "  %-10s %s [%s]\n", e.name, e.summary, mark)
 	}
 	fmt.Fprintln(w, "\nRun 'raptor <command> -h' for the flags of a command.")
 }
@@ -56,11 +79,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	c, ok := commands[args[0]]
-	if !ok {
-		fmt.Fprintf(stderr, "raptor: unknown command %q\n\n", args[0])
-		usage(stderr)
-		return 2
+	if c, ok := commands[args[0]]; ok {
+		return c.run(args[1:], stdout, stderr)
 	}
-	return c.run(args[1:], stdout, stderr)
+	return runExternal(args[0], args[1:], stdout, stderr)
 }

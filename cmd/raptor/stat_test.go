@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/raptormq/raptor/internal/cli/clitest"
 	"github.com/raptormq/raptor/plugin"
 	"github.com/raptormq/raptor/reliable"
 )
@@ -59,7 +60,7 @@ func runStatTest(t *testing.T, args ...string) (code int, stdout, stderr string)
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	var out, errOut lockedBuffer
+	var out, errOut clitest.Buffer
 	code = statMain(ctx, args, &out, &errOut)
 	return code, out.String(), errOut.String()
 }
@@ -211,7 +212,7 @@ func TestStatRatesCounterReset(t *testing.T) {
 var metricsLine = regexp.MustCompile(`metrics on (http://\S+)`)
 
 // metricsURL waits for the metrics line in out (written before ready).
-func metricsURL(t *testing.T, out *lockedBuffer) string {
+func metricsURL(t *testing.T, out *clitest.Buffer) string {
 	t.Helper()
 	m := metricsLine.FindStringSubmatch(out.String())
 	if m == nil {
@@ -240,9 +241,9 @@ func TestRelayMetricsFlag(t *testing.T) {
 			go func() { io.Copy(c, c); c.Close() }()
 		}
 	}()
-	start := func(spec relaySpec, listen, upstream string) (string, *lockedBuffer, chan int, context.CancelFunc) {
+	start := func(spec relaySpec, listen, upstream string) (string, *clitest.Buffer, chan int, context.CancelFunc) {
 		rctx, stop := context.WithCancel(ctx)
-		var out, errOut lockedBuffer
+		var out, errOut clitest.Buffer
 		ready := make(chan string, 1)
 		done := make(chan int, 1)
 		go func() {
@@ -297,47 +298,5 @@ func TestRelayMetricsFlag(t *testing.T) {
 		if code := <-done; code != 0 {
 			t.Errorf("%s exited %d", name, code)
 		}
-	}
-}
-
-func TestBrokerMetricsFlag(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	bctx, stop := context.WithCancel(ctx)
-	var out, errOut lockedBuffer
-	ready := make(chan string, 1)
-	done := make(chan int, 1)
-	go func() {
-		done <- brokerMain(bctx, []string{"--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"}, &out, &errOut, func(a string) { ready <- a })
-	}()
-	var addr string
-	select {
-	case addr = <-ready:
-	case code := <-done:
-		t.Fatalf("broker exited %d: %s", code, errOut.String())
-	}
-	tr := plugin.New()
-	defer tr.Close()
-	c, err := tr.Dial(ctx, "raptor://"+addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	code, sout, serr := runStatTest(t, "--url", metricsURL(t, &out), "--count", "1", "--json")
-	if code != 0 {
-		t.Fatalf("stat: exit %d: %s", code, serr)
-	}
-	s := decodeSamples(t, sout)[0]
-	// Handshake packets are not in packets_received (reliable counts
-	// short-header packets only), so an idle new session shows as opened.
-	if s.Counters["sessions_opened"] != 1 || len(s.Endpoints) != 1 || s.Endpoints[0] != "broker" {
-		t.Errorf("broker sample %+v", s)
-	}
-	if _, ok := s.Counters["relay_accepted"]; ok {
-		t.Errorf("broker exports relay counters: %v", s.Counters)
-	}
-	stop()
-	if code := <-done; code != 0 {
-		t.Errorf("broker exited %d: %s", code, errOut.String())
 	}
 }

@@ -1,4 +1,4 @@
-// Package benchkit is the harness behind `raptor bench`: it runs the same
+// Package benchkit is the harness behind `raptor-bench` (`raptor bench`): it runs the same
 // suites (rtt, throughput, kafka) over interchangeable transports — Raptor,
 // TCP, raw UDP here, and kcp-go and quic-go from the separate bench/ module —
 // and reports latency percentiles, message rates and CPU cost in one format

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/raptormq/raptor/internal/cli/clitest"
 )
 
 // countOpts bounds a run by count, with a duration far above what the count
@@ -398,7 +400,7 @@ func TestTableAndPlotOfAllSuites(t *testing.T) {
 
 func TestProgressBar(t *testing.T) {
 	// A run shorter than the delay prints nothing.
-	var buf syncBuffer
+	var buf clitest.Buffer
 	p := startProgress(&buf, "short", 10)
 	p.set(5)
 	p.stop()

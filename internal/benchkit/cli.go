@@ -279,7 +279,7 @@ func checkPlot(file string, reg *Registry) error {
 	case file == "":
 		return nil
 	case reg.plot == nil:
-		return &FlagError{Flag: "plot", Value: file, Reason: "this binary draws no charts (raptor stays small for the edge): use raptor-bench-all of the bench/ module, as scripts/compare.sh does"}
+		return &FlagError{Flag: "plot", Value: file, Reason: "this binary draws no charts (gonum/plot stays out of the main module's commands): use raptor-bench-all of the bench/ module, as scripts/compare.sh does"}
 	case !strings.HasSuffix(strings.ToLower(file), ".png"):
 		return &FlagError{Flag: "plot", Value: file, Reason: "the chart is a PNG: name the file *.png"}
 	}

@@ -1,5 +1,3 @@
-//go:build !edge
-
 package main
 
 import (

@@ -1,5 +1,3 @@
-//go:build !edge
-
 package main
 
 import (
@@ -14,6 +12,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/raptormq/raptor/internal/cli/clitest"
 )
 
 // lineWriter hands the first line written to it to a channel.
@@ -42,7 +42,7 @@ func startServe(t *testing.T, ctx context.Context, args ...string) string {
 	t.Helper()
 	serveCtx, stop := context.WithCancel(ctx)
 	out := &lineWriter{first: make(chan string, 1)}
-	var errOut lockedBuffer
+	var errOut clitest.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- schemaServe(serveCtx, append([]string{"--listen", "127.0.0.1:0"}, args...), out, &errOut)
@@ -82,11 +82,11 @@ func TestSchemaServeKafka(t *testing.T) {
 	schemaFile := filepath.Join(t.TempDir(), "s.avsc")
 	os.WriteFile(schemaFile, []byte(`{"type":"record","name":"K","fields":[{"name":"k","type":"string"}]}`), 0o644)
 	var o, e bytes.Buffer
-	if code := run([]string{"schema", "register", "--url", secondary, "--subject", "k", "--schema", schemaFile}, &o, &e); code != 0 {
+	if code := runSchema([]string{"register", "--url", secondary, "--subject", "k", "--schema", schemaFile}, &o, &e); code != 0 {
 		t.Fatalf("register via secondary: %d %s", code, e.String())
 	}
 	o.Reset()
-	if code := run([]string{"schema", "get", "--url", primary, "--subject", "k"}, &o, &e); code != 0 || !strings.Contains(o.String(), "version 1 id 1") {
+	if code := runSchema([]string{"get", "--url", primary, "--subject", "k"}, &o, &e); code != 0 || !strings.Contains(o.String(), "version 1 id 1") {
 		t.Fatalf("get via primary: %d %q %s", code, o.String(), e.String())
 	}
 	if code := schemaServe(ctx, []string{"--data", t.TempDir(), "--primary-url", primary}, &o, &e); code != 2 {
@@ -133,31 +133,31 @@ func TestSchemaCLI(t *testing.T) {
 		code int
 		out  string
 	}{
-		{[]string{"schema", "register", "--url", url, "--subject", "s", "--schema", v1}, 0, "subject s version 1 id 1"},
-		{[]string{"schema", "check", "--url", url, "--subject", "s", "--schema", v2}, 0, "compatible with subject s"},
-		{[]string{"schema", "check", "--url", url, "--subject", "s", "--schema", bad}, 1, "incompatible"},
-		{[]string{"schema", "register", "--url", url, "--subject", "s", "--schema", v2}, 0, "version 2 id 2"},
-		{[]string{"schema", "register", "--url", url, "--subject", "s", "--schema", bad}, 1, ""},
-		{[]string{"schema", "get", "--url", url, "--subject", "s"}, 0, "version 2 id 2"},
-		{[]string{"schema", "get", "--url", url, "--id", "1"}, 0, `"name":"a"`},
-		{[]string{"schema", "get", "--url", url, "--id", "9"}, 1, ""},
-		{[]string{"schema", "get", "--url", url}, 2, ""},
-		{[]string{"schema", "register", "--url", url, "--subject", "p", "--type", "protobuf", "--schema", proto}, 0, "subject p version 1 id 3"},
-		{[]string{"schema", "register", "--url", url, "--subject", "j", "--type", "JSON", "--schema", js}, 0, "subject j version 1 id 4"},
-		{[]string{"schema", "check", "--url", url, "--subject", "j", "--type", "JSON", "--schema", jsBad}, 1, "incompatible"},
-		{[]string{"schema", "register", "--url", url, "--subject", "j", "--type", "XML", "--schema", js}, 2, ""},
-		{[]string{"schema", "mode", "--url", url}, 0, "READWRITE"},
-		{[]string{"schema", "mode", "--url", url, "--subject", "s", "--set", "readonly"}, 0, "READONLY"},
-		{[]string{"schema", "register", "--url", url, "--subject", "s", "--schema", v1}, 1, ""},
-		{[]string{"schema", "mode", "--url", url, "--set", "IMPORT"}, 1, ""},
-		{[]string{"schema", "mode", "--url", url, "--set", "IMPORT", "--force"}, 0, "IMPORT"},
-		{[]string{"schema", "mode", "--url", url, "--set", "BOGUS"}, 2, ""},
-		{[]string{"schema", "bogus"}, 2, ""},
-		{[]string{"schema"}, 2, "Usage"},
+		{[]string{"register", "--url", url, "--subject", "s", "--schema", v1}, 0, "subject s version 1 id 1"},
+		{[]string{"check", "--url", url, "--subject", "s", "--schema", v2}, 0, "compatible with subject s"},
+		{[]string{"check", "--url", url, "--subject", "s", "--schema", bad}, 1, "incompatible"},
+		{[]string{"register", "--url", url, "--subject", "s", "--schema", v2}, 0, "version 2 id 2"},
+		{[]string{"register", "--url", url, "--subject", "s", "--schema", bad}, 1, ""},
+		{[]string{"get", "--url", url, "--subject", "s"}, 0, "version 2 id 2"},
+		{[]string{"get", "--url", url, "--id", "1"}, 0, `"name":"a"`},
+		{[]string{"get", "--url", url, "--id", "9"}, 1, ""},
+		{[]string{"get", "--url", url}, 2, ""},
+		{[]string{"register", "--url", url, "--subject", "p", "--type", "protobuf", "--schema", proto}, 0, "subject p version 1 id 3"},
+		{[]string{"register", "--url", url, "--subject", "j", "--type", "JSON", "--schema", js}, 0, "subject j version 1 id 4"},
+		{[]string{"check", "--url", url, "--subject", "j", "--type", "JSON", "--schema", jsBad}, 1, "incompatible"},
+		{[]string{"register", "--url", url, "--subject", "j", "--type", "XML", "--schema", js}, 2, ""},
+		{[]string{"mode", "--url", url}, 0, "READWRITE"},
+		{[]string{"mode", "--url", url, "--subject", "s", "--set", "readonly"}, 0, "READONLY"},
+		{[]string{"register", "--url", url, "--subject", "s", "--schema", v1}, 1, ""},
+		{[]string{"mode", "--url", url, "--set", "IMPORT"}, 1, ""},
+		{[]string{"mode", "--url", url, "--set", "IMPORT", "--force"}, 0, "IMPORT"},
+		{[]string{"mode", "--url", url, "--set", "BOGUS"}, 2, ""},
+		{[]string{"bogus"}, 2, ""},
+		{[]string{}, 2, "Usage"},
 	}
 	for _, tc := range tests {
 		var o, e bytes.Buffer
-		code := run(tc.args, &o, &e)
+		code := runSchema(tc.args, &o, &e)
 		if code != tc.code || !strings.Contains(o.String(), tc.out) {
 			t.Fatalf("%v: exit %d (want %d), stdout %q (want %q), stderr %q", tc.args, code, tc.code, o.String(), tc.out, e.String())
 		}

@@ -1,5 +1,3 @@
-//go:build !edge
-
 package main
 
 import (
@@ -16,11 +14,12 @@ import (
 	"github.com/raptormq/raptor/compat/kafka"
 	"github.com/raptormq/raptor/compat/rafka"
 	"github.com/raptormq/raptor/compat/rafka/rafkapb"
+	"github.com/raptormq/raptor/internal/cli/clitest"
 	"github.com/raptormq/raptor/plugin"
 	"github.com/raptormq/raptor/reliable"
 )
 
-// TestRafkaServe runs `raptor rafka serve` in process on free ports, with
+// TestRafkaServe runs `raptor-rafka serve` in process on free ports, with
 // its embedded broker and with --brokers reached over Raptor, and a client
 // generated from rafka.proto publishes over TCP and over Raptor to one port
 // number and consumes both messages.
@@ -38,7 +37,11 @@ func TestRafkaServe(t *testing.T) {
 			}
 			t.Cleanup(func() {
 				// The bridge reached the broker over Raptor: its Raptor listener opened streams.
-				st := brokerStats(b)()
+				src, ok := plugin.ListenerStats(b.Listeners()[0])
+				if !ok {
+					t.Fatal("the broker has no Raptor listener")
+				}
+				st := src()
 				if n := st.Get(reliable.CounterStreamsOpened); n == 0 {
 					t.Errorf("the broker's Raptor listener opened no streams: --kafka-over raptor did not use Raptor")
 				}
@@ -54,7 +57,7 @@ func TestRafkaServe(t *testing.T) {
 func rafkaServeOnce(t *testing.T, args []string, store string) {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	var out, errb lockedBuffer
+	var out, errb clitest.Buffer
 	ready := make(chan *rafka.Server, 1)
 	exit := make(chan int, 1)
 	go func() {
@@ -132,11 +135,11 @@ func TestRafkaUsage(t *testing.T) {
 		{[]string{"serve", "extra"}, 2},
 	} {
 		var out, errb bytes.Buffer
-		if code := run(append([]string{"rafka"}, tc.args...), &out, &errb); code != tc.code {
-			t.Errorf("raptor rafka %v: exit %d, want %d\n%s", tc.args, code, tc.code, errb.String())
+		if code := runRafka(tc.args, &out, &errb); code != tc.code {
+			t.Errorf("raptor-rafka %v: exit %d, want %d\n%s", tc.args, code, tc.code, errb.String())
 		}
 		if len(tc.args) == 1 && tc.args[0] == "help" && !strings.Contains(errb.String(), "-kafka-over") {
-			t.Errorf("raptor rafka help does not list the flags:\n%s", errb.String())
+			t.Errorf("raptor-rafka help does not list the flags:\n%s", errb.String())
 		}
 	}
 }

@@ -1,14 +1,10 @@
-//go:build !edge
-
 package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -18,17 +14,11 @@ import (
 
 	"github.com/raptormq/raptor/compat/kafka"
 	"github.com/raptormq/raptor/compat/rafka"
+	"github.com/raptormq/raptor/internal/cli"
 	"github.com/raptormq/raptor/plugin"
 )
 
-func init() {
-	register("rafka", command{
-		summary: "Rafka's gRPC BrokerService over TCP and Raptor, stored in Kafka ('rafka serve')",
-		run:     runRafka,
-	})
-}
-
-const rafkaUsage = `Usage: raptor rafka serve [flags]
+const rafkaUsage = `Usage: raptor-rafka serve [flags]
 
 Serves Rafka's gRPC interface (package rafka, service BrokerService, plain
 protobuf) on one port number over TCP and Raptor (UDP), and stores into a
@@ -55,15 +45,15 @@ func runRafka(args []string, stdout, stderr io.Writer) int {
 	return rafkaServeMain(ctx, args[1:], stdout, stderr, nil)
 }
 
-// rafkaServeMain runs `raptor rafka serve` until ctx ends; ready, if set,
+// rafkaServeMain runs `raptor-rafka serve` until ctx ends; ready, if set,
 // gets the server once it serves.
 func rafkaServeMain(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(*rafka.Server)) int {
-	const prog = "raptor rafka serve"
+	const prog = "raptor-rafka serve"
 	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, rafkaUsage); fs.PrintDefaults() }
 	listen := fs.String("listen", "127.0.0.1:50051", "host:port of the Rafka service, TCP and Raptor (UDP); port 0 picks one")
-	var brokers multiFlag
+	var brokers cli.MultiFlag
 	fs.Var(&brokers, "brokers", "Kafka seed brokers host:port, comma separated or repeated (default: an embedded broker)")
 	kafkaOver := fs.String("kafka-over", "tcp", "how the bridge reaches the Kafka brokers: tcp, or raptor (through raptor gateways or Raptor brokers)")
 	kafkaListen := fs.String("kafka-listen", "127.0.0.1:9092", "host:port of the embedded broker, TCP and Raptor (ignored with --brokers)")
@@ -73,25 +63,14 @@ func rafkaServeMain(ctx context.Context, args []string, stdout, stderr io.Writer
 	metricsAddr := fs.String("metrics", "", "host:port to serve Prometheus metrics of the Raptor listener on at /metrics (default off)")
 	grace := fs.Duration("grace", 5*time.Second, "how long stopping waits for calls before cutting connections")
 	verbose := fs.Bool("v", false, "log at debug level")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", prog, fs.Arg(0))
-		return 2
+	if code, ok := cli.ParseFlags(fs, args); !ok {
+		return code
 	}
 	if *partitions == 0 || *partitions < -1 {
 		fmt.Fprintf(stderr, "%s: --partitions %d: want a positive count or -1\n", prog, *partitions)
 		return 2
 	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	logger := cli.NewLogger(stderr, *verbose)
 	t := plugin.New(plugin.WithLogger(logger))
 	defer t.Close()
 	bcfg := rafka.Config{CreateTopics: *createTopics, TopicPartitions: int32(*partitions)}
@@ -120,7 +99,7 @@ func rafkaServeMain(ctx context.Context, args []string, stdout, stderr io.Writer
 		store = fmt.Sprintf("embedded Kafka broker on tcp://%s and raptor://%s (%s)", s.Broker().Addr(), s.Broker().Addr(), where)
 	}
 	fmt.Fprintf(stdout, "%s: Rafka BrokerService on tcp://%s and raptor://%s, stored in the %s; Ctrl-C stops\n", prog, s.Addr(), s.Addr(), store)
-	stopMetrics, ok := serveMetrics(prog, *metricsAddr, "rafka", listenerStats(net.Listener(s.Listener())), nil, stdout, stderr)
+	stopMetrics, ok := cli.ServeMetrics(prog, *metricsAddr, "rafka", cli.ListenerStats(net.Listener(s.Listener())), nil, stdout, stderr)
 	if !ok {
 		s.Close(*grace)
 		return 1

@@ -1,5 +1,3 @@
-//go:build !edge
-
 package main
 
 import (
@@ -33,14 +31,7 @@ import (
 	"github.com/raptormq/raptor/reliable"
 )
 
-func init() {
-	register("demo", command{
-		summary: "Kafka over TCP and over Raptor side by side on an embedded broker",
-		run:     runDemo,
-	})
-}
-
-const demoUsage = `Usage: raptor demo [flags]
+const demoUsage = `Usage: raptor-demo [flags]
 
 Starts an embedded Kafka-protocol broker that listens with TCP and Raptor on
 one port, then for each path produces --messages records with franz-go and
@@ -58,7 +49,7 @@ any was lost or duplicated (or a produce failed), 2 on bad flags.
 Flags:
 `
 
-// demoConfig is the parsed command line of raptor demo.
+// demoConfig is the parsed command line of raptor-demo.
 type demoConfig struct {
 	messages   int
 	size       int
@@ -85,7 +76,7 @@ type demoFaults struct{ drop, dup int }
 
 func runDemo(args []string, stdout, stderr io.Writer) int {
 	var cfg demoConfig
-	fs := flag.NewFlagSet("raptor demo", flag.ContinueOnError)
+	fs := flag.NewFlagSet("raptor-demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, demoUsage); fs.PrintDefaults() }
 	fs.IntVar(&cfg.messages, "messages", 100_000, "records to produce and consume on each path")
@@ -109,42 +100,42 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "raptor demo: unexpected argument %q\n", fs.Arg(0))
+		fmt.Fprintf(stderr, "raptor-demo: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
 	cfg.progress = !*noProgress
 	for _, p := range strings.Split(*pathList, ",") {
 		p = strings.TrimSpace(strings.ToLower(p))
 		if p != "tcp" && p != "raptor" {
-			fmt.Fprintf(stderr, "raptor demo: unknown path %q in --paths (want tcp, raptor)\n", p)
+			fmt.Fprintf(stderr, "raptor-demo: unknown path %q in --paths (want tcp, raptor)\n", p)
 			return 2
 		}
 		cfg.paths = append(cfg.paths, p)
 	}
 	switch {
 	case cfg.messages <= 0:
-		fmt.Fprintf(stderr, "raptor demo: --messages %d must be positive\n", cfg.messages)
+		fmt.Fprintf(stderr, "raptor-demo: --messages %d must be positive\n", cfg.messages)
 		return 2
 	case cfg.size < 16 || cfg.size > 1<<20:
-		fmt.Fprintf(stderr, "raptor demo: --size %d must be from 16 to 1048576 bytes\n", cfg.size)
+		fmt.Fprintf(stderr, "raptor-demo: --size %d must be from 16 to 1048576 bytes\n", cfg.size)
 		return 2
 	case cfg.partitions <= 0 || cfg.partitions > 1000:
-		fmt.Fprintf(stderr, "raptor demo: --partitions %d must be from 1 to 1000\n", cfg.partitions)
+		fmt.Fprintf(stderr, "raptor-demo: --partitions %d must be from 1 to 1000\n", cfg.partitions)
 		return 2
 	case !(cfg.loss >= 0 && cfg.loss <= 50):
-		fmt.Fprintf(stderr, "raptor demo: --loss %v must be a percentage from 0 to 50\n", cfg.loss)
+		fmt.Fprintf(stderr, "raptor-demo: --loss %v must be a percentage from 0 to 50\n", cfg.loss)
 		return 2
 	case cfg.window < 1 || cfg.window > 1_000_000:
-		fmt.Fprintf(stderr, "raptor demo: --window %d must be from 1 to 1000000 records\n", cfg.window)
+		fmt.Fprintf(stderr, "raptor-demo: --window %d must be from 1 to 1000000 records\n", cfg.window)
 		return 2
 	case cfg.lossMode != "auto" && cfg.lossMode != lossNetns && cfg.lossMode != lossInProcess:
-		fmt.Fprintf(stderr, "raptor demo: --loss-mode %q: want auto, netns or inprocess\n", cfg.lossMode)
+		fmt.Fprintf(stderr, "raptor-demo: --loss-mode %q: want auto, netns or inprocess\n", cfg.lossMode)
 		return 2
 	case cfg.rate < 0:
-		fmt.Fprintf(stderr, "raptor demo: --rate %d must not be negative\n", cfg.rate)
+		fmt.Fprintf(stderr, "raptor-demo: --rate %d must not be negative\n", cfg.rate)
 		return 2
 	case cfg.brokers < 1 || cfg.brokers > 64:
-		fmt.Fprintf(stderr, "raptor demo: --brokers %d must be from 1 to 64\n", cfg.brokers)
+		fmt.Fprintf(stderr, "raptor-demo: --brokers %d must be from 1 to 64\n", cfg.brokers)
 		return 2
 	}
 	if cfg.seed == 0 {
@@ -154,7 +145,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	rep, err := runDemoPaths(ctx, cfg, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "raptor demo: %v\n", err)
+		fmt.Fprintf(stderr, "raptor-demo: %v\n", err)
 		return 1
 	}
 	if cfg.jsonOut {
@@ -170,7 +161,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// demoReport is the JSON output of raptor demo.
+// demoReport is the JSON output of raptor-demo.
 type demoReport struct {
 	Messages   int          `json:"messages"`
 	Size       int          `json:"size_bytes"`

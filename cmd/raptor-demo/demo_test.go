@@ -1,5 +1,3 @@
-//go:build !edge
-
 package main
 
 import (
@@ -13,10 +11,10 @@ import (
 	"time"
 )
 
-// TestDemoJSON runs `raptor demo --messages 20000 --json` in process.
+// TestDemoJSON runs `raptor-demo --messages 20000 --json` in process.
 func TestDemoJSON(t *testing.T) {
 	var out, errb bytes.Buffer
-	code := run([]string{"demo", "--messages", "20000", "--json"}, &out, &errb)
+	code := runDemo([]string{"--messages", "20000", "--json"}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
 	}
@@ -42,7 +40,7 @@ func TestDemoJSON(t *testing.T) {
 // retransmitted, and the retransmits are both ends' sum.
 func TestDemoWithLossJSON(t *testing.T) {
 	var out, errb bytes.Buffer
-	code := run([]string{"demo", "--messages", "5000", "--loss", "5", "--loss-mode", "inprocess", "--seed", "7", "--paths", "raptor", "--no-progress", "--json"}, &out, &errb)
+	code := runDemo([]string{"--messages", "5000", "--loss", "5", "--loss-mode", "inprocess", "--seed", "7", "--paths", "raptor", "--no-progress", "--json"}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
@@ -73,7 +71,7 @@ func TestDemoWithLossNetns(t *testing.T) {
 	var out, errb bytes.Buffer
 	// 10,000 records in windows of 100: some 25 packets dropped on each path, so
 	// that none dropped (or only pure ACKs) is out of the question.
-	code := run([]string{"demo", "--messages", "10000", "--window", "100", "--loss", "5", "--loss-mode", "netns", "--no-progress", "--json"}, &out, &errb)
+	code := runDemo([]string{"--messages", "10000", "--window", "100", "--loss", "5", "--loss-mode", "netns", "--no-progress", "--json"}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
@@ -138,16 +136,16 @@ func TestDemoCountsInjectedFaults(t *testing.T) {
 
 func TestDemoBadFlags(t *testing.T) {
 	for _, args := range [][]string{
-		{"demo", "--loss", "80"},
-		{"demo", "--messages", "0"},
-		{"demo", "--paths", "quic"},
-		{"demo", "--size", "8"},
-		{"demo", "extra"},
-		{"demo", "--window", "0"},
-		{"demo", "--loss-mode", "tc"},
+		{"--loss", "80"},
+		{"--messages", "0"},
+		{"--paths", "quic"},
+		{"--size", "8"},
+		{"extra"},
+		{"--window", "0"},
+		{"--loss-mode", "tc"},
 	} {
 		var out, errb bytes.Buffer
-		if code := run(args, &out, &errb); code != 2 || errb.Len() == 0 {
+		if code := runDemo(args, &out, &errb); code != 2 || errb.Len() == 0 {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and a message", args, code, errb.String())
 		}
 	}

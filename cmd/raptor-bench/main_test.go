@@ -1,5 +1,3 @@
-//go:build !edge
-
 package main
 
 import (
@@ -11,21 +9,15 @@ import (
 	"github.com/raptormq/raptor/internal/benchkit"
 )
 
-func TestBenchIsRegistered(t *testing.T) {
-	if _, ok := commands["bench"]; !ok {
-		t.Fatal("bench is not registered")
-	}
-}
-
 func TestBenchRejectsBadFlags(t *testing.T) {
 	for _, args := range [][]string{
-		{"bench"},
-		{"bench", "rtt", "--size", "0"},
-		{"bench", "rtt", "--transport", "kcp"}, // a peer of the bench/ module, not of this binary
-		{"bench", "throughput", "--duration", "-1s"},
+		{},
+		{"rtt", "--size", "0"},
+		{"rtt", "--transport", "kcp"}, // a peer of the bench/ module, not of this binary
+		{"throughput", "--duration", "-1s"},
 	} {
 		var stdout, stderr bytes.Buffer
-		if code := run(args, &stdout, &stderr); code != 2 {
+		if code := runBench(args, &stdout, &stderr); code != 2 {
 			t.Fatalf("%v: exit %d, want 2 (stderr %q)", args, code, stderr.String())
 		}
 		if !strings.Contains(stderr.String(), "bench:") {
@@ -40,7 +32,7 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 func TestBenchRTTJSON(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	names := []string{"tcp", "tcp-buffered", "tcp+tls", "udp", "raptor"}
-	code := run([]string{"bench", "rtt", "--transport", strings.Join(names, ","), "--size", "64", "--count", "200", "--warmup", "10", "--json"}, &stdout, &stderr)
+	code := runBench([]string{"rtt", "--transport", strings.Join(names, ","), "--size", "64", "--count", "200", "--warmup", "10", "--json"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
@@ -77,7 +69,7 @@ func TestBenchRTTJSON(t *testing.T) {
 // The raptor binary draws no charts: --plot says so.
 func TestBenchPlotRefused(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"bench", "rtt", "--plot", "x.png"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "draws no charts") {
+	if code := runBench([]string{"rtt", "--plot", "x.png"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "draws no charts") {
 		t.Fatalf("exit %d, stderr %q", code, stderr.String())
 	}
 }

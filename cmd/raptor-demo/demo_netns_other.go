@@ -1,4 +1,4 @@
-//go:build !linux && !edge
+//go:build !linux
 
 package main
 

@@ -1,5 +1,3 @@
-//go:build !edge
-
 package main
 
 import (
@@ -20,21 +18,18 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/raptormq/raptor/compat/kafka"
+	"github.com/raptormq/raptor/internal/cli"
 	"github.com/raptormq/raptor/schema/httpapi"
 	"github.com/raptormq/raptor/schema/kafkastore"
 	"github.com/raptormq/raptor/schema/registry"
 )
 
-func init() {
-	register("schema", command{summary: "schema registry: serve, register, get, check", run: runSchema})
-}
-
 const schemaUsage = `Usage:
-  raptor schema serve    [--listen 127.0.0.1:8081] (--data DIR | --brokers HOST:PORT[,...] [--topic _schemas] [--primary-url URL])
-  raptor schema register [--url URL] --subject S --schema FILE [--type AVRO|JSON|PROTOBUF]
-  raptor schema get      [--url URL] (--id N | --subject S [--version N|latest])
-  raptor schema check    [--url URL] --subject S --schema FILE [--type T] [--version N|latest|all]
-  raptor schema mode     [--url URL] [--subject S] [--set READWRITE|READONLY|IMPORT [--force]]
+  raptor-schema serve    [--listen 127.0.0.1:8081] (--data DIR | --brokers HOST:PORT[,...] [--topic _schemas] [--primary-url URL])
+  raptor-schema register [--url URL] --subject S --schema FILE [--type AVRO|JSON|PROTOBUF]
+  raptor-schema get      [--url URL] (--id N | --subject S [--version N|latest])
+  raptor-schema check    [--url URL] --subject S --schema FILE [--type T] [--version N|latest|all]
+  raptor-schema mode     [--url URL] [--subject S] [--set READWRITE|READONLY|IMPORT [--force]]
 
 serve runs a Confluent-compatible registry: on a local fsynced log in DIR, or
 on a compacted Kafka topic shared by several instances (the one without
@@ -57,13 +52,13 @@ func runSchema(args []string, stdout, stderr io.Writer) int {
 	case "register", "get", "check", "mode":
 		return schemaClient(ctx, args[0], args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "raptor schema: unknown subcommand %q\n\n%s\n", args[0], schemaUsage)
+	fmt.Fprintf(stderr, "raptor-schema: unknown subcommand %q\n\n%s\n", args[0], schemaUsage)
 	return 2
 }
 
 // schemaServe runs the registry until ctx ends.
 func schemaServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("raptor schema serve", flag.ContinueOnError)
+	fs := flag.NewFlagSet("raptor-schema serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8081", "HTTP listen address")
 	data := fs.String("data", "", "directory of the file store (embedded mode)")
@@ -71,18 +66,18 @@ func schemaServe(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	topic := fs.String("topic", kafkastore.DefaultTopic, "compacted topic of the Kafka store")
 	primaryURL := fs.String("primary-url", "", "with --brokers: base URL of the primary instance; empty makes this instance the primary")
 	verbose := fs.Bool("v", false, "debug logging")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
 	}
 	if (*data == "") == (*brokers == "") {
-		fmt.Fprintln(stderr, "raptor schema serve: give exactly one of --data DIR or --brokers HOST:PORT")
+		fmt.Fprintln(stderr, "raptor-schema serve: give exactly one of --data DIR or --brokers HOST:PORT")
 		return 2
 	}
 	if *primaryURL != "" && *brokers == "" {
-		fmt.Fprintln(stderr, "raptor schema serve: --primary-url needs --brokers (a file store has no secondaries)")
+		fmt.Fprintln(stderr, "raptor-schema serve: --primary-url needs --brokers (a file store has no secondaries)")
 		return 2
 	}
-	log := newLogger(stderr, *verbose)
+	log := cli.NewLogger(stderr, *verbose)
 
 	var store registry.Store
 	var err error
@@ -91,14 +86,14 @@ func schemaServe(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	} else {
 		addrs, overRaptor, perr := parseBrokerURLs(*brokers)
 		if perr != nil {
-			fmt.Fprintf(stderr, "raptor schema serve: --brokers: %v\n", perr)
+			fmt.Fprintf(stderr, "raptor-schema serve: --brokers: %v\n", perr)
 			return 2
 		}
 		kcfg := kafkastore.Config{Brokers: addrs, Topic: *topic, Primary: *primaryURL == "", Logger: log}
 		if overRaptor {
 			d, derr := kafka.NewDialer(kafka.WithLogger(log))
 			if derr != nil {
-				fmt.Fprintf(stderr, "raptor schema serve: raptor dialer: %v\n", derr)
+				fmt.Fprintf(stderr, "raptor-schema serve: raptor dialer: %v\n", derr)
 				return 1
 			}
 			defer d.Close()
@@ -107,7 +102,7 @@ func schemaServe(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		store, err = kafkastore.New(kcfg)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "raptor schema serve: %v\n", err)
+		fmt.Fprintf(stderr, "raptor-schema serve: %v\n", err)
 		return 1
 	}
 	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -120,18 +115,18 @@ func schemaServe(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		if errors.As(err, &rerr) && rerr.Err != nil {
 			err = rerr.Err
 		}
-		fmt.Fprintf(stderr, "raptor schema serve: open the %s store: %v\n", storeKind(*data), err)
+		fmt.Fprintf(stderr, "raptor-schema serve: open the %s store: %v\n", storeKind(*data), err)
 		return 1
 	}
 	defer reg.Close()
 	h, err := httpapi.New(httpapi.Config{Registry: reg, Primary: *primaryURL, Logger: log})
 	if err != nil {
-		fmt.Fprintf(stderr, "raptor schema serve: %v\n", err)
+		fmt.Fprintf(stderr, "raptor-schema serve: %v\n", err)
 		return 2
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
-		fmt.Fprintf(stderr, "raptor schema serve: listen on %s: %v\n", *listen, err)
+		fmt.Fprintf(stderr, "raptor-schema serve: listen on %s: %v\n", *listen, err)
 		return 1
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
@@ -140,18 +135,18 @@ func schemaServe(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
-		fmt.Fprintf(stderr, "raptor schema serve: %v\n", err)
+		fmt.Fprintf(stderr, "raptor-schema serve: %v\n", err)
 		return 1
 	case <-ctx.Done():
 	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil {
-		fmt.Fprintf(stderr, "raptor schema serve: shutdown: %v\n", err)
+		fmt.Fprintf(stderr, "raptor-schema serve: shutdown: %v\n", err)
 		return 1
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		fmt.Fprintf(stderr, "raptor schema serve: %v\n", err)
+		fmt.Fprintf(stderr, "raptor-schema serve: %v\n", err)
 		return 1
 	}
 	return 0
@@ -173,7 +168,7 @@ func readSchemaFile(path string) (string, error) {
 
 // schemaClient runs register, get and check against a registry.
 func schemaClient(ctx context.Context, sub string, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("raptor schema "+sub, flag.ContinueOnError)
+	fs := flag.NewFlagSet("raptor-schema "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	url := fs.String("url", "http://127.0.0.1:8081", "registry base URL")
 	subject := fs.String("subject", "", "subject")
@@ -184,23 +179,23 @@ func schemaClient(ctx context.Context, sub string, args []string, stdout, stderr
 	setMode := fs.String("set", "", "mode to set: READWRITE, READONLY or IMPORT (mode)")
 	force := fs.Bool("force", false, "set IMPORT even if the registry (or subject) holds schemas (mode)")
 	timeout := fs.Duration("timeout", 30*time.Second, "request timeout")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	cl, err := sr.NewClient(sr.URLs(*url))
 	if err != nil {
-		fmt.Fprintf(stderr, "raptor schema %s: %v\n", sub, err)
+		fmt.Fprintf(stderr, "raptor-schema %s: %v\n", sub, err)
 		return 2
 	}
 	fail := func(err error) int {
-		fmt.Fprintf(stderr, "raptor schema %s: %v\n", sub, err)
+		fmt.Fprintf(stderr, "raptor-schema %s: %v\n", sub, err)
 		return 1
 	}
 	var st sr.SchemaType
 	if err := st.UnmarshalText([]byte(strings.ToUpper(*typ))); err != nil {
-		fmt.Fprintf(stderr, "raptor schema %s: --type %q: want AVRO, JSON or PROTOBUF\n", sub, *typ)
+		fmt.Fprintf(stderr, "raptor-schema %s: --type %q: want AVRO, JSON or PROTOBUF\n", sub, *typ)
 		return 2
 	}
 	parseVersion := func() (int, error) {
@@ -219,7 +214,7 @@ func schemaClient(ctx context.Context, sub string, args []string, stdout, stderr
 	switch sub {
 	case "register":
 		if *subject == "" || *file == "" {
-			fmt.Fprintln(stderr, "raptor schema register: --subject and --schema are required")
+			fmt.Fprintln(stderr, "raptor-schema register: --subject and --schema are required")
 			return 2
 		}
 		text, err := readSchemaFile(*file)
@@ -242,7 +237,7 @@ func schemaClient(ctx context.Context, sub string, args []string, stdout, stderr
 		case *subject != "":
 			v, err := parseVersion()
 			if err != nil || v == -2 {
-				fmt.Fprintf(stderr, "raptor schema get: --version must be a number or latest\n")
+				fmt.Fprintf(stderr, "raptor-schema get: --version must be a number or latest\n")
 				return 2
 			}
 			s, err := cl.SchemaByVersion(ctx, *subject, v)
@@ -251,17 +246,17 @@ func schemaClient(ctx context.Context, sub string, args []string, stdout, stderr
 			}
 			fmt.Fprintf(stdout, "subject %s version %d id %d\n%s\n", s.Subject, s.Version, s.ID, s.Schema.Schema)
 		default:
-			fmt.Fprintln(stderr, "raptor schema get: give --id N or --subject S")
+			fmt.Fprintln(stderr, "raptor-schema get: give --id N or --subject S")
 			return 2
 		}
 	case "check":
 		if *subject == "" || *file == "" {
-			fmt.Fprintln(stderr, "raptor schema check: --subject and --schema are required")
+			fmt.Fprintln(stderr, "raptor-schema check: --subject and --schema are required")
 			return 2
 		}
 		v, err := parseVersion()
 		if err != nil {
-			fmt.Fprintf(stderr, "raptor schema check: %v\n", err)
+			fmt.Fprintf(stderr, "raptor-schema check: %v\n", err)
 			return 2
 		}
 		text, err := readSchemaFile(*file)
@@ -287,7 +282,7 @@ func schemaClient(ctx context.Context, sub string, args []string, stdout, stderr
 		} else {
 			var m sr.Mode
 			if err := m.UnmarshalText([]byte(strings.ToUpper(*setMode))); err != nil {
-				fmt.Fprintf(stderr, "raptor schema mode: --set %q: want READWRITE, READONLY or IMPORT\n", *setMode)
+				fmt.Fprintf(stderr, "raptor-schema mode: --set %q: want READWRITE, READONLY or IMPORT\n", *setMode)
 				return 2
 			}
 			if *force {
