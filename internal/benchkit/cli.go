@@ -205,6 +205,7 @@ func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Co
 		{*conns >= 1 && *conns <= 10000, "conns", fmt.Sprint(*conns), "outside [1, 10000]"},
 		{*sessions >= 1 && *sessions <= 1024, "sessions", fmt.Sprint(*sessions), "outside [1, 1024]"},
 		{*repeat >= 1 && *repeat <= 100, "repeat", fmt.Sprint(*repeat), "outside [1, 100]"},
+		{*remote == "" || cfg.Suite != "loops", "remote", *remote, "the loops suite runs its listener and clients in one process"},
 		{!(*jsonOut && cfg.Suite == "idle"), "json", "true", "the idle suite has no JSON form (use --save)"},
 		{*remote == "" || cfg.Suite != "idle", "remote", *remote, "the idle suite runs in one process"},
 		{*serveFor >= time.Second && *serveFor <= 24*time.Hour, "serve-for", serveFor.String(), "outside [1s, 24h]"},

@@ -62,6 +62,7 @@ func TestLoopsRejectsOtherTransports(t *testing.T) {
 		{[]string{"loops", "--receive-loops", ","}, `--receive-loops ",": no loop count given`},
 		{[]string{"loops", "--sessions", "0"}, `--sessions "0": outside [1, 1024]`},
 		{[]string{"loops", "--repeat", "0"}, `--repeat "0": outside [1, 100]`},
+		{[]string{"loops", "--remote", "10.0.0.1:7000"}, `--remote "10.0.0.1:7000": the loops suite runs its listener and clients in one process`},
 	} {
 		_, err := ParseArgs("raptor bench", tc.args, Default(), &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
