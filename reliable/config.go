@@ -11,9 +11,23 @@ import (
 // Config tunes an endpoint and its sessions. The zero value of every field
 // means the documented default; Listen and Dial validate it up front.
 type Config struct {
-	// MaxDatagramSize is the largest UDP payload sent. Default 1452 (fits a
-	// 1500-byte MTU over IPv6). Range 1200..65527.
+	// MaxDatagramSize is the base datagram size (UDP payload): what every
+	// session starts with and falls back to when the path stops carrying more,
+	// so every path must carry it. Default 1452 (fits a 1500-byte MTU over
+	// IPv6). Range 1200..65527.
 	MaxDatagramSize int
+	// MaxProbedDatagramSize is the ceiling of datagram size discovery
+	// (docs/PROTOCOL.md §8.12): a session probes sizes above MaxDatagramSize up
+	// to this, the peer's max_datagram_size and what the path carries, and
+	// sends the largest confirmed. It is also the largest datagram this side
+	// receives, announced as max_datagram_size; each receive loop holds a
+	// batch of buffers of this size. Default 16384 (on loopback, the gain
+	// flattens beyond it: docs/PROTOCOL.md §8.12); negative turns discovery
+	// off (datagrams stay at MaxDatagramSize). Range MaxDatagramSize..65527.
+	MaxProbedDatagramSize int
+	// probeRaiseAfter: how long a finished datagram size search rests
+	// (default probeRaiseInterval; tests lower it).
+	probeRaiseAfter time.Duration
 	// HandshakeTimeout bounds Dial's handshake. Default 5s.
 	HandshakeTimeout time.Duration
 	// IdleTimeout ends a session that received nothing for this long; the
@@ -99,11 +113,18 @@ type Config struct {
 	// CloseTimeout bounds how long a graceful Close waits for written data to
 	// be acknowledged. Default 5s.
 	CloseTimeout time.Duration
-	// Congestion chooses the congestion controller: "newreno" (default),
-	// "cubic" (RFC 9438 with proportional rate reduction, RFC 6937) or
-	// "none" (no congestion window; for benchmarks on a dedicated link).
-	// NewCongestionControl, if set, takes precedence.
+	// Congestion chooses the congestion controller: "cubic" (default; RFC
+	// 9438 with proportional rate reduction, RFC 6937, that takes random
+	// loss below LossTolerance as no congestion), "newreno" (RFC 9002 §7:
+	// every loss halves the window) or "none" (no congestion window; for
+	// benchmarks on a dedicated link). NewCongestionControl, if set, takes
+	// precedence.
 	Congestion string
+	// LossTolerance is the packet loss rate up to which "cubic" takes a
+	// loss as random rather than as congestion (docs/PROTOCOL.md §8.7):
+	// such a loss is resent but does not shrink the window. Default 0.02 ([DefaultLossTolerance]); negative: every loss is
+	// a congestion event (RFC 9438 as written). At most 0.25.
+	LossTolerance float64
 	// NewCongestionControl, if set, returns the congestion controller of
 	// each new session, for datagrams of maxDatagramSize bytes (for example
 	// [NewNewReno]). Default nil: Congestion chooses.
@@ -148,6 +169,9 @@ const (
 	DefaultMaxMemory            = 1 << 30
 )
 
+// DefaultMaxProbedDatagramSize is Config.MaxProbedDatagramSize's default.
+const DefaultMaxProbedDatagramSize = 16384
+
 // populate returns a copy of c with defaults filled in, or an error naming the
 // first invalid field.
 func (c *Config) populate() (*Config, error) {
@@ -166,6 +190,13 @@ func (c *Config) populate() (*Config, error) {
 		}
 	}
 	defi(&n.MaxDatagramSize, DefaultMaxDatagramSize)
+	switch {
+	case n.MaxProbedDatagramSize == 0:
+		n.MaxProbedDatagramSize = max(DefaultMaxProbedDatagramSize, n.MaxDatagramSize)
+	case n.MaxProbedDatagramSize < 0:
+		n.MaxProbedDatagramSize = n.MaxDatagramSize // discovery off
+	}
+	def(&n.probeRaiseAfter, probeRaiseInterval)
 	def(&n.HandshakeTimeout, DefaultHandshakeTimeout)
 	def(&n.IdleTimeout, DefaultIdleTimeout)
 	def(&n.KeepAlive, n.IdleTimeout/3)
@@ -187,8 +218,11 @@ func (c *Config) populate() (*Config, error) {
 	if n.MaxMemory == 0 {
 		n.MaxMemory = DefaultMaxMemory
 	}
+	if n.LossTolerance == 0 {
+		n.LossTolerance = DefaultLossTolerance
+	}
 	if n.Congestion == "" {
-		n.Congestion = "newreno"
+		n.Congestion = "cubic"
 	}
 	if n.Logger == nil {
 		n.Logger = slog.Default()
@@ -196,6 +230,8 @@ func (c *Config) populate() (*Config, error) {
 	switch {
 	case n.MaxDatagramSize < 1200 || n.MaxDatagramSize > 65527:
 		return nil, fmt.Errorf("raptor: Config.MaxDatagramSize %d out of range 1200..65527", n.MaxDatagramSize)
+	case n.MaxProbedDatagramSize < n.MaxDatagramSize || n.MaxProbedDatagramSize > 65527:
+		return nil, fmt.Errorf("raptor: Config.MaxProbedDatagramSize %d out of range MaxDatagramSize (%d)..65527", n.MaxProbedDatagramSize, n.MaxDatagramSize)
 	case n.HandshakeTimeout < 0:
 		return nil, fmt.Errorf("raptor: Config.HandshakeTimeout %v is negative", n.HandshakeTimeout)
 	case n.IdleTimeout < 0:
@@ -224,8 +260,10 @@ func (c *Config) populate() (*Config, error) {
 		return nil, fmt.Errorf("raptor: Config.PinnedSHA256 has %d bytes, want %d (a SHA-256)", len(n.PinnedSHA256), sha256.Size)
 	case n.TLS != nil && n.TLS.MaxVersion != 0 && n.TLS.MaxVersion < tls.VersionTLS13:
 		return nil, fmt.Errorf("raptor: Config.TLS.MaxVersion 0x%04x is below TLS 1.3, which Raptor requires", n.TLS.MaxVersion)
+	case !(n.LossTolerance <= maxLossTolerance):
+		return nil, fmt.Errorf("raptor: Config.LossTolerance %v above %v", n.LossTolerance, maxLossTolerance)
 	case n.Congestion != "newreno" && n.Congestion != "cubic" && n.Congestion != "none":
-		return nil, fmt.Errorf("raptor: Config.Congestion %q unknown (want \"newreno\", \"cubic\" or \"none\")", n.Congestion)
+		return nil, fmt.Errorf("raptor: Config.Congestion %q unknown (want \"cubic\", \"newreno\" or \"none\")", n.Congestion)
 	}
 	return &n, nil
 }
@@ -235,6 +273,9 @@ func (c *Config) populate() (*Config, error) {
 func (c *Config) newCongestionControl() CongestionControl {
 	if c.NewCongestionControl != nil {
 		return c.NewCongestionControl(c.MaxDatagramSize)
+	}
+	if c.Congestion == "cubic" {
+		return newTolerantCubic(c.MaxDatagramSize, c.LossTolerance)
 	}
 	return newCongestionControl(c.Congestion, c.MaxDatagramSize)
 }

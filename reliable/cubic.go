@@ -22,14 +22,38 @@ import (
 // trip instead of stalling; once the flight is below ssthresh it grows back
 // towards it by at most one segment more than delivered per ACK (PRR-SSRB).
 //
-// The controller keeps its own count of bytes in flight from the
-// OnPacketSent/OnAck/OnLoss calls. A probe that a timeout declared lost
-// without OnLoss stays counted; that can only make PRR more permissive.
+// Random loss is not congestion (tolerance > 0, the default of a session):
+// a loss starts a congestion event only once the recent loss rate (a moving
+// average over about lossRateWindow packets of the losses not yet answered
+// by a reduction) exceeds the tolerance, as BBRv2 bounds its flight only
+// above a loss rate of 2%. A full bottleneck queue drops a burst, an
+// overloaded bufferless one drops a growing share of the excess: either
+// soon passes the tolerance. A lossy link's random drops do not, and cost
+// only their retransmission, where a reduction for each (NewReno, or CUBIC as
+// RFC 9438 writes it) caps a 1% lossy path at about 1.22/√p = 12 segments
+// per round trip (a tenth of 100 MB/s on a 2 ms path). The price: against
+// such a loss-based flow, this one takes more than its share of a bottleneck
+// that drops less than the tolerance. The RTT is no help in telling the two
+// apart: on a loaded host it rises by milliseconds with no queue on the path.
+//
+// PRR's pipe is the session's own count of bytes in flight (recovery
+// attaches it). Standing alone the controller counts from the
+// OnPacketSent/OnAck/OnLoss calls, which is exact only if every
+// acknowledgement reaches OnAck: recovery reports only those of packets sent
+// while the window was in use, so its count must be the one used.
 type cubic struct {
 	mss      int
 	cwnd     int
 	ssthresh int
-	inFlight int // bytes sent and neither acknowledged nor lost
+	flight   int  // bytes in flight by the controller's own count
+	pipe     *int // recovery's bytes in flight, if attached; else &flight
+
+	// random-loss tolerance
+	tolerance float64 // loss rate taken as random, not congestion; 0: none
+	lossRate  float64 // moving average over about lossRateWindow packets
+	attached  bool    // recovery reports every acknowledgement (onAnyAck)
+	tolerated uint64  // losses not taken as congestion
+	events    uint64  // congestion events (window reductions)
 
 	// cubic state (RFC 9438 §4)
 	wMax      float64   // window before the last reduction, segments
@@ -55,13 +79,57 @@ const (
 	cubicAlpha = 3 * (1 - cubicBeta) / (1 + cubicBeta)
 )
 
+const (
+	// DefaultLossTolerance is the loss rate CUBIC takes as random, not
+	// congestion ([Config.LossTolerance]).
+	DefaultLossTolerance = 0.02
+	lossRateWindow       = 1024 // packets the loss rate averages over
+	maxLossTolerance     = 0.25 // Config.LossTolerance's ceiling
+)
+
 func newCubic(mss int) *cubic {
-	return &cubic{mss: mss, cwnd: initialWindowPackets * mss, ssthresh: math.MaxInt}
+	c := &cubic{mss: mss, cwnd: initialWindowPackets * mss, ssthresh: math.MaxInt}
+	c.pipe = &c.flight
+	return c
 }
 
+// newTolerantCubic is CUBIC that takes losses up to rate tolerance as random
+// (tolerance <= 0: every loss is congestion).
+func newTolerantCubic(mss int, tolerance float64) *cubic {
+	c := newCubic(mss)
+	c.tolerance = max(tolerance, 0)
+	return c
+}
+
+// randomLoss reports whether a loss now is taken as random rather than as a
+// congestion event: tolerance is on and the loss rate is within it.
+func (c *cubic) randomLoss() bool {
+	return c.tolerance > 0 && c.lossRate <= c.tolerance
+}
+
+// onAnyAck is told of every acknowledged packet (OnAck only of those sent
+// while the window was in use): the loss rate's denominator.
+func (c *cubic) onAnyAck() {
+	c.attached = true
+	c.lossRate -= c.lossRate / lossRateWindow
+}
+
+// sessionController is what recovery tells this package's controllers
+// beyond [CongestionControl].
+type sessionController interface {
+	attachFlight(inFlight *int)
+	onAnyAck()
+}
+
+var _ sessionController = (*cubic)(nil)
+
+// attachFlight makes PRR use the session's count of bytes in flight (which
+// recovery updates before each call into the controller).
+func (c *cubic) attachFlight(inFlight *int) { c.pipe = inFlight }
+
 func (c *cubic) OnPacketSent(now time.Time, bytes int) {
-	c.inFlight += bytes
-	if 2*c.inFlight >= c.cwnd {
+	c.flight += bytes
+	if 2**c.pipe >= c.cwnd {
 		c.fullAt = now
 	}
 	if c.inRecovery {
@@ -70,7 +138,10 @@ func (c *cubic) OnPacketSent(now time.Time, bytes int) {
 }
 
 func (c *cubic) OnAck(now time.Time, bytes int, sentAt time.Time, rtt *RTTStats) {
-	c.inFlight = max(0, c.inFlight-bytes)
+	c.flight = max(0, c.flight-bytes)
+	if !c.attached {
+		c.lossRate -= c.lossRate / lossRateWindow
+	}
 	if c.inRecovery {
 		if sentAt.After(c.recoveryStart) {
 			// A packet sent after the loss arrived: recovery is over (RFC
@@ -150,15 +221,24 @@ func (c *cubic) wCubic(t float64) float64 {
 }
 
 func (c *cubic) OnLoss(now time.Time, bytes int, sentAt time.Time) {
-	flight := c.inFlight
-	c.inFlight = max(0, c.inFlight-bytes)
+	c.flight = max(0, c.flight-bytes)
+	flight := *c.pipe + bytes // before this loss
 	if !c.recoveryStart.IsZero() && !sentAt.After(c.recoveryStart) {
 		if c.inRecovery {
 			c.prr(0) // a further loss of the same event: the flight shrank
 		}
-		return // one reduction per congestion event
+		// One reduction per congestion event, and the loss rate counts
+		// only losses not yet answered: the burst of an overshoot would
+		// otherwise hold it above the tolerance long after the event.
+		return
+	}
+	c.lossRate += (1 - c.lossRate) / lossRateWindow
+	if c.randomLoss() {
+		c.tolerated++ // resent within the window, which stays
+		return
 	}
 	// A new congestion event (RFC 9438 §4.6, §4.7).
+	c.events++
 	cw := float64(c.cwnd) / float64(c.mss)
 	if cw < c.wMax {
 		c.wMax = cw * (1 + cubicBeta) / 2 // fast convergence
@@ -177,7 +257,7 @@ func (c *cubic) OnLoss(now time.Time, bytes int, sentAt time.Time) {
 // prr sets the window for the next sends in recovery (RFC 6937 §3.1):
 // cwnd = pipe + sndcnt, so the session may send sndcnt bytes now.
 func (c *cubic) prr(delivered int) {
-	pipe := c.inFlight
+	pipe := *c.pipe
 	var sndcnt int
 	if pipe > c.ssthresh {
 		// Proportional: ceil(prr_delivered·ssthresh/RecoverFS) − prr_out.

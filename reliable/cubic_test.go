@@ -144,12 +144,12 @@ func TestCubicPRR(t *testing.T) {
 	sent := 1
 	for i := 1; i <= 99; i++ {
 		c.OnAck(k.now, testMSS, sentAt, &k.rtt)
-		for c.inFlight+testMSS <= c.Window() {
+		for c.flight+testMSS <= c.Window() {
 			c.OnPacketSent(k.now, testMSS)
 			sent++
 		}
-		if c.Window() < c.inFlight {
-			t.Fatalf("ack %d: window %d below flight %d", i, c.Window(), c.inFlight)
+		if c.Window() < c.flight {
+			t.Fatalf("ack %d: window %d below flight %d", i, c.Window(), c.flight)
 		}
 	}
 	// 99 delivered: PRR allows ceil(99·70/100) = 70 segments in all.
@@ -179,13 +179,13 @@ func TestCubicPRRSlowStartBound(t *testing.T) {
 	for range 50 { // half the flight lost
 		c.OnLoss(k.now, testMSS, sentAt)
 	}
-	if c.inFlight != 50*testMSS {
-		t.Fatalf("flight %d, want %d", c.inFlight, 50*testMSS)
+	if c.flight != 50*testMSS {
+		t.Fatalf("flight %d, want %d", c.flight, 50*testMSS)
 	}
 	c.OnPacketSent(k.now, testMSS) // the first retransmission (allowed at once)
 	c.OnAck(k.now, testMSS, sentAt, &k.rtt)
 	// pipe 50 < ssthresh 70: sndcnt = min(70-50, max(1-1, 1)+1) = 2.
-	if got, want := c.Window()-c.inFlight, 2*testMSS; got != want {
+	if got, want := c.Window()-c.flight, 2*testMSS; got != want {
 		t.Fatalf("sendable after one delivered segment below ssthresh: %d, want %d", got, want)
 	}
 }
@@ -298,19 +298,35 @@ func TestCubicPersistentCongestion(t *testing.T) {
 
 func TestCongestionConfig(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		ok   bool
-		want string
-	}{{"", true, "*reliable.newReno"}, {"newreno", true, "*reliable.newReno"}, {"cubic", true, "*reliable.cubic"}, {"none", true, "reliable.noCongestion"}, {"bbr", false, ""}} {
-		c, err := (&Config{Congestion: tc.name}).populate()
+		name      string
+		tolerance float64 // Config.LossTolerance
+		ok        bool
+		want      string
+		wantTol   float64 // the CUBIC controller's tolerance
+	}{
+		{"", 0, true, "*reliable.cubic", DefaultLossTolerance},
+		{"newreno", 0, true, "*reliable.newReno", 0},
+		{"cubic", 0, true, "*reliable.cubic", DefaultLossTolerance},
+		{"cubic", 0.05, true, "*reliable.cubic", 0.05},
+		{"cubic", -1, true, "*reliable.cubic", 0},
+		{"cubic", 0.3, false, "", 0},
+		{"cubic", math.NaN(), false, "", 0},
+		{"none", 0, true, "reliable.noCongestion", 0},
+		{"bbr", 0, false, "", 0},
+	} {
+		c, err := (&Config{Congestion: tc.name, LossTolerance: tc.tolerance}).populate()
 		if (err == nil) != tc.ok {
-			t.Fatalf("Congestion %q: err %v, want ok=%v", tc.name, err, tc.ok)
+			t.Fatalf("Congestion %q LossTolerance %v: err %v, want ok=%v", tc.name, tc.tolerance, err, tc.ok)
 		}
 		if err != nil {
 			continue
 		}
-		if got := typeName(newCongestionControl(c.Congestion, 1200)); got != tc.want {
+		cc := c.newCongestionControl()
+		if got := typeName(cc); got != tc.want {
 			t.Errorf("Congestion %q: controller %s, want %s", tc.name, got, tc.want)
+		}
+		if cu, ok := cc.(*cubic); ok && cu.tolerance != tc.wantTol {
+			t.Errorf("Congestion %q LossTolerance %v: tolerance %v, want %v", tc.name, tc.tolerance, cu.tolerance, tc.wantTol)
 		}
 	}
 }
@@ -364,5 +380,53 @@ func TestSimCongestionControllers(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// TestCubicLossTolerance: with a tolerance, losses at a rate below it cost
+// no reduction, above it they are congestion events again; without one,
+// every loss of a new round trip is an event (RFC 9438 as written).
+func TestCubicLossTolerance(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		tolerance  float64
+		lossEvery  int // one loss per this many packets
+		wantEvents bool
+	}{
+		{"1% under a 2% tolerance", 0.02, 100, false},
+		{"0.5% under a 2% tolerance", 0.02, 200, false},
+		{"5% over a 2% tolerance", 0.02, 20, true},
+		{"1% over a 0.5% tolerance", 0.005, 100, true},
+		{"1% without tolerance", 0, 100, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTolerantCubic(testMSS, tc.tolerance)
+			k := newCCClock(10 * time.Millisecond)
+			c.cwnd, c.ssthresh = 200*testMSS, 200*testMSS // congestion avoidance
+			// 20 000 packets, 200 per 10 ms round trip; each ACK or loss is
+			// reported one RTT after the send, as recovery would.
+			for i := range 20000 {
+				sentAt := k.now
+				c.OnPacketSent(sentAt, testMSS)
+				at := sentAt.Add(k.rtt.SmoothedRTT())
+				if i%tc.lossEvery == tc.lossEvery-1 {
+					c.OnLoss(at, testMSS, sentAt)
+				} else {
+					c.onAnyAck()
+					c.OnAck(at, testMSS, sentAt, &k.rtt)
+				}
+				if i%200 == 199 {
+					k.now = k.now.Add(k.rtt.SmoothedRTT())
+				}
+			}
+			losses := uint64(20000 / tc.lossEvery)
+			t.Logf("loss rate %.4f, %d congestion events, %d losses tolerated of %d, window %d segments", c.lossRate, c.events, c.tolerated, losses, c.Window()/testMSS)
+			if got := c.events > 0; got != tc.wantEvents {
+				t.Fatalf("%d congestion events, want any: %v", c.events, tc.wantEvents)
+			}
+			if !tc.wantEvents && (c.tolerated != losses || c.Window() < 200*testMSS) {
+				t.Errorf("tolerated %d of %d losses, window %d segments; want all, and no reduction below 200", c.tolerated, losses, c.Window()/testMSS)
+			}
+		})
 	}
 }

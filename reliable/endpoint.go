@@ -46,6 +46,7 @@ type endpoint struct {
 	*budget                // memory, sessions and accept-queue shares (shared by a listener's endpoints)
 	sendErrors atomic.Uint64
 	bufPool    sync.Pool // datagram buffers
+	bigBufPool sync.Pool // datagram buffers above the base size (bufpool.go getOut)
 	bufs       *bufPool  // stream buffers
 	readDone   chan struct{}
 	wg         sync.WaitGroup
@@ -114,9 +115,13 @@ func newEndpoint(pc PacketConn, cfg *Config, batch int) *endpoint {
 	size := cfg.MaxDatagramSize
 	e.bufs = newBufPool(max(cfg.StreamSendBuffer, cfg.StreamReceiveWindow))
 	e.bufPool.New = func() any { b := make([]byte, 0, size); return &b }
-	backing := make([]byte, batch*(size+1))
+	if big := cfg.MaxProbedDatagramSize; big > size {
+		e.bigBufPool.New = func() any { b := make([]byte, 0, big); return &b }
+	}
+	rsize := cfg.MaxProbedDatagramSize // the largest datagram we receive (max_datagram_size)
+	backing := make([]byte, batch*(rsize+1))
 	for i := range e.rbufs {
-		e.rbufs[i] = backing[i*(size+1) : (i+1)*(size+1) : (i+1)*(size+1)]
+		e.rbufs[i] = backing[i*(rsize+1) : (i+1)*(rsize+1) : (i+1)*(rsize+1)]
 	}
 	return e
 }
@@ -197,7 +202,7 @@ func (e *endpoint) touch(s *Session) {
 
 // handleDatagram routes one received datagram. It never panics on any input.
 func (e *endpoint) handleDatagram(b []byte, from netip.AddrPort, now time.Time) {
-	if len(b) > e.cfg.MaxDatagramSize {
+	if len(b) > e.cfg.MaxProbedDatagramSize {
 		e.stats.inc(CounterDropsMalformed)
 		return
 	}

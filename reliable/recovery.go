@@ -18,7 +18,7 @@ type recoveryHandler interface {
 
 // recovery is a session's sending half of loss recovery (docs/PROTOCOL.md
 // §8, RFC 9002): the history of ack-eliciting packets in flight, ACK and NAK
-// processing, loss detection by packet and time thresholds, the
+// processing, loss detection by packet threshold and RACK (RFC 8985), the
 // retransmission (probe) timeout with back-off, RTT estimation, congestion
 // control and pacing. It owns the packet numbers, skipping one now and then
 // so that a peer acknowledging packets it never received is caught (RFC 9000
@@ -32,6 +32,7 @@ type recovery struct {
 	sent     sentHistory
 	rtt      RTTStats
 	cc       CongestionControl
+	sc       sessionController // cc, if it is one of ours that wants more
 	pacer    pacer
 	inFlight int
 
@@ -41,9 +42,10 @@ type recovery struct {
 	skipped       [skippedKept]uint64
 	nskipped      int
 	rng           *rand.PCG
-	ptoCount      int // consecutive timeouts without an acknowledgement
-	probes        int // packets that may go regardless of the congestion window
-	lossTime      time.Time
+	ptoCount      int       // consecutive timeouts without an acknowledgement
+	probes        int       // packets that may go regardless of the congestion window
+	lossTime      time.Time // the RACK timer: when the next packet crosses the time threshold
+	rack          rackState
 	lastEliciting time.Time // when the last ack-eliciting packet left
 	largestAcked  uint64
 	anyAcked      bool
@@ -62,12 +64,53 @@ const (
 	cwndLimitedShare  = 2       // the window grows only while at least 1/2 of it is in flight
 )
 
+// rackState is RACK-TLP's (RFC 8985 §6): the most recently sent packet
+// that was delivered, the reordering window and its adaptation, and the
+// recovery episodes that decay it. Packet numbers are never reused (a
+// retransmission is a new packet), so send order is packet-number order and
+// every RTT sample is unambiguous.
+type rackState struct {
+	pn        uint64        // most recently sent packet delivered (RACK.xmit_ts's packet)
+	sentAt    time.Time     // its send time (RACK.xmit_ts)
+	rtt       time.Duration // its RTT (RACK.rtt)
+	delivered bool          // pn, sentAt, rtt are set
+
+	reorderingSeen bool   // a packet was delivered after a later-sent one, or a loss was spurious
+	reoWndMult     int    // reo_wnd in units of min RTT/4 (RACK.reo_wnd_mult)
+	reoWndPersist  int    // recoveries left before the multiplier decays (RACK.reo_wnd_persist)
+	dsackRound     uint64 // the multiplier grows again once this packet is acknowledged (0: any time)
+	inRecovery     bool   // a loss episode is open
+	recoveryEnd    uint64 // it closes when a packet numbered this or later is acknowledged
+
+	recentLost [rackLostKept]lostRecord // recently declared lost, to catch spurious losses
+	nextLost   int
+	spurious   uint64 // losses found spurious (a late ACK of a packet declared lost)
+}
+
+// lostRecord remembers a packet declared lost.
+type lostRecord struct {
+	pn     uint64
+	lostAt time.Time // zero: empty or already matched
+}
+
+const (
+	rackPacketThreshold = 3  // DupThresh: packets acknowledged above one that is lost (RFC 8985 §6.2, RFC 9002 §6.1.1)
+	rackReoWndPersist   = 16 // recoveries a grown reordering window lasts (RFC 8985 §6.2 step 4)
+	rackLostKept        = 32 // lost packets remembered for spurious-loss detection
+	rackLostMemoryRTTs  = 4  // for this many smoothed RTTs
+)
+
 func newRecovery(cfg *Config, seed uint64, stats *counters) *recovery {
 	r := &recovery{
 		minRTO: cfg.MinRTO, maxRTO: cfg.MaxRTO, maxCwnd: cfg.MaxCongestionWindow, stats: stats,
 		cc:         cfg.newCongestionControl(),
 		skipPeriod: skipInitialPeriod,
 		rng:        rand.NewPCG(seed, seed^0x9e3779b97f4a7c15),
+	}
+	r.rack.reoWndMult = 1
+	if sc, ok := r.cc.(sessionController); ok {
+		sc.attachFlight(&r.inFlight) // our own controllers: PRR's pipe
+		r.sc = sc
 	}
 	r.pacer.maxBurst = pacerBurstPackets * cfg.MaxDatagramSize
 	r.chooseSkip()
@@ -192,6 +235,7 @@ func (r *recovery) onAck(f *wire.AckFrame, now time.Time, h recoveryHandler) err
 		return &SessionError{Code: CodeProtocol, Reason: fmt.Sprintf("ACK of packet %d, a number that was skipped, never sent (optimistic ACK)", pn)}
 	}
 	newly := false
+	prevLargest, hadAcked := r.largestAcked, r.anyAcked
 	// Walk ranges from the smallest upwards over the history.
 	for ri := len(f.Ranges) - 1; ri >= 0; ri-- {
 		rg := f.Ranges[ri]
@@ -208,16 +252,22 @@ func (r *recovery) onAck(f *wire.AckFrame, now time.Time, h recoveryHandler) err
 			}
 			p.done = true
 			r.inFlight -= p.size
+			if r.sc != nil {
+				r.sc.onAnyAck()
+			}
 			if p.cwndLimited {
 				r.cc.OnAck(now, p.size, p.sentAt, &r.rtt)
 			}
+			r.rackDelivered(p, now, hadAcked && p.pn < prevLargest)
 			h.onPacketAcked(p)
 			newly = true
 		}
 	}
+	spurious := r.findSpurious(f, now)
 	if !r.anyAcked || largest > r.largestAcked {
 		r.largestAcked, r.anyAcked = largest, true
 	}
+	r.updateReoWnd(spurious)
 	if newly {
 		r.ptoCount = 0
 		r.detectLosses(now, h)
@@ -234,8 +284,88 @@ func (r *recovery) onAck(f *wire.AckFrame, now time.Time, h recoveryHandler) err
 	return nil
 }
 
-// onNak declares the packets a NAK names lost at once.
+// rackDelivered updates RACK's most recently sent delivered packet (RFC 8985
+// §6.2 steps 2 and 3) with p, acknowledged now; late says a packet sent after
+// p had been acknowledged before it: reordering.
+func (r *recovery) rackDelivered(p *sentPacket, now time.Time, late bool) {
+	if late {
+		r.rack.reorderingSeen = true
+	}
+	if !r.rack.delivered || p.pn > r.rack.pn {
+		r.rack.pn, r.rack.sentAt, r.rack.rtt, r.rack.delivered = p.pn, p.sentAt, now.Sub(p.sentAt), true
+	}
+}
+
+// findSpurious reports whether f acknowledges a packet declared lost (the
+// DSACK of RFC 8985 §6.2 step 4: the loss was reordering, not loss), and
+// forgets remembered losses older than a few RTTs.
+func (r *recovery) findSpurious(f *wire.AckFrame, now time.Time) bool {
+	found := false
+	keep := rackLostMemoryRTTs * r.rtt.SmoothedRTT()
+	for i := range r.rack.recentLost {
+		lr := &r.rack.recentLost[i]
+		if lr.lostAt.IsZero() {
+			continue
+		}
+		if f.Acks(lr.pn) {
+			found = true
+			r.rack.spurious++
+			lr.lostAt = time.Time{}
+		} else if now.Sub(lr.lostAt) > keep {
+			lr.lostAt = time.Time{}
+		}
+	}
+	if found {
+		r.rack.reorderingSeen = true
+	}
+	return found
+}
+
+// updateReoWnd adapts the reordering window (RFC 8985 §6.2 step 4): a
+// spurious loss widens it by min RTT/4, at most once per round trip; it
+// narrows back to min RTT/4 after 16 recoveries without one. It also closes
+// the loss episode once a packet sent after it began is acknowledged.
+func (r *recovery) updateReoWnd(spurious bool) {
+	k := &r.rack
+	if k.dsackRound != 0 && r.largestAcked >= k.dsackRound {
+		k.dsackRound = 0
+	}
+	ended := k.inRecovery && r.largestAcked >= k.recoveryEnd
+	if ended {
+		k.inRecovery = false
+	}
+	switch {
+	case spurious && k.dsackRound == 0:
+		k.reoWndMult++
+		k.dsackRound = r.nextPN
+		k.reoWndPersist = rackReoWndPersist
+	case ended && k.reoWndPersist > 0:
+		if k.reoWndPersist--; k.reoWndPersist == 0 {
+			k.reoWndMult = 1
+		}
+	}
+}
+
+// reoWnd is the reordering window (RFC 8985 §6.2 step 4): min RTT/4 times
+// the multiplier, at most the smoothed RTT; zero while no reordering was
+// ever seen and a loss episode is open (then losses are not reordering).
+func (r *recovery) reoWnd() time.Duration {
+	if !r.rack.reorderingSeen && r.rack.inRecovery {
+		return 0
+	}
+	return min(r.rtt.MinRTT()/4*time.Duration(r.rack.reoWndMult), r.rtt.SmoothedRTT())
+}
+
+// onNak handles the receiver's report of a gap. Until any reordering was
+// seen a NAK declares the packets it names lost at once (a gap on a path
+// that does not reorder is a loss); afterwards the gap may be reordering, so
+// they are lost only when RACK's reordering window says so.
 func (r *recovery) onNak(f *wire.NakFrame, now time.Time, h recoveryHandler) {
+	if r.rack.reorderingSeen {
+		r.detectLosses(now, h)
+		r.sent.popDone()
+		return
+	}
 	for _, rg := range f.Ranges {
 		for i := r.sent.search(rg.Smallest); i < r.sent.len(); i++ {
 			p := r.sent.at(i)
@@ -247,30 +377,37 @@ func (r *recovery) onNak(f *wire.NakFrame, now time.Time, h recoveryHandler) {
 			}
 		}
 	}
+	r.detectLosses(now, h) // the RACK timer, for what is left
 	r.sent.popDone()
 }
 
-// detectLosses applies the packet and time thresholds (RFC 9002 §6.1) and
-// sets lossTime to when the next packet would cross the time threshold.
+// detectLosses is RACK's loss detection (RFC 8985 §6.2 step 5): a packet
+// sent before the most recently delivered one is lost once it is older than
+// that one's RTT plus the reordering window, or, until reordering is seen,
+// once rackPacketThreshold later packets were acknowledged. It sets lossTime
+// (the RACK timer) to when the next packet would cross the time threshold.
 func (r *recovery) detectLosses(now time.Time, h recoveryHandler) {
 	r.lossTime = time.Time{}
-	if !r.anyAcked {
+	if !r.rack.delivered {
 		return
 	}
-	delay := r.rtt.lossDelay()
+	threshold := r.rack.rtt + r.reoWnd()
 	for i := 0; i < r.sent.len(); i++ {
 		p := r.sent.at(i)
-		if p.pn >= r.largestAcked {
+		if p.pn >= r.rack.pn {
 			break
 		}
 		if p.done {
 			continue
 		}
-		if r.largestAcked-p.pn >= 3 || now.Sub(p.sentAt) >= delay {
+		if (!r.rack.reorderingSeen && r.largestAcked-p.pn >= rackPacketThreshold) || now.Sub(p.sentAt) >= threshold {
 			r.lose(p, now, true, h)
+			// The first loss of an episode closes the reordering window
+			// for the rest of it (unless reordering was seen).
+			threshold = r.rack.rtt + r.reoWnd()
 			continue
 		}
-		if t := p.sentAt.Add(delay); r.lossTime.IsZero() || t.Before(r.lossTime) {
+		if t := p.sentAt.Add(threshold); r.lossTime.IsZero() || t.Before(r.lossTime) {
 			r.lossTime = t
 		}
 	}
@@ -282,8 +419,24 @@ func (r *recovery) detectLosses(now time.Time, h recoveryHandler) {
 func (r *recovery) lose(p *sentPacket, now time.Time, confirmed bool, h recoveryHandler) {
 	p.done = true
 	r.inFlight -= p.size
+	if p.ctl&ctlProbe != 0 {
+		// A datagram size probe: lost for its size, not for congestion, and
+		// nothing in it is sent again (docs/PROTOCOL.md §8.12).
+		h.onPacketLost(p)
+		return
+	}
 	if confirmed {
 		r.cc.OnLoss(now, p.size, p.sentAt)
+	}
+	if !r.rack.inRecovery {
+		r.rack.inRecovery, r.rack.recoveryEnd = true, r.nextPN
+	}
+	if confirmed {
+		// A late ACK of this one is reordering. A timeout's probe is not
+		// remembered: its ACK arriving after all says the RTT spiked (a
+		// loaded host), not that the path reorders.
+		r.rack.recentLost[r.rack.nextLost] = lostRecord{pn: p.pn, lostAt: now}
+		r.rack.nextLost = (r.rack.nextLost + 1) % rackLostKept
 	}
 	r.stats.inc(CounterRetransmits)
 	h.onPacketLost(p)
@@ -325,6 +478,14 @@ func (r *recovery) onTimeout(now time.Time, h recoveryHandler) (probe bool) {
 	}
 	p := r.sent.oldest()
 	if p == nil || now.Before(r.lastEliciting.Add(r.pto())) {
+		return false
+	}
+	if p.ctl&ctlProbe != 0 {
+		// The oldest packet is a datagram size probe: its loss says nothing
+		// about congestion, so this timeout neither backs off nor probes
+		// (the next pass sees the packets after it, if any).
+		r.lose(p, now, false, h)
+		r.sent.popDone()
 		return false
 	}
 	r.ptoCount++

@@ -273,32 +273,10 @@ func TestSentHistory(t *testing.T) {
 	}
 }
 
-// TestRecoveryLoss covers loss detection by packet threshold, by time
-// threshold (through lossTime), NAKs and a spurious loss.
+// TestRecoveryLoss covers NAKs, a spurious loss and an ACK of a packet
+// never sent; TestRACK covers loss detection by packet and time thresholds.
 func TestRecoveryLoss(t *testing.T) {
 	ms := time.Millisecond
-	t.Run("packet threshold", func(t *testing.T) {
-		r, _ := testRecovery(t, nil)
-		pns := send(r, t0, 5, 1000)
-		h := &recHandler{}
-		if err := r.onAck(ack(wire.AckRange{Smallest: pns[3], Largest: pns[4]}), t0.Add(10*ms), h); err != nil {
-			t.Fatal(err)
-		}
-		if !slices.Equal(h.lost, []uint64{pns[0], pns[1]}) || !slices.Equal(h.acked, []uint64{pns[3], pns[4]}) {
-			t.Fatalf("lost %v acked %v; want the 2 packets 3 below the largest lost", h.lost, h.acked)
-		}
-		if r.inFlight != 1000 || r.lossTime.IsZero() {
-			t.Fatalf("in flight %d (want 1000, packet 2), lossTime %v", r.inFlight, r.lossTime)
-		}
-		// Packet 2 crosses the time threshold (9/8 RTT) later.
-		if at := r.lossTime; at.Sub(t0) != 10*ms*9/8 {
-			t.Errorf("lossTime %v after send, want 9/8 of the 10ms RTT", at.Sub(t0))
-		}
-		r.onTimeout(r.lossTime, h)
-		if !slices.Contains(h.lost, pns[2]) || r.inFlight != 0 {
-			t.Errorf("after lossTime: lost %v, in flight %d", h.lost, r.inFlight)
-		}
-	})
 	t.Run("nak", func(t *testing.T) {
 		r, st := testRecovery(t, nil)
 		pns := send(r, t0, 3, 1000)
@@ -330,6 +308,194 @@ func TestRecoveryLoss(t *testing.T) {
 			t.Errorf("ACK of packet 7 of 2 sent: %v, want a protocol violation", err)
 		}
 	})
+}
+
+// sendAt sends one packet of 1000 bytes at t0+at and returns its number.
+func sendAt(r *recovery, at time.Duration) uint64 { return send(r, t0.Add(at), 1, 1000)[0] }
+
+// TestRACK: time-based loss detection (RFC 8985) on a hand-advanced clock.
+// Every case runs steps on a fresh recovery and checks which packets were
+// declared lost, the RACK timer and the reordering state. RTT samples are
+// 10 ms, so min RTT/4 is 2.5 ms.
+func TestRACK(t *testing.T) {
+	ms := time.Millisecond
+	rng := func(lo, hi uint64) wire.AckRange { return wire.AckRange{Smallest: lo, Largest: hi} }
+	type step struct {
+		at       time.Duration   // since t0
+		send     int             // packets to send (numbered from 0, skipping disabled)
+		ack, nak []wire.AckRange // frames to process
+		timeout  bool            // run onTimeout
+	}
+	for _, tc := range []struct {
+		name        string
+		reordering  bool // start with reordering already seen
+		steps       []step
+		wantLost    []uint64
+		wantTimer   time.Duration // since t0; -1: none armed
+		wantReoWnd  time.Duration
+		wantSeen    bool
+		wantSpurius uint64
+	}{{
+		name:  "reordered within the window is not lost",
+		steps: []step{{at: 0, send: 1}, {at: ms, send: 1}, {at: 11 * ms, ack: []wire.AckRange{rng(1, 1)}}, {at: 12 * ms, ack: []wire.AckRange{rng(0, 1)}}},
+		// packet 0 was outstanding with a timer at 0 + 10 + 2.5 ms; its
+		// ACK after packet 1's is reordering.
+		wantLost: nil, wantTimer: -1, wantReoWnd: 2500 * time.Microsecond, wantSeen: true,
+	}, {
+		name:     "the RACK timer declares a packet lost after RTT + reo_wnd",
+		steps:    []step{{at: 0, send: 1}, {at: ms, send: 1}, {at: 11 * ms, ack: []wire.AckRange{rng(1, 1)}}, {at: 12500 * time.Microsecond, timeout: true}},
+		wantLost: []uint64{0}, wantTimer: -1, wantReoWnd: 0, // an episode is open, no reordering seen
+	}, {
+		name:     "before the timer nothing is lost",
+		steps:    []step{{at: 0, send: 1}, {at: ms, send: 1}, {at: 11 * ms, ack: []wire.AckRange{rng(1, 1)}}, {at: 12499 * time.Microsecond, timeout: true}},
+		wantLost: nil, wantTimer: 12500 * time.Microsecond, wantReoWnd: 2500 * time.Microsecond,
+	}, {
+		name:  "packet threshold, then the episode closes the window",
+		steps: []step{{at: 0, send: 1}, {at: ms, send: 1}, {at: 2 * ms, send: 1}, {at: 3 * ms, send: 1}, {at: 13 * ms, ack: []wire.AckRange{rng(3, 3)}}},
+		// 0 is 3 below the largest: lost; then reo_wnd is 0, and 1 and 2
+		// are older than packet 3's RTT.
+		wantLost: []uint64{0, 1, 2}, wantTimer: -1, wantReoWnd: 0,
+	}, {
+		name:       "once reordering was seen the packet threshold is off",
+		reordering: true,
+		steps:      []step{{at: 0, send: 5}, {at: 10 * ms, ack: []wire.AckRange{rng(4, 4)}}},
+		wantLost:   nil, wantTimer: 12500 * time.Microsecond, wantReoWnd: 2500 * time.Microsecond, wantSeen: true,
+	}, {
+		name:       "once reordering was seen a NAK waits for the window",
+		reordering: true,
+		steps: []step{{at: 0, send: 1}, {at: ms, send: 1}, {at: 11 * ms, ack: []wire.AckRange{rng(1, 1)}, nak: []wire.AckRange{rng(0, 0)}},
+			{at: 12 * ms, timeout: true}},
+		wantLost: nil, wantTimer: 12500 * time.Microsecond, wantReoWnd: 2500 * time.Microsecond, wantSeen: true,
+	}, {
+		name:       "and declares it lost when the window has passed",
+		reordering: true,
+		steps: []step{{at: 0, send: 1}, {at: ms, send: 1}, {at: 11 * ms, ack: []wire.AckRange{rng(1, 1)}, nak: []wire.AckRange{rng(0, 0)}},
+			{at: 12500 * time.Microsecond, timeout: true}},
+		wantLost: []uint64{0}, wantTimer: -1, wantReoWnd: 2500 * time.Microsecond, wantSeen: true,
+	}, {
+		name:     "without reordering a NAK declares the loss at once",
+		steps:    []step{{at: 0, send: 2}, {at: 10 * ms, ack: []wire.AckRange{rng(1, 1)}, nak: []wire.AckRange{rng(0, 0)}}},
+		wantLost: []uint64{0}, wantTimer: -1, wantReoWnd: 0,
+	}, {
+		name: "a spurious loss widens the window",
+		steps: []step{{at: 0, send: 2}, {at: 10 * ms, ack: []wire.AckRange{rng(1, 1)}, nak: []wire.AckRange{rng(0, 0)}},
+			{at: 11 * ms, ack: []wire.AckRange{rng(0, 1)}}},
+		wantLost: []uint64{0}, wantTimer: -1, wantReoWnd: 5 * ms, wantSeen: true, wantSpurius: 1,
+	}, {
+		name: "at most once per round trip",
+		steps: []step{{at: 0, send: 3}, {at: 10 * ms, ack: []wire.AckRange{rng(2, 2)}, nak: []wire.AckRange{rng(0, 1)}},
+			{at: 11 * ms, ack: []wire.AckRange{rng(0, 0), rng(2, 2)}}, {at: 12 * ms, ack: []wire.AckRange{rng(0, 2)}}},
+		wantLost: []uint64{0, 1}, wantTimer: -1, wantReoWnd: 5 * ms, wantSeen: true, wantSpurius: 2,
+	}, {
+		name: "a timeout's probe acknowledged late is not reordering",
+		// PTO at 2 × srtt after the last send declares packet 1 lost
+		// (suspected); its ACK after all says the RTT spiked.
+		steps: []step{{at: 0, send: 2}, {at: 10 * ms, ack: []wire.AckRange{rng(0, 0)}}, {at: 20 * ms, timeout: true},
+			{at: 21 * ms, ack: []wire.AckRange{rng(0, 1)}}},
+		wantLost: []uint64{1}, wantTimer: -1, wantReoWnd: 0,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, _ := testRecovery(t, nil)
+			r.peerAckDelay = 0
+			r.rack.reorderingSeen = tc.reordering
+			h := &recHandler{}
+			for i, st := range tc.steps {
+				now := t0.Add(st.at)
+				if st.send > 0 {
+					send(r, now, st.send, 1000)
+				}
+				if st.ack != nil {
+					// ACK ranges go largest first.
+					rs := slices.Clone(st.ack)
+					slices.Reverse(rs)
+					if err := r.onAck(ack(rs...), now, h); err != nil {
+						t.Fatalf("step %d: %v", i, err)
+					}
+				}
+				if st.nak != nil {
+					r.onNak(&wire.NakFrame{Ranges: st.nak}, now, h)
+				}
+				if st.timeout {
+					r.onTimeout(now, h)
+				}
+			}
+			if !slices.Equal(h.lost, tc.wantLost) {
+				t.Errorf("lost %v, want %v", h.lost, tc.wantLost)
+			}
+			gotTimer := time.Duration(-1)
+			if !r.lossTime.IsZero() {
+				gotTimer = r.lossTime.Sub(t0)
+			}
+			if gotTimer != tc.wantTimer {
+				t.Errorf("RACK timer at %v, want %v", gotTimer, tc.wantTimer)
+			}
+			if got := r.reoWnd(); got != tc.wantReoWnd {
+				t.Errorf("reo_wnd %v, want %v", got, tc.wantReoWnd)
+			}
+			if r.rack.reorderingSeen != tc.wantSeen || r.rack.spurious != tc.wantSpurius {
+				t.Errorf("reordering seen %v, spurious %d; want %v, %d", r.rack.reorderingSeen, r.rack.spurious, tc.wantSeen, tc.wantSpurius)
+			}
+		})
+	}
+}
+
+// TestRACKReoWndDecay: a widened reordering window returns to min RTT/4
+// after 16 recoveries without a spurious loss, and is capped by the
+// smoothed RTT.
+func TestRACKReoWndDecay(t *testing.T) {
+	ms := time.Millisecond
+	r, _ := testRecovery(t, nil)
+	r.peerAckDelay = 0
+	h := &recHandler{}
+	now := t0
+	// Three spurious losses, one per round trip: the multiplier reaches 4
+	// and the window the cap, srtt (10 ms), not 4 × 2.5 ms.
+	for range 3 {
+		pns := send(r, now, 2, 1000)
+		now = now.Add(10 * ms)
+		r.onAck(ack(wire.AckRange{Smallest: pns[1], Largest: pns[1]}), now, h)
+		r.onNak(&wire.NakFrame{Ranges: []wire.AckRange{{Smallest: pns[0], Largest: pns[0]}}}, now, h)
+		if !slices.Contains(h.lost, pns[0]) {
+			now = r.lossTime // once reordering is seen, the NAK waits for the window
+			r.onTimeout(now, h)
+		}
+		if !slices.Contains(h.lost, pns[0]) {
+			t.Fatalf("packet %d not lost after its NAK and the RACK timer", pns[0])
+		}
+		r.onAck(ack(wire.AckRange{Smallest: pns[0], Largest: pns[1]}), now, h)
+	}
+	if r.rack.reoWndMult != 4 || r.reoWnd() != 10*ms {
+		t.Fatalf("after 3 spurious losses: multiplier %d, reo_wnd %v; want 4, 10ms (srtt)", r.rack.reoWndMult, r.reoWnd())
+	}
+	// The last spurious loss's episode closes with an ACK of a later packet:
+	// the first of the 16 recoveries.
+	later := send(r, now, 1, 1000)
+	now = now.Add(10 * ms)
+	r.onAck(ack(wire.AckRange{Smallest: later[0], Largest: later[0]}), now, h)
+	if r.rack.inRecovery || r.rack.reoWndPersist != rackReoWndPersist-1 {
+		t.Fatalf("episode open %v, persist %d; want closed, %d", r.rack.inRecovery, r.rack.reoWndPersist, rackReoWndPersist-1)
+	}
+	// Recoveries without spurious losses: each one a loss declared by the
+	// RACK timer and closed by an ACK of a later packet.
+	for i := 1; i < rackReoWndPersist; i++ {
+		if r.rack.reoWndMult == 1 {
+			t.Fatalf("window narrowed after %d recoveries, want %d", i, rackReoWndPersist)
+		}
+		pns := send(r, now, 2, 1000)
+		now = now.Add(10 * ms)
+		r.onAck(ack(wire.AckRange{Smallest: pns[1], Largest: pns[1]}), now, h)
+		now = r.lossTime
+		r.onTimeout(now, h)
+		if !slices.Contains(h.lost, pns[0]) {
+			t.Fatalf("recovery %d: packet %d not lost by the RACK timer", i, pns[0])
+		}
+		next := send(r, now, 1, 1000)
+		r.onAck(ack(wire.AckRange{Smallest: next[0], Largest: next[0]}, wire.AckRange{Smallest: pns[1], Largest: pns[1]}), now.Add(10*ms), h)
+		now = now.Add(10 * ms)
+	}
+	if r.rack.reoWndMult != 1 || r.reoWnd() != 2500*time.Microsecond {
+		t.Errorf("after %d recoveries: multiplier %d, reo_wnd %v; want 1, 2.5ms", rackReoWndPersist, r.rack.reoWndMult, r.reoWnd())
+	}
 }
 
 // TestRecoveryPTO: the probe timeout backs off exponentially up to MaxRTO
@@ -608,8 +774,11 @@ func TestPluggedCongestionControl(t *testing.T) {
 	if err := r.onAck(ack(wire.AckRange{Smallest: pns[3], Largest: pns[3]}), t0.Add(2*time.Millisecond), h); err != nil {
 		t.Fatal(err)
 	}
-	if gotMSS != DefaultMaxDatagramSize || cc.sent != 4 || cc.acked != 1 || cc.lost != 1 || cc.lastSRTT != 2*time.Millisecond {
-		t.Errorf("mss %d, sent %d acked %d lost %d srtt %v; want %d, 4, 1, 1 (packet threshold), 2ms",
+	// Packet 0 is lost by the packet threshold; that opens a loss episode,
+	// which closes RACK's reordering window (none was seen), so 1 and 2,
+	// sent with 3, are lost too.
+	if gotMSS != DefaultMaxDatagramSize || cc.sent != 4 || cc.acked != 1 || cc.lost != 3 || cc.lastSRTT != 2*time.Millisecond {
+		t.Errorf("mss %d, sent %d acked %d lost %d srtt %v; want %d, 4, 1, 3, 2ms",
 			gotMSS, cc.sent, cc.acked, cc.lost, cc.lastSRTT, DefaultMaxDatagramSize)
 	}
 	if r.window() != 6000 {

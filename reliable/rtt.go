@@ -68,9 +68,3 @@ func (r *RTTStats) rto(minRTO, maxAckDelay time.Duration) time.Duration {
 	}
 	return max(minRTO, r.smoothed+max(4*r.variance, time.Millisecond/4)+maxAckDelay)
 }
-
-// lossDelay is the time threshold of loss detection: 9/8 of the larger of
-// smoothed and latest RTT, at least 1/4 ms (RFC 9002 §6.1.2).
-func (r *RTTStats) lossDelay() time.Duration {
-	return max(time.Millisecond/4, max(r.SmoothedRTT(), r.latest)*9/8)
-}

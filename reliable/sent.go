@@ -25,6 +25,7 @@ const (
 	ctlMaxStreams
 	ctlPing
 	ctlPostHandshake // NEW_TOKEN and the session ticket (handshake.go)
+	ctlProbe         // a datagram size probe (pmtud.go): its loss is no congestion signal
 )
 
 const maxChunksPerPacket = 6

@@ -68,6 +68,8 @@ type Session struct {
 	hs          *handshake // TLS handshake until confirmed (handshake.go)
 	prot        protection // 1-RTT packet protection (protect.go)
 
+	pmtu sizeDiscovery // datagram size discovery (pmtud.go)
+
 	// sending
 	rec              *recovery // sent history, ACK/NAK, loss, PTO, RTT, congestion, pacing
 	lastSent         time.Time
@@ -164,7 +166,7 @@ func (s *Session) localParams() wire.Params {
 		InitialMaxStreamData: uint64(s.cfg.StreamReceiveWindow),
 		MaxStreams:           uint64(s.cfg.MaxStreams),
 		IdleTimeoutMillis:    uint64(s.cfg.IdleTimeout / time.Millisecond),
-		MaxDatagramSize:      uint64(s.cfg.MaxDatagramSize),
+		MaxDatagramSize:      uint64(s.cfg.MaxProbedDatagramSize), // what we receive
 		MaxAckDelayMicros:    uint64(s.cfg.MaxAckDelay / time.Microsecond),
 	}
 }
@@ -222,13 +224,10 @@ func (s *Session) applyPeerParamsLocked(p wire.Params) error {
 // peerMaxAckDelay is the ACK delay the peer announced.
 func (s *Session) peerMaxAckDelay() time.Duration { return s.rec.peerAckDelay }
 
-// maxPacket is the largest datagram we may send the peer.
+// maxPacket is the largest packet, before sealing, we may send the peer now
+// (the datagram size that discovery confirmed, pmtud.go).
 func (s *Session) maxPacket() int {
-	m := s.cfg.MaxDatagramSize
-	if p := int(s.peerParams.MaxDatagramSize); p > 0 && p < m {
-		m = p
-	}
-	return m - s.sealOverhead()
+	return s.datagramSizeLocked() - s.sealOverhead()
 }
 
 // LocalAddr is the local UDP address.

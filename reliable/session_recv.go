@@ -255,6 +255,7 @@ func (s *Session) requeueBlockedLocked() {
 
 // onPacketAcked frees what an acknowledged packet carried (recoveryHandler).
 func (s *Session) onPacketAcked(p *sentPacket) {
+	s.onDiscoveryAckedLocked(p)
 	if p.ctl&ctlPostHandshake != 0 {
 		s.onPostHandshakeDoneLocked(false)
 	}
@@ -276,6 +277,7 @@ func (s *Session) onPacketAcked(p *sentPacket) {
 // onPacketLost queues a lost packet's contents for retransmission
 // (recoveryHandler).
 func (s *Session) onPacketLost(p *sentPacket) {
+	s.onDiscoveryLostLocked(p)
 	if p.ctl&ctlMaxData != 0 {
 		s.maxDataQueued = true
 	}

@@ -22,7 +22,7 @@ func (s *Session) run() {
 		n, more, owner := 0, false, false
 		if !s.sending {
 			s.sending, owner = true, true
-			n, more = s.packLocked(now)
+			n, more = s.packLocked(now, true)
 		} else {
 			// A Write is sending inline; it wakes us when it is done.
 			s.sendWanted = true
@@ -107,7 +107,7 @@ func (s *Session) sendInlineUnlock(now time.Time) {
 	if now.IsZero() {
 		now = time.Now() // the caller (Write, the API's edge) had no need of it before
 	}
-	n, more := s.packLocked(now)
+	n, more := s.packLocked(now, false)
 	// Arm the timer for the reply's ACK deadline now, while it costs nothing:
 	// moving a timer earlier later, from the receive loop, interrupts the
 	// runtime's network poller (a system call and a thread wake-up per reply).
@@ -142,7 +142,7 @@ func (s *Session) flush(n int) {
 		}
 	}
 	for i := 0; i < n; i++ {
-		s.ep.putBuf(s.outPool[i])
+		s.ep.putOut(s.outPool[i])
 		s.outBufs[i] = nil
 	}
 	s.outBufs, s.outAddrs, s.outPool = s.outBufs[:0], s.outAddrs[:0], s.outPool[:0]
@@ -169,6 +169,7 @@ func (s *Session) onTimersLocked(now time.Time) {
 		return
 	}
 	s.rcv.onTimer(now)
+	s.pmtu.onTimer(now)
 	if s.rec.onTimeout(now, s) && len(s.sendQueue) == s.sendQueueHead {
 		// Probe timeout with nothing to resend: a PING asks for an ACK.
 		s.pingQueued = true
@@ -227,6 +228,7 @@ func (s *Session) nextDeadlineLocked() time.Time {
 	}
 	at(s.pacingAt)
 	at(s.flushAt)
+	at(s.pmtu.deadline())
 	return next
 }
 
@@ -237,9 +239,12 @@ func maxTime(a, b time.Time) time.Time {
 	return b
 }
 
-// newOut takes a pooled buffer for the next datagram.
-func (s *Session) newOut() ([]byte, *[]byte) {
-	bp := s.ep.getBuf()
+// newOut takes a pooled buffer for the next datagram, of the base size.
+func (s *Session) newOut() ([]byte, *[]byte) { return s.newOutSized(s.cfg.MaxDatagramSize) }
+
+// newOutSized takes a pooled buffer for a datagram of up to size bytes.
+func (s *Session) newOutSized(size int) ([]byte, *[]byte) {
+	bp := s.ep.getOut(size)
 	return (*bp)[:0], bp
 }
 
@@ -254,8 +259,9 @@ func (s *Session) queueOut(b []byte, bp *[]byte) {
 }
 
 // packLocked builds the datagrams to send now (at most maxSendBatch) and
-// reports whether more are waiting.
-func (s *Session) packLocked(now time.Time) (int, bool) {
+// reports whether more are waiting. With probe, a datagram size probe that
+// is due goes last (the run loop; an inline send leaves it to the run loop).
+func (s *Session) packLocked(now time.Time, probe bool) (int, bool) {
 	switch s.state {
 	case stateHandshake:
 		return s.packHandshakeLocked(now), false
@@ -278,13 +284,30 @@ func (s *Session) packLocked(now time.Time) (int, bool) {
 	case stateClosed:
 		return 0, false
 	}
+	if !s.pmtu.active() && s.canSendShortLocked() {
+		s.startDiscoveryLocked()
+	}
 	s.rec.refillPacer(now)
 	s.pacingAt, s.flushAt = time.Time{}, time.Time{}
 	n := s.packHandshakeLocked(now) // the client's Finished until the server confirms
-	for n < maxSendBatch {
+	// A due datagram size probe has its room in the congestion window kept
+	// while the data packets are built; it goes last (packProbeLocked).
+	reserve, last := 0, maxSendBatch
+	if probe {
+		reserve = s.probeDueLocked(now)
+	}
+	if reserve > 0 {
+		last--
+		s.rec.inFlight += reserve
+	}
+	for n < last {
 		if !s.packOneLocked(now) {
 			break
 		}
+		n++
+	}
+	s.rec.inFlight -= reserve
+	if reserve > 0 && s.packProbeLocked(now) {
 		n++
 	}
 	return n, n == maxSendBatch
@@ -293,7 +316,12 @@ func (s *Session) packLocked(now time.Time) (int, bool) {
 // packOneLocked builds one datagram if there is anything worth sending.
 func (s *Session) packOneLocked(now time.Time) bool {
 	limit := s.maxPacket()
-	b, bp := s.newOut()
+	if base := s.pmtu.basePayload(); s.pmtu.active() && limit > base && !s.rec.canSend(limit) {
+		// A datagram of the discovered size does not fit the congestion
+		// window: fill what does, down to the base size.
+		limit = max(base, s.rec.window()-s.rec.inFlight)
+	}
+	b, bp := s.newOutSized(limit + s.sealOverhead())
 	pn := s.rec.peekPacketNumber()
 	hdr := wire.ShortHeader{DstID: s.remoteID, PacketNumber: pn}
 	b = hdr.Append(b)
@@ -381,7 +409,7 @@ func (s *Session) packOneLocked(now time.Time) bool {
 		s.requeue = requeue[:0]
 	}
 	if !eliciting && !hasNak && !(hasAck && s.rcv.ackNow) {
-		s.ep.putBuf(bp)
+		s.ep.putOut(bp)
 		return false
 	}
 	// Commit: the packet goes out.
@@ -469,7 +497,7 @@ func (s *Session) packStreamLocked(st *Stream, b []byte, limit int, rec *sentPac
 	for !st.retx.empty() {
 		sp, _ := st.retx.first()
 		f := wire.StreamFrame{StreamID: st.id, Offset: sp.lo, HasLen: true}
-		room := limit - len(b) - f.HeaderLen() - 2
+		room := streamDataRoom(limit-len(b), &f)
 		if room <= 0 {
 			return b, data, true
 		}
@@ -502,7 +530,7 @@ func (s *Session) packStreamLocked(st *Stream, b []byte, limit int, rec *sentPac
 		return b, data, false
 	}
 	f := wire.StreamFrame{StreamID: st.id, Offset: st.sendNext, HasLen: true}
-	room := limit - len(b) - f.HeaderLen() - 2
+	room := streamDataRoom(limit-len(b), &f)
 	if room < 0 || (room == 0 && n > 0) {
 		return b, data, true
 	}
@@ -532,4 +560,21 @@ func (s *Session) packStreamLocked(st *Stream, b []byte, limit int, rec *sentPac
 // timeout cannot end a session whose peer is merely slower than it.
 func (s *Session) idleLimitLocked() time.Duration {
 	return max(s.idleTimeout, 3*s.rec.pto())
+}
+
+// streamDataRoom is how many data bytes a STREAM frame f (its Data not yet
+// set, with an explicit length) can carry in space bytes: the header, a
+// length varint as long as that many bytes need, and the data. Negative when
+// not even the header fits.
+func streamDataRoom(space int, f *wire.StreamFrame) int {
+	d := space - (f.HeaderLen() - 1) // the header without its length field
+	best := d - 1
+	for _, v := range [...]struct{ l, max int }{{1, 63}, {2, 16383}, {4, 1<<30 - 1}, {8, 1<<62 - 1}} {
+		if d-v.l > v.max {
+			best = v.max // this length field is too short for the rest; a longer one may do better
+			continue
+		}
+		return max(best, d-v.l)
+	}
+	return best
 }

@@ -48,6 +48,10 @@ const (
 	CounterViolationParams                       // sessions refused: a transport parameter out of range
 	CounterViolationOptimisticAck                // sessions closed: ACK of a skipped packet number
 	CounterViolationGaps                         // sessions closed: too many gaps in received stream data
+	CounterProbesSent                            // datagram size probes sent (docs/PROTOCOL.md §8.12)
+	CounterProbesAcked                           // datagram size probes acknowledged: the size went up
+	CounterProbesLost                            // datagram size probes lost (no congestion signal)
+	CounterBlackHoles                            // confirmed datagram sizes the path stopped carrying (back to the base size)
 
 	NumCounters // the number of counters, not a counter
 )
@@ -104,6 +108,10 @@ var counterTable = [NumCounters]CounterInfo{
 	CounterViolationParams:        {"violations", "transport_params", violationsHelp},
 	CounterViolationOptimisticAck: {"violations", "optimistic_ack", violationsHelp},
 	CounterViolationGaps:          {"violations", "stream_gaps", violationsHelp},
+	CounterProbesSent:             {"size_probes_sent", "", "Datagram size probes sent."},
+	CounterProbesAcked:            {"size_probes_acked", "", "Datagram size probes acknowledged (the datagram size went up)."},
+	CounterProbesLost:             {"size_probes_lost", "", "Datagram size probes lost (not a congestion signal)."},
+	CounterBlackHoles:             {"size_black_holes", "", "Datagram sizes the path stopped carrying (the session went back to its base size)."},
 }
 
 // Info describes c; the zero CounterInfo for a value out of range.
@@ -133,6 +141,10 @@ type Stats struct {
 	SmoothedRTT      time.Duration
 	CongestionWindow uint64 // bytes
 	BytesInFlight    uint64 // bytes sent and neither acknowledged nor declared lost
+	// DatagramSize is the largest datagram (UDP payload) the session sends
+	// now, as datagram size discovery confirmed it (the largest among
+	// sessions for an endpoint).
+	DatagramSize int
 }
 
 // Get returns the value of counter c.
@@ -147,12 +159,14 @@ func (s *Stats) Add(o Stats) {
 	s.SmoothedRTT = max(s.SmoothedRTT, o.SmoothedRTT)
 	s.CongestionWindow = max(s.CongestionWindow, o.CongestionWindow)
 	s.BytesInFlight += o.BytesInFlight
+	s.DatagramSize = max(s.DatagramSize, o.DatagramSize)
 }
 
 // counters are the atomically updated form of Stats.
 type counters struct {
 	c                    [NumCounters]atomic.Uint64
 	srtt, cwnd, inflight atomic.Int64
+	dgram                atomic.Int64 // DatagramSize
 }
 
 // inc adds one to counter k.
@@ -169,6 +183,7 @@ func (c *counters) addTo(s *Stats) {
 	s.SmoothedRTT = max(s.SmoothedRTT, time.Duration(c.srtt.Load()))
 	s.CongestionWindow = max(s.CongestionWindow, uint64(c.cwnd.Load()))
 	s.BytesInFlight += uint64(c.inflight.Load())
+	s.DatagramSize = max(s.DatagramSize, int(c.dgram.Load()))
 }
 
 // fold adds the counts (not the gauges) of o, a finished session's, to c

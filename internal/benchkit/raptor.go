@@ -18,6 +18,9 @@ func init() { builtin = append(builtin, &Raptor{}) }
 type Raptor struct {
 	// Config applies to both the listener and the dialer; nil means defaults.
 	Config *reliable.Config
+	// Label, if set, is the transport's name instead of "raptor" (a variant
+	// with another Config, such as "raptor-newreno").
+	Label string
 
 	mu       sync.Mutex
 	dialer   *reliable.Dialer
@@ -25,8 +28,13 @@ type Raptor struct {
 	last     string
 }
 
-// Name returns "raptor".
-func (*Raptor) Name() string { return "raptor" }
+// Name returns Label, or "raptor".
+func (r *Raptor) Name() string {
+	if r.Label != "" {
+		return r.Label
+	}
+	return "raptor"
+}
 
 // Listen opens a Raptor listener on addr; Accept returns peer-opened streams.
 func (r *Raptor) Listen(ctx context.Context, addr string) (net.Listener, error) {
@@ -87,14 +95,18 @@ func (r *Raptor) Close() error {
 
 // Fresh returns a Raptor transport with the same Config and a dialer of its
 // own, so that its conns ride a session of their own.
-func (r *Raptor) Fresh() Transport { return &Raptor{Config: r.Config} }
+func (r *Raptor) Fresh() Transport { return &Raptor{Config: r.Config, Label: r.Label} }
 
 // dialConfig is the Config the benchmark's clients dial with: r.Config, and
 // when it says nothing about server authentication, InsecureSkipServerAuth:
 // the packets stay encrypted and authenticated as in every Raptor session,
 // but a client of a remote `bench serve` has no pin to check, and
 // authenticating the server costs nothing per packet.
-func (r *Raptor) dialConfig() *reliable.Config {
+func (r *Raptor) dialConfig() *reliable.Config { return r.DialConfig() }
+
+// DialConfig is the Config the benchmark's clients dial with (see
+// dialConfig), for stacks that dial by themselves (compat/kafka's dialer).
+func (r *Raptor) DialConfig() *reliable.Config {
 	var c reliable.Config
 	if r.Config != nil {
 		c = *r.Config

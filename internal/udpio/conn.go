@@ -22,6 +22,11 @@
 // bufs[i] at the datagram inside the Conn's receive slots instead of copying
 // it into the caller's buffer (see ReadBatch).
 //
+// On Linux every datagram leaves with the IP don't-fragment bit and is never
+// fragmented locally (IP_PMTUDISC_PROBE): one too large for the device fails
+// with EMSGSIZE, one too large for a later link is dropped there, which is
+// what Raptor's datagram size discovery relies on (Stats.DontFragment).
+//
 // One goroutine may call ReadBatch while any number call WriteBatch; writes
 // are serialised on one mutex that guards the reusable send headers.
 package udpio
@@ -63,6 +68,7 @@ type Stats struct {
 	GRO              bool   // UDP_GRO on (after the first bulk read): coalesced runs are received and split in place
 	RecvBuffer       int    // effective SO_RCVBUF in bytes
 	SendBuffer       int    // effective SO_SNDBUF in bytes
+	DontFragment     bool   // datagrams leave with the don't-fragment bit and are never fragmented locally (Linux)
 }
 
 // OpError is the error of a failed ReadBatch or WriteBatch. It names the
@@ -109,6 +115,7 @@ type Conn struct {
 	raw     *rawIO // nil off Linux
 
 	rcvbuf, sndbuf int
+	df             bool // setDontFragment succeeded
 
 	datagramsRead, bytesRead, readSyscalls, truncated   atomic.Uint64
 	datagramsWritten, bytesWritten, writeSyscalls, errs atomic.Uint64
@@ -155,6 +162,7 @@ func New(uc *net.UDPConn) (*Conn, error) {
 		return nil, fmt.Errorf("udpio: socket family of %v: %w", c.laddr, err)
 	}
 	c.rcvbuf, c.sndbuf = setBuffers(rc, uc, SocketBufferSize)
+	c.df = setDontFragment(rc, c.v6)
 	c.xn = newXNetIO(uc, c.v6)
 	c.raw = newRawIO(rc)
 	c.useXNet = c.raw == nil
@@ -192,6 +200,7 @@ func (c *Conn) Stats() Stats {
 		SendErrors:       c.errs.Load(),
 		RecvBuffer:       c.rcvbuf,
 		SendBuffer:       c.sndbuf,
+		DontFragment:     c.df,
 	}
 }
 

@@ -630,3 +630,24 @@ func (r *rawIO) setGROMode(rc syscall.RawConn, on bool) error {
 }
 
 func (r *rawIO) groAvailable() bool { return r != nil && r.gr.avail }
+
+// setDontFragment makes the kernel send every datagram with the IP
+// don't-fragment bit and never fragment it locally: IP_PMTUDISC_PROBE (and
+// IPV6_PMTUDISC_PROBE on an AF_INET6 socket, for both families of a
+// dual-stack one). A datagram larger than the route's device MTU then fails
+// with EMSGSIZE instead of leaving in fragments, and one larger than a link
+// further on is dropped there: what datagram size discovery (package
+// reliable) needs, since a probe that arrived in fragments would confirm a
+// size the path does not carry whole. The kernel's path MTU cache is ignored
+// (PROBE, not DO): discovery is the transport's own, after RFC 8899.
+func setDontFragment(rc syscall.RawConn, v6 bool) bool {
+	ok := false
+	_ = rc.Control(func(fd uintptr) {
+		f := int(fd)
+		ok = unix.SetsockoptInt(f, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_PROBE) == nil
+		if v6 {
+			ok = unix.SetsockoptInt(f, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_PROBE) == nil
+		}
+	})
+	return ok
+}

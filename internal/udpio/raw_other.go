@@ -44,3 +44,7 @@ func setBuffers(_ syscall.RawConn, uc *net.UDPConn, size int) (int, int) {
 	_ = uc.SetWriteBuffer(size)
 	return size, size // not reported portably
 }
+
+// setDontFragment is Linux-only (IP_PMTUDISC_PROBE); elsewhere the kernel's
+// default applies, and Stats.DontFragment is false.
+func setDontFragment(syscall.RawConn, bool) bool { return false }

@@ -18,6 +18,7 @@ import (
 func main() {
 	reg := benchkit.Default()
 	kafkabench.Register(reg)
+	kafkabench.RegisterNewReno(reg)
 	plot.Register(reg)
 	peers.Register(reg)
 	os.Exit(benchkit.Main("raptor-bench-all", os.Args[1:], os.Stdout, os.Stderr, reg))

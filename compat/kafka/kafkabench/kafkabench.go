@@ -15,6 +15,7 @@ import (
 	"github.com/raptormq/raptor/compat/kafka"
 	"github.com/raptormq/raptor/internal/benchkit"
 	"github.com/raptormq/raptor/plugin"
+	"github.com/raptormq/raptor/reliable"
 )
 
 // Raptor is benchkit's Raptor transport whose Kafka suite runs through
@@ -35,7 +36,8 @@ func (r Raptor) KafkaBroker(ctx context.Context, addr string) (benchkit.Server, 
 // KafkaDialer returns compat/kafka's dialer (with the transport's Config)
 // as a franz-go option, and the dialer to close after the client.
 func (r Raptor) KafkaDialer() (kgo.Opt, io.Closer, error) {
-	d, err := kafka.NewDialer(kafka.WithTransportOptions(plugin.WithRaptorConfig(r.Config)))
+	// The dial side's Config: a remote `serve` broker has no pin to check.
+	d, err := kafka.NewDialer(kafka.WithTransportOptions(plugin.WithRaptorConfig(r.DialConfig())))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -47,4 +49,11 @@ func (r Raptor) KafkaDialer() (kgo.Opt, io.Closer, error) {
 func Register(reg *benchkit.Registry) {
 	reg.Add(Raptor{Raptor: &benchkit.Raptor{}})
 	reg.AddVia("proxy", ViaProxy{})
+}
+
+// RegisterNewReno adds raptor-newreno: Raptor with Config.Congestion
+// "newreno" instead of the default CUBIC, to compare the two in one run
+// (raptor-bench-all registers it; `raptor bench` does not).
+func RegisterNewReno(reg *benchkit.Registry) {
+	reg.Add(Raptor{Raptor: &benchkit.Raptor{Label: "raptor-newreno", Config: &reliable.Config{Congestion: "newreno"}}})
 }
