@@ -73,7 +73,7 @@ type statMetric struct {
 	value      func(*reliable.Stats) float64
 }
 
-// statMetrics maps every counter of reliable's counter table and the three
+// statMetrics maps every counter of reliable's counter table and the four
 // gauges of reliable.Stats to a metric; the test checks that no field is
 // left out. A counter added to the table appears here by itself.
 var statMetrics = buildStatMetrics()
@@ -91,6 +91,7 @@ func buildStatMetrics() []statMetric {
 		statMetric{name: "raptor_srtt_seconds", help: "Smoothed round-trip time (largest among sessions).", kind: prometheus.GaugeValue, value: func(s *reliable.Stats) float64 { return s.SmoothedRTT.Seconds() }},
 		statMetric{name: "raptor_cwnd_bytes", help: "Congestion window (largest among sessions).", kind: prometheus.GaugeValue, value: func(s *reliable.Stats) float64 { return float64(s.CongestionWindow) }},
 		statMetric{name: "raptor_bytes_in_flight", help: "Bytes sent and not yet acknowledged or declared lost.", kind: prometheus.GaugeValue, value: func(s *reliable.Stats) float64 { return float64(s.BytesInFlight) }},
+		statMetric{name: "raptor_datagram_size_bytes", help: "Largest datagram sent now, as datagram size discovery confirmed it (largest among sessions).", kind: prometheus.GaugeValue, value: func(s *reliable.Stats) float64 { return float64(s.DatagramSize) }},
 	)
 }
 

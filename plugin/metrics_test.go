@@ -65,6 +65,7 @@ func distinctStats() reliable.Stats {
 	st.SmoothedRTT = time.Duration(n+1) * time.Second
 	st.CongestionWindow = uint64(n + 2)
 	st.BytesInFlight = uint64(n + 3)
+	st.DatagramSize = n + 4
 	return st
 }
 
@@ -74,7 +75,23 @@ func statNames() []string {
 	for c := range reliable.NumCounters {
 		names = append(names, "counter "+c.String())
 	}
-	return append(names, "SmoothedRTT", "CongestionWindow", "BytesInFlight")
+	return append(names, "SmoothedRTT", "CongestionWindow", "BytesInFlight", "DatagramSize")
+}
+
+// TestStatNamesEveryField: distinctStats and statNames list every field of
+// reliable.Stats (Counters and each gauge), so a field added there fails
+// TestCollectorEveryField until it is exported.
+func TestStatNamesEveryField(t *testing.T) {
+	typ := reflect.TypeFor[reliable.Stats]()
+	names := statNames()[reliable.NumCounters:]
+	if got := typ.NumField() - 1; got != len(names) {
+		t.Fatalf("reliable.Stats has %d gauge fields, statNames lists %d (%v): add the new field to distinctStats, statNames and statMetrics", got, len(names), names)
+	}
+	for i, name := range names {
+		if f := typ.Field(i + 1); f.Name != name {
+			t.Errorf("reliable.Stats field %d is %s, statNames says %s", i+1, f.Name, name)
+		}
+	}
 }
 
 // TestCollectorEveryField checks that every field of reliable.Stats and of

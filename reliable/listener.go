@@ -181,6 +181,18 @@ func (l *Listener) Stats() Stats {
 	return st
 }
 
+// StatsPerLoop returns the counters of each receive loop (its endpoint's
+// drops plus its sessions, live and finished), in the order of the
+// PacketConns: with Config.ReceiveLoops it shows how the kernel spread the
+// traffic. Their sum is Stats.
+func (l *Listener) StatsPerLoop() []Stats {
+	out := make([]Stats, len(l.eps))
+	for i, e := range l.eps {
+		e.snapshotInto(&out[i])
+	}
+	return out
+}
+
 // SessionCount is the number of live sessions.
 func (l *Listener) SessionCount() int {
 	n := 0

@@ -108,6 +108,21 @@ func TestListenReceiveLoops(t *testing.T) {
 	if per[0]+per[1] != n || per[0] == 0 || per[1] == 0 {
 		t.Fatalf("sessions per loop %v, want %d spread over both", per, n)
 	}
+	// Counters only grow, and the sessions are live: the per-loop sum lies
+	// between the listener's totals read before and after it.
+	before := l.Stats()
+	var sum uint64
+	for i, st := range l.StatsPerLoop() {
+		got := st.Get(CounterPacketsReceived)
+		if got == 0 {
+			t.Errorf("loop %d with %d sessions received no packets", i, per[i])
+		}
+		sum += got
+	}
+	after := l.Stats()
+	if lo, hi := before.Get(CounterPacketsReceived), after.Get(CounterPacketsReceived); sum < lo || sum > hi {
+		t.Errorf("packets received per loop sum to %d, listener says %d before and %d after", sum, lo, hi)
+	}
 	for i, e := range l.eps {
 		e.mu.Lock()
 		for _, s := range e.sessions {

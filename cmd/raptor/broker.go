@@ -69,9 +69,13 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 	fs.Var(&extra, "extra-listen", "another endpoint URL to serve Kafka on, e.g. raptor+dpdk://10.0.0.1:9092?dev=...; repeatable")
 	metricsAddr := metricsFlag(fs)
 	verbose := fs.Bool("v", false, "log at debug level")
+	loops := receiveLoopsFlag(fs)
 	tlsf := addTLSFlags(fs, true, false)
 	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
+	}
+	if !checkReceiveLoops("raptor broker", *loops, stderr) {
+		return 2
 	}
 	if *partitions <= 0 {
 		fmt.Fprintf(stderr, "raptor broker: --partitions %d must be positive\n", *partitions)
@@ -96,6 +100,7 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 		fmt.Fprintf(stderr, "raptor broker: %v\n", err)
 		return 2
 	}
+	rcfg.ReceiveLoops = *loops
 	t := plugin.New(plugin.WithLogger(logger), plugin.WithRaptorConfig(rcfg))
 	defer t.Close()
 	var lns []net.Listener
@@ -124,7 +129,7 @@ func brokerMain(ctx context.Context, args []string, stdout, stderr io.Writer, re
 	}
 	for i, ml := range b.Listeners() {
 		lns := ml.Listeners()
-		fmt.Fprintf(stdout, "raptor broker: node %d bound on tcp://%s and raptor://%s, advertised as %s\n", i, lns[0].Addr(), lns[1].Addr(), b.Addrs()[i])
+		fmt.Fprintf(stdout, "raptor broker: node %d bound on tcp://%s and raptor://%s%s, advertised as %s\n", i, lns[0].Addr(), lns[1].Addr(), loopsNote(lns[1]), b.Addrs()[i])
 	}
 	fmt.Fprintf(stdout, "raptor broker: serving Kafka, %d broker(s) (%s); Ctrl-C stops\n", len(b.Listeners()), store)
 	for i, u := range extra {

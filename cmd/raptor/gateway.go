@@ -34,12 +34,14 @@ type relaySpec struct {
 	name, usage      string
 	listen, upstream string // flag defaults
 	kafka            bool   // --kafka default
+	receiveLoops     bool   // has --receive-loops (it listens on Raptor)
 }
 
 var gatewaySpec = relaySpec{
-	name:     "gateway",
-	listen:   "raptor://0.0.0.0:9092",
-	upstream: "tcp://127.0.0.1:9092",
+	name:         "gateway",
+	listen:       "raptor://0.0.0.0:9092",
+	upstream:     "tcp://127.0.0.1:9092",
+	receiveLoops: true,
 	usage: `Usage: raptor gateway [flags]
 
 Accepts Raptor streams and forwards each to a TCP upstream, so Raptor clients
@@ -112,9 +114,18 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 	statsEvery := fs.Duration("stats-interval", 0, "log the counters at this interval (0: only at exit)")
 	metricsAddr := metricsFlag(fs)
 	verbose := fs.Bool("v", false, "log every stream at debug level")
+	loops := new(int)
+	if spec.receiveLoops {
+		loops = receiveLoopsFlag(fs)
+	} else {
+		*loops = 1
+	}
 	tlsf := addTLSFlags(fs, true, true)
 	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
+	}
+	if !checkReceiveLoops(prog, *loops, stderr) {
+		return 2
 	}
 	if len(upstreams) == 0 {
 		upstreams = cli.MultiFlag{spec.upstream}
@@ -148,6 +159,7 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return 2
 	}
+	raptorCfg.ReceiveLoops = *loops
 	useLocalPin(stdout, prog, tlsf, raptorCfg, upstreams)
 	t := plugin.New(plugin.WithLogger(logger), plugin.WithRaptorConfig(raptorCfg))
 	defer t.Close()
@@ -224,8 +236,8 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 			n, _ := strconv.Atoi(p)
 			ports = fmt.Sprintf("ports %d-%d", n+1, min(n+256, 65535))
 		}
-		fmt.Fprintf(stdout, "%s: Kafka-aware, bootstrap %s://%s (advertised %s) -> %s; one listener per broker on %s as brokers appear (max %d streams); Ctrl-C drains\n",
-			prog, ep.Scheme, bound, kr.Addr(), upstreams.String(), ports, *maxStreams)
+		fmt.Fprintf(stdout, "%s: Kafka-aware, bootstrap %s://%s%s (advertised %s) -> %s; one listener per broker on %s as brokers appear (max %d streams); Ctrl-C drains\n",
+			prog, ep.Scheme, bound, loopsNote(kr.Listeners()[0]), kr.Addr(), upstreams.String(), ports, *maxStreams)
 		printFingerprints(stdout, prog, kr.Listeners()...)
 		if removePins, err := writeLocalPins(kr.Listeners()...); err != nil {
 			fmt.Fprintf(stderr, "%s: %v (local clients need --pin)\n", prog, err)
@@ -233,7 +245,7 @@ func relayMain(ctx, hard context.Context, spec relaySpec, args []string, stdout,
 			defer removePins()
 		}
 	} else {
-		fmt.Fprintf(stdout, "%s: %s://%s -> %s (max %d streams, framing %s); Ctrl-C drains\n", prog, ep.Scheme, bound, upstreams.String(), *maxStreams, *framing)
+		fmt.Fprintf(stdout, "%s: %s://%s%s -> %s (max %d streams, framing %s); Ctrl-C drains\n", prog, ep.Scheme, bound, loopsNote(plainLn), upstreams.String(), *maxStreams, *framing)
 		printFingerprints(stdout, prog, plainLn)
 		if removePins, err := writeLocalPins(plainLn); err != nil {
 			fmt.Fprintf(stderr, "%s: %v (local clients need --pin)\n", prog, err)
@@ -299,4 +311,35 @@ func schemeList() []string {
 		out[i] = s + "://"
 	}
 	return out
+}
+
+// maxReceiveLoops is the largest --receive-loops reliable.Config accepts.
+const maxReceiveLoops = 256
+
+// receiveLoopsFlag adds --receive-loops to the flags of a command that
+// listens on Raptor (broker, gateway).
+func receiveLoopsFlag(fs *flag.FlagSet) *int {
+	return fs.Int("receive-loops", 1, "sockets each raptor:// listener opens on its port with SO_REUSEPORT (Linux), one receive loop each, "+
+		"so sessions spread over that many cores (the kernel keeps each client on one; reliable.Config.ReceiveLoops; raptor+dpdk:// has one)")
+}
+
+// checkReceiveLoops reports on stderr, as the command prog, a
+// --receive-loops out of range; false means exit 2.
+func checkReceiveLoops(prog string, n int, stderr io.Writer) bool {
+	if n < 1 || n > maxReceiveLoops {
+		fmt.Fprintf(stderr, "%s: --receive-loops %d: want 1 to %d\n", prog, n, maxReceiveLoops)
+		return false
+	}
+	return true
+}
+
+// loopsNote is " (N receive loops)" for a Raptor listener with more than
+// one, read from the listener itself, and "" otherwise.
+func loopsNote(ln net.Listener) string {
+	if l, ok := ln.(*reliable.Listener); ok {
+		if n := len(l.SessionsPerLoop()); n > 1 {
+			return fmt.Sprintf(" (%d receive loops)", n)
+		}
+	}
+	return ""
 }

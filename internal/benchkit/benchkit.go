@@ -189,6 +189,18 @@ type Result struct {
 	// Condition names the network conditions ("1% loss, 1ms delay") when
 	// they are not clean loopback.
 	Condition string `json:"-"`
+	// ReceiveLoops is the loops suite's listener receive loop count.
+	ReceiveLoops int `json:"-"`
+	// Sessions is the loops suite's number of client sessions.
+	Sessions int `json:"-"`
+	// LoopSessions is the loops suite's sessions on each receive loop.
+	LoopSessions []int `json:"-"`
+	// LoopPackets is the loops suite's packets received by each receive
+	// loop during the measurement.
+	LoopPackets []uint64 `json:"-"`
+	// Notes are the transport's own counters of a loops run (retransmits,
+	// timeouts, packets held over a budget) during the measurement.
+	Notes string `json:"-"`
 }
 
 // Suite names as they appear in results.

@@ -47,12 +47,13 @@ type Config struct {
 	CPUProfile string   // pprof CPU profile of the whole command
 	MemProfile string   // pprof allocation profile, written at the end
 	Idle       IdleOptions
+	Loops      LoopsOptions
 	Verbose    bool // the transport's counters after each run
 
 	plot PlotFunc // the registry's chart writer
 }
 
-const usageText = `Usage: %s <rtt|throughput|kafka|idle|all|serve> [flags]
+const usageText = `Usage: %s <rtt|throughput|kafka|idle|loops|all|serve> [flags]
        %s report [--targets] [--plot FILE.png] ARCHIVE.jsonl...
 
 Suites:
@@ -63,6 +64,9 @@ Suites:
               end-to-end latency at --rate records/s, and records/s at full speed
   idle        --conns conns (sessions) left idle for --duration: CPU used meanwhile,
               live heap per conn
+  loops       --sessions sessions stream one way at once into one Raptor listener
+              with each of --receive-loops receive loops (SO_REUSEPORT): msgs/s,
+              CPU per message, the spread over the loops, the ratio to the first
   all         rtt, throughput, kafka and idle in turn
   serve       run bench servers for a client elsewhere (--listen HOST:PORT; each
               transport on PORT+offset: udp 0, tcp 1, raptor 2, kcp 3, quic 4,
@@ -82,13 +86,13 @@ func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Co
 			fmt.Fprintf(stderr, "Run '%s <suite> -h' for the flags of a suite.\n", prog)
 			return nil, flag.ErrHelp
 		}
-		return nil, fmt.Errorf("bench: missing suite: one of rtt, throughput, kafka, idle, all, serve, report")
+		return nil, fmt.Errorf("bench: missing suite: one of rtt, throughput, kafka, idle, loops, all, serve, report")
 	}
 	cfg := &Config{Suite: args[0]}
 	switch cfg.Suite {
-	case "rtt", "throughput", "kafka", "idle", "all", "serve", "report":
+	case "rtt", "throughput", "kafka", "idle", "loops", "all", "serve", "report":
 	default:
-		return nil, fmt.Errorf("bench: unknown suite %q: one of rtt, throughput, kafka, idle, all, serve, report", cfg.Suite)
+		return nil, fmt.Errorf("bench: unknown suite %q: one of rtt, throughput, kafka, idle, loops, all, serve, report", cfg.Suite)
 	}
 	fs := flag.NewFlagSet(prog+" "+cfg.Suite, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -100,7 +104,11 @@ func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Co
 	if cfg.Suite == "kafka" {
 		defSizes = "64"
 	}
-	transports := fs.String("transport", strings.Join(reg.Names(), ","), "comma-separated transports: "+strings.Join(reg.Names(), ", "))
+	defTransports := strings.Join(reg.Names(), ",")
+	if cfg.Suite == "loops" {
+		defTransports = "raptor" // the suite measures a Raptor listener
+	}
+	transports := fs.String("transport", defTransports, "comma-separated transports: "+strings.Join(reg.Names(), ", ")+" (loops: raptor, raptor-plaintext)")
 	sizes := fs.String("size", defSizes, "comma-separated message (request) sizes in bytes, each in [16, 1048576]")
 	reply := fs.Int("reply", 0, "rtt reply size in bytes (0: same as the request)")
 	count := fs.Int("count", 0, "rtt round trips measured (default 20000); kafka records at the fixed rate (default 5000)")
@@ -111,6 +119,9 @@ func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Co
 	lossTimeout := fs.Duration("loss-timeout", 200*time.Millisecond, "udp: how long a round trip waits before counting the datagram lost")
 	rate := fs.Int("rate", 2000, "kafka offered rate in records/s")
 	conns := fs.Int("conns", 100, "idle: conns (sessions) to open and leave idle")
+	sessions := fs.Int("sessions", 8, "loops: client sessions streaming at once, each from its own socket")
+	recvLoops := fs.String("receive-loops", "1,2", "loops: comma-separated receive loop counts of the listener, each compared with the first")
+	repeat := fs.Int("repeat", 1, "loops: run the loop counts in turn this many times (1,2,1,2,...) and add medians")
 	jsonOut := fs.Bool("json", false, "one JSON object per result per line")
 	mdOut := fs.Bool("markdown", false, "a Markdown table")
 	plotFile := fs.String("plot", "", "also draw latency and throughput charts into this PNG file")
@@ -192,6 +203,9 @@ func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Co
 		{*lossTimeout >= time.Millisecond && *lossTimeout <= 10*time.Second, "loss-timeout", lossTimeout.String(), "outside [1ms, 10s]"},
 		{*rate >= 1 && *rate <= 1_000_000, "rate", fmt.Sprint(*rate), "outside [1, 1000000] records/s"},
 		{*conns >= 1 && *conns <= 10000, "conns", fmt.Sprint(*conns), "outside [1, 10000]"},
+		{*sessions >= 1 && *sessions <= 1024, "sessions", fmt.Sprint(*sessions), "outside [1, 1024]"},
+		{*repeat >= 1 && *repeat <= 100, "repeat", fmt.Sprint(*repeat), "outside [1, 100]"},
+		{*remote == "" || cfg.Suite != "loops", "remote", *remote, "the loops suite runs its listener and clients in one process"},
 		{!(*jsonOut && cfg.Suite == "idle"), "json", "true", "the idle suite has no JSON form (use --save)"},
 		{*remote == "" || cfg.Suite != "idle", "remote", *remote, "the idle suite runs in one process"},
 		{*serveFor >= time.Second && *serveFor <= 24*time.Hour, "serve-for", serveFor.String(), "outside [1s, 24h]"},
@@ -239,6 +253,24 @@ func ParseArgs(prog string, args []string, reg *Registry, stderr io.Writer) (*Co
 	cfg.Save, cfg.Condition = *save, *condition
 	cfg.CPUProfile, cfg.MemProfile = *cpuProfile, *memProfile
 	cfg.Idle = IdleOptions{Conns: *conns, Duration: *duration}
+	cfg.Loops = LoopsOptions{Sessions: *sessions, Repeat: *repeat}
+	for _, v := range splitList(*recvLoops) {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 256 {
+			return nil, &FlagError{Flag: "receive-loops", Value: v, Reason: "not a whole number in [1, 256]"}
+		}
+		cfg.Loops.Loops = append(cfg.Loops.Loops, n)
+	}
+	if len(cfg.Loops.Loops) == 0 {
+		return nil, &FlagError{Flag: "receive-loops", Value: *recvLoops, Reason: "no loop count given"}
+	}
+	if cfg.Suite == "loops" {
+		for _, t := range cfg.Transports {
+			if _, ok := t.(raptorConfigured); !ok {
+				return nil, &FlagError{Flag: "transport", Value: t.Name(), Reason: "the loops suite measures a Raptor listener: raptor or raptor-plaintext"}
+			}
+		}
+	}
 	cfg.Verbose = *verbose
 	return cfg, nil
 }
@@ -344,6 +376,7 @@ func Main(prog string, args []string, stdout, stderr io.Writer, reg *Registry) i
 	case "table":
 		if len(results) > countIdle(results) {
 			WriteTable(stdout, results)
+			WriteLoopsSummary(stdout, results)
 		}
 		if hasIdle(results) {
 			fmt.Fprintln(stdout)
@@ -352,6 +385,7 @@ func Main(prog string, args []string, stdout, stderr io.Writer, reg *Registry) i
 	case "markdown":
 		if len(results) > countIdle(results) {
 			WriteMarkdown(stdout, results)
+			WriteLoopsSummary(stdout, results)
 		}
 		if hasIdle(results) {
 			fmt.Fprintln(stdout)
@@ -404,6 +438,20 @@ func RunAll(ctx context.Context, cfg *Config, each func(Result), stderr io.Write
 					var r Result
 					if r, err = RunThroughput(ctx, t, o); err == nil {
 						add(r)
+					}
+				case "loops":
+				loops:
+					for rep := 0; rep < max(cfg.Loops.Repeat, 1); rep++ {
+						for _, n := range cfg.Loops.Loops {
+							if ctx.Err() != nil {
+								break loops
+							}
+							var r Result
+							if r, err = RunLoops(ctx, t, n, o, cfg.Loops); err != nil {
+								break loops
+							}
+							add(r)
+						}
 					}
 				case "idle":
 					st, ok := t.(Transport)
