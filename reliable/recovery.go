@@ -108,10 +108,11 @@ type lostRecord struct {
 // real.
 type undoEpisode struct {
 	open     bool
-	id       uint32 // of the open or last episode
-	pending  int    // its losses not yet proven spurious
-	ptoCount int    // recovery.ptoCount when it opened
-	timeouts int    // probe timeouts in it
+	id       uint32        // of the open or last episode
+	pending  int           // its losses not yet proven spurious
+	ptoCount int           // recovery.ptoCount when it opened
+	timeouts int           // probe timeouts in it
+	memory   time.Duration // the longest undoMemory while a loss of it was declared
 }
 
 const (
@@ -366,10 +367,12 @@ func (r *recovery) findSpurious(f *wire.AckFrame, now time.Time) bool {
 }
 
 // undoMemory is how long a loss stays provable spurious: four smoothed
-// RTTs, and at least two probe timeouts (a timeout's ACK arrives after it,
-// and the back-off doubles it).
+// RTTs, and at least two probe timeouts as backed off when a loss of the
+// open episode was declared (a timeout's ACK arrives after it, and an ACK
+// that ends the back-off must still be able to prove the episode's first
+// timeout spurious).
 func (r *recovery) undoMemory() time.Duration {
-	return max(rackLostMemoryRTTs*r.rtt.SmoothedRTT(), 2*r.pto())
+	return max(rackLostMemoryRTTs*r.rtt.SmoothedRTT(), 2*r.pto(), r.undo.memory)
 }
 
 // rememberLost records p, declared lost now, for spurious-loss detection
@@ -386,6 +389,7 @@ func (r *recovery) rememberLost(p *sentPacket, now time.Time, timeout bool) {
 	*slot = lostRecord{pn: p.pn, lostAt: now, episode: r.undo.id, timeout: timeout}
 	r.rack.nextLost = (r.rack.nextLost + 1) % rackLostKept
 	r.undo.pending++
+	r.undo.memory = max(r.undo.memory, 2*r.pto())
 	if timeout {
 		r.undo.timeouts++
 	}
