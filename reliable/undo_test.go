@@ -1,9 +1,14 @@
 package reliable
 
 import (
+	"bytes"
+	"context"
+	"io"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/raptormq/raptor/internal/simnet"
 	"github.com/raptormq/raptor/wire"
 )
 
@@ -198,4 +203,91 @@ func TestUndo(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestSimDelaySpikeUndone: a one-off delay spike on the ACK path (40 ms
+// for what the server sends within 40 ms, as a stalled host holds its
+// datagrams) makes the client's probe timeouts fire three times, which
+// collapses its window (persistent congestion); the late ACKs acknowledge
+// the very packets the timeouts declared lost, so the timeouts were
+// spurious and the window comes back at once (docs/PROTOCOL.md §8.13).
+func TestSimDelaySpikeUndone(t *testing.T) {
+	const seed = 1
+	t.Logf("seed %d", seed)
+	synctest.Test(t, func(t *testing.T) {
+		link := simnet.LinkConfig{Delay: time.Millisecond}
+		// A capped window: 64 KiB per 2 ms round trip moves 4 MiB in about
+		// 130 ms, the spike in the middle.
+		nw, l, s := simPair(t, seed, link, &Config{MaxCongestionWindow: 64 << 10})
+		defer nw.Close()
+		const size = 4 << 20
+		payload := bytes.Repeat([]byte("spike"), size/5)
+		got := make(chan []byte, 1)
+		go func() {
+			st, err := l.AcceptStream(context.Background())
+			if err != nil {
+				t.Errorf("accept: %v", err)
+				got <- nil
+				return
+			}
+			b, err := io.ReadAll(st)
+			if err != nil {
+				t.Errorf("server read: %v", err)
+			}
+			got <- b
+		}()
+		st, err := s.OpenStream(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		window := func() int {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.rec.cc.Window() // the controller's, not capped by MaxCongestionWindow
+		}
+		var before, after int
+		var rtosAfter uint64
+		spike := simnet.LinkConfig{Delay: 40 * time.Millisecond}
+		const at, length = 50 * time.Millisecond, 40 * time.Millisecond
+		done := make(chan struct{})
+		time.AfterFunc(at, func() {
+			before = window()
+			if err := nw.SetLink(simServer, simClient, spike); err != nil {
+				t.Error(err)
+			}
+			time.AfterFunc(length, func() {
+				if err := nw.SetLink(simServer, simClient, link); err != nil {
+					t.Error(err)
+				}
+				// The first ACK sent in the spike arrives now; look a few
+				// round trips later.
+				time.AfterFunc(length/4, func() {
+					after = window()
+					rtosAfter = s.Stats().Counters[CounterRTOs]
+					close(done)
+				})
+			})
+		})
+		go func() {
+			st.Write(payload)
+			st.CloseWrite()
+		}()
+		b := <-got
+		<-done
+		if !bytes.Equal(b, payload) {
+			t.Fatalf("server got %d bytes, want the %d written", len(b), len(payload))
+		}
+		c := s.Stats().Counters
+		t.Logf("window %d before the spike, %d after; rtos %d (%d by then), spurious %d, undos %d, retransmits %d",
+			before, after, c[CounterRTOs], rtosAfter, c[CounterSpuriousRTOs], c[CounterUndos], c[CounterRetransmits])
+		if rtosAfter < persistentPTOs {
+			t.Fatalf("%d probe timeouts during the spike, want %d or more: the test no longer collapses the window", rtosAfter, persistentPTOs)
+		}
+		if c[CounterSpuriousRTOs] < persistentPTOs || c[CounterUndos] < 1 {
+			t.Errorf("spurious timeouts %d, undos %d; want >= %d and >= 1", c[CounterSpuriousRTOs], c[CounterUndos], persistentPTOs)
+		}
+		if after < before {
+			t.Errorf("window %d bytes after the spike, below its %d before: the collapse was not undone", after, before)
+		}
+	})
 }
