@@ -52,19 +52,34 @@ type recovery struct {
 	largestAcked  uint64
 	anyAcked      bool
 
+	// A probe timeout due while received datagrams wait to be read is held
+	// (docs/PROTOCOL.md §8.13): an ACK among them would prove it spurious.
+	rx       datagramWaiter // the endpoint's socket, if it can tell; nil: never held
+	ptoHeld  time.Time      // a due probe timeout waits until then
+	ptoHolds int            // holds since the last acknowledgement or timeout
+
 	capped bool      // the window is at Config.MaxCongestionWindow
 	paced  bool      // the pacer held a packet back since the last one left
 	stats  *counters // the session's: retransmits, RTOs, limits, violations
 }
 
 const (
-	skippedKept       = 16      // skipped packet numbers remembered
-	skipInitialPeriod = 64      // first skip within about this many packets
-	skipMaxPeriod     = 1 << 16 // the period doubles up to this
-	persistentPTOs    = 3       // timeouts in a row that collapse the window
-	pacerBurstPackets = 16      // packets the pacer lets go at once
-	cwndLimitedShare  = 2       // the window grows only while at least 1/2 of it is in flight
+	skippedKept       = 16                     // skipped packet numbers remembered
+	skipInitialPeriod = 64                     // first skip within about this many packets
+	skipMaxPeriod     = 1 << 16                // the period doubles up to this
+	persistentPTOs    = 3                      // timeouts in a row that collapse the window
+	pacerBurstPackets = 16                     // packets the pacer lets go at once
+	cwndLimitedShare  = 2                      // the window grows only while at least 1/2 of it is in flight
+	ptoHoldTime       = 500 * time.Microsecond // a due probe timeout waits this long for waiting datagrams
+	maxPTOHolds       = 4                      // at most this many times in a row
 )
+
+// datagramWaiter is the optional capability of a [PacketConn] to tell
+// whether a received datagram waits in it, not yet read (internal/udpio on
+// Linux: ioctl SIOCINQ).
+type datagramWaiter interface {
+	Pending() bool
+}
 
 // rackState is RACK-TLP's (RFC 8985 §6): the most recently sent packet
 // that was delivered, the reordering window and its adaptation, and the
@@ -293,6 +308,7 @@ func (r *recovery) onAck(f *wire.AckFrame, now time.Time, h recoveryHandler) err
 	r.updateReoWnd(spurious)
 	if newly {
 		r.ptoCount = 0
+		r.ptoHolds = 0
 		r.detectLosses(now, h)
 		r.sent.popDone()
 		if w := r.cc.Window(); r.maxCwnd > 0 && w >= r.maxCwnd {
@@ -558,11 +574,36 @@ func (r *recovery) pto() time.Duration {
 	return min(rto, r.maxRTO)
 }
 
+// ptoDeadline is when the probe timeout fires: lastEliciting plus the
+// backed-off PTO, or later while it is held.
+func (r *recovery) ptoDeadline() time.Time {
+	t := r.lastEliciting.Add(r.pto())
+	if r.ptoHeld.After(t) {
+		return r.ptoHeld
+	}
+	return t
+}
+
+// holdPTO reports whether a due probe timeout waits a little longer
+// (ptoHoldTime, at most maxPTOHolds times in a row) because received
+// datagrams wait in the socket: on a loaded host the timer's goroutine can
+// run before the receive path has read an ACK that arrived in time, and
+// the ACK should win. It costs a system call only when a timeout is due.
+func (r *recovery) holdPTO(now time.Time) bool {
+	if r.rx == nil || r.ptoHolds >= maxPTOHolds || !r.rx.Pending() {
+		return false
+	}
+	r.ptoHolds++
+	r.ptoHeld = now.Add(ptoHoldTime)
+	r.stats.inc(CounterPTOHolds)
+	return true
+}
+
 // nextDeadline is when onTimeout must run next (zero: no deadline).
 func (r *recovery) nextDeadline() time.Time {
 	next := r.lossTime
 	if r.sent.oldest() != nil {
-		if t := r.lastEliciting.Add(r.pto()); next.IsZero() || t.Before(next) {
+		if t := r.ptoDeadline(); next.IsZero() || t.Before(next) {
 			next = t
 		}
 	}
@@ -578,7 +619,10 @@ func (r *recovery) onTimeout(now time.Time, h recoveryHandler) (probe bool) {
 		r.sent.popDone()
 	}
 	p := r.sent.oldest()
-	if p == nil || now.Before(r.lastEliciting.Add(r.pto())) {
+	if p == nil || now.Before(r.ptoDeadline()) {
+		return false
+	}
+	if p.ctl&ctlProbe == 0 && r.holdPTO(now) {
 		return false
 	}
 	if p.ctl&ctlProbe != 0 {
@@ -591,6 +635,7 @@ func (r *recovery) onTimeout(now time.Time, h recoveryHandler) (probe bool) {
 	}
 	r.openEpisode() // before the back-off, which an undo takes back
 	r.ptoCount++
+	r.ptoHolds = 0
 	r.stats.inc(CounterRTOs)
 	r.lose(p, now, false, h)
 	r.sent.popDone()

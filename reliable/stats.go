@@ -55,6 +55,7 @@ const (
 	CounterSpuriousRTOs                          // retransmission timeouts whose packet was acknowledged after all (docs/PROTOCOL.md §8.13)
 	CounterSpuriousLosses                        // packets declared lost by RACK or a NAK and acknowledged after all
 	CounterUndos                                 // loss episodes proven spurious whose congestion response was undone
+	CounterPTOHolds                              // due probe timeouts held because received datagrams waited to be read
 
 	NumCounters // the number of counters, not a counter
 )
@@ -118,6 +119,7 @@ var counterTable = [NumCounters]CounterInfo{
 	CounterSpuriousRTOs:           {"spurious_rtos", "", "Retransmission timeouts whose packet was acknowledged after all."},
 	CounterSpuriousLosses:         {"spurious_losses", "", "Packets declared lost (RACK, NAK) and acknowledged after all."},
 	CounterUndos:                  {"undos", "", "Loss episodes proven spurious whose window reduction and timeout back-off were undone."},
+	CounterPTOHolds:               {"pto_holds", "", "Due retransmission timeouts held briefly because received datagrams waited to be read."},
 }
 
 // Info describes c; the zero CounterInfo for a value out of range.
