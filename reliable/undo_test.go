@@ -291,3 +291,77 @@ func TestSimDelaySpikeUndone(t *testing.T) {
 		}
 	})
 }
+
+// fakeWaiter is a socket whose waiting datagrams the test decides.
+type fakeWaiter struct {
+	waiting bool
+	asked   int
+}
+
+func (w *fakeWaiter) Pending() bool { w.asked++; return w.waiting }
+
+// TestPTOHold: a probe timeout due while received datagrams wait in the
+// socket is held ptoHoldTime at a time, at most maxPTOHolds times in a row;
+// with nothing waiting it fires at once, and an acknowledgement in between
+// starts the count again.
+func TestPTOHold(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		waiting   bool
+		nilWaiter bool
+		ackAfter  int // holds after which an ACK of the oldest packet arrives (0: none)
+		wantHolds int // holds before the timeout fires
+	}{
+		{name: "nothing waiting: fires at once", wantHolds: 0},
+		{name: "no waiter: fires at once", nilWaiter: true, waiting: true, wantHolds: 0},
+		{name: "datagrams waiting: held, then fires", waiting: true, wantHolds: maxPTOHolds},
+		{name: "an ACK after two holds starts again", waiting: true, ackAfter: 2, wantHolds: maxPTOHolds},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, st := testRecovery(t, nil)
+			w := &fakeWaiter{waiting: tc.waiting}
+			if !tc.nilWaiter {
+				r.rx = w
+			}
+			h := &recHandler{}
+			pns := send(r, t0, 3, 1200)
+			due := r.nextDeadline()
+			now := due
+			holds := 0
+			for {
+				if r.onTimeout(now, h) {
+					break
+				}
+				holds++
+				if holds > 2*maxPTOHolds {
+					t.Fatalf("no timeout after %d holds", holds)
+				}
+				next := r.nextDeadline()
+				if want := now.Add(ptoHoldTime); !next.Equal(want) {
+					t.Fatalf("hold %d: next deadline %v, want %v", holds, next.Sub(t0), want.Sub(t0))
+				}
+				now = next
+				if tc.ackAfter > 0 && holds == tc.ackAfter && len(h.acked) == 0 {
+					if err := r.onAck(ack(wire.AckRange{Smallest: pns[0], Largest: pns[0]}), now, h); err != nil {
+						t.Fatal(err)
+					}
+					holds = 0 // the count starts again, at the new deadline
+					now = r.nextDeadline()
+				}
+			}
+			if holds != tc.wantHolds {
+				t.Errorf("held %d times, want %d", holds, tc.wantHolds)
+			}
+			if st.c[CounterRTOs].Load() != 1 {
+				t.Errorf("rtos %d, want 1", st.c[CounterRTOs].Load())
+			}
+			wantHeld := uint64(tc.wantHolds + tc.ackAfter)
+			if got := st.c[CounterPTOHolds].Load(); got != wantHeld {
+				t.Errorf("pto_holds %d, want %d", got, wantHeld)
+			}
+			if tc.nilWaiter && w.asked != 0 {
+				t.Errorf("asked a socket that is not set %d times", w.asked)
+			}
+		})
+	}
+}
