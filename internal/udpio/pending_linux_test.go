@@ -38,3 +38,13 @@ func TestPending(t *testing.T) {
 		})
 	}
 }
+
+// TestPendingAllocs: Pending allocates nothing (a session asks it on a
+// timeout in steady state).
+func TestPendingAllocs(t *testing.T) {
+	c := listen(t, "127.0.0.1:0", false)
+	c.Pending()
+	if n := testing.AllocsPerRun(100, func() { c.Pending() }); n != 0 {
+		t.Errorf("Pending: %.0f allocations per call, want 0", n)
+	}
+}
