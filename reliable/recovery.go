@@ -53,7 +53,7 @@ type recovery struct {
 	anyAcked      bool
 
 	// A probe timeout due while received datagrams wait to be read is held
-	// (docs/PROTOCOL.md §8.13): an ACK among them would prove it spurious.
+	// (docs/PROTOCOL.md §8.5): an ACK among them would prove it spurious.
 	rx       datagramWaiter // the endpoint's socket, if it can tell; nil: never held
 	ptoHeld  time.Time      // a due probe timeout waits until then
 	ptoHolds int            // holds since the last acknowledgement or timeout
