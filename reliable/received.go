@@ -18,6 +18,7 @@ type receivedTracker struct {
 
 	recvd          rangeSet // packet numbers received (a window of them)
 	horizon        uint64   // packet numbers below were forgotten
+	ackFloor       uint64   // the peer has seen ACKs of all received below (fillAck)
 	largest        uint64
 	largestAt      time.Time
 	any            bool
@@ -55,6 +56,9 @@ func (t *receivedTracker) onPacket(pn uint64, eliciting bool, now time.Time) {
 		t.ackNow = true
 	}
 	t.recvd.add(pn, pn+1)
+	if pn < t.ackFloor {
+		t.ackFloor = pn // the peer must hear of it (a late packet it may have declared lost)
+	}
 	if len(t.recvd.s) > maxRecvRanges {
 		t.horizon = t.recvd.s[0].hi
 		t.recvd.s = append(t.recvd.s[:0], t.recvd.s[1:]...)
@@ -98,14 +102,29 @@ func (t *receivedTracker) deadline() time.Time {
 	return t.ackDeadline
 }
 
-// fillAck sets f to the ranges received, newest first, and the ACK delay.
+// fillAck sets f to the ranges received, newest first, and the ACK delay:
+// the newest range always, older ones while they reach ackFloor. The peer has
+// seen an ACK of every packet number received below ackFloor (it
+// acknowledged a packet that carried one, onAckAcked), so repeating those
+// ranges in every ACK frame would only cost both sides (RFC 9000 §13.2.4);
+// a packet that arrives late below it lowers it again (onPacket).
 func (t *receivedTracker) fillAck(f *wire.AckFrame, now time.Time) {
 	f.Ranges = f.Ranges[:0]
 	for i := len(t.recvd.s) - 1; i >= 0 && len(f.Ranges) < wire.MaxAckRanges; i-- {
 		r := t.recvd.s[i]
+		if r.hi <= t.ackFloor && len(f.Ranges) > 0 {
+			break
+		}
 		f.Ranges = append(f.Ranges, wire.AckRange{Smallest: r.lo, Largest: r.hi - 1})
 	}
 	f.AckDelay = uint64(max(0, now.Sub(t.largestAt)) / time.Microsecond)
+}
+
+// onAckAcked: the peer acknowledged a packet that carried an ACK frame whose
+// largest acknowledged was largest, so it knows of every packet number
+// received up to there.
+func (t *receivedTracker) onAckAcked(largest uint64) {
+	t.ackFloor = max(t.ackFloor, largest+1)
 }
 
 // onAckSent: the pending ACK went out.

@@ -26,19 +26,21 @@ const (
 	ctlPing
 	ctlPostHandshake // NEW_TOKEN and the session ticket (handshake.go)
 	ctlProbe         // a datagram size probe (pmtud.go): its loss is no congestion signal
+	ctlAck           // carried an ACK frame up to ackLargest (received.go ackFloor)
 )
 
 const maxChunksPerPacket = 6
 
 // sentPacket is the record of an ack-eliciting packet in flight.
 type sentPacket struct {
-	pn      uint64
-	sentAt  time.Time
-	size    int
-	chunks  [maxChunksPerPacket]chunk
-	nchunks uint8
-	ctl     uint8
-	done    bool // acknowledged or declared lost
+	pn         uint64
+	sentAt     time.Time
+	size       int
+	chunks     [maxChunksPerPacket]chunk
+	nchunks    uint8
+	ctl        uint8
+	done       bool   // acknowledged or declared lost
+	ackLargest uint64 // with ctlAck: the largest packet number its ACK frame acknowledged
 	// cwndLimited: at least half the congestion window was in flight when
 	// it left, so its acknowledgement may grow the window (RFC 9002 §7.8).
 	cwndLimited bool

@@ -256,6 +256,9 @@ func (s *Session) requeueBlockedLocked() {
 // onPacketAcked frees what an acknowledged packet carried (recoveryHandler).
 func (s *Session) onPacketAcked(p *sentPacket) {
 	s.onDiscoveryAckedLocked(p)
+	if p.ctl&ctlAck != 0 {
+		s.rcv.onAckAcked(p.ackLargest)
+	}
 	if p.ctl&ctlPostHandshake != 0 {
 		s.onPostHandshakeDoneLocked(false)
 	}

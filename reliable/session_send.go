@@ -426,6 +426,10 @@ func (s *Session) packOneLocked(now time.Time) bool {
 	s.maxDataQueued, s.maxStreamsQueued, s.pingQueued = false, false, false
 	if eliciting {
 		rec.size = len(b)
+		if hasAck {
+			rec.ctl |= ctlAck
+			rec.ackLargest = s.ackFrame.Ranges[0].Largest
+		}
 		s.rec.onPacketSent(rec, now, hasData)
 	}
 	s.stats.cwnd.Store(int64(s.rec.window()))
