@@ -229,7 +229,9 @@ func (c *Conn) Close() error {
 //
 // Without GRO (Stats.GRO false) datagrams are received into the caller's
 // buffers and one longer than its buffer is truncated (and counted in
-// Stats.Truncated). With GRO the caller's buffers are not written: ReadBatch
+// Stats.Truncated); the Conn keeps pointers to them after the call, so that
+// the next call with the same buffers (a receive loop's) reuses its kernel
+// message headers. With GRO the caller's buffers are not written: ReadBatch
 // sets bufs[i] to a slice of the Conn's own receive memory that holds the
 // whole datagram (len and cap sizes[i]), valid until the next ReadBatch;
 // datagrams of a coalesced run that did not fit in this batch are returned

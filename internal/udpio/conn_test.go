@@ -439,3 +439,48 @@ func TestGSORuns(t *testing.T) {
 		})
 	}
 }
+
+// TestReadBatchReusesHeaders: consecutive reads with the same buffers, then
+// with other buffers, then with the first ones again, each land in the
+// buffers of their call, with their own sizes, sources and truncation (the
+// kernel headers kept from one call are reset where the kernel wrote them).
+func TestReadBatchReusesHeaders(t *testing.T) {
+	a, b := listenPath(t, "127.0.0.1:0", path{nogro: true}), listenPath(t, "127.0.0.1:0", path{nogro: true})
+	c := listenPath(t, "127.0.0.1:0", path{nogro: true})
+	first := [][]byte{make([]byte, 50), make([]byte, 50)}
+	other := [][]byte{make([]byte, 20), make([]byte, 80), make([]byte, 80)}
+	for i, tc := range []struct {
+		from  *Conn
+		bufs  [][]byte
+		size  int
+		trunc bool
+	}{
+		{a, first, 40, false},
+		{c, first, 70, true}, // truncated to 50
+		{a, first, 10, false},
+		{c, other, 30, true}, // truncated to 20
+		{a, other, 5, false},
+		{c, first, 50, false},
+		{a, first[:1], 60, true},
+	} {
+		msg := bytes.Repeat([]byte{byte(i + 1)}, tc.size)
+		if _, err := tc.from.WriteBatch([][]byte{msg}, []netip.AddrPort{b.LocalAddr()}); err != nil {
+			t.Fatal(err)
+		}
+		before := b.Stats().Truncated
+		sizes := make([]int, len(tc.bufs))
+		addrs := make([]netip.AddrPort, len(tc.bufs))
+		b.uc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, err := b.ReadBatch(tc.bufs, sizes, addrs)
+		if err != nil || n != 1 {
+			t.Fatalf("read %d: ReadBatch = %d, %v", i, n, err)
+		}
+		want := min(tc.size, len(tc.bufs[0]))
+		if sizes[0] != want || !bytes.Equal(tc.bufs[0][:sizes[0]], msg[:want]) || addrs[0] != tc.from.LocalAddr() {
+			t.Errorf("read %d: size %d from %v, %x; want %d from %v", i, sizes[0], addrs[0], tc.bufs[0][:sizes[0]], want, tc.from.LocalAddr())
+		}
+		if got := b.Stats().Truncated - before; got != map[bool]uint64{false: 0, true: 1}[tc.trunc] {
+			t.Errorf("read %d: %d truncated, want truncation %v", i, got, tc.trunc)
+		}
+	}
+}

@@ -40,6 +40,10 @@ type mmsgState struct {
 	names []unix.RawSockaddrInet6
 	cnt   int // messages to pass to the kernel
 	n     int // result
+	// ready: headers [0, ready) are set for readCopy's last buffers (and
+	// only their Len, Namelen and Flags, which the kernel writes, need
+	// setting again); 0 after anything else used them.
+	ready int
 	err   error
 	fn    func(fd uintptr) bool
 }
@@ -160,17 +164,22 @@ func bulkRun(sizes []int, addrs []netip.AddrPort) bool {
 	return false
 }
 
-// readCopy receives into the caller's buffers, one datagram each.
+// readCopy receives into the caller's buffers, one datagram each. The
+// headers stay set for the same buffers from one call to the next (a
+// receive loop passes the same ones every time): only the fields the kernel
+// wrote are reset.
 func (r *rawIO) readCopy(rc syscall.RawConn, bufs [][]byte, sizes []int, addrs []netip.AddrPort) (n, nbytes, ntrunc, calls int, err error) {
 	s := &r.r
-	s.grow(len(bufs))
-	for i, b := range bufs {
-		s.set(i, b, unix.SizeofSockaddrInet6)
+	if !s.readyFor(bufs) {
+		s.grow(len(bufs))
+		for i, b := range bufs {
+			s.set(i, b, unix.SizeofSockaddrInet6)
+		}
+		s.ready = len(bufs)
 	}
 	s.cnt = len(bufs)
 	s.n, s.err = 0, nil
 	rerr := rc.Read(s.fn)
-	s.clear(len(bufs))
 	if rerr != nil {
 		return 0, 0, 0, 0, rerr
 	}
@@ -185,8 +194,23 @@ func (r *rawIO) readCopy(rc syscall.RawConn, bufs [][]byte, sizes []int, addrs [
 			ntrunc++
 		}
 		addrs[i] = r.parse(&s.names[i])
+		h.Len, h.Hdr.Namelen, h.Hdr.Flags = 0, unix.SizeofSockaddrInet6, 0
 	}
 	return s.n, nbytes, ntrunc, 1, nil
+}
+
+// readyFor reports whether the headers are set for exactly bufs.
+func (s *mmsgState) readyFor(bufs [][]byte) bool {
+	if s.ready != len(bufs) {
+		return false
+	}
+	for i, b := range bufs {
+		iov := &s.iovs[i]
+		if uint64(iov.Len) != uint64(len(b)) || (len(b) > 0 && iov.Base != &b[0]) {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *rawIO) parse(sa *unix.RawSockaddrInet6) netip.AddrPort {
@@ -570,6 +594,7 @@ func (r *rawIO) readGRO(rc syscall.RawConn, bufs [][]byte, sizes []int, addrs []
 		slots = len(g.mem) / groSlotSize
 		s := &r.r
 		s.grow(slots)
+		s.ready = 0
 		for i := 0; i < slots; i++ {
 			s.set(i, g.mem[i*groSlotSize:(i+1)*groSlotSize], unix.SizeofSockaddrInet6)
 			s.hs[i].Hdr.Control = &g.oob[i*groOOBSize]
