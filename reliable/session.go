@@ -53,6 +53,11 @@ type Session struct {
 	err      error // why the session ended
 	remoteID wire.ConnID
 
+	// inlineSent counts datagrams a Write sent from its own goroutine,
+	// ackOnlySent those that carried nothing but ACK and NAK frames (tests
+	// read them: the low-rate request path, docs/ARCHITECTURE.md).
+	inlineSent, ackOnlySent uint64
+
 	// handshake (client)
 	hsToken    []byte
 	hsDst      wire.ConnID
@@ -154,6 +159,7 @@ func newSession(ep *endpoint, isClient bool, localID wire.ConnID, peer netip.Add
 	}
 	s.rec = newRecovery(cfg, randomSeed(), &s.stats)
 	s.rcv.maxAckDelay = cfg.MaxAckDelay
+	s.rcv.ackBytes = 2 * cfg.MaxDatagramSize
 	s.timer = time.NewTimer(time.Hour)
 	s.timer.Stop()
 	return s

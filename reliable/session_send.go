@@ -93,12 +93,22 @@ func (s *Session) armAtLocked(t time.Time) {
 	}
 }
 
+// inlineInFlightDatagrams bounds what may be in flight, in base-size
+// datagrams, for a Write to send from its own goroutine. A session carrying
+// several request/response streams at once (a Kafka client's produce and
+// fetch connections share one) nearly always has a small reply or request
+// not yet acknowledged, since ACKs wait for a packet to ride on; a bulk
+// sender has a window's worth in flight and leaves the sending to the run
+// loop, which batches many writes into one system call.
+const inlineInFlightDatagrams = 2
+
 // sendInline sends from the calling goroutine instead of handing over to the
-// run loop, when the session is quiet (nothing in flight, nobody sending):
-// a request/response exchange then costs no goroutine switch. It is called
-// with s.mu held and returns with it released.
+// run loop, when the session is quiet (nobody sending, at most
+// inlineInFlightDatagrams in flight): a request/response exchange then costs
+// no goroutine switch. It is called with s.mu held and returns with it
+// released.
 func (s *Session) sendInlineUnlock(now time.Time) {
-	if s.sending || s.rec.inFlight > 0 || s.state != stateEstablished || s.cfg.FlushDelay > 0 {
+	if s.sending || s.rec.inFlight > inlineInFlightDatagrams*s.cfg.MaxDatagramSize || s.state != stateEstablished || s.cfg.FlushDelay > 0 {
 		s.mu.Unlock()
 		s.wakeSender()
 		return
@@ -108,6 +118,7 @@ func (s *Session) sendInlineUnlock(now time.Time) {
 		now = time.Now() // the caller (Write, the API's edge) had no need of it before
 	}
 	n, more := s.packLocked(now, false)
+	s.inlineSent += uint64(n)
 	// Arm the timer for the reply's ACK deadline now, while it costs nothing:
 	// moving a timer earlier later, from the receive loop, interrupts the
 	// runtime's network poller (a system call and a thread wake-up per reply).
@@ -415,6 +426,9 @@ func (s *Session) packOneLocked(now time.Time) bool {
 	// Commit: the packet goes out.
 	s.rec.takePacketNumber()
 	s.lastSent = now
+	if !eliciting {
+		s.ackOnlySent++
+	}
 	if hasAck {
 		s.rcv.onAckSent()
 		s.stats.inc(CounterAcksSent)
