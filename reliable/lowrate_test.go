@@ -166,8 +166,9 @@ func lowRateExchange(t *testing.T, delay time.Duration) {
 }
 
 // TestReceivedTrackerAckSize: two small ack-eliciting packets wait for a
-// packet to ride on (up to max_ack_delay); two full-sized ones, or
-// ackEveryPackets small ones, are acknowledged at once.
+// packet to ride on (up to max_ack_delay); two that carry a base-size
+// datagram between them, or ackEveryPackets small ones, are acknowledged at
+// once; one packet alone, however large, waits.
 func TestReceivedTrackerAckSize(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	ms := time.Millisecond
@@ -179,14 +180,17 @@ func TestReceivedTrackerAckSize(t *testing.T) {
 	}{
 		{"one small", []int{100}, false},
 		{"two small", []int{100, 200}, false},
+		{"two just under a datagram", []int{700, full - 701}, false},
+		{"two of a datagram", []int{700, full - 700}, true},
 		{"one full", []int{full}, false},
-		{"two full", []int{full, full}, true},
-		{"small then big", []int{100, 2 * full}, true},
+		{"one huge", []int{16 << 10}, false},
+		{"two nearly full", []int{full - 40, full - 40}, true},
+		{"small then full", []int{100, full}, true},
 		{"seven small", []int{90, 90, 90, 90, 90, 90, 90}, false},
 		{"eight small", []int{90, 90, 90, 90, 90, 90, 90, 90}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rt := receivedTracker{maxAckDelay: ms, ackBytes: 2 * full}
+			rt := receivedTracker{maxAckDelay: ms, ackBytes: full}
 			for i, n := range tc.sizes {
 				rt.onPacket(uint64(i), true, n, t0)
 			}

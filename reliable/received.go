@@ -11,17 +11,18 @@ const maxRecvRanges = 64 // packet-number ranges remembered for ACKs and duplica
 // receivedTracker is the receiving half of loss recovery: which packet
 // numbers arrived (for ACK frames and duplicate detection), which are
 // missing (for immediate NAKs, docs/PROTOCOL.md §8), and when an ACK is due:
-// at once after a gap or a filled gap, after two ack-eliciting packets that
-// carried ackBytes or more between them (as TCP acknowledges every second
-// full-sized segment), or after ackEveryPackets ack-eliciting packets of any
-// size, else within max_ack_delay. Small packets (requests, replies) so
+// at once after a gap or a filled gap, after two or more ack-eliciting
+// packets that carried ackBytes or more between them (bulk data: about every
+// second full-sized datagram, as TCP acknowledges every second full-sized
+// segment), or after ackEveryPackets ack-eliciting packets of any size, else
+// within max_ack_delay. Small packets (requests, replies) so
 // leave their ACK to ride on the next packet the other way instead of
 // costing a datagram of its own. Every method takes now; it reads no clock.
 type receivedTracker struct {
 	maxAckDelay time.Duration // ours, Config.MaxAckDelay
 	// ackBytes is how many bytes two or more ack-eliciting packets must
-	// carry to be acknowledged at once: two base-size datagrams. Zero: any
-	// two packets are.
+	// carry to be acknowledged at once: one base-size datagram (two full
+	// ones surely do, two small requests do not). Zero: any two packets are.
 	ackBytes int
 
 	recvd          rangeSet // packet numbers received (a window of them)

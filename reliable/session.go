@@ -159,7 +159,7 @@ func newSession(ep *endpoint, isClient bool, localID wire.ConnID, peer netip.Add
 	}
 	s.rec = newRecovery(cfg, randomSeed(), &s.stats)
 	s.rcv.maxAckDelay = cfg.MaxAckDelay
-	s.rcv.ackBytes = 2 * cfg.MaxDatagramSize
+	s.rcv.ackBytes = cfg.MaxDatagramSize
 	s.timer = time.NewTimer(time.Hour)
 	s.timer.Stop()
 	return s

@@ -102,13 +102,30 @@ func (s *Session) armAtLocked(t time.Time) {
 // loop, which batches many writes into one system call.
 const inlineInFlightDatagrams = 2
 
+// inlineRounds bounds how many times one inline sender packs and sends:
+// what other streams queued while it wrote goes too (their writers left it
+// to the sender in progress), then the run loop takes over.
+const inlineRounds = 4
+
+// inlineOKLocked reports whether a Write may send from its own goroutine:
+// the session is quiet (at most inlineInFlightDatagrams in flight) and no
+// FlushDelay asks writes to wait for company.
+func (s *Session) inlineOKLocked() bool {
+	return s.rec.inFlight <= inlineInFlightDatagrams*s.cfg.MaxDatagramSize && s.state == stateEstablished && s.cfg.FlushDelay == 0
+}
+
 // sendInline sends from the calling goroutine instead of handing over to the
-// run loop, when the session is quiet (nobody sending, at most
-// inlineInFlightDatagrams in flight): a request/response exchange then costs
-// no goroutine switch. It is called with s.mu held and returns with it
-// released.
+// run loop, when the session is quiet (see inlineOKLocked): a
+// request/response exchange then costs no goroutine switch. When another
+// goroutine is sending (the run loop or another Write) it leaves the new
+// data to that sender, which looks again when its datagrams are out. It is
+// called with s.mu held and returns with it released.
 func (s *Session) sendInlineUnlock(now time.Time) {
-	if s.sending || s.rec.inFlight > inlineInFlightDatagrams*s.cfg.MaxDatagramSize || s.state != stateEstablished || s.cfg.FlushDelay > 0 {
+	if s.sending {
+		s.mu.Unlock()
+		return
+	}
+	if !s.inlineOKLocked() {
 		s.mu.Unlock()
 		s.wakeSender()
 		return
@@ -117,23 +134,32 @@ func (s *Session) sendInlineUnlock(now time.Time) {
 	if now.IsZero() {
 		now = time.Now() // the caller (Write, the API's edge) had no need of it before
 	}
-	n, more := s.packLocked(now, false)
-	s.inlineSent += uint64(n)
-	// Arm the timer for the reply's ACK deadline now, while it costs nothing:
-	// moving a timer earlier later, from the receive loop, interrupts the
-	// runtime's network poller (a system call and a thread wake-up per reply).
-	s.armAtLocked(now.Add(s.cfg.MaxAckDelay))
-	s.mu.Unlock()
-	if n > 0 {
-		s.flush(n)
-	}
-	s.mu.Lock()
-	s.sending = false
-	again := more || s.sendWanted || s.hasWorkLocked()
-	s.sendWanted = false
-	s.mu.Unlock()
-	if again {
-		s.wakeSender()
+	for round := 1; ; round++ {
+		n, more := s.packLocked(now, false)
+		s.inlineSent += uint64(n)
+		// Arm the timer for the reply's ACK deadline now, while it costs
+		// nothing: moving a timer earlier later, from the receive loop,
+		// interrupts the runtime's network poller (a system call and a
+		// thread wake-up per reply).
+		s.armAtLocked(now.Add(s.cfg.MaxAckDelay))
+		s.mu.Unlock()
+		if n > 0 {
+			s.flush(n)
+		}
+		s.mu.Lock()
+		work := more || s.hasWorkLocked()
+		if work && n > 0 && round < inlineRounds && !s.sendWanted && s.inlineOKLocked() {
+			now = time.Now()
+			continue // written meanwhile by another stream: it goes too
+		}
+		s.sending = false
+		wake := work || s.sendWanted // the run loop waits for us to finish
+		s.sendWanted = false
+		s.mu.Unlock()
+		if wake {
+			s.wakeSender()
+		}
+		return
 	}
 }
 
