@@ -30,7 +30,7 @@ func TestFailoverSkipsDeadEndpointAndReadmitsIt(t *testing.T) {
 	changes := make(chan gobreaker.State, 16)
 	f, err := NewFailoverDialer(tr, []string{"tcp://" + dead, "tcp://" + live.Addr().String()}, FailoverConfig{
 		FailureThreshold: 2,
-		OpenTimeout:      50 * time.Millisecond,
+		OpenTimeout:      500 * time.Millisecond, // long enough that the status below still sees it open on a loaded machine
 		DialTimeout:      time.Second,
 		OnStateChange: func(ep string, _, to gobreaker.State) {
 			if ep == "tcp://"+dead {

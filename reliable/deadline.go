@@ -12,6 +12,9 @@ type deadline struct {
 	mu    sync.Mutex
 	timer *time.Timer
 	ch    chan struct{} // closed when the deadline has passed
+	// expired, when set, runs after ch is closed (it interrupts a Read
+	// that leads the socket, leader.go). Set before first use.
+	expired func()
 }
 
 func newDeadline() *deadline { return &deadline{ch: make(chan struct{})} }
@@ -43,12 +46,20 @@ func (d *deadline) set(t time.Time) {
 		if expired {
 			d.ch = make(chan struct{})
 		}
-		ch := d.ch
-		d.timer = time.AfterFunc(dur, func() { close(ch) })
+		ch, f := d.ch, d.expired
+		d.timer = time.AfterFunc(dur, func() {
+			close(ch)
+			if f != nil {
+				f()
+			}
+		})
 		return
 	}
 	if !expired {
 		close(d.ch)
+		if d.expired != nil {
+			d.expired()
+		}
 	}
 }
 

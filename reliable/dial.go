@@ -205,20 +205,6 @@ func (s *Session) handleHandshakeLocked(h wire.LongHeader, pkt []byte, now time.
 	return true
 }
 
-// afterReceive runs on the read loop after a batch touched the session: it
-// wakes the run loop when there is something to send or an earlier deadline.
-func (s *Session) afterReceive() {
-	s.mu.Lock()
-	wake := s.hasWorkLocked() || (s.hs != nil && s.hs.sendNow)
-	if !wake {
-		s.armLocked(false) // a new ACK or loss deadline: no need to wake anyone
-	}
-	s.mu.Unlock()
-	if wake {
-		s.wakeSender()
-	}
-}
-
 // dialerTicketCacheSize is how many servers' session tickets a Dialer keeps.
 const dialerTicketCacheSize = 64
 

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,8 +51,10 @@ type endpoint struct {
 	bufs       *bufPool  // stream buffers
 	readDone   chan struct{}
 	wg         sync.WaitGroup
+	lead       leadership // who reads the socket: the loop or a blocked Read (leader.go)
 
-	// read-loop scratch (only the read goroutine touches these)
+	// receive scratch (only the holder of the read token touches these: the
+	// receive loop or a leading Read, leader.go)
 	rbufs   [][]byte
 	rsizes  []int
 	raddrs  []netip.AddrPort
@@ -109,6 +112,7 @@ func newEndpoint(pc PacketConn, cfg *Config, batch int) *endpoint {
 		raddrs:   make([]netip.AddrPort, batch),
 	}
 	e.budget = newBudget()
+	e.lead.init(pc, cfg)
 	if _, err := rand.Read(e.secret[:]); err != nil {
 		panic("raptor: crypto/rand failed: " + err.Error())
 	}
@@ -149,34 +153,66 @@ func (e *endpoint) startSession(s *Session) {
 	}()
 }
 
-// readLoop is the endpoint's receive goroutine.
+// readLoop is the endpoint's receive goroutine. It lends the socket to a
+// waiting Read after a batch (leader.go) and reads again once it has it back.
 func (e *endpoint) readLoop() {
 	defer close(e.readDone)
-	failures := 0
-	for {
-		n, err := e.pc.ReadBatch(e.rbufs, e.rsizes, e.raddrs)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) || e.isPCClosed() {
-				return
-			}
-			failures++
-			e.cfg.Logger.Warn("raptor: receive failed", "local", e.pc.LocalAddr(), "err", err)
-			if failures > 100 {
-				time.Sleep(10 * time.Millisecond) // back off on a persistently failing socket
-			}
-			continue
+	for e.readOnce() {
+		if e.lead.lendWanted() {
+			e.lend()
 		}
-		failures = 0
-		now := time.Now()
-		for i := 0; i < n; i++ {
-			e.handleDatagram(e.rbufs[i][:e.rsizes[i]], e.raddrs[i], now)
+	}
+}
+
+// readOnce reads one batch and dispatches it, on the goroutine that holds
+// the read token (the loop or a leading Read). It returns false once the
+// packet conn is closed. A read interrupted for a leader (leader.go) returns
+// true with nothing dispatched, the interrupt cleared.
+func (e *endpoint) readOnce() bool {
+	l := &e.lead
+	n, err := e.pc.ReadBatch(e.rbufs, e.rsizes, e.raddrs)
+	if err != nil {
+		if errors.Is(err, net.ErrClosed) || e.isPCClosed() {
+			l.closed.Store(true)
+			return false
 		}
-		for i, s := range e.touched {
-			s.afterReceive()
-			s.touched = false
-			e.touched[i] = nil
+		if l.dl != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			l.dl.SetReadDeadline(time.Time{})
+			return true
 		}
-		e.touched = e.touched[:0]
+		l.failures++
+		e.cfg.Logger.Warn("raptor: receive failed", "local", e.pc.LocalAddr(), "err", err)
+		if l.failures > 100 {
+			time.Sleep(10 * time.Millisecond) // back off on a persistently failing socket
+		}
+		return true
+	}
+	l.failures = 0
+	now := time.Now()
+	for i := 0; i < n; i++ {
+		e.handleDatagram(e.rbufs[i][:e.rsizes[i]], e.raddrs[i], now)
+	}
+	for i, s := range e.touched {
+		s.afterReceive()
+		s.touched = false
+		e.touched[i] = nil
+	}
+	e.touched = e.touched[:0]
+	return true
+}
+
+// afterReceive runs after a batch touched the session, on the goroutine that
+// read it: it wakes the run loop when there is something to send or an
+// earlier deadline.
+func (s *Session) afterReceive() {
+	s.mu.Lock()
+	wake := s.hasWorkLocked() || (s.hs != nil && s.hs.sendNow)
+	if !wake {
+		s.armLocked(false) // a new ACK or loss deadline: no need to wake anyone
+	}
+	s.mu.Unlock()
+	if wake {
+		s.wakeSender()
 	}
 }
 
@@ -651,6 +687,7 @@ func (e *endpoint) sessionDone(s *Session) {
 	close(s.done)
 	if closePC {
 		e.pc.Close()
+		e.lead.closing()
 	}
 }
 
@@ -706,6 +743,7 @@ func (e *endpoint) shutdown() {
 	wg.Wait()
 	if closePC {
 		e.pc.Close()
+		e.lead.closing()
 	}
 	e.wg.Wait()
 	<-e.readDone

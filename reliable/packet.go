@@ -8,8 +8,16 @@ import "net/netip"
 // Its method set uses standard-library types only, so an implementation needs to
 // import nothing from Raptor.
 //
-// One goroutine calls ReadBatch (the endpoint's receive loop) while others may
-// call WriteBatch concurrently; implementations must allow that.
+// One goroutine at a time calls ReadBatch (the endpoint's receive loop, or a
+// Stream.Read that holds the endpoint's read token) while others may call
+// WriteBatch concurrently; implementations must allow that.
+//
+// An implementation that also has SetReadDeadline(time.Time) error, under
+// which a deadline in the past makes a blocked or later ReadBatch return an
+// error wrapping os.ErrDeadlineExceeded and the zero time clears it (as
+// internal/udpio and internal/simnet do), lets a blocked Read read the socket
+// itself (docs/ARCHITECTURE.md, "Round trip at the floor"); without it only
+// the receive loop reads.
 type PacketConn interface {
 	// ReadBatch blocks until at least one datagram is available and then reads up
 	// to len(bufs) of them without blocking further. For each i < n, datagram i

@@ -60,13 +60,17 @@ type Stream struct {
 }
 
 func newStream(s *Session, id uint64) *Stream {
-	return &Stream{
+	st := &Stream{
 		s: s, id: id,
 		readCh: make(chan struct{}, 1), writeCh: make(chan struct{}, 1),
 		rdl: newDeadline(), wdl: newDeadline(),
 		peerMax: s.peerParams.InitialMaxStreamData,
 		recvMax: uint64(s.cfg.StreamReceiveWindow),
 	}
+	if s.ep.lead.dl != nil {
+		st.rdl.expired = func() { s.ep.lead.interrupt(st) }
+	}
+	return st
 }
 
 func signal(c chan struct{}) {
@@ -116,10 +120,38 @@ func (st *Stream) Read(p []byte) (int, error) {
 		if n > 0 || err != nil || len(p) == 0 {
 			return n, err
 		}
+		// Nothing to read: read the socket ourselves if nobody does
+		// (leader.go), else wait to be woken with data or with the token.
+		l := &s.ep.lead
+		if l.take() {
+			s.ep.leadRead(st)
+			continue
+		}
+		if l.dl == nil {
+			select {
+			case <-st.readCh:
+			case <-st.rdl.wait():
+			}
+			continue
+		}
+		l.waiters.Add(1)
+		l.wanted.Store(true)
+		if l.take() { // freed before we counted ourselves in
+			l.waiters.Add(-1)
+			s.ep.leadRead(st)
+			continue
+		}
 		select {
 		case <-st.readCh:
 		case <-st.rdl.wait():
+		case <-l.free:
+			l.waiters.Add(-1)
+			if l.take() {
+				s.ep.leadRead(st) // frees it at once if data came meanwhile, nudging the next waiter
+			}
+			continue
 		}
+		l.waiters.Add(-1)
 	}
 }
 
@@ -323,6 +355,7 @@ func (st *Stream) Close() error {
 	s.wakeSender()
 	signal(st.readCh)
 	signal(st.writeCh)
+	s.ep.lead.interrupt(st)
 	st.rdl.stop()
 	st.wdl.stop()
 	return nil
@@ -603,4 +636,5 @@ func (st *Stream) failLocked(err error) {
 	}
 	signal(st.readCh)
 	signal(st.writeCh)
+	st.s.ep.lead.interrupt(st)
 }

@@ -33,6 +33,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 )
@@ -576,6 +577,55 @@ type Conn struct {
 	rx        chan datagram
 	done      chan struct{}
 	closeOnce sync.Once
+
+	dmu    sync.Mutex
+	dl     chan struct{} // closed once the read deadline has passed; nil: none set yet
+	dtimer *time.Timer
+}
+
+// SetReadDeadline makes a blocked or later ReadBatch return an error
+// wrapping os.ErrDeadlineExceeded once t has passed (at once for a time in
+// the past); the zero time clears the deadline. As a net.PacketConn's, it
+// lets a reader interrupt a blocked ReadBatch.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	if c.dtimer != nil && !c.dtimer.Stop() {
+		<-c.dl // the timer fired: its callback closes dl
+	}
+	c.dtimer = nil
+	if c.dl == nil || isClosed(c.dl) {
+		c.dl = make(chan struct{})
+	}
+	if t.IsZero() {
+		return nil
+	}
+	if d := time.Until(t); d > 0 {
+		ch := c.dl
+		c.dtimer = time.AfterFunc(d, func() { close(ch) })
+		return nil
+	}
+	close(c.dl)
+	return nil
+}
+
+// deadline is the channel ReadBatch waits on for the read deadline.
+func (c *Conn) deadline() chan struct{} {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	if c.dl == nil {
+		c.dl = make(chan struct{})
+	}
+	return c.dl
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // LocalAddr is the endpoint's address.
@@ -592,9 +642,12 @@ func (c *Conn) ReadBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort) (in
 	if len(bufs) == 0 {
 		return 0, nil
 	}
+	dl := c.deadline()
 	select {
 	case <-c.done:
 		return 0, c.closedErr("read")
+	case <-dl:
+		return 0, fmt.Errorf("simnet: read on %v: %w", c.laddr, os.ErrDeadlineExceeded)
 	default:
 	}
 	var d datagram
@@ -602,6 +655,8 @@ func (c *Conn) ReadBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort) (in
 	case d = <-c.rx:
 	case <-c.done:
 		return 0, c.closedErr("read")
+	case <-dl:
+		return 0, fmt.Errorf("simnet: read on %v: %w", c.laddr, os.ErrDeadlineExceeded)
 	}
 	n := 0
 	for {

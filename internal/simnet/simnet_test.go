@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"os"
 	"reflect"
 	"testing"
 	"testing/synctest"
@@ -378,6 +379,52 @@ func TestTrace(t *testing.T) {
 		drain(t, b, time.Now(), 10*time.Millisecond)
 		if !reflect.DeepEqual(kinds, []EventKind{EventSent, EventDelivered}) {
 			t.Fatalf("trace %v", kinds)
+		}
+	})
+}
+
+// TestReadDeadline: a deadline interrupts a blocked ReadBatch (when it
+// passes, or at once when set in the past from another goroutine), the
+// zero time clears it, and reads go on afterwards.
+func TestReadDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, a, b := setup(t, Config{Link: LinkConfig{Delay: time.Millisecond}})
+		bufs := [][]byte{make([]byte, 64)}
+		sizes, addrs := make([]int, 1), make([]netip.AddrPort, 1)
+		start := time.Now()
+		b.SetReadDeadline(start.Add(5 * time.Millisecond))
+		if _, err := b.ReadBatch(bufs, sizes, addrs); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("ReadBatch past its deadline: %v, want os.ErrDeadlineExceeded", err)
+		}
+		if el := time.Since(start); el != 5*time.Millisecond {
+			t.Fatalf("deadline returned after %v, want exactly 5ms", el)
+		}
+		if _, err := b.ReadBatch(bufs, sizes, addrs); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("ReadBatch with the deadline still passed: %v", err)
+		}
+		b.SetReadDeadline(time.Time{})
+		send(t, a, addrB, []byte("after"))
+		if n, err := b.ReadBatch(bufs, sizes, addrs); n != 1 || err != nil || string(bufs[0][:sizes[0]]) != "after" {
+			t.Fatalf("ReadBatch after clearing the deadline = %d, %v", n, err)
+		}
+		// A past deadline set from another goroutine interrupts a blocked read.
+		errc := make(chan error, 1)
+		go func() {
+			_, err := b.ReadBatch(bufs, sizes, addrs)
+			errc <- err
+		}()
+		synctest.Wait()
+		b.SetReadDeadline(time.Unix(1, 0))
+		if err := <-errc; !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("interrupted ReadBatch: %v, want os.ErrDeadlineExceeded", err)
+		}
+		// A later deadline replaces an earlier one that has not passed.
+		b.SetReadDeadline(time.Time{})
+		b.SetReadDeadline(time.Now().Add(time.Millisecond))
+		b.SetReadDeadline(time.Now().Add(time.Hour))
+		send(t, a, addrB, []byte("in time"))
+		if n, err := b.ReadBatch(bufs, sizes, addrs); n != 1 || err != nil {
+			t.Fatalf("ReadBatch with the deadline moved later = %d, %v", n, err)
 		}
 	})
 }

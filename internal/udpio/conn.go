@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -101,7 +102,11 @@ type Conn struct {
 	uc    *net.UDPConn
 	rc    syscall.RawConn
 	laddr netip.AddrPort
-	v6    bool // the socket is AF_INET6 (possibly dual-stack)
+	// readTimeout is ReadBatch's error when the read deadline passes, made
+	// once: a reader that is interrupted by a past deadline (reliable's
+	// reader leadership does so in steady state) allocates no error.
+	readTimeout error
+	v6          bool // the socket is AF_INET6 (possibly dual-stack)
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -157,6 +162,7 @@ func New(uc *net.UDPConn) (*Conn, error) {
 	c := &Conn{uc: uc, rc: rc}
 	lap := ua.AddrPort()
 	c.laddr = netip.AddrPortFrom(lap.Addr().Unmap(), lap.Port())
+	c.readTimeout = &OpError{Op: "read", Local: c.laddr, Index: -1, Err: os.ErrDeadlineExceeded}
 	c.v6, err = socketIsIPv6(rc, ua)
 	if err != nil {
 		return nil, fmt.Errorf("udpio: socket family of %v: %w", c.laddr, err)
@@ -255,6 +261,9 @@ func (c *Conn) ReadBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort) (in
 		}
 	}
 	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) && !c.closed.Load() {
+			return n, c.readTimeout
+		}
 		return n, c.opErr("read", -1, netip.AddrPort{}, err)
 	}
 	return n, nil
