@@ -36,6 +36,15 @@ type newReno struct {
 	ssthresh      int
 	recoveryStart time.Time
 	ackedInCA     int
+
+	undo  undoMark    // an undo episode is open; saved holds the state before its first reduction
+	saved newRenoUndo // valid while undo == undoSaved
+}
+
+// newRenoUndo is the state of a NewReno controller before a reduction.
+type newRenoUndo struct {
+	cwnd, ssthresh, ackedInCA int
+	recoveryStart             time.Time
 }
 
 const (
@@ -76,6 +85,7 @@ func (c *newReno) OnLoss(now time.Time, bytes int, sentAt time.Time) {
 	if !c.recoveryStart.IsZero() && !sentAt.After(c.recoveryStart) {
 		return // one reduction per recovery period
 	}
+	c.save()
 	c.recoveryStart = now
 	c.cwnd = max(c.cwnd/2, minWindowPackets*c.mss)
 	c.ssthresh = c.cwnd
@@ -83,11 +93,63 @@ func (c *newReno) OnLoss(now time.Time, bytes int, sentAt time.Time) {
 }
 
 func (c *newReno) OnPersistentCongestion() {
+	c.save()
 	c.cwnd = minWindowPackets * c.mss
 	c.ackedInCA = 0
 }
 
+// save keeps the state before a reduction, if it is the first of an open
+// undo episode.
+func (c *newReno) save() {
+	if c.undo == undoOpen {
+		c.saved = newRenoUndo{cwnd: c.cwnd, ssthresh: c.ssthresh, ackedInCA: c.ackedInCA, recoveryStart: c.recoveryStart}
+		c.undo = undoSaved
+	}
+}
+
+func (c *newReno) beginUndo() { c.undo = undoOpen }
+
+func (c *newReno) endUndo(restore bool) bool {
+	saved := c.undo == undoSaved
+	c.undo = undoNone
+	if !restore || !saved || c.saved.cwnd <= c.cwnd {
+		return false
+	}
+	c.cwnd, c.ssthresh, c.ackedInCA, c.recoveryStart = c.saved.cwnd, c.saved.ssthresh, c.saved.ackedInCA, c.saved.recoveryStart
+	return true
+}
+
 func (c *newReno) Window() int { return c.cwnd }
+
+// undoController is a controller whose reductions recovery can undo when
+// they prove spurious (docs/PROTOCOL.md §8.13; RFC 9438 §4.9, the undo of
+// RFC 5682 and Linux): recovery opens an episode at the first loss or
+// timeout, the controller saves its state at the episode's first reduction
+// (OnLoss starting a congestion event, OnPersistentCongestion), and recovery
+// closes the episode, restoring that state if every loss of it proved
+// spurious.
+type undoController interface {
+	// beginUndo opens an episode: the next reduction saves the state before it.
+	beginUndo()
+	// endUndo closes the episode. With restore, the state saved at its first
+	// reduction comes back if its window is larger than the current one
+	// (growth since then is kept); it reports whether it did.
+	endUndo(restore bool) bool
+}
+
+// undoMark is where a controller is in an undo episode.
+type undoMark uint8
+
+const (
+	undoNone  undoMark = iota // no episode open
+	undoOpen                  // open, nothing reduced yet
+	undoSaved                 // open, the state before the first reduction is saved
+)
+
+var (
+	_ undoController = (*newReno)(nil)
+	_ undoController = (*cubic)(nil)
+)
 
 // noCongestion never limits the sender beyond flow control.
 type noCongestion struct{}

@@ -70,6 +70,22 @@ type cubic struct {
 	recoverFS     int // bytes in flight when recovery started
 	prrDelivered  int // bytes delivered since recovery started
 	prrOut        int // bytes sent since recovery started
+
+	undo  undoMark  // an undo episode is open (congestion.go undoController)
+	saved cubicUndo // the state before its first reduction, while undo == undoSaved
+}
+
+// cubicUndo is the window state of CUBIC before a reduction (RFC 9438 §4.9:
+// cwnd, ssthresh, W_max, K, the epoch and W_est), recovery's included.
+type cubicUndo struct {
+	cwnd, ssthresh       int
+	wMax, k              float64
+	epoch                time.Time
+	cwndEpoch, wEst      float64
+	recoveryStart        time.Time
+	inRecovery           bool
+	recoverFS            int
+	prrDelivered, prrOut int
 }
 
 // CUBIC constants (RFC 9438 §4.1, §4.2, §4.3).
@@ -238,6 +254,7 @@ func (c *cubic) OnLoss(now time.Time, bytes int, sentAt time.Time) {
 		return
 	}
 	// A new congestion event (RFC 9438 §4.6, §4.7).
+	c.save()
 	c.events++
 	cw := float64(c.cwnd) / float64(c.mss)
 	if cw < c.wMax {
@@ -277,11 +294,44 @@ func (c *cubic) prr(delivered int) {
 // window to the minimum (RFC 9438 §4.8, RFC 9002 §7.6.2): slow start then
 // climbs back to β·cwnd.
 func (c *cubic) OnPersistentCongestion() {
+	c.save()
 	c.wMax = float64(c.cwnd) / float64(c.mss)
 	c.ssthresh = max(int(float64(c.cwnd)*cubicBeta), minWindowPackets*c.mss)
 	c.cwnd = minWindowPackets * c.mss
 	c.epoch = time.Time{}
 	c.inRecovery = false
+}
+
+// save keeps the state before a reduction, if it is the first of an open
+// undo episode.
+func (c *cubic) save() {
+	if c.undo != undoOpen {
+		return
+	}
+	c.saved = cubicUndo{
+		cwnd: c.cwnd, ssthresh: c.ssthresh, wMax: c.wMax, k: c.k, epoch: c.epoch,
+		cwndEpoch: c.cwndEpoch, wEst: c.wEst, recoveryStart: c.recoveryStart,
+		inRecovery: c.inRecovery, recoverFS: c.recoverFS, prrDelivered: c.prrDelivered, prrOut: c.prrOut,
+	}
+	c.undo = undoSaved
+}
+
+func (c *cubic) beginUndo() { c.undo = undoOpen }
+
+// endUndo restores the saved state when asked and its window is the larger
+// (RFC 9438 §4.9). The epoch comes back as it was: the cubic curve goes on
+// from where the spurious event interrupted it.
+func (c *cubic) endUndo(restore bool) bool {
+	saved := c.undo == undoSaved
+	c.undo = undoNone
+	if !restore || !saved || c.saved.cwnd <= c.cwnd {
+		return false
+	}
+	u := &c.saved
+	c.cwnd, c.ssthresh, c.wMax, c.k, c.epoch = u.cwnd, u.ssthresh, u.wMax, u.k, u.epoch
+	c.cwndEpoch, c.wEst, c.recoveryStart = u.cwndEpoch, u.wEst, u.recoveryStart
+	c.inRecovery, c.recoverFS, c.prrDelivered, c.prrOut = u.inRecovery, u.recoverFS, u.prrDelivered, u.prrOut
+	return true
 }
 
 func (c *cubic) Window() int { return max(c.cwnd, minWindowPackets*c.mss/2) }

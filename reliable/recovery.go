@@ -33,6 +33,8 @@ type recovery struct {
 	rtt      RTTStats
 	cc       CongestionControl
 	sc       sessionController // cc, if it is one of ours that wants more
+	uc       undoController    // cc, if its reductions can be undone
+	undo     undoEpisode
 	pacer    pacer
 	inFlight int
 
@@ -50,19 +52,34 @@ type recovery struct {
 	largestAcked  uint64
 	anyAcked      bool
 
+	// A probe timeout due while received datagrams wait to be read is held
+	// (docs/PROTOCOL.md §8.5): an ACK among them would prove it spurious.
+	rx       datagramWaiter // the endpoint's socket, if it can tell; nil: never held
+	ptoHeld  time.Time      // a due probe timeout waits until then
+	ptoHolds int            // holds since the last acknowledgement or timeout
+
 	capped bool      // the window is at Config.MaxCongestionWindow
 	paced  bool      // the pacer held a packet back since the last one left
 	stats  *counters // the session's: retransmits, RTOs, limits, violations
 }
 
 const (
-	skippedKept       = 16      // skipped packet numbers remembered
-	skipInitialPeriod = 64      // first skip within about this many packets
-	skipMaxPeriod     = 1 << 16 // the period doubles up to this
-	persistentPTOs    = 3       // timeouts in a row that collapse the window
-	pacerBurstPackets = 16      // packets the pacer lets go at once
-	cwndLimitedShare  = 2       // the window grows only while at least 1/2 of it is in flight
+	skippedKept       = 16                     // skipped packet numbers remembered
+	skipInitialPeriod = 64                     // first skip within about this many packets
+	skipMaxPeriod     = 1 << 16                // the period doubles up to this
+	persistentPTOs    = 3                      // timeouts in a row that collapse the window
+	pacerBurstPackets = 16                     // packets the pacer lets go at once
+	cwndLimitedShare  = 2                      // the window grows only while at least 1/2 of it is in flight
+	ptoHoldTime       = 500 * time.Microsecond // a due probe timeout waits this long for waiting datagrams
+	maxPTOHolds       = 4                      // at most this many times in a row
 )
+
+// datagramWaiter is the optional capability of a [PacketConn] to tell
+// whether a received datagram waits in it, not yet read (internal/udpio on
+// Linux: ioctl SIOCINQ).
+type datagramWaiter interface {
+	Pending() bool
+}
 
 // rackState is RACK-TLP's (RFC 8985 §6): the most recently sent packet
 // that was delivered, the reordering window and its adaptation, and the
@@ -89,15 +106,35 @@ type rackState struct {
 
 // lostRecord remembers a packet declared lost.
 type lostRecord struct {
-	pn     uint64
-	lostAt time.Time // zero: empty or already matched
+	pn      uint64
+	lostAt  time.Time // zero: empty or already matched
+	episode uint32    // the undo episode it belongs to
+	timeout bool      // declared lost by a probe timeout, not by RACK or a NAK
+}
+
+// undoEpisode is the run of losses whose congestion response may be undone
+// (docs/PROTOCOL.md §8.13): it opens at the first loss or timeout while
+// none is open and collects every loss after it. An ACK of a packet declared
+// lost proves that loss spurious (a retransmission carries a new packet
+// number, so the ACK is of the original); once every loss of the episode is
+// proven so, the reductions are undone: the controller's state saved at the
+// first one, and the timeout back-off. A loss that cannot be proven spurious
+// (remembered too long, or pushed out of recentLost) ends the episode as
+// real.
+type undoEpisode struct {
+	open     bool
+	id       uint32        // of the open or last episode
+	pending  int           // its losses not yet proven spurious
+	ptoCount int           // recovery.ptoCount when it opened
+	timeouts int           // probe timeouts in it
+	memory   time.Duration // the longest undoMemory while a loss of it was declared
 }
 
 const (
 	rackPacketThreshold = 3  // DupThresh: packets acknowledged above one that is lost (RFC 8985 §6.2, RFC 9002 §6.1.1)
 	rackReoWndPersist   = 16 // recoveries a grown reordering window lasts (RFC 8985 §6.2 step 4)
-	rackLostKept        = 32 // lost packets remembered for spurious-loss detection
-	rackLostMemoryRTTs  = 4  // for this many smoothed RTTs
+	rackLostKept        = 64 // lost packets remembered for spurious-loss detection
+	rackLostMemoryRTTs  = 4  // for this many smoothed RTTs as reordering (and at least two PTOs for undo)
 )
 
 func newRecovery(cfg *Config, seed uint64, stats *counters) *recovery {
@@ -112,6 +149,7 @@ func newRecovery(cfg *Config, seed uint64, stats *counters) *recovery {
 		sc.attachFlight(&r.inFlight) // our own controllers: PRR's pipe
 		r.sc = sc
 	}
+	r.uc, _ = r.cc.(undoController)
 	r.pacer.maxBurst = pacerBurstPackets * cfg.MaxDatagramSize
 	r.chooseSkip()
 	return r
@@ -270,6 +308,7 @@ func (r *recovery) onAck(f *wire.AckFrame, now time.Time, h recoveryHandler) err
 	r.updateReoWnd(spurious)
 	if newly {
 		r.ptoCount = 0
+		r.ptoHolds = 0
 		r.detectLosses(now, h)
 		r.sent.popDone()
 		if w := r.cc.Window(); r.maxCwnd > 0 && w >= r.maxCwnd {
@@ -296,29 +335,110 @@ func (r *recovery) rackDelivered(p *sentPacket, now time.Time, late bool) {
 	}
 }
 
-// findSpurious reports whether f acknowledges a packet declared lost (the
-// DSACK of RFC 8985 §6.2 step 4: the loss was reordering, not loss), and
-// forgets remembered losses older than a few RTTs.
+// findSpurious reports whether f acknowledges a packet that RACK or a NAK
+// declared lost within the last few RTTs (the DSACK of RFC 8985 §6.2 step
+// 4: the loss was reordering, not loss). Every acknowledged loss, a
+// timeout's too, counts towards undoing its episode; a loss of the open
+// episode remembered longer than undoMemory ends it as real.
 func (r *recovery) findSpurious(f *wire.AckFrame, now time.Time) bool {
 	found := false
-	keep := rackLostMemoryRTTs * r.rtt.SmoothedRTT()
+	reorder := rackLostMemoryRTTs * r.rtt.SmoothedRTT()
+	keep := r.undoMemory()
 	for i := range r.rack.recentLost {
 		lr := &r.rack.recentLost[i]
 		if lr.lostAt.IsZero() {
 			continue
 		}
-		if f.Acks(lr.pn) {
-			found = true
-			r.rack.spurious++
+		ours := r.undo.open && lr.episode == r.undo.id
+		age := now.Sub(lr.lostAt)
+		switch {
+		case f.Acks(lr.pn):
+			if !lr.timeout && age <= reorder {
+				found = true
+				r.rack.spurious++
+			}
+			if lr.timeout {
+				r.stats.inc(CounterSpuriousRTOs)
+			} else {
+				r.stats.inc(CounterSpuriousLosses)
+			}
+			if ours {
+				r.undo.pending--
+			}
 			lr.lostAt = time.Time{}
-		} else if now.Sub(lr.lostAt) > keep {
+		case age > keep:
 			lr.lostAt = time.Time{}
+			if ours {
+				r.endEpisode(false)
+			}
 		}
 	}
 	if found {
 		r.rack.reorderingSeen = true
 	}
+	if r.undo.open && r.undo.pending == 0 {
+		r.endEpisode(true)
+	}
 	return found
+}
+
+// undoMemory is how long a loss stays provable spurious: four smoothed
+// RTTs, and at least two probe timeouts as backed off when a loss of the
+// open episode was declared (a timeout's ACK arrives after it, and an ACK
+// that ends the back-off must still be able to prove the episode's first
+// timeout spurious).
+func (r *recovery) undoMemory() time.Duration {
+	return max(rackLostMemoryRTTs*r.rtt.SmoothedRTT(), 2*r.pto(), r.undo.memory)
+}
+
+// rememberLost records p, declared lost now, for spurious-loss detection
+// and in the undo episode, opened if none is.
+func (r *recovery) rememberLost(p *sentPacket, now time.Time, timeout bool) {
+	r.openEpisode()
+	slot := &r.rack.recentLost[r.rack.nextLost]
+	if !slot.lostAt.IsZero() && slot.episode == r.undo.id {
+		// A loss of this episode would be forgotten unproven: it can no
+		// longer be undone. A new one starts with p.
+		r.endEpisode(false)
+		r.openEpisode()
+	}
+	*slot = lostRecord{pn: p.pn, lostAt: now, episode: r.undo.id, timeout: timeout}
+	r.rack.nextLost = (r.rack.nextLost + 1) % rackLostKept
+	r.undo.pending++
+	r.undo.memory = max(r.undo.memory, 2*r.pto())
+	if timeout {
+		r.undo.timeouts++
+	}
+}
+
+// openEpisode opens an undo episode unless one is open; the controller then
+// saves its state at its next reduction.
+func (r *recovery) openEpisode() {
+	if r.undo.open {
+		return
+	}
+	r.undo = undoEpisode{open: true, id: r.undo.id + 1, ptoCount: r.ptoCount}
+	if r.uc != nil {
+		r.uc.beginUndo()
+	}
+}
+
+// endEpisode closes the open undo episode; spurious says every loss of it
+// was proven spurious: the controller's state before its reductions comes
+// back and so does the timeout back-off before it.
+//
+// CounterUndos counts the episodes whose undo changed something: a window
+// reduction or a timeout (a spurious random loss that CUBIC tolerated cost
+// no reduction and counts only as a spurious loss).
+func (r *recovery) endEpisode(spurious bool) {
+	r.undo.open = false
+	restored := r.uc != nil && r.uc.endUndo(spurious)
+	if spurious {
+		r.ptoCount = min(r.ptoCount, r.undo.ptoCount)
+		if restored || r.undo.timeouts > 0 {
+			r.stats.inc(CounterUndos)
+		}
+	}
 }
 
 // updateReoWnd adapts the reordering window (RFC 8985 §6.2 step 4): a
@@ -425,18 +545,15 @@ func (r *recovery) lose(p *sentPacket, now time.Time, confirmed bool, h recovery
 		h.onPacketLost(p)
 		return
 	}
+	// A late ACK of p proves this loss spurious. Of a RACK or NAK loss it
+	// is also reordering; of a timeout's it is not: it says the RTT spiked
+	// (a loaded host), not that the path reorders.
+	r.rememberLost(p, now, !confirmed)
 	if confirmed {
 		r.cc.OnLoss(now, p.size, p.sentAt)
 	}
 	if !r.rack.inRecovery {
 		r.rack.inRecovery, r.rack.recoveryEnd = true, r.nextPN
-	}
-	if confirmed {
-		// A late ACK of this one is reordering. A timeout's probe is not
-		// remembered: its ACK arriving after all says the RTT spiked (a
-		// loaded host), not that the path reorders.
-		r.rack.recentLost[r.rack.nextLost] = lostRecord{pn: p.pn, lostAt: now}
-		r.rack.nextLost = (r.rack.nextLost + 1) % rackLostKept
 	}
 	r.stats.inc(CounterRetransmits)
 	h.onPacketLost(p)
@@ -457,11 +574,36 @@ func (r *recovery) pto() time.Duration {
 	return min(rto, r.maxRTO)
 }
 
+// ptoDeadline is when the probe timeout fires: lastEliciting plus the
+// backed-off PTO, or later while it is held.
+func (r *recovery) ptoDeadline() time.Time {
+	t := r.lastEliciting.Add(r.pto())
+	if r.ptoHeld.After(t) {
+		return r.ptoHeld
+	}
+	return t
+}
+
+// holdPTO reports whether a due probe timeout waits a little longer
+// (ptoHoldTime, at most maxPTOHolds times in a row) because received
+// datagrams wait in the socket: on a loaded host the timer's goroutine can
+// run before the receive path has read an ACK that arrived in time, and
+// the ACK should win. It costs a system call only when a timeout is due.
+func (r *recovery) holdPTO(now time.Time) bool {
+	if r.rx == nil || r.ptoHolds >= maxPTOHolds || !r.rx.Pending() {
+		return false
+	}
+	r.ptoHolds++
+	r.ptoHeld = now.Add(ptoHoldTime)
+	r.stats.inc(CounterPTOHolds)
+	return true
+}
+
 // nextDeadline is when onTimeout must run next (zero: no deadline).
 func (r *recovery) nextDeadline() time.Time {
 	next := r.lossTime
 	if r.sent.oldest() != nil {
-		if t := r.lastEliciting.Add(r.pto()); next.IsZero() || t.Before(next) {
+		if t := r.ptoDeadline(); next.IsZero() || t.Before(next) {
 			next = t
 		}
 	}
@@ -477,7 +619,10 @@ func (r *recovery) onTimeout(now time.Time, h recoveryHandler) (probe bool) {
 		r.sent.popDone()
 	}
 	p := r.sent.oldest()
-	if p == nil || now.Before(r.lastEliciting.Add(r.pto())) {
+	if p == nil || now.Before(r.ptoDeadline()) {
+		return false
+	}
+	if p.ctl&ctlProbe == 0 && r.holdPTO(now) {
 		return false
 	}
 	if p.ctl&ctlProbe != 0 {
@@ -488,7 +633,9 @@ func (r *recovery) onTimeout(now time.Time, h recoveryHandler) (probe bool) {
 		r.sent.popDone()
 		return false
 	}
+	r.openEpisode() // before the back-off, which an undo takes back
 	r.ptoCount++
+	r.ptoHolds = 0
 	r.stats.inc(CounterRTOs)
 	r.lose(p, now, false, h)
 	r.sent.popDone()

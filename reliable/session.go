@@ -158,6 +158,7 @@ func newSession(ep *endpoint, isClient bool, localID wire.ConnID, peer netip.Add
 		s.nextLocal = 1
 	}
 	s.rec = newRecovery(cfg, randomSeed(), &s.stats)
+	s.rec.rx, _ = ep.pc.(datagramWaiter)
 	s.rcv.maxAckDelay = cfg.MaxAckDelay
 	s.rcv.ackBytes = cfg.MaxDatagramSize
 	s.timer = time.NewTimer(time.Hour)

@@ -52,6 +52,10 @@ const (
 	CounterProbesAcked                           // datagram size probes acknowledged: the size went up
 	CounterProbesLost                            // datagram size probes lost (no congestion signal)
 	CounterBlackHoles                            // confirmed datagram sizes the path stopped carrying (back to the base size)
+	CounterSpuriousRTOs                          // retransmission timeouts whose packet was acknowledged after all (docs/PROTOCOL.md §8.13)
+	CounterSpuriousLosses                        // packets declared lost by RACK or a NAK and acknowledged after all
+	CounterUndos                                 // loss episodes proven spurious whose congestion response was undone
+	CounterPTOHolds                              // due probe timeouts held because received datagrams waited to be read
 
 	NumCounters // the number of counters, not a counter
 )
@@ -112,6 +116,10 @@ var counterTable = [NumCounters]CounterInfo{
 	CounterProbesAcked:            {"size_probes_acked", "", "Datagram size probes acknowledged (the datagram size went up)."},
 	CounterProbesLost:             {"size_probes_lost", "", "Datagram size probes lost (not a congestion signal)."},
 	CounterBlackHoles:             {"size_black_holes", "", "Datagram sizes the path stopped carrying (the session went back to its base size)."},
+	CounterSpuriousRTOs:           {"spurious_rtos", "", "Retransmission timeouts whose packet was acknowledged after all."},
+	CounterSpuriousLosses:         {"spurious_losses", "", "Packets declared lost (RACK, NAK) and acknowledged after all."},
+	CounterUndos:                  {"undos", "", "Loss episodes proven spurious whose window reduction and timeout back-off were undone."},
+	CounterPTOHolds:               {"pto_holds", "", "Due retransmission timeouts held briefly because received datagrams waited to be read."},
 }
 
 // Info describes c; the zero CounterInfo for a value out of range.

@@ -270,8 +270,9 @@ func RunLoops(ctx context.Context, t Named, loops int, o Options, lo LoopsOption
 	res.MBPerS = res.MsgsPerS * float64(o.Size) / 1e6
 	res.LoopSessions = l.SessionsPerLoop()
 	d := func(c reliable.Counter) uint64 { return c1.Get(c) - c0.Get(c) }
-	res.Notes = fmt.Sprintf("retransmits %d, RTOs %d, duplicates %d, packets held over a receive budget %d, at the memory limit %d",
-		d(reliable.CounterRetransmits), d(reliable.CounterRTOs), d(reliable.CounterDuplicates), d(reliable.CounterLimitReceiveBudget), d(reliable.CounterLimitMemory))
+	res.Notes = fmt.Sprintf("retransmits %d, RTOs %d (spurious %d, held %d), spurious losses %d, undos %d, duplicates %d, packets held over a receive budget %d, at the memory limit %d",
+		d(reliable.CounterRetransmits), d(reliable.CounterRTOs), d(reliable.CounterSpuriousRTOs), d(reliable.CounterPTOHolds), d(reliable.CounterSpuriousLosses), d(reliable.CounterUndos),
+		d(reliable.CounterDuplicates), d(reliable.CounterLimitReceiveBudget), d(reliable.CounterLimitMemory))
 	for i := range pk1 {
 		res.LoopPackets = append(res.LoopPackets, pk1[i]-pk0[i])
 	}

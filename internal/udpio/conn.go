@@ -124,6 +124,8 @@ type Conn struct {
 
 	datagramsRead, bytesRead, readSyscalls, truncated   atomic.Uint64
 	datagramsWritten, bytesWritten, writeSyscalls, errs atomic.Uint64
+
+	pend pendingProbe // Pending's state (Linux)
 }
 
 // Listen opens a UDP socket on addr ("host:port", IPv4 or IPv6; port 0
