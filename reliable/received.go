@@ -11,10 +11,19 @@ const maxRecvRanges = 64 // packet-number ranges remembered for ACKs and duplica
 // receivedTracker is the receiving half of loss recovery: which packet
 // numbers arrived (for ACK frames and duplicate detection), which are
 // missing (for immediate NAKs, docs/PROTOCOL.md §8), and when an ACK is due:
-// at once after two ack-eliciting packets, a gap or a filled gap, else
-// within max_ack_delay. Every method takes now; it reads no clock.
+// at once after a gap or a filled gap, after two or more ack-eliciting
+// packets that carried ackBytes or more between them (bulk data: about every
+// second full-sized datagram, as TCP acknowledges every second full-sized
+// segment), or after ackEveryPackets ack-eliciting packets of any size, else
+// within max_ack_delay. Small packets (requests, replies) so
+// leave their ACK to ride on the next packet the other way instead of
+// costing a datagram of its own. Every method takes now; it reads no clock.
 type receivedTracker struct {
 	maxAckDelay time.Duration // ours, Config.MaxAckDelay
+	// ackBytes is how many bytes two or more ack-eliciting packets must
+	// carry to be acknowledged at once: one base-size datagram (two full
+	// ones surely do, two small requests do not). Zero: any two packets are.
+	ackBytes int
 
 	recvd          rangeSet // packet numbers received (a window of them)
 	horizon        uint64   // packet numbers below were forgotten
@@ -25,9 +34,15 @@ type receivedTracker struct {
 	ackPending     bool // something to acknowledge
 	ackNow         bool
 	ackDeadline    time.Time
-	elicitingSince int
+	elicitingSince int // ack-eliciting packets since the last ACK sent
+	elicitingBytes int // and their size
 	naks           []wire.AckRange
 }
+
+// ackEveryPackets is how many ack-eliciting packets, however small, are
+// acknowledged at once, so that a sender of many small packets still sees
+// its window open about every round trip.
+const ackEveryPackets = 8
 
 // isDuplicate reports whether pn arrived before (or is too old to tell).
 func (t *receivedTracker) isDuplicate(pn uint64) bool {
@@ -42,8 +57,8 @@ func (t *receivedTracker) onDuplicate(eliciting bool) {
 	}
 }
 
-// onPacket records a new packet number (not a duplicate).
-func (t *receivedTracker) onPacket(pn uint64, eliciting bool, now time.Time) {
+// onPacket records a new packet number (not a duplicate) of size bytes.
+func (t *receivedTracker) onPacket(pn uint64, eliciting bool, size int, now time.Time) {
 	if t.any && pn > t.largest+1 {
 		// A gap: ask for the missing packets at once.
 		t.addNak(t.largest+1, pn-1)
@@ -69,7 +84,8 @@ func (t *receivedTracker) onPacket(pn uint64, eliciting bool, now time.Time) {
 	t.ackPending = true
 	if eliciting {
 		t.elicitingSince++
-		if t.elicitingSince >= 2 {
+		t.elicitingBytes += size
+		if t.elicitingSince >= ackEveryPackets || (t.elicitingSince >= 2 && t.elicitingBytes >= t.ackBytes) {
 			t.ackNow = true
 		} else if t.ackDeadline.IsZero() {
 			t.ackDeadline = now.Add(t.maxAckDelay)
@@ -129,7 +145,7 @@ func (t *receivedTracker) onAckAcked(largest uint64) {
 
 // onAckSent: the pending ACK went out.
 func (t *receivedTracker) onAckSent() {
-	t.ackPending, t.ackNow, t.ackDeadline, t.elicitingSince = false, false, time.Time{}, 0
+	t.ackPending, t.ackNow, t.ackDeadline, t.elicitingSince, t.elicitingBytes = false, false, time.Time{}, 0, 0
 }
 
 // onNakSent: the queued NAK ranges went out.

@@ -652,7 +652,7 @@ func TestReceivedTracker(t *testing.T) {
 				if rt.isDuplicate(p.pn) {
 					t.Fatalf("packet %d reported duplicate", p.pn)
 				}
-				rt.onPacket(p.pn, p.eliciting, t0)
+				rt.onPacket(p.pn, p.eliciting, 100, t0)
 			}
 			if rt.ackNow != tc.ackNow || !slices.Equal(rt.naks, tc.naks) {
 				t.Errorf("ackNow %v naks %v, want %v %v", rt.ackNow, rt.naks, tc.ackNow, tc.naks)
@@ -684,7 +684,7 @@ func TestReceivedTracker(t *testing.T) {
 	t.Run("horizon", func(t *testing.T) {
 		rt := receivedTracker{maxAckDelay: ms}
 		for i := range uint64(maxRecvRanges + 10) {
-			rt.onPacket(2*i, false, t0) // every other: one range each
+			rt.onPacket(2*i, false, 100, t0) // every other: one range each
 		}
 		if len(rt.recvd.s) > maxRecvRanges || !rt.isDuplicate(0) || rt.isDuplicate(2*maxRecvRanges+21) {
 			t.Errorf("%d ranges (max %d), horizon %d", len(rt.recvd.s), maxRecvRanges, rt.horizon)
@@ -692,7 +692,7 @@ func TestReceivedTracker(t *testing.T) {
 	})
 	t.Run("delayed ack due", func(t *testing.T) {
 		rt := receivedTracker{maxAckDelay: ms}
-		rt.onPacket(0, true, t0)
+		rt.onPacket(0, true, 100, t0)
 		rt.onTimer(t0.Add(ms - 1))
 		if rt.ackNow {
 			t.Fatal("ACK due before max_ack_delay")

@@ -53,6 +53,11 @@ type Session struct {
 	err      error // why the session ended
 	remoteID wire.ConnID
 
+	// inlineSent counts datagrams a Write sent from its own goroutine,
+	// ackOnlySent those that carried nothing but ACK and NAK frames (tests
+	// read them: the low-rate request path, docs/ARCHITECTURE.md).
+	inlineSent, ackOnlySent uint64
+
 	// handshake (client)
 	hsToken    []byte
 	hsDst      wire.ConnID
@@ -155,6 +160,7 @@ func newSession(ep *endpoint, isClient bool, localID wire.ConnID, peer netip.Add
 	s.rec = newRecovery(cfg, randomSeed(), &s.stats)
 	s.rec.rx, _ = ep.pc.(datagramWaiter)
 	s.rcv.maxAckDelay = cfg.MaxAckDelay
+	s.rcv.ackBytes = cfg.MaxDatagramSize
 	s.timer = time.NewTimer(time.Hour)
 	s.timer.Stop()
 	return s

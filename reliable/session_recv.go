@@ -84,7 +84,7 @@ func (s *Session) handleShortLocked(h wire.ShortHeader, hdrLen int, pkt []byte, 
 		s.stats.inc(s.refused)
 		return
 	}
-	s.rcv.onPacket(pn, eliciting, now)
+	s.rcv.onPacket(pn, eliciting, len(pkt), now)
 }
 
 func (s *Session) handleFrameLocked(f wire.Frame, now time.Time) error {

@@ -93,12 +93,39 @@ func (s *Session) armAtLocked(t time.Time) {
 	}
 }
 
+// inlineInFlightDatagrams bounds what may be in flight, in base-size
+// datagrams, for a Write to send from its own goroutine. A session carrying
+// several request/response streams at once (a Kafka client's produce and
+// fetch connections share one) nearly always has a small reply or request
+// not yet acknowledged, since ACKs wait for a packet to ride on; a bulk
+// sender has a window's worth in flight and leaves the sending to the run
+// loop, which batches many writes into one system call.
+const inlineInFlightDatagrams = 2
+
+// inlineRounds bounds how many times one inline sender packs and sends:
+// what other streams queued while it wrote goes too (their writers left it
+// to the sender in progress), then the run loop takes over.
+const inlineRounds = 4
+
+// inlineOKLocked reports whether a Write may send from its own goroutine:
+// the session is quiet (at most inlineInFlightDatagrams in flight) and no
+// FlushDelay asks writes to wait for company.
+func (s *Session) inlineOKLocked() bool {
+	return s.rec.inFlight <= inlineInFlightDatagrams*s.cfg.MaxDatagramSize && s.state == stateEstablished && s.cfg.FlushDelay == 0
+}
+
 // sendInline sends from the calling goroutine instead of handing over to the
-// run loop, when the session is quiet (nothing in flight, nobody sending):
-// a request/response exchange then costs no goroutine switch. It is called
-// with s.mu held and returns with it released.
+// run loop, when the session is quiet (see inlineOKLocked): a
+// request/response exchange then costs no goroutine switch. When another
+// goroutine is sending (the run loop or another Write) it leaves the new
+// data to that sender, which looks again when its datagrams are out. It is
+// called with s.mu held and returns with it released.
 func (s *Session) sendInlineUnlock(now time.Time) {
-	if s.sending || s.rec.inFlight > 0 || s.state != stateEstablished || s.cfg.FlushDelay > 0 {
+	if s.sending {
+		s.mu.Unlock()
+		return
+	}
+	if !s.inlineOKLocked() {
 		s.mu.Unlock()
 		s.wakeSender()
 		return
@@ -107,22 +134,32 @@ func (s *Session) sendInlineUnlock(now time.Time) {
 	if now.IsZero() {
 		now = time.Now() // the caller (Write, the API's edge) had no need of it before
 	}
-	n, more := s.packLocked(now, false)
-	// Arm the timer for the reply's ACK deadline now, while it costs nothing:
-	// moving a timer earlier later, from the receive loop, interrupts the
-	// runtime's network poller (a system call and a thread wake-up per reply).
-	s.armAtLocked(now.Add(s.cfg.MaxAckDelay))
-	s.mu.Unlock()
-	if n > 0 {
-		s.flush(n)
-	}
-	s.mu.Lock()
-	s.sending = false
-	again := more || s.sendWanted || s.hasWorkLocked()
-	s.sendWanted = false
-	s.mu.Unlock()
-	if again {
-		s.wakeSender()
+	for round := 1; ; round++ {
+		n, more := s.packLocked(now, false)
+		s.inlineSent += uint64(n)
+		// Arm the timer for the reply's ACK deadline now, while it costs
+		// nothing: moving a timer earlier later, from the receive loop,
+		// interrupts the runtime's network poller (a system call and a
+		// thread wake-up per reply).
+		s.armAtLocked(now.Add(s.cfg.MaxAckDelay))
+		s.mu.Unlock()
+		if n > 0 {
+			s.flush(n)
+		}
+		s.mu.Lock()
+		work := more || s.hasWorkLocked()
+		if work && n > 0 && round < inlineRounds && !s.sendWanted && s.inlineOKLocked() {
+			now = time.Now()
+			continue // written meanwhile by another stream: it goes too
+		}
+		s.sending = false
+		wake := work || s.sendWanted // the run loop waits for us to finish
+		s.sendWanted = false
+		s.mu.Unlock()
+		if wake {
+			s.wakeSender()
+		}
+		return
 	}
 }
 
@@ -415,6 +452,9 @@ func (s *Session) packOneLocked(now time.Time) bool {
 	// Commit: the packet goes out.
 	s.rec.takePacketNumber()
 	s.lastSent = now
+	if !eliciting {
+		s.ackOnlySent++
+	}
 	if hasAck {
 		s.rcv.onAckSent()
 		s.stats.inc(CounterAcksSent)

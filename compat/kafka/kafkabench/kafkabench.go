@@ -44,10 +44,14 @@ func (r Raptor) KafkaDialer() (kgo.Opt, io.Closer, error) {
 	return d.Opt(), d, nil
 }
 
-// Register replaces reg's raptor transport with one whose Kafka suite runs
-// through compat/kafka, and adds the `--via proxy` path ([ViaProxy]).
+// Register replaces reg's raptor and raptor-plaintext transports with ones
+// whose Kafka suite runs through compat/kafka, so that the two differ in
+// packet protection only (raptor-plaintext: reliable.Config.InsecurePlaintext
+// on both sides, as benchkit's own), and adds the `--via proxy` path
+// ([ViaProxy]).
 func Register(reg *benchkit.Registry) {
 	reg.Add(Raptor{Raptor: &benchkit.Raptor{}})
+	reg.Add(Raptor{Raptor: &benchkit.Raptor{Label: "raptor-plaintext", Config: &reliable.Config{InsecurePlaintext: true}}})
 	reg.AddVia("proxy", ViaProxy{})
 }
 
