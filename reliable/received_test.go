@@ -19,7 +19,7 @@ func TestFillAckLeavesOutAcknowledgedRanges(t *testing.T) {
 		rt := &receivedTracker{maxAckDelay: 25 * time.Millisecond}
 		for pn := uint64(0); pn < 30; pn++ {
 			if pn != 10 && pn != 20 {
-				rt.onPacket(pn, true, t0)
+				rt.onPacket(pn, true, 100, t0)
 			}
 		}
 		return rt
@@ -47,7 +47,7 @@ func TestFillAckLeavesOutAcknowledgedRanges(t *testing.T) {
 				rt.onAckAcked(l)
 			}
 			for _, pn := range tc.late {
-				rt.onPacket(pn, true, t0)
+				rt.onPacket(pn, true, 100, t0)
 			}
 			var f wire.AckFrame
 			rt.fillAck(&f, t0)
