@@ -33,17 +33,19 @@ const maxChunksPerPacket = 6
 
 // sentPacket is the record of an ack-eliciting packet in flight.
 type sentPacket struct {
-	pn         uint64
-	sentAt     time.Time
-	size       int
-	chunks     [maxChunksPerPacket]chunk
-	nchunks    uint8
-	ctl        uint8
-	done       bool   // acknowledged or declared lost
-	ackLargest uint64 // with ctlAck: the largest packet number its ACK frame acknowledged
+	pn      uint64
+	sentAt  time.Time
+	size    int
+	chunks  [maxChunksPerPacket]chunk
+	nchunks uint8
+	ctl     uint8
+	done    bool // acknowledged or declared lost
 	// cwndLimited: at least half the congestion window was in flight when
 	// it left, so its acknowledgement may grow the window (RFC 9002 §7.8).
 	cwndLimited bool
+	// ackLargest: with ctlAck, the largest packet number its ACK frame
+	// acknowledged.
+	ackLargest uint64
 }
 
 // sentHistory holds ack-eliciting packets in packet-number order in a ring.
