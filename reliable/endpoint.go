@@ -56,6 +56,7 @@ type endpoint struct {
 	// receive scratch (only the holder of the read token touches these: the
 	// receive loop or a leading Read, leader.go)
 	rbufs   [][]byte
+	rsize   int // the largest datagram rbufs hold (setReceiveBuffers)
 	rsizes  []int
 	raddrs  []netip.AddrPort
 	reply   []byte
@@ -122,12 +123,36 @@ func newEndpoint(pc PacketConn, cfg *Config, batch int) *endpoint {
 	if big := cfg.MaxProbedDatagramSize; big > size {
 		e.bigBufPool.New = func() any { b := make([]byte, 0, big); return &b }
 	}
-	rsize := cfg.MaxProbedDatagramSize // the largest datagram we receive (max_datagram_size)
-	backing := make([]byte, batch*(rsize+1))
-	for i := range e.rbufs {
-		e.rbufs[i] = backing[i*(rsize+1) : (i+1)*(rsize+1) : (i+1)*(rsize+1)]
-	}
+	e.setReceiveBuffers(size)
 	return e
+}
+
+// setReceiveBuffers gives the receive batch buffers of size+1 bytes (one
+// more than the largest datagram accepted, so that a longer one shows as
+// longer). They start at the base datagram size: a session announces
+// MaxProbedDatagramSize (16 KiB by default) but a peer sends that much only
+// after probing for it, and idle sessions should not hold a batch of 16 KiB
+// buffers. The first datagram longer than the base grows them to the
+// announced size (outgrewReceiveBuffers); that datagram, a size probe, is lost,
+// and discovery sends the next probe of its size a quarter RTT later.
+func (e *endpoint) setReceiveBuffers(size int) {
+	e.rsize = size
+	backing := make([]byte, len(e.rbufs)*(size+1))
+	for i := range e.rbufs {
+		e.rbufs[i] = backing[i*(size+1) : (i+1)*(size+1) : (i+1)*(size+1)]
+	}
+}
+
+// outgrewReceiveBuffers reports whether b, a received datagram, filled a
+// base-size receive buffer past the base size (it was longer and is
+// truncated): the token holder then drops it and grows the buffers to the
+// announced maximum after its batch (setReceiveBuffers). With GRO on, udpio lends its own 64 KiB slots
+// and the buffers are not used, so they never fill.
+func (e *endpoint) outgrewReceiveBuffers(b []byte) bool {
+	if e.rsize >= e.cfg.MaxProbedDatagramSize || len(b) <= e.rsize || cap(b) != e.rsize+1 {
+		return false
+	}
+	return true
 }
 
 func (e *endpoint) getBuf() *[]byte  { return e.bufPool.Get().(*[]byte) }
@@ -189,8 +214,17 @@ func (e *endpoint) readOnce() bool {
 	}
 	l.failures = 0
 	now := time.Now()
+	grow := false
 	for i := 0; i < n; i++ {
-		e.handleDatagram(e.rbufs[i][:e.rsizes[i]], e.raddrs[i], now)
+		b := e.rbufs[i][:e.rsizes[i]]
+		if e.outgrewReceiveBuffers(b) {
+			grow = true // truncated at the base size: a probe, resent soon
+			continue
+		}
+		e.handleDatagram(b, e.raddrs[i], now)
+	}
+	if grow {
+		e.setReceiveBuffers(e.cfg.MaxProbedDatagramSize)
 	}
 	for i, s := range e.touched {
 		s.afterReceive()
