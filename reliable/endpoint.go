@@ -218,7 +218,10 @@ func (e *endpoint) readOnce() bool {
 	for i := 0; i < n; i++ {
 		b := e.rbufs[i][:e.rsizes[i]]
 		if e.outgrewReceiveBuffers(b) {
-			grow = true // truncated at the base size: a probe, resent soon
+			// Truncated at the base size: dropped and counted as any
+			// oversize datagram is (a size probe is resent soon).
+			grow = true
+			e.stats.inc(CounterDropsMalformed)
 			continue
 		}
 		e.handleDatagram(b, e.raddrs[i], now)
