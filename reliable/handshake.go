@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/raptormq/raptor/wire"
@@ -144,6 +145,44 @@ const (
 var localListeners struct {
 	sync.Mutex
 	m map[netip.AddrPort]localListener
+	// closed are the addresses of this process's listeners that closed (at
+	// most maxClosedLocal, oldest forgotten first): a client that could have
+	// pinned one of them fails as a dial to a port nobody listens on does
+	// (errLocalListenerClosed), not with ErrNoServerAuth.
+	closed      map[netip.AddrPort]struct{}
+	closedOrder []netip.AddrPort
+}
+
+// maxClosedLocal bounds localListeners.closed.
+const maxClosedLocal = 1024
+
+// errLocalListenerClosed is a dial's error when the server is this process's
+// listener at raddr and it has closed: a *net.OpError with Op "dial" around
+// ECONNREFUSED, as a TCP dial to a closed port fails, so that clients retry
+// it as a dead endpoint (franz-go refreshes metadata and moves to another
+// broker) instead of taking it for a configuration error.
+func errLocalListenerClosed(raddr netip.AddrPort) error {
+	return &net.OpError{Op: "dial", Net: "udp", Addr: net.UDPAddrFromAddrPort(raddr),
+		Err: fmt.Errorf("raptor: this process's listener there has closed: %w", syscall.ECONNREFUSED)}
+}
+
+// wasLocalListener reports whether this process had a listener at raddr (or
+// on its port of an unspecified address, for a loopback raddr) that closed
+// and none listens there now.
+func wasLocalListener(raddr netip.AddrPort) bool {
+	localListeners.Lock()
+	defer localListeners.Unlock()
+	if _, ok := localListeners.closed[raddr]; ok {
+		return true
+	}
+	if raddr.Addr().IsLoopback() {
+		for _, any := range []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()} {
+			if _, ok := localListeners.closed[netip.AddrPortFrom(any, raddr.Port())]; ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // localListener is one entry of localListeners. Two listeners of one process
@@ -163,6 +202,7 @@ func registerLocalListener(addr netip.AddrPort, fp []byte) {
 	if localListeners.m == nil {
 		localListeners.m = make(map[netip.AddrPort]localListener)
 	}
+	delete(localListeners.closed, addr)
 	e := localListeners.m[addr]
 	e.owners++
 	if e.owners == 1 {
@@ -182,6 +222,15 @@ func unregisterLocalListener(addr netip.AddrPort) {
 	}
 	if e.owners--; e.owners <= 0 {
 		delete(localListeners.m, addr)
+		if localListeners.closed == nil {
+			localListeners.closed = make(map[netip.AddrPort]struct{})
+		}
+		if len(localListeners.closedOrder) >= maxClosedLocal {
+			delete(localListeners.closed, localListeners.closedOrder[0])
+			localListeners.closedOrder = localListeners.closedOrder[1:]
+		}
+		localListeners.closed[addr] = struct{}{}
+		localListeners.closedOrder = append(localListeners.closedOrder, addr)
 		return
 	}
 	localListeners.m[addr] = e // still ambiguous: which one is left is not known
@@ -238,6 +287,9 @@ func clientTLSConfig(cfg *Config, serverName string, raddr netip.AddrPort) (*tls
 	case cfg.InsecureSkipServerAuth || cfg.InsecurePlaintext:
 		tc.InsecureSkipVerify = true
 	default:
+		if wasLocalListener(raddr) {
+			return nil, errLocalListenerClosed(raddr)
+		}
 		return nil, ErrNoServerAuth
 	}
 	if tc.ServerName == "" {
