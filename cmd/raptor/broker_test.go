@@ -80,19 +80,8 @@ func brokerFlagDefault(t *testing.T, name string) string {
 func TestThreeBrokersBehindOneProxyCommand(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	bctx, stopBroker := context.WithCancel(ctx)
-	var bout, berr clitest.Buffer
-	addrCh := make(chan string, 1)
-	bdone := make(chan int, 1)
-	go func() {
-		bdone <- brokerMain(bctx, []string{"--listen", "127.0.0.1:0", "--brokers", "3", "--topics", "three:6"}, &bout, &berr, func(a string) { addrCh <- a })
-	}()
-	var brokerAddr string
-	select {
-	case brokerAddr = <-addrCh:
-	case code := <-bdone:
-		t.Fatalf("broker exited %d: %s", code, berr.String())
-	}
+	b := startBroker(t, ctx, "--listen", "127.0.0.1:0", "--brokers", "3", "--topics", "three:6")
+	brokerAddr, bout := b.addr, &b.out
 	pctx, stopProxy := context.WithCancel(ctx)
 	var pout, perr clitest.Buffer
 	pready := make(chan string, 1)
@@ -117,10 +106,7 @@ func TestThreeBrokersBehindOneProxyCommand(t *testing.T) {
 	if code := <-pdone; code != 0 {
 		t.Fatalf("proxy exit %d: %s", code, perr.String())
 	}
-	stopBroker()
-	if code := <-bdone; code != 0 {
-		t.Fatalf("broker exit %d: %s", code, berr.String())
-	}
+	b.stop(t)
 	_, pport, _ := net.SplitHostPort(proxyAddr)
 	for _, want := range []string{"Kafka-aware, bootstrap tcp://127.0.0.1:" + pport + " (advertised 127.0.0.1:" + pport + ")", "stopped:"} {
 		if !strings.Contains(pout.String(), want) {
@@ -199,19 +185,8 @@ func TestKafkaGatewayCommand(t *testing.T) {
 func TestBrokerGatewayCommands(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	bctx, stopBroker := context.WithCancel(ctx)
-	var bout, berr clitest.Buffer
-	addrCh := make(chan string, 1)
-	bdone := make(chan int, 1)
-	go func() {
-		bdone <- brokerMain(bctx, []string{"--listen", "127.0.0.1:0", "--topics", "cmd", "--partitions", "2"}, &bout, &berr, func(a string) { addrCh <- a })
-	}()
-	var brokerAddr string
-	select {
-	case brokerAddr = <-addrCh:
-	case code := <-bdone:
-		t.Fatalf("broker exited %d: %s", code, berr.String())
-	}
+	b := startBroker(t, ctx, "--listen", "127.0.0.1:0", "--topics", "cmd", "--partitions", "2")
+	brokerAddr, bout := b.addr, &b.out
 	// The gateway listens on Raptor at the broker's port number, so the
 	// Raptor dialer's default mapping (same host and port over UDP) works.
 	// The broker's own Raptor listener holds that UDP port, so use a
@@ -249,10 +224,7 @@ func TestBrokerGatewayCommands(t *testing.T) {
 	if code := <-gdone; code != 0 {
 		t.Fatalf("gateway exit %d: %s", code, gerr.String())
 	}
-	stopBroker()
-	if code := <-bdone; code != 0 {
-		t.Fatalf("broker exit %d: %s", code, berr.String())
-	}
+	b.stop(t)
 	for _, want := range []string{"raptor gateway: raptor://127.0.0.2:" + port + " -> tcp://" + brokerAddr, "draining", "stopped:"} {
 		if !strings.Contains(gout.String(), want) {
 			t.Errorf("gateway output lacks %q:\n%s", want, gout.String())
@@ -322,5 +294,38 @@ func TestBrokerMetricsFlag(t *testing.T) {
 	stop()
 	if code := <-done; code != 0 {
 		t.Errorf("broker exited %d: %s", code, errOut.String())
+	}
+}
+
+// inProcessBroker is `raptor broker` running in process (startBroker).
+type inProcessBroker struct {
+	addr     string // the address it printed as bound
+	out, err clitest.Buffer
+	cancel   context.CancelFunc
+	done     chan int
+}
+
+// startBroker runs `raptor broker args...` in process and waits for its
+// address; stop ends it as a signal would and checks its exit status.
+func startBroker(t *testing.T, ctx context.Context, args ...string) *inProcessBroker {
+	t.Helper()
+	bctx, cancel := context.WithCancel(ctx)
+	b := &inProcessBroker{cancel: cancel, done: make(chan int, 1)}
+	addrCh := make(chan string, 1)
+	go func() { b.done <- brokerMain(bctx, args, &b.out, &b.err, func(a string) { addrCh <- a }) }()
+	select {
+	case b.addr = <-addrCh:
+	case code := <-b.done:
+		cancel()
+		t.Fatalf("broker exited %d: %s", code, b.err.String())
+	}
+	return b
+}
+
+func (b *inProcessBroker) stop(t *testing.T) {
+	t.Helper()
+	b.cancel()
+	if code := <-b.done; code != 0 {
+		t.Fatalf("broker exit %d: %s", code, b.err.String())
 	}
 }
