@@ -436,3 +436,30 @@ func TestReadLoopBacksOff(t *testing.T) {
 		}
 	}
 }
+
+// TestIsICMPReport: the errnos Linux reports ICMP errors with are ICMP
+// reports however wrapped (udpio wraps them twice); other errors are not.
+func TestIsICMPReport(t *testing.T) {
+	wrap := func(e error) error {
+		return &udpio.OpError{Op: "read", Index: -1, Err: &net.OpError{Op: "read", Err: e}}
+	}
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{wrap(syscall.ECONNREFUSED), true},
+		{wrap(syscall.EHOSTUNREACH), true},
+		{wrap(syscall.ENETUNREACH), true},
+		{wrap(syscall.EMSGSIZE), true},
+		{wrap(syscall.ENONET), true},
+		{wrap(syscall.EPROTO), true},
+		{wrap(syscall.ENOBUFS), false},
+		{wrap(syscall.EBADF), false},
+		{wrap(net.ErrClosed), false},
+		{errors.New("broken"), false},
+	} {
+		if got := isICMPReport(tc.err); got != tc.want {
+			t.Errorf("isICMPReport(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}

@@ -315,10 +315,10 @@ func isICMPReport(err error) bool {
 	}
 	switch errno {
 	case syscall.ECONNREFUSED, syscall.EHOSTUNREACH, syscall.ENETUNREACH, syscall.EHOSTDOWN,
-		syscall.ENONET, syscall.ENOPROTOOPT, syscall.EMSGSIZE, syscall.EACCES, syscall.EPROTO, syscall.EOPNOTSUPP:
+		syscall.ENOPROTOOPT, syscall.EMSGSIZE, syscall.EACCES, syscall.EPROTO, syscall.EOPNOTSUPP:
 		return true
 	}
-	return false
+	return errno == errnoHostIsolated
 }
 
 // icmpReport handles an ICMP error about the peer that the kernel reported
