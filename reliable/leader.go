@@ -35,8 +35,10 @@ import (
 //     past on the PacketConn) when its stream is closed, its session ends or
 //     its read deadline passes; the holder of the token clears that deadline
 //     before it looks at its state again, so no interrupt is lost.
-//   - When the PacketConn is closed the leader hands the token to the loop,
-//     which sees the close and ends.
+//   - When the PacketConn is closed, or a read fails, the leader hands the
+//     token to the loop, which sees the close and ends, or retries the
+//     socket with a back-off (readLoop): nobody spins on a failing socket,
+//     and the loop does not lend the token after a failed read.
 //
 // A PacketConn that cannot interrupt a blocked ReadBatch (no SetReadDeadline:
 // DPDK ports, loss injectors) keeps the receive loop as its only reader.
@@ -199,7 +201,9 @@ func (e *endpoint) leadRead(st *Stream) {
 	l := &e.lead
 	l.leader.Store(st)
 	for !st.readReady() {
-		if !e.readOnce() {
+		if e.readOnce() != readAgain {
+			// Closed, or failing: the loop sees the close, or retries the
+			// socket with a back-off, while this Read waits for it.
 			l.leader.Store(nil)
 			l.handBack()
 			return
