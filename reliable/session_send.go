@@ -545,8 +545,8 @@ func (s *Session) packStreamLocked(st *Stream, b []byte, limit int, rec *sentPac
 		if room <= 0 {
 			return b, data, true
 		}
-		n := min(sp.hi-sp.lo, uint64(room))
-		f.Data = st.sendBytes(sp.lo, n)
+		f.Data = st.sendSpan(sp.lo, min(sp.hi-sp.lo, uint64(room))) // up to where the ring wraps: the rest goes next
+		n := uint64(len(f.Data))
 		f.Fin = st.finQueued && sp.lo+n == st.writeOff && st.writeOff == st.sendNext
 		b, _ = f.Append(b)
 		st.retx.remove(sp.lo, sp.lo+n)
@@ -558,45 +558,55 @@ func (s *Session) packStreamLocked(st *Stream, b []byte, limit int, rec *sentPac
 			return b, data, true
 		}
 	}
-	// New data, within both flow-control windows.
-	avail := st.writeOff - st.sendNext
-	credit := min(st.peerMax-min(st.peerMax, st.sendNext), s.peerMaxData-min(s.peerMaxData, s.sentData))
-	n := min(avail, credit)
-	if n > 0 && s.cfg.FlushDelay > 0 && !st.finQueued {
-		// Hold a small write back briefly so that more can join it.
-		if n < uint64(limit-len(b)-32) && now.Sub(st.pendingSince) < s.cfg.FlushDelay {
-			s.flushAt = st.pendingSince.Add(s.cfg.FlushDelay)
+	// New data, within both flow-control windows: one frame, or two where
+	// the data wraps around the end of the stream's send ring.
+	for first := true; ; first = false {
+		avail := st.writeOff - st.sendNext
+		credit := min(st.peerMax-min(st.peerMax, st.sendNext), s.peerMaxData-min(s.peerMaxData, s.sentData))
+		n := min(avail, credit)
+		if first && n > 0 && s.cfg.FlushDelay > 0 && !st.finQueued {
+			// Hold a small write back briefly so that more can join it.
+			if n < uint64(limit-len(b)-32) && now.Sub(st.pendingSince) < s.cfg.FlushDelay {
+				s.flushAt = st.pendingSince.Add(s.cfg.FlushDelay)
+				return b, data, false
+			}
+		}
+		finNow := st.finQueued && !st.finSent && st.sendNext+n == st.writeOff
+		if n == 0 && (!first || !st.needOpen) && !finNow {
 			return b, data, false
 		}
+		f := wire.StreamFrame{StreamID: st.id, Offset: st.sendNext, HasLen: true}
+		room := streamDataRoom(limit-len(b), &f)
+		if room < 0 || (room == 0 && n > 0) {
+			return b, data, true
+		}
+		full := false
+		if n > uint64(room) {
+			n, full, finNow = uint64(room), true, false
+		}
+		f.Data = st.sendSpan(st.sendNext, n)
+		wrapped := uint64(len(f.Data)) < n
+		if wrapped {
+			n, full, finNow = uint64(len(f.Data)), false, false
+		}
+		f.Fin = finNow
+		b, _ = f.Append(b)
+		c := chunk{stream: st.id, off: st.sendNext, n: uint32(n), fin: finNow}
+		st.sendNext += n
+		s.sentData += n
+		s.stats.add(CounterStreamBytesSent, n)
+		st.needOpen = false
+		if finNow {
+			st.finSent = true
+		}
+		data = true
+		if add(c) || full {
+			return b, true, true
+		}
+		if !wrapped {
+			return b, true, false
+		}
 	}
-	finNow := st.finQueued && !st.finSent && st.sendNext+n == st.writeOff
-	if n == 0 && !st.needOpen && !finNow {
-		return b, data, false
-	}
-	f := wire.StreamFrame{StreamID: st.id, Offset: st.sendNext, HasLen: true}
-	room := streamDataRoom(limit-len(b), &f)
-	if room < 0 || (room == 0 && n > 0) {
-		return b, data, true
-	}
-	full := false
-	if n > uint64(room) {
-		n, full, finNow = uint64(room), true, false
-	}
-	f.Data = st.sendBytes(st.sendNext, n)
-	f.Fin = finNow
-	b, _ = f.Append(b)
-	c := chunk{stream: st.id, off: st.sendNext, n: uint32(n), fin: finNow}
-	st.sendNext += n
-	s.sentData += n
-	s.stats.add(CounterStreamBytesSent, n)
-	st.needOpen = false
-	if finNow {
-		st.finSent = true
-	}
-	if add(c) {
-		full = true
-	}
-	return b, true, full
 }
 
 // idleLimitLocked is the idle timeout in force: the negotiated one, but never
