@@ -44,6 +44,8 @@ type Stream struct {
 	// Receive side. The ring recvBuf (bufpool.go) holds the received bytes
 	// of offsets [readOff, readOff+len(recvBuf)).
 	recvBuf       []byte
+	recvPeak      int      // the most recvBuf had to hold since it was taken
+	recvHint      int      // recvPeak of the last ring: the size the next one starts at
 	readOff       uint64   // next offset Read returns
 	recvd         rangeSet // received spans at or above readOff
 	highestRecv   uint64   // highest offset+len seen (flow-control accounting)
@@ -191,10 +193,14 @@ func (st *Stream) consumeLocked(n uint64) {
 	st.recvd.trimBelow(st.readOff)
 	s.recvSpans += len(st.recvd.s) - before
 	if st.recvd.empty() {
-		// Everything read: the buffer goes back to the pool.
+		// Everything read: the buffer goes back to the pool (an idle stream
+		// holds none). The next one starts at the size this one needed, so
+		// that a stream the reader drains often does not grow a new ring,
+		// copying, after every drain.
 		if st.recvBuf != nil {
 			s.putBufLocked(st.recvBuf, true)
 			st.recvBuf = nil
+			st.recvHint, st.recvPeak = st.recvPeak, 0
 		}
 	}
 	s.stats.add(CounterStreamBytesReceived, n)
@@ -505,12 +511,18 @@ func (st *Stream) onStreamFrameLocked(off uint64, data []byte, fin bool) error {
 	if st.recvd.contains(off, end) {
 		return st.acceptFlowLocked(end, fin)
 	}
-	// Make room: the ring must hold [readOff, end).
+	// Make room: the ring must hold [readOff, end); a new one starts at
+	// the size the last one needed, where the limits allow it.
 	need := int(end - st.readOff)
-	cost := growCost(st.recvBuf, need)
+	want := need
+	if st.recvBuf == nil && st.recvHint > need && s.holdLimitLocked(st, off, growCost(nil, st.recvHint)) == 0 {
+		want = st.recvHint
+	}
+	cost := growCost(st.recvBuf, want)
 	if s.refuseLocked(st, off, cost) {
 		return nil
 	}
+	st.recvPeak = max(st.recvPeak, need)
 	if err := st.acceptFlowLocked(end, fin); err != nil {
 		return err
 	}
@@ -519,7 +531,7 @@ func (st *Stream) onStreamFrameLocked(off uint64, data []byte, fin bool) error {
 		if n := len(st.recvd.s); n > 0 {
 			hi = max(hi, st.recvd.s[n-1].hi)
 		}
-		st.recvBuf = s.growRingLocked(st.recvBuf, st.readOff, hi, need, true)
+		st.recvBuf = s.growRingLocked(st.recvBuf, st.readOff, hi, want, true)
 	}
 	ringWrite(st.recvBuf, off, data)
 	if err := st.addRecvdLocked(off, end); err != nil {
@@ -547,25 +559,32 @@ func (st *Stream) acceptFlowLocked(end uint64, fin bool) error {
 }
 
 // refuseLocked decides whether data at off on st, needing cost more bytes
-// of buffer, must be refused (its packet left unacknowledged): at the
-// endpoint's memory ceiling, or, for data that cannot be read yet, over the
-// session's receive budget or span limit. Data that is readable at once is
-// taken whenever the endpoint has memory, so that the reader progresses.
+// of buffer, must be refused (its packet left unacknowledged), and if so
+// sets s.refused to the counter of the limit that held it (holdLimitLocked).
 func (s *Session) refuseLocked(st *Stream, off uint64, cost int) bool {
+	c := s.holdLimitLocked(st, off, cost)
+	if c == CounterLimitMemory || (c != 0 && s.refused == 0) {
+		s.refused = c
+	}
+	return c != 0
+}
+
+// holdLimitLocked is the limit that forbids taking cost more bytes of
+// buffer for data at off on st, or 0: the endpoint's memory ceiling, or,
+// for data that cannot be read yet, the session's receive budget or span
+// limit. Data that is readable at once is taken whenever the endpoint has
+// memory, so that the reader progresses.
+func (s *Session) holdLimitLocked(st *Stream, off uint64, cost int) Counter {
 	if cost > 0 && !s.memAllowsLocked(cost) {
-		s.refused = CounterLimitMemory
-		return true
+		return CounterLimitMemory
 	}
 	if off <= st.contiguousLocked() {
-		return false
+		return 0
 	}
 	if s.recvMem+cost+spanCost*s.recvSpans > s.recvBudget() || s.recvSpans >= maxSessionGaps {
-		if s.refused == 0 {
-			s.refused = CounterLimitReceiveBudget
-		}
-		return true
+		return CounterLimitReceiveBudget
 	}
-	return false
+	return 0
 }
 
 // onAckedLocked records that bytes [off, off+n) and maybe FIN arrived.
