@@ -109,8 +109,10 @@ func TestGrowRing(t *testing.T) {
 // TestSimRingWrapLossy sends writes of sizes that do not divide the ring
 // through loss and reordering with a small send buffer and receive window:
 // the rings wrap every few writes, data frames are cut at the wrap,
-// retransmissions read lost bytes back across it, and out-of-order data
-// lands on both sides of the receive ring's end. The bytes arrive intact.
+// retransmissions read lost bytes back across it, out-of-order data lands
+// on both sides of the receive ring's end, and protected packets are sealed
+// straight from the send ring (sealTailLocked) or, at the ring's start,
+// copied first. The bytes arrive intact.
 func TestSimRingWrapLossy(t *testing.T) {
 	link := simnet.LinkConfig{Loss: 0.10, Reorder: 0.25, ReorderDelay: 3 * time.Millisecond, Delay: 2 * time.Millisecond, Jitter: time.Millisecond}
 	for _, tc := range []struct {
@@ -140,6 +142,12 @@ func TestSimRingWrapLossy(t *testing.T) {
 					streamRoundTrip(t, l, s, want, tc.sizes)
 					if r := s.Stats().Counters[CounterRetransmits]; r == 0 {
 						t.Fatalf("no retransmissions through %v%% loss: the test did not read lost bytes back from the ring", link.Loss*100)
+					}
+					s.mu.Lock()
+					fromRing := s.sealedFromRing
+					s.mu.Unlock()
+					if protected := !cfg.InsecurePlaintext; protected != (fromRing > 0) {
+						t.Fatalf("protected %v: %d packets sealed straight from the send ring", protected, fromRing)
 					}
 				})
 			})
