@@ -100,16 +100,16 @@ func (s *Session) releaseMemLocked() {
 }
 
 // growRingLocked is bufPool.growRing with the change of capacity charged.
-func (s *Session) growRingLocked(buf []byte, lo, hi uint64, n int, recv bool) []byte {
+func (s *Session) growRingLocked(buf []byte, base, lo, hi uint64, n int, recv bool) ([]byte, uint64) {
 	old := len(buf)
-	nb := s.ep.bufs.growRing(buf, lo, hi, n)
+	nb, nbase := s.ep.bufs.growRing(buf, base, lo, hi, n)
 	if d := len(nb) - old; d != 0 {
 		s.chargeLocked(d)
 		if recv {
 			s.recvMem += d
 		}
 	}
-	return nb
+	return nb, nbase
 }
 
 // putBufLocked returns a stream buffer to the pool and its charge.

@@ -8,7 +8,9 @@ import "sync"
 // keeps at most poolDepth free buffers and lets the rest go.
 //
 // A stream buffer is a ring (ringPos): the byte at stream offset o is held
-// at buf[o mod len(buf)], len(buf) a power of two. Held bytes never move:
+// at buf[(o-base) mod len(buf)], len(buf) a power of two, base the lowest
+// live offset when the ring was taken (so that a ring the reader empties
+// often reuses its first, cache-warm bytes). Held bytes never move:
 // acknowledging (send side) or reading (receive side) only moves the lowest
 // live offset, and the bytes written next take the place of the ones
 // retired. Only growth copies, into a ring at least twice as large, so a
@@ -89,24 +91,25 @@ func ringSize(n int) int {
 	return c
 }
 
-// growRing returns a ring of at least n bytes that holds the bytes of ring
-// buf at stream offsets [lo, hi) (hi-lo <= n): buf itself when it is big
-// enough, else a larger ring from the pool, buf going back to it.
-func (p *bufPool) growRing(buf []byte, lo, hi uint64, n int) []byte {
+// growRing returns a ring of at least n bytes, and its base, that holds the
+// bytes of ring buf (of base base) at stream offsets [lo, hi) (hi-lo <= n):
+// buf itself when it is big enough, else a larger ring from the pool, of
+// base lo, buf going back to the pool.
+func (p *bufPool) growRing(buf []byte, base, lo, hi uint64, n int) ([]byte, uint64) {
 	if len(buf) >= n {
-		return buf
+		return buf, base
 	}
 	nb := p.get(ringSize(n))
 	nb = nb[:cap(nb)]
 	for off := lo; off < hi && buf != nil; {
-		b := ringSpan(buf, off, hi-off)
-		ringWrite(nb, off, b)
+		b := ringSpan(buf, off-base, hi-off)
+		ringWrite(nb, off-lo, b)
 		off += uint64(len(b))
 	}
 	if buf != nil {
 		p.put(buf)
 	}
-	return nb
+	return nb, lo
 }
 
 // growCost is how many bytes of capacity growRing(buf, ..., n) adds (the
@@ -118,25 +121,27 @@ func growCost(buf []byte, n int) int {
 	return ringSize(n) - len(buf)
 }
 
-// ringPos is where stream offset off is held in ring buf.
+// The ring helpers below take offsets relative to the ring's base.
+
+// ringPos is where relative offset off is held in ring buf.
 func ringPos(buf []byte, off uint64) int { return int(off & uint64(len(buf)-1)) }
 
-// ringSpan returns the bytes of ring buf at stream offsets [off, off+n)
-// that are contiguous in buf: all n of them, or those up to buf's end (the
-// rest start at buf[0]).
+// ringSpan returns the bytes of ring buf at offsets [off, off+n) that are
+// contiguous in buf: all n of them, or those up to buf's end (the rest start
+// at buf[0]).
 func ringSpan(buf []byte, off, n uint64) []byte {
 	i := ringPos(buf, off)
 	return buf[i : i+int(min(n, uint64(len(buf)-i)))]
 }
 
-// ringWrite copies p to stream offsets [off, off+len(p)) of ring buf
+// ringWrite copies p to offsets [off, off+len(p)) of ring buf
 // (len(p) <= len(buf)).
 func ringWrite(buf []byte, off uint64, p []byte) {
 	n := copy(buf[ringPos(buf, off):], p)
 	copy(buf, p[n:])
 }
 
-// ringRead copies the bytes of ring buf at stream offsets [off, off+len(p))
+// ringRead copies the bytes of ring buf at offsets [off, off+len(p))
 // to p (len(p) <= len(buf)).
 func ringRead(buf []byte, off uint64, p []byte) {
 	n := copy(p, buf[ringPos(buf, off):])

@@ -57,22 +57,24 @@ func TestRingReadWrite(t *testing.T) {
 }
 
 // TestGrowRing grows rings holding live bytes at wrapping offsets: the bytes
-// survive, the new ring is a class size, the cost is what growCost said and
-// the old ring goes back to the pool.
+// survive, the new ring is a class size whose base is the first live offset
+// (a ring with room keeps its base), and the cost is what growCost said.
 func TestGrowRing(t *testing.T) {
 	p := newBufPool(1 << 20)
 	for _, tc := range []struct {
 		name     string
 		oldSize  int
+		base     uint64 // of the old ring
 		lo, hi   uint64
 		need     int
 		wantSize int
 	}{
-		{"from nothing", 0, 100, 100, 1000, minBufClass},
-		{"room enough", minBufClass, 4000, 5000, 4096, minBufClass},
-		{"wrapped live bytes", minBufClass, 3*4096 + 3000, 4*4096 + 1000, 5000, 8192},
-		{"to a big class", minBufClass, 7, 4000, 300000, 512 << 10},
-		{"at the largest class", 512 << 10, 1 << 33, 1<<33 + 400000, 1 << 20, 1 << 20},
+		{"from nothing", 0, 0, 100, 100, 1000, minBufClass},
+		{"room enough", minBufClass, 1000, 4000, 5000, 4096, minBufClass},
+		{"wrapped live bytes", minBufClass, 0, 3*4096 + 3000, 4*4096 + 1000, 5000, 8192},
+		{"wrapped, with a base", minBufClass, 5, 3*4096 + 3000, 4*4096 + 1000, 5000, 8192},
+		{"to a big class", minBufClass, 3, 7, 4000, 300000, 512 << 10},
+		{"at the largest class", 512 << 10, 1<<33 - 12345, 1 << 33, 1<<33 + 400000, 1 << 20, 1 << 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var old []byte
@@ -85,19 +87,26 @@ func TestGrowRing(t *testing.T) {
 				live[i] = byte(i*7 + 3)
 			}
 			if old != nil {
-				ringWrite(old, tc.lo, live)
+				ringWrite(old, tc.lo-tc.base, live)
 			}
 			cost := growCost(old, tc.need)
-			nb := p.growRing(old, tc.lo, tc.hi, tc.need)
+			nb, base := p.growRing(old, tc.base, tc.lo, tc.hi, tc.need)
 			if len(nb) != tc.wantSize || cap(nb) != len(nb) {
 				t.Fatalf("grown ring len %d cap %d, want %d", len(nb), cap(nb), tc.wantSize)
 			}
 			if cost != len(nb)-len(old) {
 				t.Fatalf("growCost %d, grew by %d", cost, len(nb)-len(old))
 			}
+			wantBase := tc.base
+			if cost > 0 {
+				wantBase = tc.lo
+			}
+			if base != wantBase {
+				t.Fatalf("base %d after growth by %d, want %d", base, cost, wantBase)
+			}
 			if old != nil {
 				got := make([]byte, len(live))
-				ringRead(nb, tc.lo, got)
+				ringRead(nb, tc.lo-base, got)
 				if !bytes.Equal(got, live) {
 					t.Fatalf("live bytes [%d, %d) changed by growth", tc.lo, tc.hi)
 				}

@@ -556,7 +556,7 @@ func (s *Session) packStreamLocked(st *Stream, b []byte, limit int, rec *sentPac
 		f.Data = st.sendSpan(sp.lo, min(sp.hi-sp.lo, uint64(room))) // up to where the ring wraps: the rest goes next
 		n := uint64(len(f.Data))
 		f.Fin = st.finQueued && sp.lo+n == st.writeOff && st.writeOff == st.sendNext
-		b = s.appendDataLocked(b, &f, st.sendBuf)
+		b = s.appendDataLocked(b, &f, st)
 		st.retx.remove(sp.lo, sp.lo+n)
 		if f.Fin {
 			st.finSent = true
@@ -598,7 +598,7 @@ func (s *Session) packStreamLocked(st *Stream, b []byte, limit int, rec *sentPac
 			n, full, finNow = uint64(len(f.Data)), false, false
 		}
 		f.Fin = finNow
-		b = s.appendDataLocked(b, &f, st.sendBuf)
+		b = s.appendDataLocked(b, &f, st)
 		c := chunk{stream: st.id, off: st.sendNext, n: uint32(n), fin: finNow}
 		st.sendNext += n
 		s.sentData += n
@@ -655,12 +655,12 @@ type packetTail struct {
 // more (a long ACK frame) is copied and sealed in place.
 const tailPrefix = 256
 
-// appendDataLocked appends STREAM frame f, whose data is held in send ring
+// appendDataLocked appends STREAM frame f, whose data is held in st's send
 // ring. With packet protection the data is not copied: its room is
 // reserved and it becomes the packet's tail, which queueOut seals straight
 // from the ring (sealTailLocked) if nothing follows it. A tail that another
 // data frame follows is copied in first.
-func (s *Session) appendDataLocked(b []byte, f *wire.StreamFrame, ring []byte) []byte {
+func (s *Session) appendDataLocked(b []byte, f *wire.StreamFrame, st *Stream) []byte {
 	s.fillTailLocked(b)
 	if s.prot.keys == nil || len(f.Data) == 0 {
 		b, _ = f.Append(b)
@@ -670,7 +670,7 @@ func (s *Session) appendDataLocked(b []byte, f *wire.StreamFrame, ring []byte) [
 	if err != nil {
 		return b
 	}
-	s.tail = packetTail{ring: ring, at: len(b), pos: ringPos(ring, f.Offset), n: len(f.Data)}
+	s.tail = packetTail{ring: st.sendBuf, at: len(b), pos: ringPos(st.sendBuf, f.Offset-st.sendRing), n: len(f.Data)}
 	return b[:len(b)+len(f.Data)]
 }
 

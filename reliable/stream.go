@@ -20,8 +20,9 @@ type Stream struct {
 	// Everything below is guarded by s.mu.
 
 	// Send side. Bytes [sendBase, writeOff) are held in the ring sendBuf
-	// (bufpool.go): retransmissions read them back from it.
+	// (bufpool.go), of base sendRing: retransmissions read them back from it.
 	sendBuf      []byte
+	sendRing     uint64
 	sendBase     uint64   // every byte below is acknowledged
 	writeOff     uint64   // end of the bytes written by the application
 	sendNext     uint64   // lowest offset never sent
@@ -41,9 +42,10 @@ type Stream struct {
 	dataBlocked  bool      // on the session's dataBlocked list
 	pendingSince time.Time // when unsent data started waiting (FlushDelay)
 
-	// Receive side. The ring recvBuf (bufpool.go) holds the received bytes
-	// of offsets [readOff, readOff+len(recvBuf)).
+	// Receive side. The ring recvBuf (bufpool.go), of base recvRing, holds
+	// the received bytes of offsets [readOff, readOff+len(recvBuf)).
 	recvBuf       []byte
+	recvRing      uint64
 	recvPeak      int      // the most recvBuf had to hold since it was taken
 	recvHint      int      // recvPeak of the last ring: the size the next one starts at
 	readOff       uint64   // next offset Read returns
@@ -164,7 +166,7 @@ func (st *Stream) readLocked(p []byte) (int, error) {
 	avail := st.contiguousLocked() - st.readOff
 	if avail > 0 && len(p) > 0 {
 		n := min(avail, uint64(len(p)))
-		ringRead(st.recvBuf, st.readOff, p[:n])
+		ringRead(st.recvBuf, st.readOff-st.recvRing, p[:n])
 		st.consumeLocked(n)
 		return int(n), nil
 	}
@@ -269,8 +271,8 @@ func (st *Stream) Write(p []byte) (int, error) {
 				now = time.Now()
 				st.pendingSince = now
 			}
-			st.sendBuf = s.growRingLocked(st.sendBuf, st.sendBase, st.writeOff, need, false)
-			ringWrite(st.sendBuf, st.writeOff, p[:n])
+			st.sendBuf, st.sendRing = s.growRingLocked(st.sendBuf, st.sendRing, st.sendBase, st.writeOff, need, false)
+			ringWrite(st.sendBuf, st.writeOff-st.sendRing, p[:n])
 			st.writeOff += uint64(n)
 			s.sendBuffered += n
 			s.enqueueLocked(st)
@@ -311,7 +313,7 @@ func (st *Stream) sendSpan(off, n uint64) []byte {
 	if n == 0 {
 		return nil
 	}
-	return ringSpan(st.sendBuf, off, n)
+	return ringSpan(st.sendBuf, off-st.sendRing, n)
 }
 
 // CloseWrite half-closes the stream: the peer reads io.EOF after all the data
@@ -531,9 +533,9 @@ func (st *Stream) onStreamFrameLocked(off uint64, data []byte, fin bool) error {
 		if n := len(st.recvd.s); n > 0 {
 			hi = max(hi, st.recvd.s[n-1].hi)
 		}
-		st.recvBuf = s.growRingLocked(st.recvBuf, st.readOff, hi, want, true)
+		st.recvBuf, st.recvRing = s.growRingLocked(st.recvBuf, st.recvRing, st.readOff, hi, want, true)
 	}
-	ringWrite(st.recvBuf, off, data)
+	ringWrite(st.recvBuf, off-st.recvRing, data)
 	if err := st.addRecvdLocked(off, end); err != nil {
 		return err
 	}
