@@ -51,7 +51,7 @@ func randomSeed() uint64 {
 
 // recvBudget is what a session's receive side may hold in buffers and
 // spans for data that cannot be read yet: twice the session window, since
-// buffers come in power-of-two sizes.
+// buffers come in power-of-two sizes (ringSize).
 func (s *Session) recvBudget() int { return 2 * s.cfg.SessionReceiveWindow }
 
 // memAllowsLocked reports whether the session may take n more bytes of
@@ -99,17 +99,17 @@ func (s *Session) releaseMemLocked() {
 	s.ep.wakeMemWaiters(math.MinInt64) // the fair shares grew: everyone looks again
 }
 
-// growBufLocked is bufPool.grow with the change of capacity charged.
-func (s *Session) growBufLocked(buf []byte, head, n int, recv bool) ([]byte, int) {
-	old := cap(buf)
-	nb, h := s.ep.bufs.grow(buf, head, n)
-	if d := cap(nb) - old; d != 0 {
+// growRingLocked is bufPool.growRing with the change of capacity charged.
+func (s *Session) growRingLocked(buf []byte, base, lo, hi uint64, n int, recv bool) ([]byte, uint64) {
+	old := len(buf)
+	nb, nbase := s.ep.bufs.growRing(buf, base, lo, hi, n)
+	if d := len(nb) - old; d != 0 {
 		s.chargeLocked(d)
 		if recv {
 			s.recvMem += d
 		}
 	}
-	return nb, h
+	return nb, nbase
 }
 
 // putBufLocked returns a stream buffer to the pool and its charge.

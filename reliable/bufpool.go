@@ -3,16 +3,19 @@ package reliable
 import "sync"
 
 // bufPool recycles stream buffers by size class (4 KiB, 8 KiB, 16 KiB, ...,
-// up to twice the most a stream holds), so that steady-state streaming
-// allocates nothing and idle streams hold no buffer. One pool per endpoint;
-// each class keeps at most poolDepth free buffers and lets the rest go.
+// up to the most a stream holds), so that steady-state streaming allocates
+// nothing and idle streams hold no buffer. One pool per endpoint; each class
+// keeps at most poolDepth free buffers and lets the rest go.
 //
-// A stream buffer is linear: live bytes buf[head:] move to the front when
-// the end is reached. grow keeps that move cheap by keeping at most half of
-// a buffer live (a buffer twice the live bytes), so moving the live bytes
-// costs at most one copy per byte written, and usually far less: a buffer
-// exactly as big as its live bytes would move nearly all of them for every
-// few bytes acknowledged or read.
+// A stream buffer is a ring (ringPos): the byte at stream offset o is held
+// at buf[(o-base) mod len(buf)], len(buf) a power of two, base the lowest
+// live offset when the ring was taken (so that a ring the reader empties
+// often reuses its first, cache-warm bytes). Held bytes never move:
+// acknowledging (send side) or reading (receive side) only moves the lowest
+// live offset, and the bytes written next take the place of the ones
+// retired. Only growth copies, into a ring at least twice as large, so a
+// byte is copied by growth at most once on average over the life of a
+// stream and not at all once the ring has reached its steady size.
 type bufPool struct {
 	mu      sync.Mutex
 	classes []int
@@ -27,9 +30,9 @@ const (
 
 func newBufPool(maxSize int) *bufPool {
 	p := &bufPool{}
-	for c := minBufClass; ; c *= 2 { // powers of two, up to twice the most a stream holds (see grow)
+	for c := minBufClass; ; c *= 2 { // powers of two, up to a ring of the most a stream holds
 		p.classes = append(p.classes, c)
-		if c >= 2*maxSize {
+		if c >= maxSize {
 			break
 		}
 	}
@@ -78,53 +81,71 @@ func (p *bufPool) put(b []byte) {
 	}
 }
 
-// grow returns buf with room for n more bytes: the live bytes buf[head:] move
-// to the start of buf if they and the n bytes take at most half of it (or
-// it is of the largest class), else to a buffer from the pool of twice
-// that size.
-func (p *bufPool) grow(buf []byte, head, n int) ([]byte, int) {
-	live := len(buf) - head
-	if cap(buf)-len(buf) >= n {
-		return buf, head
+// ringSize is the length of the ring grown for n bytes: the smallest power
+// of two of at least n and minBufClass (a class size within the classes).
+func ringSize(n int) int {
+	c := minBufClass
+	for c < n {
+		c *= 2
 	}
-	if p.compacts(buf, live+n) {
-		copy(buf, buf[head:])
-		return buf[:live], 0
+	return c
+}
+
+// growRing returns a ring of at least n bytes, and its base, that holds the
+// bytes of ring buf (of base base) at stream offsets [lo, hi) (hi-lo <= n):
+// buf itself when it is big enough, else a larger ring from the pool, of
+// base lo, buf going back to the pool.
+func (p *bufPool) growRing(buf []byte, base, lo, hi uint64, n int) ([]byte, uint64) {
+	if len(buf) >= n {
+		return buf, base
 	}
-	nb := p.get(p.growTo(live + n))
-	nb = append(nb, buf[head:]...)
+	nb := p.get(ringSize(n))
+	nb = nb[:cap(nb)]
+	for off := lo; off < hi && buf != nil; {
+		b := ringSpan(buf, off-base, hi-off)
+		ringWrite(nb, off-lo, b)
+		off += uint64(len(b))
+	}
 	if buf != nil {
 		p.put(buf)
 	}
-	return nb, 0
+	return nb, lo
 }
 
-// growCost is how many bytes of capacity grow(buf, head, n) would add (the
-// new buffer's minus the old one's): 0 when buf has room.
-func (p *bufPool) growCost(buf []byte, head, n int) int {
-	live := len(buf) - head
-	if cap(buf)-len(buf) >= n || p.compacts(buf, live+n) {
+// growCost is how many bytes of capacity growRing(buf, ..., n) adds (the
+// new ring's minus the old one's): 0 when buf has room.
+func growCost(buf []byte, n int) int {
+	if len(buf) >= n {
 		return 0
 	}
-	want := p.growTo(live + n)
-	for _, c := range p.classes {
-		if c >= want {
-			return c - cap(buf)
-		}
-	}
-	return want - cap(buf)
+	return ringSize(n) - len(buf)
 }
 
-// compacts reports whether grow moves want bytes to the start of buf
-// rather than to a new buffer.
-func (p *bufPool) compacts(buf []byte, want int) bool {
-	return buf != nil && want <= cap(buf) && (2*want <= cap(buf) || cap(buf) >= p.classes[len(p.classes)-1])
+// The ring helpers below take offsets relative to the ring's base.
+
+// ringPos is where relative offset off is held in ring buf.
+func ringPos(buf []byte, off uint64) int { return int(off & uint64(len(buf)-1)) }
+
+// ringSpan returns the bytes of ring buf at offsets [off, off+n) that are
+// contiguous in buf: all n of them, or those up to buf's end (the rest start
+// at buf[0]).
+func ringSpan(buf []byte, off, n uint64) []byte {
+	i := ringPos(buf, off)
+	return buf[i : i+int(min(n, uint64(len(buf)-i)))]
 }
 
-// growTo is the size grow asks of the pool for want bytes: twice them,
-// within the largest class (but never less than want).
-func (p *bufPool) growTo(want int) int {
-	return max(want, min(2*want, p.classes[len(p.classes)-1]))
+// ringWrite copies p to offsets [off, off+len(p)) of ring buf
+// (len(p) <= len(buf)).
+func ringWrite(buf []byte, off uint64, p []byte) {
+	n := copy(buf[ringPos(buf, off):], p)
+	copy(buf, p[n:])
+}
+
+// ringRead copies the bytes of ring buf at offsets [off, off+len(p))
+// to p (len(p) <= len(buf)).
+func ringRead(buf []byte, off uint64, p []byte) {
+	n := copy(p, buf[ringPos(buf, off):])
+	copy(p[n:], buf)
 }
 
 // getOut returns a pooled datagram buffer with room for size bytes: a

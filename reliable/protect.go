@@ -187,7 +187,17 @@ func padForSample(b []byte, pnOff, hdrLen int) []byte {
 // that header protection covers. pkt must have room for the tag.
 func sealPacket(k *aeadKey, hp *hpKey, pkt []byte, pnOff, hdrLen int, pn uint64, firstMask byte) []byte {
 	pkt = padForSample(pkt, pnOff, hdrLen)
-	out := k.aead.Seal(pkt[:hdrLen], k.nonceFor(pn), pkt[hdrLen:], pkt[:hdrLen])
+	return sealPacketFrom(k, hp, pkt[:hdrLen], pkt[hdrLen:], pnOff, pn, firstMask)
+}
+
+// sealPacketFrom seals the packet of header hdr and plaintext payload pt
+// into hdr's buffer, after hdr, and returns it: pt is either exactly there
+// (sealing in place) or anywhere that does not overlap it (the AEAD then
+// copies as it encrypts). hdr's buffer must have room for pt and the tag,
+// and pt must be long enough for the sample (padForSample).
+func sealPacketFrom(k *aeadKey, hp *hpKey, hdr, pt []byte, pnOff int, pn uint64, firstMask byte) []byte {
+	hdrLen := len(hdr)
+	out := k.aead.Seal(hdr, k.nonceFor(pn), pt, hdr)
 	var m [16]byte
 	hp.mask(out[pnOff+hpSampleOffset:pnOff+hpSampleOffset+hpSampleLen], &m)
 	out[0] ^= m[0] & firstMask
@@ -290,16 +300,24 @@ func newAppKeys(suite uint16, sealSecret, openSecret []byte, updateAfter uint64)
 }
 
 // sealShort seals a short-header packet whose header (packet number pn) ends
-// at hdrLen, updating the send keys first when this generation is used up.
+// at hdrLen, in place, updating the send keys first when this generation is
+// used up.
 func (k *appKeys) sealShort(pkt []byte, hdrLen int, pn uint64) []byte {
+	pkt = padForSample(pkt, wire.ShortPNOffset, hdrLen)
+	return k.sealShortFrom(pkt[:hdrLen], pkt[hdrLen:], pn)
+}
+
+// sealShortFrom is sealShort for a payload pt held apart from the header hdr
+// (sealPacketFrom); pt must be long enough for the sample.
+func (k *appKeys) sealShortFrom(hdr, pt []byte, pn uint64) []byte {
 	if k.sealed >= k.updateAfter && k.peerInPhase {
 		k.updateSeal()
 	}
 	if k.sealPhase {
-		pkt[0] |= 0x04
+		hdr[0] |= 0x04
 	}
 	k.sealed++
-	return sealPacket(&k.seal, &k.sealHP, pkt, wire.ShortPNOffset, hdrLen, pn, 0x1f)
+	return sealPacketFrom(&k.seal, &k.sealHP, hdr, pt, wire.ShortPNOffset, pn, 0x1f)
 }
 
 func (k *appKeys) updateSeal() {

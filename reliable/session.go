@@ -132,9 +132,13 @@ type Session struct {
 	// packing scratch, reused
 	ackFrame wire.AckFrame
 	nakFrame wire.NakFrame
-	outBufs  [][]byte
-	outAddrs []netip.AddrPort
-	outPool  []*[]byte
+	tail     packetTail       // the packet's last STREAM data, still in its send ring
+	tailSave [tailPrefix]byte // ring bytes sealTailLocked borrows
+	// sealedFromRing counts packets sealed straight from a send ring (tests).
+	sealedFromRing uint64
+	outBufs        [][]byte
+	outAddrs       []netip.AddrPort
+	outPool        []*[]byte
 }
 
 func newSession(ep *endpoint, isClient bool, localID wire.ConnID, peer netip.AddrPort) *Session {

@@ -289,7 +289,11 @@ func (s *Session) newOutSized(size int) ([]byte, *[]byte) {
 }
 
 func (s *Session) queueOut(b []byte, bp *[]byte) {
-	b = s.sealOutLocked(b)
+	if s.tail.ring != nil {
+		b = s.sealTailLocked(b)
+	} else {
+		b = s.sealOutLocked(b)
+	}
 	*bp = b[:0]
 	s.outBufs = append(s.outBufs, b)
 	s.outAddrs = append(s.outAddrs, s.peer)
@@ -449,6 +453,7 @@ func (s *Session) packOneLocked(now time.Time) bool {
 		s.requeue = requeue[:0]
 	}
 	if !eliciting && !hasNak && !(hasAck && s.rcv.ackNow) {
+		s.tail = packetTail{}
 		s.ep.putOut(bp)
 		return false
 	}
@@ -548,10 +553,10 @@ func (s *Session) packStreamLocked(st *Stream, b []byte, limit int, rec *sentPac
 		if room <= 0 {
 			return b, data, true
 		}
-		n := min(sp.hi-sp.lo, uint64(room))
-		f.Data = st.sendBytes(sp.lo, n)
+		f.Data = st.sendSpan(sp.lo, min(sp.hi-sp.lo, uint64(room))) // up to where the ring wraps: the rest goes next
+		n := uint64(len(f.Data))
 		f.Fin = st.finQueued && sp.lo+n == st.writeOff && st.writeOff == st.sendNext
-		b, _ = f.Append(b)
+		b = s.appendDataLocked(b, &f, st)
 		st.retx.remove(sp.lo, sp.lo+n)
 		if f.Fin {
 			st.finSent = true
@@ -561,45 +566,55 @@ func (s *Session) packStreamLocked(st *Stream, b []byte, limit int, rec *sentPac
 			return b, data, true
 		}
 	}
-	// New data, within both flow-control windows.
-	avail := st.writeOff - st.sendNext
-	credit := min(st.peerMax-min(st.peerMax, st.sendNext), s.peerMaxData-min(s.peerMaxData, s.sentData))
-	n := min(avail, credit)
-	if n > 0 && s.cfg.FlushDelay > 0 && !st.finQueued {
-		// Hold a small write back briefly so that more can join it.
-		if n < uint64(limit-len(b)-32) && now.Sub(st.pendingSince) < s.cfg.FlushDelay {
-			s.flushAt = st.pendingSince.Add(s.cfg.FlushDelay)
+	// New data, within both flow-control windows: one frame, or two where
+	// the data wraps around the end of the stream's send ring.
+	for first := true; ; first = false {
+		avail := st.writeOff - st.sendNext
+		credit := min(st.peerMax-min(st.peerMax, st.sendNext), s.peerMaxData-min(s.peerMaxData, s.sentData))
+		n := min(avail, credit)
+		if first && n > 0 && s.cfg.FlushDelay > 0 && !st.finQueued {
+			// Hold a small write back briefly so that more can join it.
+			if n < uint64(limit-len(b)-32) && now.Sub(st.pendingSince) < s.cfg.FlushDelay {
+				s.flushAt = st.pendingSince.Add(s.cfg.FlushDelay)
+				return b, data, false
+			}
+		}
+		finNow := st.finQueued && !st.finSent && st.sendNext+n == st.writeOff
+		if n == 0 && (!first || !st.needOpen) && !finNow {
 			return b, data, false
 		}
+		f := wire.StreamFrame{StreamID: st.id, Offset: st.sendNext, HasLen: true}
+		room := streamDataRoom(limit-len(b), &f)
+		if room < 0 || (room == 0 && n > 0) {
+			return b, data, true
+		}
+		full := false
+		if n > uint64(room) {
+			n, full, finNow = uint64(room), true, false
+		}
+		f.Data = st.sendSpan(st.sendNext, n)
+		wrapped := uint64(len(f.Data)) < n
+		if wrapped {
+			n, full, finNow = uint64(len(f.Data)), false, false
+		}
+		f.Fin = finNow
+		b = s.appendDataLocked(b, &f, st)
+		c := chunk{stream: st.id, off: st.sendNext, n: uint32(n), fin: finNow}
+		st.sendNext += n
+		s.sentData += n
+		s.stats.add(CounterStreamBytesSent, n)
+		st.needOpen = false
+		if finNow {
+			st.finSent = true
+		}
+		data = true
+		if add(c) || full {
+			return b, true, true
+		}
+		if !wrapped {
+			return b, true, false
+		}
 	}
-	finNow := st.finQueued && !st.finSent && st.sendNext+n == st.writeOff
-	if n == 0 && !st.needOpen && !finNow {
-		return b, data, false
-	}
-	f := wire.StreamFrame{StreamID: st.id, Offset: st.sendNext, HasLen: true}
-	room := streamDataRoom(limit-len(b), &f)
-	if room < 0 || (room == 0 && n > 0) {
-		return b, data, true
-	}
-	full := false
-	if n > uint64(room) {
-		n, full, finNow = uint64(room), true, false
-	}
-	f.Data = st.sendBytes(st.sendNext, n)
-	f.Fin = finNow
-	b, _ = f.Append(b)
-	c := chunk{stream: st.id, off: st.sendNext, n: uint32(n), fin: finNow}
-	st.sendNext += n
-	s.sentData += n
-	s.stats.add(CounterStreamBytesSent, n)
-	st.needOpen = false
-	if finNow {
-		st.finSent = true
-	}
-	if add(c) {
-		full = true
-	}
-	return b, true, full
 }
 
 // idleLimitLocked is the idle timeout in force: the negotiated one, but never
@@ -624,4 +639,75 @@ func streamDataRoom(space int, f *wire.StreamFrame) int {
 		return max(best, d-v.l)
 	}
 	return best
+}
+
+// packetTail is a STREAM frame's data that ends the packet being built and
+// is not copied into it: it is still in the stream's send ring, at
+// ring[pos:pos+n], and goes to the packet's bytes [at, at+n).
+type packetTail struct {
+	ring    []byte
+	at, pos int
+	n       int
+}
+
+// tailPrefix bounds the frames before a packet's tail (header excluded)
+// that sealTailLocked puts in front of the tail in the ring; a packet with
+// more (a long ACK frame) is copied and sealed in place.
+const tailPrefix = 256
+
+// appendDataLocked appends STREAM frame f, whose data is held in st's send
+// ring. With packet protection the data is not copied: its room is
+// reserved and it becomes the packet's tail, which queueOut seals straight
+// from the ring (sealTailLocked) if nothing follows it. A tail that another
+// data frame follows is copied in first.
+func (s *Session) appendDataLocked(b []byte, f *wire.StreamFrame, st *Stream) []byte {
+	s.fillTailLocked(b)
+	if s.prot.keys == nil || len(f.Data) == 0 {
+		b, _ = f.Append(b)
+		return b
+	}
+	b, err := f.AppendHeader(b)
+	if err != nil {
+		return b
+	}
+	s.tail = packetTail{ring: st.sendBuf, at: len(b), pos: ringPos(st.sendBuf, f.Offset-st.sendRing), n: len(f.Data)}
+	return b[:len(b)+len(f.Data)]
+}
+
+// fillTailLocked copies the packet's tail, if any, into packet b.
+func (s *Session) fillTailLocked(b []byte) {
+	if t := &s.tail; t.ring != nil {
+		copy(b[t.at:t.at+t.n], t.ring[t.pos:t.pos+t.n])
+		*t = packetTail{}
+	}
+}
+
+// sealTailLocked seals short-header packet b, which ends with its tail,
+// reading the tail from the stream's send ring: the AEAD encrypts the bytes
+// from where Write put them into the packet, so they are not copied first.
+// The AEAD takes one contiguous plaintext, so the packet's frames before
+// the tail are put in front of it in the ring for the call, in place of
+// ring bytes that are saved and put back right after (all under
+// Session.mu, which every use of the ring holds). A packet whose frames do
+// not fit in front (the tail at the ring's start, a long ACK) or that ends
+// otherwise is copied and sealed in place.
+func (s *Session) sealTailLocked(b []byte) []byte {
+	t := s.tail
+	pn, l := wire.ReadVarint(b[wire.ShortPNOffset:])
+	hdrLen := wire.ShortPNOffset + l
+	k := t.at - hdrLen // bytes of frames before the tail
+	if l == 0 || t.at+t.n != len(b) || k < 0 || k > t.pos || k > len(s.tailSave) ||
+		len(b)-wire.ShortPNOffset < minProtectedPayload || cap(b)-len(b) < aeadTagLen {
+		s.fillTailLocked(b)
+		return s.sealOutLocked(b)
+	}
+	s.tail = packetTail{}
+	pt := t.ring[t.pos-k : t.pos+t.n]
+	save := s.tailSave[:k]
+	copy(save, pt[:k])
+	copy(pt[:k], b[hdrLen:t.at])
+	out := s.prot.keys.sealShortFrom(b[:hdrLen], pt, pn)
+	copy(pt[:k], save)
+	s.sealedFromRing++
+	return out
 }

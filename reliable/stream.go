@@ -19,9 +19,10 @@ type Stream struct {
 
 	// Everything below is guarded by s.mu.
 
-	// Send side. Bytes [sendBase, writeOff) are held at sendBuf[sendHead:].
+	// Send side. Bytes [sendBase, writeOff) are held in the ring sendBuf
+	// (bufpool.go), of base sendRing: retransmissions read them back from it.
 	sendBuf      []byte
-	sendHead     int
+	sendRing     uint64
 	sendBase     uint64   // every byte below is acknowledged
 	writeOff     uint64   // end of the bytes written by the application
 	sendNext     uint64   // lowest offset never sent
@@ -41,9 +42,12 @@ type Stream struct {
 	dataBlocked  bool      // on the session's dataBlocked list
 	pendingSince time.Time // when unsent data started waiting (FlushDelay)
 
-	// Receive side. recvBuf[i] holds offset recvBase+i.
+	// Receive side. The ring recvBuf (bufpool.go), of base recvRing, holds
+	// the received bytes of offsets [readOff, readOff+len(recvBuf)).
 	recvBuf       []byte
-	recvBase      uint64
+	recvRing      uint64
+	recvPeak      int      // the most recvBuf had to hold since it was taken
+	recvHint      int      // recvPeak of the last ring: the size the next one starts at
 	readOff       uint64   // next offset Read returns
 	recvd         rangeSet // received spans at or above readOff
 	highestRecv   uint64   // highest offset+len seen (flow-control accounting)
@@ -161,10 +165,10 @@ func (st *Stream) readLocked(p []byte) (int, error) {
 	}
 	avail := st.contiguousLocked() - st.readOff
 	if avail > 0 && len(p) > 0 {
-		i := st.readOff - st.recvBase
-		n := copy(p, st.recvBuf[i:i+min(avail, uint64(len(p)))])
-		st.consumeLocked(uint64(n))
-		return n, nil
+		n := min(avail, uint64(len(p)))
+		ringRead(st.recvBuf, st.readOff-st.recvRing, p[:n])
+		st.consumeLocked(n)
+		return int(n), nil
 	}
 	if st.readErr != nil {
 		return 0, st.readErr
@@ -191,11 +195,14 @@ func (st *Stream) consumeLocked(n uint64) {
 	st.recvd.trimBelow(st.readOff)
 	s.recvSpans += len(st.recvd.s) - before
 	if st.recvd.empty() {
-		// Everything read: the buffer goes back to the pool.
-		st.recvBase = st.readOff
+		// Everything read: the buffer goes back to the pool (an idle stream
+		// holds none). The next one starts at the size this one needed, so
+		// that a stream the reader drains often does not grow a new ring,
+		// copying, after every drain.
 		if st.recvBuf != nil {
 			s.putBufLocked(st.recvBuf, true)
 			st.recvBuf = nil
+			st.recvHint, st.recvPeak = st.recvPeak, 0
 		}
 	}
 	s.stats.add(CounterStreamBytesReceived, n)
@@ -216,8 +223,7 @@ func (st *Stream) dropRecvLocked() {
 	s.recvSpans -= len(st.recvd.s)
 	st.recvd.clear()
 	if st.recvBuf != nil {
-		s.chargeLocked(-cap(st.recvBuf))
-		s.recvMem -= cap(st.recvBuf)
+		s.putBufLocked(st.recvBuf, true)
 		st.recvBuf = nil
 	}
 }
@@ -244,7 +250,8 @@ func (st *Stream) Write(p []byte) (int, error) {
 		}
 		if free > 0 && len(p) > 0 {
 			n := min(free, len(p))
-			if cost := s.ep.bufs.growCost(st.sendBuf, st.sendHead, n); cost > 0 && !s.memAllowsLocked(cost) {
+			need := int(st.writeOff-st.sendBase) + n
+			if cost := growCost(st.sendBuf, need); cost > 0 && !s.memAllowsLocked(cost) {
 				// At the memory ceiling: wait until some is released. Register
 				// first, then look again, so that no release is missed.
 				s.addMemWaiterLocked(st, cost)
@@ -264,8 +271,8 @@ func (st *Stream) Write(p []byte) (int, error) {
 				now = time.Now()
 				st.pendingSince = now
 			}
-			st.sendBuf, st.sendHead = s.growBufLocked(st.sendBuf, st.sendHead, n, false)
-			st.sendBuf = append(st.sendBuf, p[:n]...)
+			st.sendBuf, st.sendRing = s.growRingLocked(st.sendBuf, st.sendRing, st.sendBase, st.writeOff, need, false)
+			ringWrite(st.sendBuf, st.writeOff-st.sendRing, p[:n])
 			st.writeOff += uint64(n)
 			s.sendBuffered += n
 			s.enqueueLocked(st)
@@ -300,10 +307,13 @@ func (st *Stream) writeErrLocked() error {
 	return nil
 }
 
-// sendBytes returns the buffered bytes [off, off+n).
-func (st *Stream) sendBytes(off, n uint64) []byte {
-	i := st.sendHead + int(off-st.sendBase)
-	return st.sendBuf[i : i+int(n)]
+// sendSpan returns the buffered bytes [off, off+n), or the first of them up
+// to where the ring wraps: the rest start at the ring's start.
+func (st *Stream) sendSpan(off, n uint64) []byte {
+	if n == 0 {
+		return nil
+	}
+	return ringSpan(st.sendBuf, off-st.sendRing, n)
 }
 
 // CloseWrite half-closes the stream: the peer reads io.EOF after all the data
@@ -388,7 +398,7 @@ func (st *Stream) resetLocked(code ErrorCode, err error) {
 	st.sendBase = st.writeOff
 	if st.sendBuf != nil {
 		st.s.putBufLocked(st.sendBuf, false)
-		st.sendBuf, st.sendHead = nil, 0
+		st.sendBuf = nil
 	}
 	st.s.enqueueLocked(st)
 	signal(st.writeCh)
@@ -503,35 +513,29 @@ func (st *Stream) onStreamFrameLocked(off uint64, data []byte, fin bool) error {
 	if st.recvd.contains(off, end) {
 		return st.acceptFlowLocked(end, fin)
 	}
-	// Make room: slide unread bytes to the front, then grow.
-	grow, head, need := false, 0, 0
-	if want := end - st.recvBase; want > uint64(cap(st.recvBuf)) || st.readOff-st.recvBase > uint64(cap(st.recvBuf))/2 {
-		grow = true
-		head = int(st.readOff - st.recvBase)
-		if st.readOff-st.recvBase > uint64(len(st.recvBuf)) {
-			head = len(st.recvBuf)
-		}
-		need = int(end-st.readOff) - (len(st.recvBuf) - head)
+	// Make room: the ring must hold [readOff, end); a new one starts at
+	// the size the last one needed, where the limits allow it.
+	need := int(end - st.readOff)
+	want := need
+	if st.recvBuf == nil && st.recvHint > need && s.holdLimitLocked(st, off, growCost(nil, st.recvHint)) == 0 {
+		want = st.recvHint
 	}
-	cost := 0
-	if grow {
-		cost = s.ep.bufs.growCost(st.recvBuf, head, need)
-	}
+	cost := growCost(st.recvBuf, want)
 	if s.refuseLocked(st, off, cost) {
 		return nil
 	}
+	st.recvPeak = max(st.recvPeak, need)
 	if err := st.acceptFlowLocked(end, fin); err != nil {
 		return err
 	}
-	if grow {
-		var h int
-		st.recvBuf, h = s.growBufLocked(st.recvBuf, head, need, true)
-		st.recvBase = st.readOff - uint64(h)
+	if cost > 0 {
+		hi := st.readOff // the held bytes end at the last received span
+		if n := len(st.recvd.s); n > 0 {
+			hi = max(hi, st.recvd.s[n-1].hi)
+		}
+		st.recvBuf, st.recvRing = s.growRingLocked(st.recvBuf, st.recvRing, st.readOff, hi, want, true)
 	}
-	if l := int(end - st.recvBase); l > len(st.recvBuf) {
-		st.recvBuf = st.recvBuf[:l]
-	}
-	copy(st.recvBuf[off-st.recvBase:], data)
+	ringWrite(st.recvBuf, off-st.recvRing, data)
 	if err := st.addRecvdLocked(off, end); err != nil {
 		return err
 	}
@@ -557,25 +561,32 @@ func (st *Stream) acceptFlowLocked(end uint64, fin bool) error {
 }
 
 // refuseLocked decides whether data at off on st, needing cost more bytes
-// of buffer, must be refused (its packet left unacknowledged): at the
-// endpoint's memory ceiling, or, for data that cannot be read yet, over the
-// session's receive budget or span limit. Data that is readable at once is
-// taken whenever the endpoint has memory, so that the reader progresses.
+// of buffer, must be refused (its packet left unacknowledged), and if so
+// sets s.refused to the counter of the limit that held it (holdLimitLocked).
 func (s *Session) refuseLocked(st *Stream, off uint64, cost int) bool {
+	c := s.holdLimitLocked(st, off, cost)
+	if c == CounterLimitMemory || (c != 0 && s.refused == 0) {
+		s.refused = c
+	}
+	return c != 0
+}
+
+// holdLimitLocked is the limit that forbids taking cost more bytes of
+// buffer for data at off on st, or 0: the endpoint's memory ceiling, or,
+// for data that cannot be read yet, the session's receive budget or span
+// limit. Data that is readable at once is taken whenever the endpoint has
+// memory, so that the reader progresses.
+func (s *Session) holdLimitLocked(st *Stream, off uint64, cost int) Counter {
 	if cost > 0 && !s.memAllowsLocked(cost) {
-		s.refused = CounterLimitMemory
-		return true
+		return CounterLimitMemory
 	}
 	if off <= st.contiguousLocked() {
-		return false
+		return 0
 	}
 	if s.recvMem+cost+spanCost*s.recvSpans > s.recvBudget() || s.recvSpans >= maxSessionGaps {
-		if s.refused == 0 {
-			s.refused = CounterLimitReceiveBudget
-		}
-		return true
+		return CounterLimitReceiveBudget
 	}
-	return false
+	return 0
 }
 
 // onAckedLocked records that bytes [off, off+n) and maybe FIN arrived.
@@ -585,13 +596,12 @@ func (st *Stream) onAckedLocked(off, n uint64, fin bool) {
 		st.retx.remove(off, off+n)
 		if f, ok := st.acked.first(); ok && f.lo <= st.sendBase {
 			adv := f.hi - st.sendBase
-			st.sendHead += int(adv)
 			st.s.releaseSendLocked(int(adv))
 			st.sendBase = f.hi
 			st.acked.trimBelow(st.sendBase)
 			if st.sendBase == st.writeOff && st.sendBuf != nil {
 				st.s.putBufLocked(st.sendBuf, false) // drained: the buffer goes back to the pool
-				st.sendBuf, st.sendHead = nil, 0
+				st.sendBuf = nil
 			}
 			signal(st.writeCh)
 		}

@@ -363,3 +363,42 @@ func TestAppendAllocs(t *testing.T) {
 		t.Errorf("appending every frame into a preallocated buffer allocates %v times, want 0", allocs)
 	}
 }
+
+// TestStreamFrameAppendHeader: the header AppendHeader writes, followed by
+// the data, is what Append writes, HeaderLen bytes long; an invalid frame
+// fails both ways with b unchanged.
+func TestStreamFrameAppendHeader(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		f       wire.StreamFrame
+		wantErr bool
+	}{
+		{"empty", wire.StreamFrame{StreamID: 0, Offset: 0, HasLen: true}, false},
+		{"fin", wire.StreamFrame{StreamID: 4, Offset: 1 << 20, HasLen: true, Fin: true, Data: []byte("end")}, false},
+		{"no length", wire.StreamFrame{StreamID: 1 << 30, Offset: 77, Data: bytes.Repeat([]byte{7}, 300)}, false},
+		{"big", wire.StreamFrame{StreamID: 3, Offset: 1 << 40, HasLen: true, Data: bytes.Repeat([]byte{1}, 16000)}, false},
+		{"offset too large", wire.StreamFrame{StreamID: 3, Offset: wire.MaxStreamOffset, HasLen: true, Data: []byte{1}}, true},
+		{"stream ID too large", wire.StreamFrame{StreamID: maxV + 1, HasLen: true}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prefix := []byte{0xaa, 0xbb}
+			want, werr := tc.f.Append(bytes.Clone(prefix))
+			got, gerr := tc.f.AppendHeader(bytes.Clone(prefix))
+			if (werr != nil) != tc.wantErr || (gerr != nil) != tc.wantErr {
+				t.Fatalf("errors: Append %v, AppendHeader %v; want error %v", werr, gerr, tc.wantErr)
+			}
+			if tc.wantErr {
+				if !bytes.Equal(got, prefix) || !bytes.Equal(want, prefix) {
+					t.Fatalf("failed appends changed b: %x, %x", got, want)
+				}
+				return
+			}
+			if len(got)-len(prefix) != tc.f.HeaderLen() {
+				t.Fatalf("header of %d bytes, HeaderLen %d", len(got)-len(prefix), tc.f.HeaderLen())
+			}
+			if got = append(got, tc.f.Data...); !bytes.Equal(got, want) {
+				t.Fatalf("header+data %x, Append %x", got, want)
+			}
+		})
+	}
+}

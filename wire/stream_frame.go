@@ -27,6 +27,17 @@ func (f *StreamFrame) Length() int { return f.HeaderLen() + len(f.Data) }
 
 // Append appends the frame.
 func (f *StreamFrame) Append(b []byte) ([]byte, error) {
+	b, err := f.AppendHeader(b)
+	if err != nil {
+		return b, err
+	}
+	return append(b, f.Data...), nil
+}
+
+// AppendHeader appends the frame without its data: the caller puts the
+// len(f.Data) bytes of f.Data right after them, by other means than a copy
+// if it has one (an AEAD sealing the packet from where the bytes are held).
+func (f *StreamFrame) AppendHeader(b []byte) ([]byte, error) {
 	if err := checkVarint("stream ID", f.StreamID); err != nil {
 		return b, err
 	}
@@ -46,7 +57,7 @@ func (f *StreamFrame) Append(b []byte) ([]byte, error) {
 	if f.HasLen {
 		b = AppendVarint(b, uint64(len(f.Data)))
 	}
-	return append(b, f.Data...), nil
+	return b, nil
 }
 
 func (f *StreamFrame) parse(b []byte) (int, error) {
