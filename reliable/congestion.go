@@ -36,6 +36,7 @@ type newReno struct {
 	ssthresh      int
 	recoveryStart time.Time
 	ackedInCA     int
+	events        uint64 // window reductions
 
 	undo  undoMark    // an undo episode is open; saved holds the state before its first reduction
 	saved newRenoUndo // valid while undo == undoSaved
@@ -86,6 +87,7 @@ func (c *newReno) OnLoss(now time.Time, bytes int, sentAt time.Time) {
 		return // one reduction per recovery period
 	}
 	c.save()
+	c.events++
 	c.recoveryStart = now
 	c.cwnd = max(c.cwnd/2, minWindowPackets*c.mss)
 	c.ssthresh = c.cwnd
@@ -94,6 +96,7 @@ func (c *newReno) OnLoss(now time.Time, bytes int, sentAt time.Time) {
 
 func (c *newReno) OnPersistentCongestion() {
 	c.save()
+	c.events++
 	c.cwnd = minWindowPackets * c.mss
 	c.ackedInCA = 0
 }
@@ -120,6 +123,20 @@ func (c *newReno) endUndo(restore bool) bool {
 }
 
 func (c *newReno) Window() int { return c.cwnd }
+
+func (c *newReno) congestionEvents() uint64 { return c.events }
+
+// eventCounter is a controller that counts its window reductions (for
+// CounterCongestionEvents): NewReno's every recovery period, CUBIC's
+// congestion events, persistent congestion for both.
+type eventCounter interface {
+	congestionEvents() uint64
+}
+
+var (
+	_ eventCounter = (*newReno)(nil)
+	_ eventCounter = (*cubic)(nil)
+)
 
 // undoController is a controller whose reductions recovery can undo when
 // they prove spurious (docs/PROTOCOL.md §8.13; RFC 9438 §4.9, the undo of

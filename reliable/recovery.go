@@ -34,6 +34,8 @@ type recovery struct {
 	cc       CongestionControl
 	sc       sessionController // cc, if it is one of ours that wants more
 	uc       undoController    // cc, if its reductions can be undone
+	ec       eventCounter      // cc, if it counts its reductions
+	events   uint64            // ec's count as last seen
 	undo     undoEpisode
 	pacer    pacer
 	inFlight int
@@ -150,6 +152,7 @@ func newRecovery(cfg *Config, seed uint64, stats *counters) *recovery {
 		r.sc = sc
 	}
 	r.uc, _ = r.cc.(undoController)
+	r.ec, _ = r.cc.(eventCounter)
 	r.pacer.maxBurst = pacerBurstPackets * cfg.MaxDatagramSize
 	r.chooseSkip()
 	return r
@@ -551,6 +554,7 @@ func (r *recovery) lose(p *sentPacket, now time.Time, confirmed bool, h recovery
 	r.rememberLost(p, now, !confirmed)
 	if confirmed {
 		r.cc.OnLoss(now, p.size, p.sentAt)
+		r.countEvents()
 	}
 	if !r.rack.inRecovery {
 		r.rack.inRecovery, r.rack.recoveryEnd = true, r.nextPN
@@ -643,8 +647,21 @@ func (r *recovery) onTimeout(now time.Time, h recoveryHandler) (probe bool) {
 	r.lastEliciting = now
 	if r.ptoCount >= persistentPTOs {
 		r.cc.OnPersistentCongestion()
+		r.countEvents()
 	}
 	return true
+}
+
+// countEvents adds the controller's new window reductions to
+// CounterCongestionEvents.
+func (r *recovery) countEvents() {
+	if r.ec == nil {
+		return
+	}
+	if n := r.ec.congestionEvents(); n != r.events {
+		r.stats.add(CounterCongestionEvents, n-r.events)
+		r.events = n
+	}
 }
 
 // lingerTime is how long a closing session stays to repeat its CLOSE: a few

@@ -92,9 +92,9 @@ func (r *Raptor) Close() error {
 		sum.Add(s.Stats())
 	}
 	if len(r.sessions) > 0 {
-		r.last = fmt.Sprintf("%d sessions: packets sent %d received %d, retransmits %d (spurious %d), RTOs %d (spurious %d, held %d), undos %d, NAKs sent %d received %d, duplicates %d, smoothed RTT %v, cwnd %d B, datagrams %d B",
+		r.last = fmt.Sprintf("%d sessions: packets sent %d received %d, retransmits %d (spurious %d), RTOs %d (spurious %d, held %d), undos %d, window cuts %d, NAKs sent %d received %d, duplicates %d, smoothed RTT %v, cwnd %d B, datagrams %d B",
 			len(r.sessions), sum.Get(reliable.CounterPacketsSent), sum.Get(reliable.CounterPacketsReceived), sum.Get(reliable.CounterRetransmits), sum.Get(reliable.CounterSpuriousLosses),
-			sum.Get(reliable.CounterRTOs), sum.Get(reliable.CounterSpuriousRTOs), sum.Get(reliable.CounterPTOHolds), sum.Get(reliable.CounterUndos), sum.Get(reliable.CounterNaksSent), sum.Get(reliable.CounterNaksReceived), sum.Get(reliable.CounterDuplicates), sum.SmoothedRTT,
+			sum.Get(reliable.CounterRTOs), sum.Get(reliable.CounterSpuriousRTOs), sum.Get(reliable.CounterPTOHolds), sum.Get(reliable.CounterUndos), sum.Get(reliable.CounterCongestionEvents), sum.Get(reliable.CounterNaksSent), sum.Get(reliable.CounterNaksReceived), sum.Get(reliable.CounterDuplicates), sum.SmoothedRTT,
 			sum.CongestionWindow, sum.DatagramSize)
 	}
 	r.sessions = nil
