@@ -185,17 +185,45 @@ func (noCongestion) Window() int                                { return math.Ma
 type pacer struct {
 	budget   int // bytes that may go now
 	last     time.Time
-	maxBurst int // the smallest burst allowed, bytes
+	maxBurst int     // the smallest burst allowed, bytes
+	gain     float64 // rate = gain × cwnd / srtt; 0: pacingGainCA
 }
 
 const pacingGranularity = time.Millisecond
+
+// Pacing gains (Linux's tcp_pacing_ss_ratio and RFC 9002 §7.7's N): in slow
+// start the window may double within the round trip, and a pacer at 1.25 ×
+// cwnd / srtt would spread even an application-limited burst of half the
+// window over most of a round trip; in congestion avoidance the window
+// grows slowly and 1.25 leaves room enough.
+const (
+	pacingGainSS = 2.0
+	pacingGainCA = 1.25
+)
 
 func (p *pacer) rate(cwnd int, srtt time.Duration) float64 { // bytes per ns
 	if srtt <= 0 {
 		srtt = time.Microsecond
 	}
-	return 1.25 * float64(cwnd) / float64(srtt)
+	g := p.gain
+	if g == 0 {
+		g = pacingGainCA
+	}
+	return g * float64(cwnd) / float64(srtt)
 }
+
+// slowStarter is a controller that says whether it is in slow start (the
+// pacer then runs at pacingGainSS).
+type slowStarter interface {
+	inSlowStart() bool
+}
+
+var (
+	_ slowStarter = (*newReno)(nil)
+	_ slowStarter = (*cubic)(nil)
+)
+
+func (c *newReno) inSlowStart() bool { return c.cwnd < c.ssthresh }
 
 // burst is the most the bucket holds at rate r.
 func (p *pacer) burst(r float64) int {

@@ -337,4 +337,6 @@ func (c *cubic) endUndo(restore bool) bool {
 
 func (c *cubic) congestionEvents() uint64 { return c.events }
 
+func (c *cubic) inSlowStart() bool { return c.cwnd < c.ssthresh && !c.inRecovery }
+
 func (c *cubic) Window() int { return max(c.cwnd, minWindowPackets*c.mss/2) }

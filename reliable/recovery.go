@@ -35,6 +35,7 @@ type recovery struct {
 	sc       sessionController // cc, if it is one of ours that wants more
 	uc       undoController    // cc, if its reductions can be undone
 	ec       eventCounter      // cc, if it counts its reductions
+	ss       slowStarter       // cc, if it says when it is in slow start (pacing gain)
 	events   uint64            // ec's count as last seen
 	undo     undoEpisode
 	pacer    pacer
@@ -70,7 +71,7 @@ const (
 	skipInitialPeriod = 64                     // first skip within about this many packets
 	skipMaxPeriod     = 1 << 16                // the period doubles up to this
 	persistentPTOs    = 3                      // timeouts in a row that collapse the window
-	pacerBurstPackets = 16                     // packets the pacer lets go at once
+	pacerBurstPackets = initialWindowPackets   // packets the pacer lets go at once (RFC 9002 §7.7: bursts of the initial window)
 	cwndLimitedShare  = 2                      // the window grows only while at least 1/2 of it is in flight
 	ptoHoldTime       = 500 * time.Microsecond // a due probe timeout waits this long for waiting datagrams
 	maxPTOHolds       = 4                      // at most this many times in a row
@@ -153,6 +154,7 @@ func newRecovery(cfg *Config, seed uint64, stats *counters) *recovery {
 	}
 	r.uc, _ = r.cc.(undoController)
 	r.ec, _ = r.cc.(eventCounter)
+	r.ss, _ = r.cc.(slowStarter)
 	r.pacer.maxBurst = pacerBurstPackets * cfg.MaxDatagramSize
 	r.chooseSkip()
 	return r
@@ -247,8 +249,13 @@ func (r *recovery) pacingDelay(size int) time.Duration {
 	return d
 }
 
-// refillPacer adds the pacer's tokens for the time since it last ran.
+// refillPacer adds the pacer's tokens for the time since it last ran, at
+// the gain of the controller's phase.
 func (r *recovery) refillPacer(now time.Time) {
+	r.pacer.gain = pacingGainCA
+	if r.ss != nil && r.ss.inSlowStart() {
+		r.pacer.gain = pacingGainSS
+	}
 	r.pacer.refill(now, r.window(), r.rtt.SmoothedRTT())
 }
 
