@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -25,6 +26,7 @@ type exchangeShape struct {
 // exchangeResult is what simExchange measured.
 type exchangeResult struct {
 	took  time.Duration // virtual time until both streams finished
+	worst time.Duration // the longest exchange (request written to reply read)
 	stats Stats         // the client's
 	peer  Stats         // the server's session
 }
@@ -68,6 +70,7 @@ func simExchange(t *testing.T, seed int64, link simnet.LinkConfig, cfg *Config, 
 				}
 			}
 		}
+		var worstMu sync.Mutex
 		srvDone := make(chan error, 2)
 		go func() {
 			for range 2 {
@@ -90,7 +93,7 @@ func simExchange(t *testing.T, seed int64, link simnet.LinkConfig, cfg *Config, 
 			binary.BigEndian.PutUint32(msg, uint32(req))
 			binary.BigEndian.PutUint32(msg[4:], uint32(rep))
 			replies := make(chan error, 1)
-			slots := make(chan struct{}, depth) // requests in flight
+			slots := make(chan time.Time, depth) // requests in flight, by when they were written
 			go func() {
 				hdr := make([]byte, 4)
 				buf := make([]byte, 64<<10)
@@ -108,12 +111,15 @@ func simExchange(t *testing.T, seed int64, link simnet.LinkConfig, cfg *Config, 
 						}
 						n -= k
 					}
-					<-slots
+					d := time.Since(<-slots)
+					worstMu.Lock()
+					res.worst = max(res.worst, d)
+					worstMu.Unlock()
 				}
 				replies <- nil
 			}()
 			for range shape.rounds {
-				slots <- struct{}{}
+				slots <- time.Now()
 				if _, err := st.Write(msg); err != nil {
 					return err
 				}
@@ -151,8 +157,9 @@ func simExchange(t *testing.T, seed int64, link simnet.LinkConfig, cfg *Config, 
 // replies, one in flight; on one session, as a franz-go client's produce and
 // fetch connections share one) over a 2 ms, 200 MB/s path with 1% random
 // loss each way, against the same path without loss, in virtual time. The
-// default controller must keep at least floor of the loss-free rate and cut
-// its window for none of the random losses, on either side; NewReno (every
+// default controller must keep at least floor of the loss-free rate, cut
+// its window for none of the random losses, on either side, and stretch no
+// exchange by more than 10 ms over the loss-free run's longest; NewReno (every
 // loss a cut) is logged for contrast. Under loss the exchanges wait for
 // retransmissions (a lost packet holds its request up for about a round
 // trip, a lost last packet for a probe timeout): 0.91–0.94 of the loss-free
@@ -181,8 +188,8 @@ func TestSimKafkaLikeLoss(t *testing.T) {
 			r := simExchange(t, seed, lossy, cfg, shape)
 			ratio := float64(clean.took) / float64(r.took)
 			cuts := r.stats.Get(CounterCongestionEvents) + r.peer.Get(CounterCongestionEvents)
-			t.Logf("%q seed %d: clean %v, 1%% loss %v = %.2f of the loss-free rate; client retransmits %d of %d, RTOs %d; server retransmits %d of %d, RTOs %d; window cuts %d (clean %d); srtt %v",
-				tc.congestion, seed, clean.took, r.took, ratio,
+			t.Logf("%q seed %d: clean %v, 1%% loss %v = %.2f of the loss-free rate; longest exchange %v (clean %v); client retransmits %d of %d, RTOs %d; server retransmits %d of %d, RTOs %d; window cuts %d (clean %d); srtt %v",
+				tc.congestion, seed, clean.took, r.took, ratio, r.worst, clean.worst,
 				r.stats.Get(CounterRetransmits), r.stats.Get(CounterPacketsSent), r.stats.Get(CounterRTOs),
 				r.peer.Get(CounterRetransmits), r.peer.Get(CounterPacketsSent), r.peer.Get(CounterRTOs),
 				cuts, clean.stats.Get(CounterCongestionEvents)+clean.peer.Get(CounterCongestionEvents), r.stats.SmoothedRTT)
@@ -191,6 +198,12 @@ func TestSimKafkaLikeLoss(t *testing.T) {
 			}
 			if ratio < tc.floor {
 				t.Errorf("%q seed %d: 1%% loss moved %.2f of the loss-free rate, want >= %.2f", tc.congestion, seed, ratio, tc.floor)
+			}
+			// No exchange stalls: a lost packet costs its exchange a round
+			// trip or a probe timeout, a few milliseconds (NewReno's window
+			// cuts stretch the longest to 70-80 ms).
+			if tc.noCuts && r.worst > clean.worst+10*time.Millisecond {
+				t.Errorf("%q seed %d: longest exchange %v under 1%% loss, clean %v: want at most 10 ms more", tc.congestion, seed, r.worst, clean.worst)
 			}
 			if tc.noCuts && cuts > 0 {
 				t.Errorf("%q seed %d: %d window cuts for 1%% random loss, want 0 (below the %.0f%% loss tolerance)", tc.congestion, seed, cuts, 100*DefaultLossTolerance)
