@@ -177,8 +177,9 @@ func (noCongestion) OnLoss(time.Time, int, time.Time)           {}
 func (noCongestion) OnPersistentCongestion()                    {}
 func (noCongestion) Window() int                                { return math.MaxInt / 2 }
 
-// pacer spreads packets at gain × cwnd / srtt (pacingGainSS, pacingGainCA) with a burst allowance, as a
-// token bucket measured in bytes. Timers are coarse on a loaded host, so it
+// pacer spreads packets at gain × cwnd / srtt (pacingGainSS in slow start,
+// pacingGainCA after) with a burst allowance, as a token bucket measured in
+// bytes. Timers are coarse on a loaded host, so it
 // never asks to wait less than pacingGranularity and lets a burst of that
 // long's worth of sending (twice it) go at once, as quic-go's pacer does:
 // a pacer that woke every few microseconds would cost more than it saves.
