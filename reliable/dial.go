@@ -15,7 +15,12 @@ import (
 )
 
 // Dial opens a session to the Raptor listener at addr ("host:port") over
-// kernel UDP, from a new local socket that the session owns. It returns when
+// kernel UDP, from a new local socket that the session owns, connected to
+// the server (udpio.Dial: of the server's address family, each datagram
+// sent without a destination address, ICMP errors reported; see
+// docs/PROTOCOL.md §5.9). A server host that answers with ICMP port
+// unreachable fails the dial at once with a *net.OpError "dial" around
+// ECONNREFUSED, as a TCP dial to a closed port fails. It returns when
 // the server has confirmed the handshake (docs/PROTOCOL.md §5.6): three round
 // trips. A handshake that resumes a session whose ticket and address token
 // Config.TLS.ClientSessionCache holds returns once the client has its 1-RTT
@@ -26,8 +31,9 @@ func Dial(ctx context.Context, addr string, cfg *Config) (*Session, error) {
 
 // dialVia resolves addr and dials it from a packet conn that open returns
 // for the local address "0.0.0.0:0" or "[::]:0" (by the remote's family).
-// open nil is a kernel UDP socket. cache, when not nil, stores session
-// tickets if Config.TLS names no ClientSessionCache.
+// open nil is a kernel UDP socket connected to the remote (udpio.Dial).
+// cache, when not nil, stores session tickets if Config.TLS names no
+// ClientSessionCache.
 func dialVia(ctx context.Context, addr string, cfg *Config, open func(laddr string) (PacketConn, error), cache tls.ClientSessionCache) (*Session, error) {
 	c, err := cfg.populate()
 	if err != nil {
@@ -47,16 +53,19 @@ func dialVia(ctx context.Context, addr string, cfg *Config, open func(laddr stri
 	}
 	var pc PacketConn
 	if open == nil {
-		pc, err = udpio.Listen(local)
-	} else {
-		pc, err = open(local)
-	}
-	if err != nil {
+		pc, err = udpio.Dial(raddr)
+		if err != nil {
+			return nil, fmt.Errorf("raptor: dial %s: socket connected to %v: %w", addr, raddr, err)
+		}
+	} else if pc, err = open(local); err != nil {
 		return nil, fmt.Errorf("raptor: dial %s: local packet conn on %s: %w", addr, local, err)
 	}
 	tc, err := clientTLSConfig(c, host, raddr)
 	if err != nil {
 		pc.Close()
+		if isDialOpError(err) {
+			return nil, err // as net.Dial's: it names the address
+		}
 		return nil, fmt.Errorf("raptor: dial %s: %w", addr, err)
 	}
 	if tc.ClientSessionCache == nil {
@@ -161,9 +170,20 @@ func dialPacket(ctx context.Context, pc PacketConn, raddr netip.AddrPort, cfg *C
 	s.mu.Unlock()
 	if err != nil {
 		<-s.done
+		if isDialOpError(err) {
+			return nil, err // as net.Dial's: it names the address
+		}
 		return nil, fmt.Errorf("raptor: dial %s: %w", raddr, err)
 	}
 	return s, nil
+}
+
+// isDialOpError reports whether err is a *net.OpError of a dial (a closed
+// port: errPortUnreachable, errLocalListenerClosed), returned unwrapped as
+// net.Dial returns its errors.
+func isDialOpError(err error) bool {
+	oe, ok := err.(*net.OpError)
+	return ok && oe.Op == "dial"
 }
 
 // handleHandshakeLocked processes Retry and VersionNegotiation on a dialing

@@ -13,6 +13,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/raptormq/raptor/wire"
@@ -32,6 +33,10 @@ type endpoint struct {
 	cfg           *Config
 	listener      *Listener // nil on a dial-only endpoint
 	closeWhenIdle bool      // dial endpoint: close pc when its session ends
+	// connected: pc is connected to its one peer (udpio.Dial, a dialed
+	// session's own socket), so the kernel reports ICMP errors about the
+	// peer on it (icmpReport).
+	connected bool
 
 	mu       sync.Mutex
 	sessions map[wire.ConnID]*Session
@@ -113,6 +118,9 @@ func newEndpoint(pc PacketConn, cfg *Config, batch int) *endpoint {
 		raddrs:   make([]netip.AddrPort, batch),
 	}
 	e.budget = newBudget()
+	if p, ok := pc.(connectedConn); ok && p.Peer().IsValid() {
+		e.connected = true
+	}
 	e.lead.init(pc, cfg)
 	if _, err := rand.Read(e.secret[:]); err != nil {
 		panic("raptor: crypto/rand failed: " + err.Error())
@@ -180,37 +188,88 @@ func (e *endpoint) startSession(s *Session) {
 
 // readLoop is the endpoint's receive goroutine. It lends the socket to a
 // waiting Read after a batch (leader.go) and reads again once it has it back.
+// It alone retries a failing socket (a leader hands the token back), backing
+// off, and never lends the token right after a failed read.
 func (e *endpoint) readLoop() {
 	defer close(e.readDone)
-	for e.readOnce() {
-		if e.lead.lendWanted() {
-			e.lend()
+	for {
+		switch e.readOnce() {
+		case readClosed:
+			return
+		case readFailed:
+			e.backOff()
+		default:
+			if e.lead.lendWanted() {
+				e.lend()
+			}
+		}
+	}
+}
+
+// readOutcome is what one readOnce did.
+type readOutcome uint8
+
+const (
+	readAgain  readOutcome = iota // a batch was dispatched, an interrupt cleared or an ICMP report handled
+	readFailed                    // the socket failed (not closed): nothing was read
+	readClosed                    // the packet conn is closed
+)
+
+// Failing reads: the first few are retried at once, later ones after
+// failBackoff each; one warning is logged per failLogEvery.
+const (
+	failRetries  = 3
+	failBackoff  = 10 * time.Millisecond
+	failLogEvery = 100
+)
+
+// backOff waits before the receive loop retries a failing socket (after
+// failRetries consecutive failures), so that a persistent error costs one
+// system call per failBackoff and not a core. Close interrupts the wait.
+func (e *endpoint) backOff() {
+	l := &e.lead
+	if l.failures <= failRetries {
+		return
+	}
+	t := time.NewTimer(failBackoff)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return
+		case <-l.wake: // the conn closed (or a stale nudge, of no use to a loop that holds the token)
+			if l.closed.Load() {
+				return
+			}
 		}
 	}
 }
 
 // readOnce reads one batch and dispatches it, on the goroutine that holds
-// the read token (the loop or a leading Read). It returns false once the
-// packet conn is closed. A read interrupted for a leader (leader.go) returns
-// true with nothing dispatched, the interrupt cleared.
-func (e *endpoint) readOnce() bool {
+// the read token (the loop or a leading Read). A read interrupted for a
+// leader (leader.go) returns readAgain with nothing dispatched, the interrupt
+// cleared; so does an ICMP report on a connected socket (icmpReport).
+func (e *endpoint) readOnce() readOutcome {
 	l := &e.lead
 	n, err := e.pc.ReadBatch(e.rbufs, e.rsizes, e.raddrs)
 	if err != nil {
 		if errors.Is(err, net.ErrClosed) || e.isPCClosed() {
 			l.closed.Store(true)
-			return false
+			return readClosed
 		}
 		if l.dl != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 			l.dl.SetReadDeadline(time.Time{})
-			return true
+			return readAgain
+		}
+		if e.connected && isICMPReport(err) {
+			e.icmpReport(err, time.Now())
+			return readAgain
+		}
+		if l.failures%failLogEvery == 0 {
+			e.cfg.Logger.Warn("raptor: receive failed", "local", e.pc.LocalAddr(), "err", err, "consecutive", l.failures+1)
 		}
 		l.failures++
-		e.cfg.Logger.Warn("raptor: receive failed", "local", e.pc.LocalAddr(), "err", err)
-		if l.failures > 100 {
-			time.Sleep(10 * time.Millisecond) // back off on a persistently failing socket
-		}
-		return true
+		return readFailed
 	}
 	l.failures = 0
 	now := time.Now()
@@ -235,7 +294,85 @@ func (e *endpoint) readOnce() bool {
 		e.touched[i] = nil
 	}
 	e.touched = e.touched[:0]
-	return true
+	return readAgain
+}
+
+// connectedConn is the capability of a PacketConn connected to one peer
+// (*udpio.Conn from udpio.Dial): Peer is that address, or the zero value
+// when the conn is not connected.
+type connectedConn interface {
+	Peer() netip.AddrPort
+}
+
+// isICMPReport reports whether err, from a read on a connected socket, is
+// an ICMP error about the peer that the kernel held for the socket (sk_err,
+// reported once): the errnos Linux maps ICMP and ICMPv6 destination
+// unreachable, packet too big, time exceeded and parameter problem to.
+func isICMPReport(err error) bool {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return false
+	}
+	switch errno {
+	case syscall.ECONNREFUSED, syscall.EHOSTUNREACH, syscall.ENETUNREACH, syscall.EHOSTDOWN,
+		syscall.ENOPROTOOPT, syscall.EMSGSIZE, syscall.EACCES, syscall.EPROTO, syscall.EOPNOTSUPP:
+		return true
+	}
+	return errno == errnoHostIsolated
+}
+
+// icmpReport handles an ICMP error about the peer that the kernel reported
+// on the endpoint's connected socket (docs/PROTOCOL.md §5.9). During the
+// handshake a port unreachable (ECONNREFUSED) ends the dial at once, as a
+// TCP dial to a closed port fails (errPortUnreachable). Any other report,
+// and every report once the session is established, is counted
+// (CounterICMPErrors) and ignored: anyone who sees the session's datagrams
+// can forge one, and loss recovery and the idle timeout decide whether the
+// peer is gone.
+func (e *endpoint) icmpReport(err error, now time.Time) {
+	refused := errors.Is(err, syscall.ECONNREFUSED)
+	e.mu.Lock()
+	var s *Session
+	for _, x := range e.sessions { // a connected socket carries one session
+		s = x
+	}
+	e.mu.Unlock()
+	if s == nil {
+		e.stats.inc(CounterICMPErrors)
+		return
+	}
+	s.mu.Lock()
+	if refused && s.state == stateHandshake && s.isClient {
+		s.closeLocked(errPortUnreachable(s.peer), false, now)
+	} else {
+		s.stats.inc(CounterICMPErrors)
+	}
+	s.mu.Unlock()
+	s.wakeSender()
+}
+
+// errPortUnreachable is a dial's error when the server's host answered the
+// handshake with ICMP port unreachable: a *net.OpError "dial" around
+// ECONNREFUSED, as a TCP dial to a closed port fails.
+func errPortUnreachable(raddr netip.AddrPort) error {
+	return &net.OpError{Op: "dial", Net: "udp", Addr: net.UDPAddrFromAddrPort(raddr),
+		Err: fmt.Errorf("raptor: nobody listens there (ICMP port unreachable): %w", syscall.ECONNREFUSED)}
+}
+
+// writeBatch sends a batch of s's datagrams. On a connected socket a send
+// can fail with an ICMP report the kernel held for an earlier datagram
+// (ECONNREFUSED: sendmmsg returns the socket's pending error, once, before
+// sending anything): it is handled as on receive (icmpReport) and the
+// datagrams from the one that failed are sent once more, so that a forged
+// report costs no datagram.
+func (s *Session) writeBatch(bufs [][]byte, addrs []netip.AddrPort) (int, error) {
+	n, err := s.ep.pc.WriteBatch(bufs, addrs)
+	if err == nil || n >= len(bufs) || !s.ep.connected || !errors.Is(err, syscall.ECONNREFUSED) {
+		return n, err
+	}
+	s.ep.icmpReport(err, time.Now())
+	m, err := s.ep.pc.WriteBatch(bufs[n:], addrs[n:])
+	return n + m, err
 }
 
 // afterReceive runs after a batch touched the session, on the goroutine that

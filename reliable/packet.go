@@ -18,6 +18,12 @@ import "net/netip"
 // internal/udpio and internal/simnet do), lets a blocked Read read the socket
 // itself (docs/ARCHITECTURE.md, "Round trip at the floor"); without it only
 // the receive loop reads.
+//
+// An implementation that also has Peer() netip.AddrPort, returning a valid
+// address, is connected to that one peer (udpio.Dial, as Dial opens): its
+// ReadBatch and WriteBatch errors that carry an ICMP errno (ECONNREFUSED
+// and the like) are reports about the peer, handled as docs/PROTOCOL.md
+// §5.9 says.
 type PacketConn interface {
 	// ReadBatch blocks until at least one datagram is available and then reads up
 	// to len(bufs) of them without blocking further. For each i < n, datagram i

@@ -174,7 +174,7 @@ func closeOnce(c chan struct{}) {
 
 // flush sends the n datagrams built by packLocked and recycles their buffers.
 func (s *Session) flush(n int) {
-	sent, err := s.ep.pc.WriteBatch(s.outBufs[:n], s.outAddrs[:n])
+	sent, err := s.writeBatch(s.outBufs[:n], s.outAddrs[:n])
 	if err != nil && sent < n {
 		s.ep.sendErrors.Add(1)
 		if s.ep.cfg.Logger.Enabled(context.Background(), slog.LevelDebug) {

@@ -27,6 +27,15 @@
 // with EMSGSIZE, one too large for a later link is dropped there, which is
 // what Raptor's datagram size discovery relies on (Stats.DontFragment).
 //
+// A Conn made by Dial is connected (connect(2)) to its one peer, from a
+// socket of the peer's family (AF_INET for an IPv4 peer, AF_INET6 with
+// IPV6_V6ONLY for IPv6): its datagrams leave without a destination address
+// (no per-datagram route lookup and no IPv4-mapped address handling in the
+// kernel), it receives only from that peer, and the kernel reports ICMP
+// errors about the peer (port unreachable as ECONNREFUSED, packet too big as
+// EMSGSIZE, ...) on the next read or write, once each. A datagram for any
+// other address is refused with ErrNotPeer, never sent.
+//
 // One goroutine may call ReadBatch while any number call WriteBatch; writes
 // are serialised on one mutex that guards the reusable send headers.
 package udpio
@@ -70,6 +79,8 @@ type Stats struct {
 	RecvBuffer       int    // effective SO_RCVBUF in bytes
 	SendBuffer       int    // effective SO_SNDBUF in bytes
 	DontFragment     bool   // datagrams leave with the don't-fragment bit and are never fragmented locally (Linux)
+	Connected        bool   // the socket is connected to one peer (Dial): see Conn.Peer
+	UnnamedWritten   uint64 // datagrams sent without a destination address, to the connected peer
 }
 
 // OpError is the error of a failed ReadBatch or WriteBatch. It names the
@@ -97,6 +108,10 @@ func (e *OpError) Unwrap() error { return e.Err }
 // errShortSlices is returned when sizes or addrs are shorter than bufs.
 var errShortSlices = errors.New("sizes or addrs shorter than bufs")
 
+// ErrNotPeer is the cause of a WriteBatch error for a datagram addressed to
+// anything but the peer of a connected Conn (Dial); it is not sent.
+var ErrNotPeer = errors.New("destination is not the connected peer")
+
 // Conn is a UDP socket implementing reliable.PacketConn with batched I/O.
 type Conn struct {
 	uc    *net.UDPConn
@@ -107,6 +122,9 @@ type Conn struct {
 	// reader leadership does so in steady state) allocates no error.
 	readTimeout error
 	v6          bool // the socket is AF_INET6 (possibly dual-stack)
+	// peer is the address the socket is connected to (Dial), IPv4-mapped
+	// addresses unmapped; the zero value on an unconnected socket.
+	peer netip.AddrPort
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -124,6 +142,7 @@ type Conn struct {
 
 	datagramsRead, bytesRead, readSyscalls, truncated   atomic.Uint64
 	datagramsWritten, bytesWritten, writeSyscalls, errs atomic.Uint64
+	unnamed                                             atomic.Uint64
 
 	pend pendingProbe // Pending's state (Linux)
 }
@@ -147,8 +166,35 @@ func Listen(addr string) (*Conn, error) {
 	return c, nil
 }
 
-// New wraps an open UDP socket. The Conn owns it from then on: Close closes
-// it. New raises the socket buffers to SocketBufferSize.
+// Dial opens a UDP socket connected to raddr (connect(2)) from an ephemeral
+// port of the wildcard address, of raddr's family: an AF_INET socket for an
+// IPv4 (or IPv4-mapped) raddr, an IPv6-only AF_INET6 one otherwise; see the
+// package comment for what a connected Conn does differently.
+func Dial(raddr netip.AddrPort) (*Conn, error) {
+	a := raddr.Addr().Unmap()
+	if !a.IsValid() || raddr.Port() == 0 {
+		return nil, fmt.Errorf("udpio: dial %v: not a peer address (an IP address and a nonzero port)", raddr)
+	}
+	raddr = netip.AddrPortFrom(a, raddr.Port())
+	network := "udp4"
+	if a.Is6() {
+		network = "udp6"
+	}
+	uc, err := net.DialUDP(network, nil, net.UDPAddrFromAddrPort(raddr))
+	if err != nil {
+		return nil, fmt.Errorf("udpio: dial %v (%s): %w", raddr, network, err)
+	}
+	c, err := New(uc)
+	if err != nil {
+		uc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// New wraps an open UDP socket, connected (its RemoteAddr is set) or not.
+// The Conn owns it from then on: Close closes it. New raises the socket
+// buffers to SocketBufferSize.
 func New(uc *net.UDPConn) (*Conn, error) {
 	if uc == nil {
 		return nil, errors.New("udpio: New: nil *net.UDPConn")
@@ -169,16 +215,25 @@ func New(uc *net.UDPConn) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("udpio: socket family of %v: %w", c.laddr, err)
 	}
+	if ra, ok := uc.RemoteAddr().(*net.UDPAddr); ok && ra != nil {
+		rap := ra.AddrPort()
+		c.peer = netip.AddrPortFrom(rap.Addr().Unmap(), rap.Port())
+	}
 	c.rcvbuf, c.sndbuf = setBuffers(rc, uc, SocketBufferSize)
 	c.df = setDontFragment(rc, c.v6)
 	c.xn = newXNetIO(uc, c.v6)
 	c.raw = newRawIO(rc)
+	c.raw.setPeer(c.peer)
 	c.useXNet = c.raw == nil
 	return c, nil
 }
 
 // LocalAddr is the address peers send to (IPv4-mapped addresses unmapped).
 func (c *Conn) LocalAddr() netip.AddrPort { return c.laddr }
+
+// Peer is the address the Conn is connected to (Dial), or the zero
+// AddrPort when it is not connected.
+func (c *Conn) Peer() netip.AddrPort { return c.peer }
 
 // SetReadDeadline makes a blocked or future ReadBatch return an error
 // wrapping os.ErrDeadlineExceeded once t has passed; the zero time disables
@@ -209,6 +264,8 @@ func (c *Conn) Stats() Stats {
 		RecvBuffer:       c.rcvbuf,
 		SendBuffer:       c.sndbuf,
 		DontFragment:     c.df,
+		Connected:        c.peer.IsValid(),
+		UnnamedWritten:   c.unnamed.Load(),
 	}
 }
 
@@ -225,7 +282,11 @@ func (c *Conn) Close() error {
 // ReadBatch blocks until at least one datagram has arrived, then reads up to
 // min(len(bufs), MaxBatch) datagrams without blocking further. Datagram i is
 // bufs[i][:sizes[i]] from addrs[i]. IPv4-mapped source addresses are
-// unmapped. Only one goroutine should read at a time.
+// unmapped; on a connected Conn addrs[i] is Peer (the kernel delivers
+// nothing else to it, so the source is not asked for). An ICMP error the
+// kernel holds for a connected Conn's peer is returned, once, as an
+// *OpError wrapping its errno (syscall.ECONNREFUSED for port unreachable)
+// with no datagram. Only one goroutine should read at a time.
 //
 // Without GRO (Stats.GRO false) datagrams are received into the caller's
 // buffers and one longer than its buffer is truncated (and counted in
@@ -278,7 +339,11 @@ func (c *Conn) ReadBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort) (in
 // buffer is full. It returns how many datagrams the kernel accepted; when
 // that is less than len(bufs) the error is an *OpError naming the index and
 // destination of the datagram that failed (the ones after it were not
-// attempted). It never retains bufs. Safe for concurrent use.
+// attempted). On a connected Conn every addrs[i] must be Peer (an error
+// wrapping ErrNotPeer names both otherwise), and the datagrams leave without
+// a destination address; an ICMP error the kernel holds for the peer fails
+// the write it reaches, once (the datagram it fails was not sent). It never
+// retains bufs. Safe for concurrent use.
 func (c *Conn) WriteBatch(bufs [][]byte, addrs []netip.AddrPort) (int, error) {
 	if len(addrs) < len(bufs) {
 		return 0, &OpError{Op: "write", Local: c.laddr, Index: -1, Err: fmt.Errorf("%w: len(bufs)=%d len(addrs)=%d", errShortSlices, len(bufs), len(addrs))}
@@ -294,9 +359,12 @@ func (c *Conn) WriteBatch(bufs [][]byte, addrs []netip.AddrPort) (int, error) {
 		var n, nbytes, calls int
 		var err error
 		if c.useXNet {
-			n, nbytes, calls, err = c.xn.write(c.v6, bufs[total:end], addrs[total:end])
+			n, nbytes, calls, err = c.xn.write(c.v6, c.peer, bufs[total:end], addrs[total:end])
 		} else {
 			n, nbytes, calls, err = c.raw.write(c.rc, c.v6, bufs[total:end], addrs[total:end])
+		}
+		if c.peer.IsValid() {
+			c.unnamed.Add(uint64(n))
 		}
 		c.writeSyscalls.Add(uint64(calls))
 		c.datagramsWritten.Add(uint64(n))
@@ -321,6 +389,15 @@ func (c *Conn) opErr(op string, idx int, addr netip.AddrPort, err error) error {
 
 // errAddrFamily reports a destination that the socket's family cannot reach.
 var errAddrFamily = errors.New("address family not supported by socket")
+
+// checkPeer returns nil when a, unmapped, is peer, and an error wrapping
+// ErrNotPeer naming both otherwise.
+func checkPeer(peer, a netip.AddrPort) error {
+	if netip.AddrPortFrom(a.Addr().Unmap(), a.Port()) == peer {
+		return nil
+	}
+	return fmt.Errorf("%w: datagram to %v on a socket connected to %v", ErrNotPeer, a, peer)
+}
 
 // destIP returns the 16-byte (v6 socket) or 4-byte form of the destination.
 func destIP(v6 bool, a netip.Addr) (ip [16]byte, n int, err error) {

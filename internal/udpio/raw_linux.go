@@ -26,6 +26,10 @@ type rawIO struct {
 	r, w mmsgState
 	g    gsoState
 	gr   groState
+	// peer is the connected socket's peer (Conn.peer), zero when not
+	// connected: messages then carry no address either way, and reads
+	// return peer as every source.
+	peer netip.AddrPort
 	// zones caches interface index <-> name for link-local addresses.
 	zoneName  map[uint32]string
 	zoneIndex map[string]uint32
@@ -68,6 +72,8 @@ func (s *mmsgState) grow(n int) {
 	s.names = make([]unix.RawSockaddrInet6, n)
 }
 
+// set points header i at b, with the name slot of i when namelen > 0 and
+// no name at all (a connected socket) when it is 0.
 func (s *mmsgState) set(i int, b []byte, namelen uint32) {
 	iov := &s.iovs[i]
 	if len(b) > 0 {
@@ -78,7 +84,10 @@ func (s *mmsgState) set(i int, b []byte, namelen uint32) {
 	iov.SetLen(len(b))
 	h := &s.hs[i]
 	h.Len = 0
-	h.Hdr.Name = (*byte)(unsafe.Pointer(&s.names[i]))
+	h.Hdr.Name = nil
+	if namelen > 0 {
+		h.Hdr.Name = (*byte)(unsafe.Pointer(&s.names[i]))
+	}
 	h.Hdr.Namelen = namelen
 	h.Hdr.Iov = iov
 	h.Hdr.SetIovlen(1)
@@ -173,7 +182,7 @@ func (r *rawIO) readCopy(rc syscall.RawConn, bufs [][]byte, sizes []int, addrs [
 	if !s.readyFor(bufs) {
 		s.grow(len(bufs))
 		for i, b := range bufs {
-			s.set(i, b, unix.SizeofSockaddrInet6)
+			s.set(i, b, r.nameLen())
 		}
 		s.ready = len(bufs)
 	}
@@ -194,7 +203,7 @@ func (r *rawIO) readCopy(rc syscall.RawConn, bufs [][]byte, sizes []int, addrs [
 			ntrunc++
 		}
 		addrs[i] = r.parse(&s.names[i])
-		h.Len, h.Hdr.Namelen, h.Hdr.Flags = 0, unix.SizeofSockaddrInet6, 0
+		h.Len, h.Hdr.Namelen, h.Hdr.Flags = 0, r.nameLen(), 0
 	}
 	return s.n, nbytes, ntrunc, 1, nil
 }
@@ -213,7 +222,23 @@ func (s *mmsgState) readyFor(bufs [][]byte) bool {
 	return true
 }
 
+// setPeer makes reads and writes those of a socket connected to peer.
+func (r *rawIO) setPeer(peer netip.AddrPort) { r.peer = peer }
+
+// nameLen is the size of the source address slot a read asks for: none on
+// a connected socket.
+func (r *rawIO) nameLen() uint32 {
+	if r.peer.IsValid() {
+		return 0
+	}
+	return unix.SizeofSockaddrInet6
+}
+
+// parse returns the source address in sa (the peer, on a connected socket).
 func (r *rawIO) parse(sa *unix.RawSockaddrInet6) netip.AddrPort {
+	if r.peer.IsValid() {
+		return r.peer
+	}
 	switch sa.Family {
 	case unix.AF_INET:
 		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
@@ -326,10 +351,14 @@ func (r *rawIO) build(from, cnt int, bufs [][]byte, addrs []netip.AddrPort, useG
 		}
 		h := &s.hs[m]
 		h.Len = 0
-		h.Hdr.Name = (*byte)(unsafe.Pointer(&s.names[i]))
-		h.Hdr.Namelen = unix.SizeofSockaddrInet6
-		if s.names[i].Family == unix.AF_INET {
-			h.Hdr.Namelen = unix.SizeofSockaddrInet4
+		if r.peer.IsValid() {
+			h.Hdr.Name, h.Hdr.Namelen = nil, 0 // the connected peer
+		} else {
+			h.Hdr.Name = (*byte)(unsafe.Pointer(&s.names[i]))
+			h.Hdr.Namelen = unix.SizeofSockaddrInet6
+			if s.names[i].Family == unix.AF_INET {
+				h.Hdr.Namelen = unix.SizeofSockaddrInet4
+			}
 		}
 		h.Hdr.Iov = &s.iovs[i]
 		h.Hdr.SetIovlen(k)
@@ -366,21 +395,14 @@ func (r *rawIO) write(rc syscall.RawConn, v6 bool, bufs [][]byte, addrs []netip.
 	cnt := len(bufs)
 	var encErr error
 	for i := 0; i < cnt; i++ {
-		ip, l, e := destIP(v6, addrs[i].Addr())
-		if e != nil {
+		if r.peer.IsValid() {
+			if e := checkPeer(r.peer, addrs[i]); e != nil {
+				cnt, encErr = i, e
+				break
+			}
+		} else if e := r.encodeName(v6, i, addrs[i]); e != nil {
 			cnt, encErr = i, e
 			break
-		}
-		sa := &s.names[i]
-		if l == 4 {
-			sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
-			*sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Port: htons(addrs[i].Port())}
-			copy(sa4.Addr[:], ip[:4])
-		} else {
-			*sa = unix.RawSockaddrInet6{Family: unix.AF_INET6, Port: htons(addrs[i].Port()), Addr: ip}
-			if z := addrs[i].Addr().Zone(); z != "" {
-				sa.Scope_id = r.zoneIdx(z)
-			}
 		}
 		iov := &s.iovs[i]
 		iov.Base = nil
@@ -390,6 +412,34 @@ func (r *rawIO) write(rc syscall.RawConn, v6 bool, bufs [][]byte, addrs []netip.
 		iov.SetLen(len(bufs[i]))
 	}
 	defer s.clear(cnt)
+	return r.send(rc, cnt, bufs, addrs, encErr)
+}
+
+// encodeName writes the destination of datagram i into its name slot.
+func (r *rawIO) encodeName(v6 bool, i int, addr netip.AddrPort) error {
+	ip, l, err := destIP(v6, addr.Addr())
+	if err != nil {
+		return err
+	}
+	sa := &r.w.names[i]
+	if l == 4 {
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		*sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Port: htons(addr.Port())}
+		copy(sa4.Addr[:], ip[:4])
+	} else {
+		*sa = unix.RawSockaddrInet6{Family: unix.AF_INET6, Port: htons(addr.Port()), Addr: ip}
+		if z := addr.Addr().Zone(); z != "" {
+			sa.Scope_id = r.zoneIdx(z)
+		}
+	}
+	return nil
+}
+
+// send passes datagrams [0, cnt), their iovecs and names set, to the kernel
+// in as few sendmmsg calls as it takes; encErr is the error of datagram cnt
+// (not sent), if any.
+func (r *rawIO) send(rc syscall.RawConn, cnt int, bufs [][]byte, addrs []netip.AddrPort, encErr error) (n, nbytes, calls int, err error) {
+	s, g := &r.w, &r.g
 	useGSO := g.on.Load()
 	for n < cnt {
 		msgs := r.build(n, cnt, bufs, addrs, useGSO)
@@ -596,7 +646,7 @@ func (r *rawIO) readGRO(rc syscall.RawConn, bufs [][]byte, sizes []int, addrs []
 		s.grow(slots)
 		s.ready = 0
 		for i := 0; i < slots; i++ {
-			s.set(i, g.mem[i*groSlotSize:(i+1)*groSlotSize], unix.SizeofSockaddrInet6)
+			s.set(i, g.mem[i*groSlotSize:(i+1)*groSlotSize], r.nameLen())
 			s.hs[i].Hdr.Control = &g.oob[i*groOOBSize]
 			s.hs[i].Hdr.SetControllen(groOOBSize)
 		}

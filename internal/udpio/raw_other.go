@@ -15,6 +15,8 @@ type rawIO struct{}
 
 func newRawIO(syscall.RawConn) *rawIO { return nil }
 
+func (*rawIO) setPeer(netip.AddrPort) {}
+
 func (*rawIO) gsoStats() (bool, uint64) { return false, 0 }
 
 func (*rawIO) setGSO(bool) {}

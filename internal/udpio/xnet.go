@@ -74,7 +74,9 @@ func (x *xnetIO) read(bufs [][]byte, sizes []int, addrs []netip.AddrPort) (n, nb
 	return n, nbytes, ntrunc, err
 }
 
-func (x *xnetIO) write(v6 bool, bufs [][]byte, addrs []netip.AddrPort) (n, nbytes, calls int, err error) {
+// write sends bufs to addrs; with peer valid (a connected socket) every
+// address must be peer and the messages carry none.
+func (x *xnetIO) write(v6 bool, peer netip.AddrPort, bufs [][]byte, addrs []netip.AddrPort) (n, nbytes, calls int, err error) {
 	if len(x.wmsgs) < len(bufs) {
 		x.wmsgs = make([]ipv4.Message, len(bufs))
 		x.wbufs = make([][1][]byte, len(bufs))
@@ -85,6 +87,16 @@ func (x *xnetIO) write(v6 bool, bufs [][]byte, addrs []netip.AddrPort) (n, nbyte
 	cnt := len(bufs)
 	var encErr error
 	for i := 0; i < cnt; i++ {
+		if peer.IsValid() {
+			if e := checkPeer(peer, addrs[i]); e != nil {
+				cnt, encErr = i, e
+				break
+			}
+			x.wbufs[i][0] = bufs[i]
+			x.wmsgs[i].Buffers = x.wbufs[i][:]
+			x.wmsgs[i].Addr = nil
+			continue
+		}
 		ip, l, e := destIP(v6, addrs[i].Addr())
 		if e != nil {
 			cnt, encErr = i, e
