@@ -36,6 +36,7 @@ type newReno struct {
 	ssthresh      int
 	recoveryStart time.Time
 	ackedInCA     int
+	events        uint64 // window reductions
 
 	undo  undoMark    // an undo episode is open; saved holds the state before its first reduction
 	saved newRenoUndo // valid while undo == undoSaved
@@ -86,6 +87,7 @@ func (c *newReno) OnLoss(now time.Time, bytes int, sentAt time.Time) {
 		return // one reduction per recovery period
 	}
 	c.save()
+	c.events++
 	c.recoveryStart = now
 	c.cwnd = max(c.cwnd/2, minWindowPackets*c.mss)
 	c.ssthresh = c.cwnd
@@ -94,6 +96,7 @@ func (c *newReno) OnLoss(now time.Time, bytes int, sentAt time.Time) {
 
 func (c *newReno) OnPersistentCongestion() {
 	c.save()
+	c.events++
 	c.cwnd = minWindowPackets * c.mss
 	c.ackedInCA = 0
 }
@@ -120,6 +123,20 @@ func (c *newReno) endUndo(restore bool) bool {
 }
 
 func (c *newReno) Window() int { return c.cwnd }
+
+func (c *newReno) congestionEvents() uint64 { return c.events }
+
+// eventCounter is a controller that counts its window reductions (for
+// CounterCongestionEvents): NewReno's every recovery period, CUBIC's
+// congestion events, persistent congestion for both.
+type eventCounter interface {
+	congestionEvents() uint64
+}
+
+var (
+	_ eventCounter = (*newReno)(nil)
+	_ eventCounter = (*cubic)(nil)
+)
 
 // undoController is a controller whose reductions recovery can undo when
 // they prove spurious (docs/PROTOCOL.md §8.13; RFC 9438 §4.9, the undo of
@@ -160,25 +177,54 @@ func (noCongestion) OnLoss(time.Time, int, time.Time)           {}
 func (noCongestion) OnPersistentCongestion()                    {}
 func (noCongestion) Window() int                                { return math.MaxInt / 2 }
 
-// pacer spreads packets at 1.25 × cwnd / srtt with a burst allowance, as a
-// token bucket measured in bytes. Timers are coarse on a loaded host, so it
+// pacer spreads packets at gain × cwnd / srtt (pacingGainSS in slow start,
+// pacingGainCA after) with a burst allowance, as a token bucket measured in
+// bytes. Timers are coarse on a loaded host, so it
 // never asks to wait less than pacingGranularity and lets a burst of that
 // long's worth of sending (twice it) go at once, as quic-go's pacer does:
 // a pacer that woke every few microseconds would cost more than it saves.
 type pacer struct {
 	budget   int // bytes that may go now
 	last     time.Time
-	maxBurst int // the smallest burst allowed, bytes
+	maxBurst int     // the smallest burst allowed, bytes
+	gain     float64 // rate = gain × cwnd / srtt; 0: pacingGainCA
 }
 
 const pacingGranularity = time.Millisecond
+
+// Pacing gains (Linux's tcp_pacing_ss_ratio and RFC 9002 §7.7's N): in slow
+// start the window may double within the round trip, and a pacer at 1.25 ×
+// cwnd / srtt would spread even an application-limited burst of half the
+// window over most of a round trip; in congestion avoidance the window
+// grows slowly and 1.25 leaves room enough.
+const (
+	pacingGainSS = 2.0
+	pacingGainCA = 1.25
+)
 
 func (p *pacer) rate(cwnd int, srtt time.Duration) float64 { // bytes per ns
 	if srtt <= 0 {
 		srtt = time.Microsecond
 	}
-	return 1.25 * float64(cwnd) / float64(srtt)
+	g := p.gain
+	if g == 0 {
+		g = pacingGainCA
+	}
+	return g * float64(cwnd) / float64(srtt)
 }
+
+// slowStarter is a controller that says whether it is in slow start (the
+// pacer then runs at pacingGainSS).
+type slowStarter interface {
+	inSlowStart() bool
+}
+
+var (
+	_ slowStarter = (*newReno)(nil)
+	_ slowStarter = (*cubic)(nil)
+)
+
+func (c *newReno) inSlowStart() bool { return c.cwnd < c.ssthresh }
 
 // burst is the most the bucket holds at rate r.
 func (p *pacer) burst(r float64) int {

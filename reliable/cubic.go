@@ -295,6 +295,7 @@ func (c *cubic) prr(delivered int) {
 // climbs back to β·cwnd.
 func (c *cubic) OnPersistentCongestion() {
 	c.save()
+	c.events++
 	c.wMax = float64(c.cwnd) / float64(c.mss)
 	c.ssthresh = max(int(float64(c.cwnd)*cubicBeta), minWindowPackets*c.mss)
 	c.cwnd = minWindowPackets * c.mss
@@ -333,5 +334,9 @@ func (c *cubic) endUndo(restore bool) bool {
 	c.inRecovery, c.recoverFS, c.prrDelivered, c.prrOut = u.inRecovery, u.recoverFS, u.prrDelivered, u.prrOut
 	return true
 }
+
+func (c *cubic) congestionEvents() uint64 { return c.events }
+
+func (c *cubic) inSlowStart() bool { return c.cwnd < c.ssthresh && !c.inRecovery }
 
 func (c *cubic) Window() int { return max(c.cwnd, minWindowPackets*c.mss/2) }

@@ -34,6 +34,9 @@ type recovery struct {
 	cc       CongestionControl
 	sc       sessionController // cc, if it is one of ours that wants more
 	uc       undoController    // cc, if its reductions can be undone
+	ec       eventCounter      // cc, if it counts its reductions
+	ss       slowStarter       // cc, if it says when it is in slow start (pacing gain)
+	events   uint64            // ec's count as last seen
 	undo     undoEpisode
 	pacer    pacer
 	inFlight int
@@ -68,7 +71,7 @@ const (
 	skipInitialPeriod = 64                     // first skip within about this many packets
 	skipMaxPeriod     = 1 << 16                // the period doubles up to this
 	persistentPTOs    = 3                      // timeouts in a row that collapse the window
-	pacerBurstPackets = 16                     // packets the pacer lets go at once
+	pacerBurstPackets = initialWindowPackets   // packets the pacer lets go at once (RFC 9002 §7.7: bursts of the initial window)
 	cwndLimitedShare  = 2                      // the window grows only while at least 1/2 of it is in flight
 	ptoHoldTime       = 500 * time.Microsecond // a due probe timeout waits this long for waiting datagrams
 	maxPTOHolds       = 4                      // at most this many times in a row
@@ -150,6 +153,8 @@ func newRecovery(cfg *Config, seed uint64, stats *counters) *recovery {
 		r.sc = sc
 	}
 	r.uc, _ = r.cc.(undoController)
+	r.ec, _ = r.cc.(eventCounter)
+	r.ss, _ = r.cc.(slowStarter)
 	r.pacer.maxBurst = pacerBurstPackets * cfg.MaxDatagramSize
 	r.chooseSkip()
 	return r
@@ -244,8 +249,13 @@ func (r *recovery) pacingDelay(size int) time.Duration {
 	return d
 }
 
-// refillPacer adds the pacer's tokens for the time since it last ran.
+// refillPacer adds the pacer's tokens for the time since it last ran, at
+// the gain of the controller's phase.
 func (r *recovery) refillPacer(now time.Time) {
+	r.pacer.gain = pacingGainCA
+	if r.ss != nil && r.ss.inSlowStart() {
+		r.pacer.gain = pacingGainSS
+	}
 	r.pacer.refill(now, r.window(), r.rtt.SmoothedRTT())
 }
 
@@ -551,6 +561,7 @@ func (r *recovery) lose(p *sentPacket, now time.Time, confirmed bool, h recovery
 	r.rememberLost(p, now, !confirmed)
 	if confirmed {
 		r.cc.OnLoss(now, p.size, p.sentAt)
+		r.countEvents()
 	}
 	if !r.rack.inRecovery {
 		r.rack.inRecovery, r.rack.recoveryEnd = true, r.nextPN
@@ -643,8 +654,21 @@ func (r *recovery) onTimeout(now time.Time, h recoveryHandler) (probe bool) {
 	r.lastEliciting = now
 	if r.ptoCount >= persistentPTOs {
 		r.cc.OnPersistentCongestion()
+		r.countEvents()
 	}
 	return true
+}
+
+// countEvents adds the controller's new window reductions to
+// CounterCongestionEvents.
+func (r *recovery) countEvents() {
+	if r.ec == nil {
+		return
+	}
+	if n := r.ec.congestionEvents(); n != r.events {
+		r.stats.add(CounterCongestionEvents, n-r.events)
+		r.events = n
+	}
 }
 
 // lingerTime is how long a closing session stays to repeat its CLOSE: a few

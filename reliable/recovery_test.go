@@ -785,3 +785,46 @@ func TestPluggedCongestionControl(t *testing.T) {
 		t.Errorf("window %d: want the controller's 6000", r.window())
 	}
 }
+
+// TestPacingGain: the pacer runs at 2 × cwnd / srtt while the controller is
+// in slow start and at 1.25 × afterwards (a congestion event), for CUBIC and
+// NewReno; a controller of the application's is paced at 1.25 ×.
+func TestPacingGain(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  *Config
+	}{
+		{"cubic", &Config{LossTolerance: -1}},
+		{"newreno", &Config{Congestion: "newreno"}},
+		// NewReno behind only the public interface: the pacer cannot tell.
+		{"plugged", &Config{NewCongestionControl: func(mss int) CongestionControl { return publicOnly{newNewReno(mss)} }}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, _ := testRecovery(t, tc.cfg)
+			r.refillPacer(t0)
+			want := pacingGainSS
+			if tc.name == "plugged" {
+				want = pacingGainCA
+			}
+			if r.pacer.gain != want {
+				t.Errorf("before any loss: gain %v, want %v", r.pacer.gain, want)
+			}
+			pns := send(r, t0, 10, 1000)
+			h := &recHandler{}
+			// Packets 4..10 acknowledged, 1..3 lost by the packet threshold.
+			if err := r.onAck(ack(wire.AckRange{Smallest: pns[3], Largest: pns[9]}), t0.Add(10*time.Millisecond), h); err != nil {
+				t.Fatal(err)
+			}
+			if len(h.lost) == 0 {
+				t.Fatal("no loss declared")
+			}
+			r.refillPacer(t0.Add(11 * time.Millisecond))
+			if r.pacer.gain != pacingGainCA {
+				t.Errorf("after a congestion event: gain %v, want %v", r.pacer.gain, pacingGainCA)
+			}
+		})
+	}
+}
+
+// publicOnly hides every method of a controller but CongestionControl's.
+type publicOnly struct{ CongestionControl }

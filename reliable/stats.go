@@ -57,6 +57,7 @@ const (
 	CounterUndos                                 // loss episodes proven spurious whose congestion response was undone
 	CounterPTOHolds                              // due probe timeouts held because received datagrams waited to be read
 	CounterICMPErrors                            // ICMP errors about the peer reported on a dialed session's connected socket after its handshake: ignored
+	CounterCongestionEvents                      // congestion window reductions: losses taken as congestion, persistent congestion
 
 	NumCounters // the number of counters, not a counter
 )
@@ -122,6 +123,7 @@ var counterTable = [NumCounters]CounterInfo{
 	CounterUndos:                  {"undos", "", "Loss episodes proven spurious whose window reduction and timeout back-off were undone."},
 	CounterPTOHolds:               {"pto_holds", "", "Due retransmission timeouts held briefly because received datagrams waited to be read."},
 	CounterICMPErrors:             {"icmp_errors", "", "ICMP errors about the peer (port unreachable and the like) that the kernel reported on a dialed session's connected socket after its handshake; counted and ignored."},
+	CounterCongestionEvents:       {"congestion_events", "", "Congestion window reductions (losses taken as congestion, persistent congestion); random losses within the loss tolerance are none."},
 }
 
 // Info describes c; the zero CounterInfo for a value out of range.

@@ -16,7 +16,9 @@
 # Usage: scripts/lossy-bench.sh [OUTDIR]
 #   env: LOSSES="1 5" DELAY=1ms COUNT=2000 SIZE=1024 REPLY=1024
 #        TRANSPORTS=raptor,tcp,kcp,quic,udp TIMEOUT=40s LOSS_VIA=nft|bridge SEED=1
-#        KAFKA=1 KAFKA_COUNT=2000 KAFKA_RATE=2000 (the kafka suite over the same path)
+#        KAFKA=1 KAFKA_COUNT=2000 KAFKA_RATE=2000 KAFKA_DURATION=2s (the kafka suite
+#        over the same path; KAFKA_DURATION is how long kafka-max goes flat out)
+#        LOSSES may hold 0: the same path without loss (the nft rule drops none)
 #        BIN=... TUNBRIDGE=... (prebuilt binaries; default: build bench/ here)
 # Writes OUTDIR/lossy-N.md (Markdown table), OUTDIR/lossy-N.jsonl (archive for
 # `raptor-bench-all report`) and OUTDIR/bench-lossy-N.png per loss level N, and
@@ -37,6 +39,7 @@ SEED=${SEED:-1}
 KAFKA=${KAFKA:-1}
 KAFKA_COUNT=${KAFKA_COUNT:-2000}
 KAFKA_RATE=${KAFKA_RATE:-2000}
+KAFKA_DURATION=${KAFKA_DURATION:-2s}
 BASE_PORT=9400
 
 [ "$(id -u)" = 0 ] || { echo "lossy-bench: needs root (network namespaces, TUN, nftables)" >&2; exit 1; }
@@ -148,9 +151,9 @@ for loss in $LOSSES; do
     || { echo "lossy-bench: some rtt runs failed at ${loss}% loss (see above)" >&2; FAILED=1; }
   if [ "$KAFKA" = 1 ]; then
     KT=$(echo "$TRANSPORTS" | tr , '\n' | grep -vx udp | paste -sd, -)
-    echo "== kafka over the same path: $KAFKA_COUNT records at $KAFKA_RATE/s, then flat out for 2s" >&2
+    echo "== kafka over the same path: $KAFKA_COUNT records at $KAFKA_RATE/s, then flat out for $KAFKA_DURATION" >&2
     ip netns exec "$NSA" "$WORK/raptor-bench-all" kafka --transport "$KT" --remote "10.77.0.2:$BASE_PORT" \
-      --size 64 --count "$KAFKA_COUNT" --rate "$KAFKA_RATE" --duration 2s --timeout "$TIMEOUT" --verbose \
+      --size 64 --count "$KAFKA_COUNT" --rate "$KAFKA_RATE" --duration "$KAFKA_DURATION" --timeout "$TIMEOUT" --verbose \
       --markdown --save "$OUT/lossy-$loss.jsonl" --condition "${loss}% loss, ${DELAY} one-way delay" \
       | tee -a "$OUT/lossy-$loss.md" \
       || { echo "lossy-bench: some kafka runs failed at ${loss}% loss (see above)" >&2; FAILED=1; }

@@ -51,15 +51,26 @@ func (r *Raptor) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	d := r.dialer
 	r.mu.Unlock()
 	c, err := d.DialContext(ctx, "raptor", addr)
-	if st, ok := c.(*reliable.Stream); ok && err == nil {
-		r.mu.Lock()
-		if r.sessions == nil {
-			r.sessions = map[*reliable.Session]struct{}{}
-		}
-		r.sessions[st.Session()] = struct{}{}
-		r.mu.Unlock()
+	if err == nil {
+		r.Track(c)
 	}
 	return c, err
+}
+
+// Track adds the session of c, if it is a Raptor stream, to those whose
+// counters RunStats sums at Close (for conns dialled by another dialer,
+// such as compat/kafka's in the Kafka suite).
+func (r *Raptor) Track(c net.Conn) {
+	st, ok := c.(*reliable.Stream)
+	if !ok {
+		return
+	}
+	r.mu.Lock()
+	if r.sessions == nil {
+		r.sessions = map[*reliable.Session]struct{}{}
+	}
+	r.sessions[st.Session()] = struct{}{}
+	r.mu.Unlock()
 }
 
 // RunStats summarises the counters of the sessions of the last run (until
@@ -81,9 +92,10 @@ func (r *Raptor) Close() error {
 		sum.Add(s.Stats())
 	}
 	if len(r.sessions) > 0 {
-		r.last = fmt.Sprintf("%d sessions: packets sent %d received %d, retransmits %d, RTOs %d (spurious %d, held %d), undos %d, NAKs sent %d received %d, duplicates %d, smoothed RTT %v",
-			len(r.sessions), sum.Get(reliable.CounterPacketsSent), sum.Get(reliable.CounterPacketsReceived), sum.Get(reliable.CounterRetransmits),
-			sum.Get(reliable.CounterRTOs), sum.Get(reliable.CounterSpuriousRTOs), sum.Get(reliable.CounterPTOHolds), sum.Get(reliable.CounterUndos), sum.Get(reliable.CounterNaksSent), sum.Get(reliable.CounterNaksReceived), sum.Get(reliable.CounterDuplicates), sum.SmoothedRTT)
+		r.last = fmt.Sprintf("%d sessions: packets sent %d received %d, retransmits %d (spurious %d), RTOs %d (spurious %d, held %d), undos %d, window cuts %d, NAKs sent %d received %d, duplicates %d, smoothed RTT %v, cwnd %d B, datagrams %d B",
+			len(r.sessions), sum.Get(reliable.CounterPacketsSent), sum.Get(reliable.CounterPacketsReceived), sum.Get(reliable.CounterRetransmits), sum.Get(reliable.CounterSpuriousLosses),
+			sum.Get(reliable.CounterRTOs), sum.Get(reliable.CounterSpuriousRTOs), sum.Get(reliable.CounterPTOHolds), sum.Get(reliable.CounterUndos), sum.Get(reliable.CounterCongestionEvents), sum.Get(reliable.CounterNaksSent), sum.Get(reliable.CounterNaksReceived), sum.Get(reliable.CounterDuplicates), sum.SmoothedRTT,
+			sum.CongestionWindow, sum.DatagramSize)
 	}
 	r.sessions = nil
 	r.mu.Unlock()

@@ -9,6 +9,7 @@ package kafkabench
 import (
 	"context"
 	"io"
+	"net"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -41,7 +42,15 @@ func (r Raptor) KafkaDialer() (kgo.Opt, io.Closer, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return d.Opt(), d, nil
+	// The sessions of the conns it dials count in RunStats, as the
+	// transport's own dials do.
+	return kgo.Dialer(func(ctx context.Context, network, host string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, host)
+		if err == nil {
+			r.Track(c)
+		}
+		return c, err
+	}), d, nil
 }
 
 // Register replaces reg's raptor and raptor-plaintext transports with ones
