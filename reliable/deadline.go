@@ -70,10 +70,18 @@ func (d *deadline) wait() chan struct{} {
 	return d.ch
 }
 
+// stop cancels a pending deadline's timer (the stream is closed). Later
+// calls to set still work: the timer is forgotten once stopped, or once its
+// callback, if it already fired, has closed ch. (Keeping a stopped timer made
+// the next set wait for a close that never came: franz-go clears a conn's
+// read deadline after a read that failed because the conn was closed, and
+// its connection goroutine hung there for good, stalling every request on
+// that broker connection.)
 func (d *deadline) stop() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.timer != nil {
-		d.timer.Stop()
+	if d.timer != nil && !d.timer.Stop() {
+		<-d.ch // the timer fired: wait until its callback closed ch
 	}
+	d.timer = nil
 }
