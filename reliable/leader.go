@@ -26,14 +26,11 @@ import (
 //     it, its deadline passes or the stream or session ends; then it frees
 //     the token again, nudging the next waiting Read if there is one.
 //   - Nobody holds a free token for long: the loop's timer takes it back when
-//     it stayed free for a whole period (bound after the last release: every
-//     release pushes the timer back), so datagrams for sessions nobody reads
-//     (other sessions of a listener, ACKs for a writer that never reads) wait
-//     at most that long. Readers that keep taking the token (a request/response
-//     exchange releases and takes it once per message) keep the loop parked:
-//     its timer never fires meanwhile, which would cost a goroutine switch and
-//     often a thread wake-up in the middle of an exchange. A leader blocked on
-//     an idle socket costs nothing.
+//     no reader took it for a whole period (bound after a release, at
+//     most twice that), so datagrams for sessions nobody reads (other
+//     sessions of a listener, ACKs for a writer that never reads) wait at
+//     most that long. A reader that keeps reading keeps the token and the
+//     loop stays parked; a leader blocked on an idle socket costs nothing.
 //   - A leader blocked in ReadBatch is interrupted (a read deadline in the
 //     past on the PacketConn) when its stream is closed, its session ends or
 //     its read deadline passes; the holder of the token clears that deadline
@@ -75,7 +72,7 @@ type leadership struct {
 	waiters atomic.Int32           // Reads waiting for data while the token is taken
 	wanted  atomic.Bool            // a Read found the token taken since the loop last lent it
 	leader  atomic.Pointer[Stream] // the stream whose Read leads, if any
-	armed   atomic.Bool            // timer is set
+	armed   atomic.Bool            // timer is set (whoever sets armed resets it)
 	closed  atomic.Bool            // the packet conn is closed: the loop must end
 	wake    chan struct{}          // cap 1: the parked loop looks at the state again
 	free    chan struct{}          // cap 1: one waiting Read may take the token
@@ -83,7 +80,8 @@ type leadership struct {
 	bound   time.Duration          // timer period
 
 	// The holder of the token only.
-	failures int // consecutive failed reads
+	seenGen  uint64 // the loop: gen when it last looked, while lending
+	failures int    // consecutive failed reads
 }
 
 func (l *leadership) init(pc PacketConn, cfg *Config) {
@@ -110,11 +108,11 @@ func (l *leadership) take() bool {
 	return true
 }
 
-// arm (re)starts the timer that takes a free token back: a whole period
-// from now. Moving a timer later costs no wake-up of the network poller.
+// arm makes sure the timer will look at a free token.
 func (l *leadership) arm() {
-	l.armed.Store(true)
-	l.timer.Reset(l.bound)
+	if l.armed.CompareAndSwap(false, true) {
+		l.timer.Reset(l.bound)
+	}
 }
 
 // release frees the token of a leader that is done.
@@ -170,27 +168,26 @@ func (e *endpoint) lend() {
 	l := &e.lead
 	l.state.Store(tokFree)
 	signal(l.free)
+	// Take the token back only after a full period in which no reader took
+	// it (a stale timer value from an earlier period only starts one).
+	l.seenGen = l.gen.Load() - 1
 	l.arm()
 	for {
-		fired := false
 		select {
 		case <-l.wake:
 		case <-l.timer.C:
 			l.armed.Store(false)
-			fired = true
 		}
 		switch l.state.Load() {
 		case tokLoop:
 			return
 		case tokFree:
-			// The timer fired a whole period after the last release (each
-			// release pushes it back), or the conn closed: take the token.
-			if (fired || l.closed.Load()) && l.state.CompareAndSwap(tokFree, tokLoop) {
+			g := l.gen.Load()
+			if (g == l.seenGen || l.closed.Load()) && l.state.CompareAndSwap(tokFree, tokLoop) {
 				return
 			}
-			if !l.armed.Load() {
-				l.arm() // taken and released between the fire and this look
-			}
+			l.seenGen = g
+			l.arm()
 		case tokReader:
 			// The leader's release arms the timer again.
 		}

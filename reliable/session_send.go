@@ -80,17 +80,14 @@ func (s *Session) armLocked(exact bool) {
 	}
 }
 
-// armAtLocked points the timer at t or the next deadline, whichever is
-// earlier, moving it later too: a session exchanging requests and replies
-// faster than t is away pushes its timer back with every send and it never
-// fires (a run-loop wake-up, and often a thread's, in the middle of an
-// exchange). Moving a timer later costs no wake-up of the network poller.
+// armAtLocked makes the timer fire no later than t (and no later than the
+// next deadline).
 func (s *Session) armAtLocked(t time.Time) {
 	next := s.nextDeadlineLocked()
 	if next.IsZero() || t.Before(next) {
 		next = t
 	}
-	if !next.Equal(s.armed) {
+	if s.armed.IsZero() || next.Before(s.armed) {
 		s.timer.Reset(time.Until(next))
 		s.armed = next
 	}
