@@ -13,36 +13,49 @@ func BenchmarkPingPong(b *testing.B) {
 	for _, p := range paths {
 		b.Run(p.name, func(b *testing.B) {
 			cli, srv := listenPath(b, "127.0.0.1:0", p), listenPath(b, "127.0.0.1:0", p)
-			go func() {
-				bufs := [][]byte{make([]byte, 1500)}
-				sizes := make([]int, 1)
-				addrs := make([]netip.AddrPort, 1)
-				for {
-					n, err := srv.ReadBatch(bufs, sizes, addrs)
-					if err != nil {
-						return
-					}
-					for i := 0; i < n; i++ {
-						srv.WriteBatch([][]byte{bufs[i][:sizes[i]]}, addrs[i:i+1])
-					}
-				}
-			}()
-			out := [][]byte{make([]byte, 64)}
-			dst := []netip.AddrPort{srv.LocalAddr()}
-			in := [][]byte{make([]byte, 1500)}
-			sizes := make([]int, 1)
-			addrs := make([]netip.AddrPort, 1)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				if _, err := cli.WriteBatch(out, dst); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := cli.ReadBatch(in, sizes, addrs); err != nil {
-					b.Fatal(err)
-				}
-			}
+			pingPong64(b, cli, srv, nil)
 		})
+	}
+}
+
+// pingPong64 echoes every datagram srv receives and times 64-byte round
+// trips from cli (the benchmark loop). around, if set, runs just before and
+// just after the loop (the CPU-time metric of BenchmarkPingPongSocket).
+func pingPong64(b *testing.B, cli, srv *Conn, around func(after bool)) {
+	go func() {
+		bufs := [][]byte{make([]byte, 1500)}
+		sizes := make([]int, 1)
+		addrs := make([]netip.AddrPort, 1)
+		for {
+			n, err := srv.ReadBatch(bufs, sizes, addrs)
+			if err != nil {
+				return
+			}
+			for i := 0; i < n; i++ {
+				srv.WriteBatch([][]byte{bufs[i][:sizes[i]]}, addrs[i:i+1])
+			}
+		}
+	}()
+	out := [][]byte{make([]byte, 64)}
+	dst := []netip.AddrPort{srv.LocalAddr()}
+	in := [][]byte{make([]byte, 1500)}
+	sizes := make([]int, 1)
+	addrs := make([]netip.AddrPort, 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	if around != nil {
+		around(false)
+	}
+	for b.Loop() {
+		if _, err := cli.WriteBatch(out, dst); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := cli.ReadBatch(in, sizes, addrs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if around != nil {
+		around(true)
 	}
 }
 

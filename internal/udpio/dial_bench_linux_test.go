@@ -3,7 +3,6 @@
 package udpio
 
 import (
-	"net/netip"
 	"syscall"
 	"testing"
 	"time"
@@ -43,37 +42,14 @@ func BenchmarkPingPongSocket(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer cli.Close()
-			go func() {
-				bufs := [][]byte{make([]byte, 1500)}
-				sizes := make([]int, 1)
-				addrs := make([]netip.AddrPort, 1)
-				for {
-					n, err := srv.ReadBatch(bufs, sizes, addrs)
-					if err != nil {
-						return
-					}
-					for i := 0; i < n; i++ {
-						srv.WriteBatch([][]byte{bufs[i][:sizes[i]]}, addrs[i:i+1])
-					}
+			var cpu0 time.Duration
+			pingPong64(b, cli, srv, func(after bool) {
+				if !after {
+					cpu0 = cpuTime(b)
+					return
 				}
-			}()
-			out := [][]byte{make([]byte, 64)}
-			dst := []netip.AddrPort{srv.LocalAddr()}
-			in := [][]byte{make([]byte, 1500)}
-			sizes := make([]int, 1)
-			addrs := make([]netip.AddrPort, 1)
-			b.ReportAllocs()
-			b.ResetTimer()
-			cpu0 := cpuTime(b)
-			for b.Loop() {
-				if _, err := cli.WriteBatch(out, dst); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := cli.ReadBatch(in, sizes, addrs); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/op")
+				b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/op")
+			})
 		})
 	}
 }
