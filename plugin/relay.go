@@ -656,8 +656,10 @@ func (rc *relayConn) closeWith(counter *atomic.Uint64, code reliable.ErrorCode) 
 		rc.client.Close()
 	}
 	if up != nil {
-		up.Close()
+		// Counted as gone before it goes, so that whoever sees the upstream
+		// closed (its server, a test) reads UpstreamActive without it.
 		rc.r.upActive.Add(-1)
+		up.Close()
 	}
 }
 
@@ -705,8 +707,8 @@ func (rc *relayConn) serve() {
 	if rc.done { // closed while dialing
 		rc.mu.Unlock()
 		firstPool.Put(fp)
-		up.Close()
 		r.upActive.Add(-1)
+		up.Close()
 		r.remove(rc)
 		return
 	}
