@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -114,20 +115,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 // TestDialerStats: a Dialer reports the counters of its sessions, including
 // the handshake packets its endpoint exchanged.
 func TestDialerStats(t *testing.T) {
-	l, err := Listen("127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go io.Copy(c, c)
-		}
-	}()
+	l := serveLoopback(t, nil, func(c net.Conn) { go io.Copy(c, c) })
 	d := Dialer{Config: pin(l, nil)}
 	defer d.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -145,4 +133,26 @@ func TestDialerStats(t *testing.T) {
 	if ls := l.Stats(); ls.Counters[CounterPacketsReceived] < 3 {
 		t.Fatalf("listener counted %d packets, want the handshake's and the data's", ls.Counters[CounterPacketsReceived])
 	}
+}
+
+// serveLoopback listens on 127.0.0.1 with cfg and hands every accepted conn
+// to handle on the accept goroutine (a handle that blocks starts its own);
+// the listener closes when the test ends.
+func serveLoopback(t *testing.T, cfg *Config, handle func(net.Conn)) *Listener {
+	t.Helper()
+	l, err := Listen("127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			handle(c)
+		}
+	}()
+	return l
 }

@@ -3,6 +3,7 @@ package reliable
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -15,20 +16,7 @@ import (
 // the wildcard local address of the remote's family, and its error names
 // what failed.
 func TestDialerPacketConnHook(t *testing.T) {
-	l, err := Listen("127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	l := serveLoopback(t, nil, func(c net.Conn) { c.Close() })
 	var got []string
 	d := &Dialer{PacketConn: func(laddr string) (PacketConn, error) {
 		got = append(got, laddr)
@@ -49,7 +37,7 @@ func TestDialerPacketConnHook(t *testing.T) {
 	}
 	bad := &Dialer{PacketConn: func(laddr string) (PacketConn, error) { return nil, errors.New("no path") }}
 	defer bad.Close()
-	_, err = bad.DialContext(ctx, "udp", "[::1]:9")
+	_, err := bad.DialContext(ctx, "udp", "[::1]:9")
 	if err == nil || !strings.Contains(err.Error(), "local packet conn on [::]:0: no path") {
 		t.Fatalf("dial with a failing PacketConn: %v, want the local address and the cause", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -106,23 +107,12 @@ func TestFloodMalformed(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x666))
 
 	cfg := &Config{Logger: slog.New(slog.DiscardHandler)}
-	l, err := Listen("127.0.0.1:0", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				io.Copy(c, c)
-				c.Close()
-			}()
-		}
-	}()
+	l := serveLoopback(t, cfg, func(c net.Conn) {
+		go func() {
+			io.Copy(c, c)
+			c.Close()
+		}()
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s, err := Dial(ctx, l.Addr().String(), pin(l, cfg))

@@ -419,20 +419,7 @@ type noDeadlineConn struct{ PacketConn }
 // TestLeadFallbackWithoutDeadline: over a PacketConn without
 // SetReadDeadline (DPDK, loss injectors) only the loop reads, as before.
 func TestLeadFallbackWithoutDeadline(t *testing.T) {
-	l, err := Listen("127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go echo(c.(*Stream))
-		}
-	}()
+	l := serveLoopback(t, nil, func(c net.Conn) { go echo(c.(*Stream)) })
 	pc, err := udpio.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
