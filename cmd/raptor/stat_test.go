@@ -227,20 +227,7 @@ func metricsURL(t *testing.T, out *clitest.Buffer) string {
 func TestRelayMetricsFlag(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	echo, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer echo.Close()
-	go func() {
-		for {
-			c, err := echo.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	echo := tcpEchoServer(t)
 	start := func(spec relaySpec, listen, upstream string) (string, *clitest.Buffer, chan int, context.CancelFunc) {
 		rctx, stop := context.WithCancel(ctx)
 		var out, errOut clitest.Buffer
@@ -299,4 +286,28 @@ func TestRelayMetricsFlag(t *testing.T) {
 			t.Errorf("%s exited %d", name, code)
 		}
 	}
+}
+
+// tcpEchoServer is a TCP echo server on 127.0.0.1 (each conn echoed until
+// its client closes), closed when the test ends.
+func tcpEchoServer(t *testing.T) net.Listener {
+	t.Helper()
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { echo.Close() })
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	return echo
 }
