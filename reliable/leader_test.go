@@ -296,21 +296,7 @@ func TestLeadCloseWhileLeading(t *testing.T) {
 			l, s := testPair(t, nil)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			c, err := s.OpenStream(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			exchangeSetup := []byte("open")
-			if _, err := c.Write(exchangeSetup); err != nil {
-				t.Fatal(err)
-			}
-			srv, err := l.AcceptStream(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := io.ReadFull(srv, make([]byte, len(exchangeSetup))); err != nil {
-				t.Fatal(err)
-			}
+			c, srv := openAccepted(t, ctx, s, l, []byte("open"))
 			if _, err := srv.Write([]byte("ok")); err != nil {
 				t.Fatal(err)
 			}
@@ -324,7 +310,7 @@ func TestLeadCloseWhileLeading(t *testing.T) {
 			res := readResult(reader, make([]byte, 8))
 			waitLeading(t, reader, peer)
 			tc.end(c, srv, l)
-			err = waitErr(t, res, tc.name)
+			err := waitErr(t, res, tc.name)
 			if err == nil {
 				t.Fatal("Read returned no error")
 			}
@@ -353,20 +339,7 @@ func TestLeadOtherSessionWhileLeading(t *testing.T) {
 	l, sa := testPair(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	ca, err := sa.OpenStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ca.Write([]byte("a")); err != nil {
-		t.Fatal(err)
-	}
-	srvA, err := l.AcceptStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.ReadFull(srvA, make([]byte, 1)); err != nil {
-		t.Fatal(err)
-	}
+	ca, srvA := openAccepted(t, ctx, sa, l, []byte("a"))
 	bufA := make([]byte, 1)
 	res := readResult(srvA, bufA)
 	waitLeading(t, srvA, sa)
@@ -379,17 +352,7 @@ func TestLeadOtherSessionWhileLeading(t *testing.T) {
 		t.Fatalf("dial while another session's reader leads: %v", err)
 	}
 	defer sb.CloseWithError(0, "done")
-	cb, err := sb.OpenStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cb.Write([]byte("b")); err != nil {
-		t.Fatal(err)
-	}
-	srvB, err := l.AcceptStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cb, srvB := openAccepted(t, ctx, sb, l, []byte("b"))
 	go echo(srvB)
 	for range 50 {
 		echoOnce(t, cb, []byte("bb"))
@@ -493,4 +456,24 @@ func BenchmarkPingPong64Lead(b *testing.B) {
 			benchPingPong64(b, nil)
 		})
 	}
+}
+
+// openAccepted opens a stream on s, writes first on it, accepts it on l and
+// reads first there: a stream both sides know, with nothing in flight.
+func openAccepted(t *testing.T, ctx context.Context, s *Session, l *Listener, first []byte) (c, srv *Stream) {
+	t.Helper()
+	c, err := s.OpenStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(first); err != nil {
+		t.Fatal(err)
+	}
+	if srv, err = l.AcceptStream(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(srv, make([]byte, len(first))); err != nil {
+		t.Fatal(err)
+	}
+	return c, srv
 }
