@@ -280,6 +280,7 @@ func TestProxyFollowsLeaderMovesAndNewBroker(t *testing.T) {
 	defer cancel()
 	var acked atomic.Int64
 	var moved, added sync.Once
+	var movers sync.WaitGroup // the leadership moves finish before the checks
 	var newNode atomic.Int32
 	newNode.Store(-1)
 	c := b.Cluster()
@@ -287,30 +288,33 @@ func TestProxyFollowsLeaderMovesAndNewBroker(t *testing.T) {
 		switch a := acked.Add(1); {
 		case a == n/3:
 			moved.Do(func() {
-				go func() { // rotate every leader to the next broker
+				movers.Go(func() { // rotate every leader to the next broker
 					for p := 0; p < parts; p++ {
 						c.MoveTopicPartition(topic, int32(p), int32((p+1)%3))
 					}
-				}()
+				})
 			})
 		case a == 2*n/3:
 			added.Do(func() {
-				go func() {
+				movers.Go(func() {
 					id, _, err := c.AddNode(-1, 0)
 					if err != nil {
 						t.Errorf("AddNode: %v", err)
 						return
 					}
-					newNode.Store(id)
 					for p := 0; p < parts; p += 2 { // the new broker leads half
 						c.MoveTopicPartition(topic, int32(p), id)
 					}
-				}()
+					newNode.Store(id)
+				})
 			})
 		}
 	}
 	res := kxWorkload{Seed: px.Addr(), Topic: topic, Partitions: parts, N: n, OnAck: onAck,
 		Opts: []kgo.Opt{kgo.MetadataMinAge(100 * time.Millisecond)}}.run(t, ctx)
+	// The moves run beside the workload, which can finish first on a fast
+	// run (CI once checked partition 4's leader before its move): wait.
+	movers.Wait()
 	res.check(t, n)
 	id := newNode.Load()
 	if id < 0 {
