@@ -49,13 +49,19 @@ type Config struct {
 	// datagram. Default 0: send as soon as the session's sender runs, which
 	// already coalesces every write that arrived while it was busy.
 	FlushDelay time.Duration
-	// StreamReceiveWindow is the per-stream receive window. Default 1 MiB.
+	// StreamReceiveWindow is the per-stream receive window. Default 4 MiB:
+	// a window must cover what is in flight while credit and ACKs come
+	// back, and with 1 MiB a loopback stream ran at 0.65× its speed with
+	// 4 MiB (docs/BENCHMARKS.md). It is a bound, not an allocation: a
+	// stream buffers only what arrived and was not read yet.
 	StreamReceiveWindow int
 	// SessionReceiveWindow is the per-session receive window over all
-	// streams. Default 4 MiB.
+	// streams. Default 8 MiB. A session's receive buffers are charged
+	// against twice it (Config.MaxMemory bounds the sum over sessions).
 	SessionReceiveWindow int
 	// StreamSendBuffer is how many bytes a stream holds written but not yet
-	// acknowledged before Write blocks (backpressure). Default 1 MiB.
+	// acknowledged before Write blocks (backpressure). Default 4 MiB, for
+	// the same reason as StreamReceiveWindow's.
 	StreamSendBuffer int
 	// SessionSendBuffer caps the bytes written on all streams of a session
 	// and not yet acknowledged; writers block beyond it. Default 8 MiB.
@@ -157,9 +163,9 @@ const (
 	DefaultMinRTO               = 5 * time.Millisecond
 	DefaultMaxRTO               = time.Second
 	DefaultMaxAckDelay          = time.Millisecond
-	DefaultStreamReceiveWindow  = 1 << 20
-	DefaultSessionReceiveWindow = 4 << 20
-	DefaultStreamSendBuffer     = 1 << 20
+	DefaultStreamReceiveWindow  = 4 << 20
+	DefaultSessionReceiveWindow = 8 << 20
+	DefaultStreamSendBuffer     = 4 << 20
 	DefaultSessionSendBuffer    = 8 << 20
 	DefaultMaxStreams           = 1024
 	DefaultMaxSessions          = 4096
