@@ -5,7 +5,8 @@ import "sync"
 // bufPool recycles stream buffers by size class (4 KiB, 8 KiB, 16 KiB, ...,
 // up to the most a stream holds), so that steady-state streaming allocates
 // nothing and idle streams hold no buffer. One pool per endpoint; each class
-// keeps at most poolDepth free buffers and lets the rest go.
+// keeps at most poolDepth free buffers, and the pool at most poolMaxFree
+// bytes of them; the rest go to the garbage collector.
 //
 // A stream buffer is a ring (ringPos): the byte at stream offset o is held
 // at buf[(o-base) mod len(buf)], len(buf) a power of two, base the lowest
@@ -20,12 +21,17 @@ type bufPool struct {
 	mu      sync.Mutex
 	classes []int
 	free    [][][]byte
-	dropped uint64 // buffers released to the garbage collector (class full)
+	freeLen int    // bytes of capacity held in free
+	dropped uint64 // buffers released to the garbage collector (class or pool full)
 }
 
 const (
 	minBufClass = 4 << 10
 	poolDepth   = 4 // per class: enough for a stream's send and receive buffers to cycle
+	// poolMaxFree bounds the free bytes an endpoint keeps: a bulk stream's
+	// 4 MiB rings cycle, but an endpoint that carried one does not keep
+	// poolDepth of every class up to them (30 MiB) once it is idle.
+	poolMaxFree = 8 << 20
 )
 
 func newBufPool(maxSize int) *bufPool {
@@ -54,6 +60,7 @@ func (p *bufPool) get(n int) []byte {
 			b := f[len(f)-1]
 			f[len(f)-1] = nil
 			p.free[i] = f[:len(f)-1]
+			p.freeLen -= c
 			p.mu.Unlock()
 			return b[:0]
 		}
@@ -71,8 +78,9 @@ func (p *bufPool) put(b []byte) {
 			continue
 		}
 		p.mu.Lock()
-		if len(p.free[i]) < poolDepth {
+		if len(p.free[i]) < poolDepth && p.freeLen+c <= poolMaxFree {
 			p.free[i] = append(p.free[i], b[:0])
+			p.freeLen += c
 		} else {
 			p.dropped++
 		}

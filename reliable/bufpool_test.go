@@ -207,3 +207,46 @@ func streamRoundTrip(t *testing.T, l *Listener, s *Session, want []byte, sizes [
 		t.Fatalf("read %d bytes, wrote %d: first difference at offset %d", len(got), len(want), i)
 	}
 }
+
+// TestBufPoolBounds: the pool keeps at most poolDepth free buffers of a
+// class and poolMaxFree bytes over all classes; a buffer it keeps comes back
+// from get, and one it let go is counted.
+func TestBufPoolBounds(t *testing.T) {
+	p := newBufPool(DefaultStreamReceiveWindow)
+	for range poolDepth + 2 { // one class: poolDepth kept
+		p.put(make([]byte, 0, minBufClass))
+	}
+	if got := len(p.free[0]); got != poolDepth || p.dropped != 2 {
+		t.Fatalf("after %d puts of one class: %d free, %d dropped; want %d, 2", poolDepth+2, got, p.dropped, poolDepth)
+	}
+	// Every class, largest first, poolDepth times: the byte bound stops it.
+	for i := len(p.classes) - 1; i >= 0; i-- {
+		for range poolDepth {
+			p.put(make([]byte, 0, p.classes[i]))
+		}
+	}
+	held := 0
+	for i, f := range p.free {
+		held += len(f) * p.classes[i]
+		for _, b := range f {
+			if cap(b) != p.classes[i] {
+				t.Fatalf("class %d holds a buffer of capacity %d", p.classes[i], cap(b))
+			}
+		}
+	}
+	if held != p.freeLen || held > poolMaxFree {
+		t.Fatalf("pool holds %d free bytes (counted %d), bound %d", held, p.freeLen, poolMaxFree)
+	}
+	big := p.classes[len(p.classes)-1]
+	if len(p.free[len(p.classes)-1]) == 0 {
+		t.Fatalf("no free buffer of the largest class (%d B) kept", big)
+	}
+	b := p.get(big)
+	if cap(b) != big || p.freeLen != held-big {
+		t.Fatalf("get(%d): capacity %d, free bytes %d, want %d and %d", big, cap(b), p.freeLen, big, held-big)
+	}
+	p.put(b)
+	if p.freeLen != held {
+		t.Fatalf("put back: free bytes %d, want %d", p.freeLen, held)
+	}
+}
