@@ -194,13 +194,14 @@ func (e *endpoint) lend() {
 	}
 }
 
-// leadRead reads and dispatches datagrams on the goroutine of st's Read,
-// which holds the token, until st has something for Read; then it frees
-// the token (or, when the packet conn is closed, gives it to the loop).
-func (e *endpoint) leadRead(st *Stream) {
+// leadRead reads and dispatches datagrams on the goroutine of st's Read
+// call id, which holds the token, until st has something for that Read;
+// then it frees the token (or, when the packet conn is closed, gives it to
+// the loop).
+func (e *endpoint) leadRead(st *Stream, id uint64) {
 	l := &e.lead
 	l.leader.Store(st)
-	for !st.readReady() {
+	for !st.readReady(id) {
 		if e.readOnce() != readAgain {
 			// Closed, or failing: the loop sees the close, or retries the
 			// socket with a back-off, while this Read waits for it.
@@ -213,15 +214,17 @@ func (e *endpoint) leadRead(st *Stream) {
 	l.release()
 }
 
-// readReady reports whether Read has something to return: data, EOF, an
+// readReady reports whether Read call id has something to return: data (in
+// the ring or in its buffer), EOF, an
 // error, a closed stream or a passed deadline.
-func (st *Stream) readReady() bool {
+func (st *Stream) readReady(id uint64) bool {
 	if closedChan(st.rdl.wait()) {
 		return true
 	}
 	s := st.s
 	s.mu.Lock()
-	ready := st.closed || st.readErr != nil || st.contiguousLocked() > st.readOff || (st.finRecv && st.readOff == st.finalSize)
+	ready := st.closed || st.readErr != nil || st.contiguousLocked() > st.readOff || (st.finRecv && st.readOff == st.finalSize) ||
+		(st.direct == nil && st.directN > 0 && st.directID == id) // copied into its buffer (takeDirectLocked)
 	s.mu.Unlock()
 	return ready
 }

@@ -58,6 +58,7 @@ const (
 	CounterPTOHolds                              // due probe timeouts held because received datagrams waited to be read
 	CounterICMPErrors                            // ICMP errors about the peer reported on a dialed session's connected socket after its handshake: ignored
 	CounterCongestionEvents                      // congestion window reductions: losses taken as congestion, persistent congestion
+	CounterStreamBytesDirect                     // stream bytes copied straight into a waiting Read's buffer (of CounterStreamBytesReceived)
 
 	NumCounters // the number of counters, not a counter
 )
@@ -124,6 +125,7 @@ var counterTable = [NumCounters]CounterInfo{
 	CounterPTOHolds:               {"pto_holds", "", "Due retransmission timeouts held briefly because received datagrams waited to be read."},
 	CounterICMPErrors:             {"icmp_errors", "", "ICMP errors about the peer (port unreachable and the like) that the kernel reported on a dialed session's connected socket after its handshake; counted and ignored."},
 	CounterCongestionEvents:       {"congestion_events", "", "Congestion window reductions (losses taken as congestion, persistent congestion); random losses within the loss tolerance are none."},
+	CounterStreamBytesDirect:      {"stream_bytes_direct", "", "Stream bytes copied from the datagram straight into the buffer of a Read waiting for them (a part of stream_bytes_received)."},
 }
 
 // Info describes c; the zero CounterInfo for a value out of range.

@@ -44,14 +44,23 @@ type Stream struct {
 
 	// Receive side. The ring recvBuf (bufpool.go), of base recvRing, holds
 	// the received bytes of offsets [readOff, readOff+len(recvBuf)).
-	recvBuf       []byte
-	recvRing      uint64
-	recvPeak      int      // the most recvBuf had to hold since it was taken
-	recvHint      int      // recvPeak of the last ring: the size the next one starts at
-	readOff       uint64   // next offset Read returns
-	recvd         rangeSet // received spans at or above readOff
-	highestRecv   uint64   // highest offset+len seen (flow-control accounting)
-	recvMax       uint64   // MAX_STREAM_DATA we advertised
+	recvBuf  []byte
+	recvRing uint64
+	recvPeak int      // the most recvBuf had to hold since it was taken
+	recvHint int      // recvPeak of the last ring: the size the next one starts at
+	readOff  uint64   // next offset Read returns
+	recvd    rangeSet // received spans at or above readOff
+	// A Read blocked with nothing to read lends its buffer: the next bytes
+	// in order are copied straight into it (one copy from the datagram, not
+	// two through the ring). direct is that buffer, directID the call's
+	// number (readSeq counts the calls), directN how many bytes it got.
+	direct        []byte
+	directID      uint64
+	directN       int
+	directCh      chan struct{} // wakes the Read that lent direct (cap 1)
+	readSeq       uint64
+	highestRecv   uint64 // highest offset+len seen (flow-control accounting)
+	recvMax       uint64 // MAX_STREAM_DATA we advertised
 	finalSize     uint64
 	finRecv       bool
 	stopQueued    bool // send STOP_SENDING
@@ -66,7 +75,7 @@ type Stream struct {
 func newStream(s *Session, id uint64) *Stream {
 	st := &Stream{
 		s: s, id: id,
-		readCh: make(chan struct{}, 1), writeCh: make(chan struct{}, 1),
+		readCh: make(chan struct{}, 1), writeCh: make(chan struct{}, 1), directCh: make(chan struct{}, 1),
 		rdl: newDeadline(), wdl: newDeadline(),
 		peerMax: s.peerParams.InitialMaxStreamData,
 		recvMax: uint64(s.cfg.StreamReceiveWindow),
@@ -114,26 +123,48 @@ func (st *Stream) SetWriteDeadline(t time.Time) error { st.wdl.set(t); return ni
 // session's error if the session ended.
 func (st *Stream) Read(p []byte) (int, error) {
 	s := st.s
+	s.mu.Lock()
+	st.readSeq++
+	id := st.readSeq
+	s.mu.Unlock()
 	for {
-		if closedChan(st.rdl.wait()) {
+		dl := st.rdl.wait()
+		s.mu.Lock()
+		if st.directID == id && st.direct == nil && st.directN > 0 {
+			n := st.directN // copied into p while we waited (takeDirectLocked)
+			st.directN = 0
+			s.mu.Unlock()
+			return n, nil
+		}
+		if st.directID == id {
+			st.direct = nil // p is ours again
+		}
+		if closedChan(dl) {
+			s.mu.Unlock()
 			return 0, &timeoutError{op: "read"}
 		}
-		s.mu.Lock()
 		n, err := st.readLocked(p)
-		s.mu.Unlock()
 		if n > 0 || err != nil || len(p) == 0 {
+			s.mu.Unlock()
 			return n, err
 		}
+		var lent chan struct{} // only the Read that lent its buffer waits on directCh
+		if st.direct == nil && st.directN == 0 {
+			st.direct, st.directID = p, id // lend p to the next bytes in order
+			lent = st.directCh
+		}
+		s.mu.Unlock()
 		// Nothing to read: read the socket ourselves if nobody does
 		// (leader.go), else wait to be woken with data or with the token.
 		l := &s.ep.lead
 		if l.take() {
-			s.ep.leadRead(st)
+			s.ep.leadRead(st, id)
 			continue
 		}
 		if l.dl == nil {
 			select {
 			case <-st.readCh:
+			case <-lent:
 			case <-st.rdl.wait():
 			}
 			continue
@@ -142,16 +173,17 @@ func (st *Stream) Read(p []byte) (int, error) {
 		l.wanted.Store(true)
 		if l.take() { // freed before we counted ourselves in
 			l.waiters.Add(-1)
-			s.ep.leadRead(st)
+			s.ep.leadRead(st, id)
 			continue
 		}
 		select {
 		case <-st.readCh:
+		case <-lent:
 		case <-st.rdl.wait():
 		case <-l.free:
 			l.waiters.Add(-1)
 			if l.take() {
-				s.ep.leadRead(st) // frees it at once if data came meanwhile, nudging the next waiter
+				s.ep.leadRead(st, id) // frees it at once if data came meanwhile, nudging the next waiter
 			}
 			continue
 		}
@@ -513,6 +545,20 @@ func (st *Stream) onStreamFrameLocked(off uint64, data []byte, fin bool) error {
 	if st.recvd.contains(off, end) {
 		return st.acceptFlowLocked(end, fin)
 	}
+	if st.direct != nil && off == st.readOff && st.contiguousLocked() == off {
+		if err := st.acceptFlowLocked(end, fin); err != nil {
+			return err
+		}
+		n := st.takeDirectLocked(data)
+		if n == len(data) {
+			if fin {
+				signal(st.readCh) // EOF, for any Read
+			}
+			st.maybeRemoveLocked()
+			return nil
+		}
+		data, off = data[n:], off+uint64(n) // the rest goes to the ring
+	}
 	// Make room: the ring must hold [readOff, end); a new one starts at
 	// the size the last one needed, where the limits allow it.
 	need := int(end - st.readOff)
@@ -543,6 +589,18 @@ func (st *Stream) onStreamFrameLocked(off uint64, data []byte, fin bool) error {
 		signal(st.readCh)
 	}
 	return nil
+}
+
+// takeDirectLocked copies the start of data, the next bytes in order, into
+// the buffer a blocked Read lent (Stream.direct), as Read would have from the
+// ring, and returns how many it took. The Read returns them when it wakes.
+func (st *Stream) takeDirectLocked(data []byte) int {
+	n := copy(st.direct, data)
+	st.direct, st.directN = nil, n
+	st.s.stats.add(CounterStreamBytesDirect, uint64(n))
+	st.consumeLocked(uint64(n))
+	signal(st.directCh)
+	return n
 }
 
 // acceptFlowLocked accounts data up to end (and a FIN there) against the
