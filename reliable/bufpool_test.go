@@ -199,6 +199,13 @@ func streamRoundTrip(t *testing.T, l *Listener, s *Session, want []byte, sizes [
 	if err := <-werr; err != nil {
 		t.Fatal(err)
 	}
+	sameBytes(t, got, want)
+}
+
+// sameBytes fails t unless the bytes read, got, are the bytes written, want,
+// naming the first offset where they differ.
+func sameBytes(t *testing.T, got, want []byte) {
+	t.Helper()
 	if !bytes.Equal(got, want) {
 		i := 0
 		for i < min(len(got), len(want)) && got[i] == want[i] {

@@ -74,13 +74,7 @@ func TestSimDirectRead(t *testing.T) {
 					if err := <-werr; err != nil {
 						t.Fatal(err)
 					}
-					if !bytes.Equal(got, want) {
-						i := 0
-						for i < min(len(got), len(want)) && got[i] == want[i] {
-							i++
-						}
-						t.Fatalf("read %d bytes, wrote %d: first difference at offset %d", len(got), len(want), i)
-					}
+					sameBytes(t, got, want)
 					c := l.Stats().Counters
 					direct, recvd := c[CounterStreamBytesDirect], c[CounterStreamBytesReceived]
 					t.Logf("%d of %d bytes copied straight into the waiting Read's buffer; %d retransmits", direct, recvd, s.Stats().Counters[CounterRetransmits])
