@@ -103,6 +103,7 @@ type rackState struct {
 	recoveryEnd    uint64 // it closes when a packet numbered this or later is acknowledged
 
 	recentLost [rackLostKept]lostRecord // recently declared lost, to catch spurious losses
+	lostLive   int                      // records of recentLost in use (lostAt set)
 	nextLost   int
 	spurious   uint64 // losses found spurious (a late ACK of a packet declared lost)
 }
@@ -351,13 +352,16 @@ func (r *recovery) rackDelivered(p *sentPacket, now time.Time, late bool) {
 // timeout's too, counts towards undoing its episode; a loss of the open
 // episode remembered longer than undoMemory ends it as real.
 func (r *recovery) findSpurious(f *wire.AckFrame, now time.Time) bool {
-	found := false
-	reorder := rackLostMemoryRTTs * r.rtt.SmoothedRTT()
-	keep := r.undoMemory()
-	for i := range r.rack.recentLost {
+	found, live := false, false
+	var reorder, keep time.Duration // computed at the first live record: most ACKs find none
+	for i := 0; i < rackLostKept && r.rack.lostLive > 0; i++ { // most ACKs find none: no scan
 		lr := &r.rack.recentLost[i]
 		if lr.lostAt.IsZero() {
 			continue
+		}
+		if !live {
+			live = true
+			reorder, keep = rackLostMemoryRTTs*r.rtt.SmoothedRTT(), r.undoMemory()
 		}
 		ours := r.undo.open && lr.episode == r.undo.id
 		age := now.Sub(lr.lostAt)
@@ -376,8 +380,10 @@ func (r *recovery) findSpurious(f *wire.AckFrame, now time.Time) bool {
 				r.undo.pending--
 			}
 			lr.lostAt = time.Time{}
+			r.rack.lostLive--
 		case age > keep:
 			lr.lostAt = time.Time{}
+			r.rack.lostLive--
 			if ours {
 				r.endEpisode(false)
 			}
@@ -412,7 +418,13 @@ func (r *recovery) rememberLost(p *sentPacket, now time.Time, timeout bool) {
 		r.endEpisode(false)
 		r.openEpisode()
 	}
+	if !slot.lostAt.IsZero() {
+		r.rack.lostLive--
+	}
 	*slot = lostRecord{pn: p.pn, lostAt: now, episode: r.undo.id, timeout: timeout}
+	if !now.IsZero() {
+		r.rack.lostLive++
+	}
 	r.rack.nextLost = (r.rack.nextLost + 1) % rackLostKept
 	r.undo.pending++
 	r.undo.memory = max(r.undo.memory, 2*r.pto())

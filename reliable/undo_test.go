@@ -171,6 +171,15 @@ func TestUndo(t *testing.T) {
 					if ccStateOf(t, r.cc).cwnd < before.cwnd {
 						reduced = true
 					}
+					live := 0
+					for _, lr := range r.rack.recentLost {
+						if !lr.lostAt.IsZero() {
+							live++
+						}
+					}
+					if live != r.rack.lostLive {
+						t.Fatalf("step %d: %d records of recentLost in use, lostLive says %d", i, live, r.rack.lostLive)
+					}
 				}
 				if tc.noCut {
 					if reduced {
