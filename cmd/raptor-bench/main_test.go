@@ -31,7 +31,7 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 // reliable transport.
 func TestBenchRTTJSON(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	names := []string{"tcp", "tcp-buffered", "tcp+tls", "udp", "raptor"}
+	names := []string{"tcp", "tcp-buffered", "tcp+tls", "tcp+tls-buffered", "udp", "raptor"}
 	code := runBench([]string{"rtt", "--transport", strings.Join(names, ","), "--size", "64", "--count", "200", "--warmup", "10", "--json"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())

@@ -47,7 +47,7 @@ type Named interface{ Name() string }
 // PortOffsets fixes, per transport name, the offset from the base port at
 // which `bench serve` listens and `--remote` connects, so that server and
 // client agree on ports without talking first. Unknown names get 10+.
-var PortOffsets = map[string]int{"udp": 0, "tcp": 1, "raptor": 2, "kcp": 3, "quic": 4, "raptor-plaintext": 5, "tcp-buffered": 6, "tcp+tls": 7, "raptor-newreno": 8}
+var PortOffsets = map[string]int{"udp": 0, "tcp": 1, "raptor": 2, "kcp": 3, "quic": 4, "raptor-plaintext": 5, "tcp-buffered": 6, "tcp+tls": 7, "raptor-newreno": 8, "tcp+tls-buffered": 9}
 
 // Registry is an ordered set of transports selectable by name, and what
 // else a command links in for its bench (the chart writer).
@@ -213,14 +213,15 @@ const (
 )
 
 // Default returns the transports of the main module: raw udp (the floor),
-// tcp, tcp behind a write buffer, tcp with TLS 1.3 and, once built in,
-// raptor.
+// tcp, tcp behind a write buffer, tcp with TLS 1.3 (also behind a write
+// buffer) and, once built in, raptor.
 func Default() *Registry {
 	r := &Registry{}
 	r.Add(UDP{})
 	r.Add(TCP{})
 	r.Add(TCPBuffered{})
 	r.Add(TCPTLS{})
+	r.Add(TCPTLSBuffered{})
 	for _, t := range builtin {
 		r.Add(t)
 	}

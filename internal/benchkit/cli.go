@@ -70,7 +70,7 @@ Suites:
   all         rtt, throughput, kafka and idle in turn
   serve       run bench servers for a client elsewhere (--listen HOST:PORT; each
               transport on PORT+offset: udp 0, tcp 1, raptor 2, kcp 3, quic 4,
-              tcp-buffered 6, tcp+tls 7; an embedded Kafka broker over each
+              tcp-buffered 6, tcp+tls 7, tcp+tls-buffered 9; an embedded Kafka broker over each
               stream transport on PORT+10+offset)
   report      Markdown tables (and charts, targets) from archives written by --save
 

@@ -70,10 +70,10 @@ func TestBufferedConnBatchesWrites(t *testing.T) {
 	}
 }
 
-// Both TCP variants carry the bench protocol both ways; tcp+tls speaks
-// TLS 1.3.
+// The TCP variants carry the bench protocol both ways; tcp+tls and
+// tcp+tls-buffered speak TLS 1.3.
 func TestTCPVariants(t *testing.T) {
-	for _, tr := range []Transport{TCPBuffered{}, TCPTLS{}} {
+	for _, tr := range []Transport{TCPBuffered{}, TCPTLS{}, TCPTLSBuffered{}} {
 		t.Run(tr.Name(), func(t *testing.T) {
 			o := countOpts(1024, 300)
 			r, err := RunRTT(context.Background(), tr, o)
