@@ -89,6 +89,7 @@ func filter(r io.Reader, w io.Writer) (summary, error) {
 		case "fail":
 			if e.Test == "" {
 				s.failed = true
+				unfinished(w, buf, e.Package)
 				continue
 			}
 			s.failed = true
@@ -107,6 +108,32 @@ func filter(r io.Reader, w io.Writer) (summary, error) {
 		}
 	}
 	return s, sc.Err()
+}
+
+// unfinishedLines bounds what unfinished prints of one test: a goroutine
+// dump can run to many thousands of lines.
+const unfinishedLines = 2000
+
+// unfinished prints, for a package that failed, the output of its tests
+// that never finished: a test binary killed by -timeout or a signal (its
+// panic and goroutine dump go to the test that was running) would
+// otherwise fail with no word of where it hung.
+func unfinished(w io.Writer, buf map[string][]string, pkg string) {
+	var keys []string
+	for k := range buf {
+		if strings.HasPrefix(k, pkg+".") {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		out := buf[k]
+		fmt.Fprintf(w, "--- UNFINISHED: %s (the package failed while it ran; its last %d lines of output)\n", k, min(len(out), unfinishedLines))
+		for _, o := range out[max(0, len(out)-unfinishedLines):] {
+			fmt.Fprint(w, o)
+		}
+		delete(buf, k)
+	}
 }
 
 // reason joins a skipped test's own log lines ("    x_test.go:12: why").

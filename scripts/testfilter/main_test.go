@@ -84,3 +84,31 @@ func TestAllowList(t *testing.T) {
 		}
 	}
 }
+
+// A package killed while a test ran (a -timeout panic, a signal) fails with
+// no fail event for the test: its output so far, the dump included, is
+// printed under the package's failure.
+func TestFilterShowsUnfinishedTests(t *testing.T) {
+	in := `{"Action":"run","Package":"example.com/h","Test":"TestHang"}
+{"Action":"output","Package":"example.com/h","Test":"TestHang","Output":"=== RUN   TestHang\n"}
+{"Action":"output","Package":"example.com/h","Test":"TestHang","Output":"goroutine 7 [chan receive]:\n"}
+{"Action":"run","Package":"example.com/h","Test":"TestDone"}
+{"Action":"pass","Package":"example.com/h","Test":"TestDone"}
+{"Action":"output","Package":"example.com/h","Output":"FAIL\texample.com/h\t600.0s\n"}
+{"Action":"fail","Package":"example.com/h"}
+`
+	var out bytes.Buffer
+	s, err := filter(strings.NewReader(in), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{"--- UNFINISHED: example.com/h.TestHang", "goroutine 7 [chan receive]:"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "TestDone") || !s.failed {
+		t.Errorf("failed %v, output:\n%s", s.failed, got)
+	}
+}
