@@ -352,16 +352,16 @@ func (r *recovery) rackDelivered(p *sentPacket, now time.Time, late bool) {
 // timeout's too, counts towards undoing its episode; a loss of the open
 // episode remembered longer than undoMemory ends it as real.
 func (r *recovery) findSpurious(f *wire.AckFrame, now time.Time) bool {
-	found, live := false, false
-	var reorder, keep time.Duration // computed at the first live record: most ACKs find none
-	for i := 0; i < rackLostKept && r.rack.lostLive > 0; i++ { // most ACKs find none: no scan
+	found := false
+	// Most ACKs find no loss remembered: then there is nothing to scan.
+	var reorder, keep time.Duration
+	if r.rack.lostLive > 0 {
+		reorder, keep = rackLostMemoryRTTs*r.rtt.SmoothedRTT(), r.undoMemory()
+	}
+	for i := 0; i < rackLostKept && r.rack.lostLive > 0; i++ {
 		lr := &r.rack.recentLost[i]
 		if lr.lostAt.IsZero() {
 			continue
-		}
-		if !live {
-			live = true
-			reorder, keep = rackLostMemoryRTTs*r.rtt.SmoothedRTT(), r.undoMemory()
 		}
 		ours := r.undo.open && lr.episode == r.undo.id
 		age := now.Sub(lr.lostAt)

@@ -79,7 +79,13 @@ for f in rafka.pb.go rafka_grpc.pb.go; do
 done
 rm -rf "$rafka_bin" "$rafka_gen"
 
-log "go vet"
+log "gofmt + go vet"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
 go vet ./...
 
 # --- a lean raptor binary (issue 15): raptor (broker, gateway, proxy, stat) at most MAX_RAPTOR_MB
