@@ -435,8 +435,9 @@ func (e *endpoint) handleDatagram(b []byte, from netip.AddrPort, now time.Time) 
 		return
 	}
 	s.mu.Lock()
-	if h, hl, pkt, ok := s.openShortLocked(b, now); ok {
+	if h, hl, pkt, ok := s.openShortLocked(b, now, &e.fp); ok {
 		s.handleShortLocked(h, hl, pkt, now, &e.fp)
+		s.rxIn = rxIn{}
 	}
 	s.mu.Unlock()
 	e.touch(s)

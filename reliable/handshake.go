@@ -1018,12 +1018,18 @@ func (s *Session) sealOverhead() int {
 }
 
 // openShortLocked removes the protection of a short-header datagram b in
-// place. A packet that does not open is counted (drop reason "auth") and
-// touches nothing else of the session.
-func (s *Session) openShortLocked(b []byte, now time.Time) (wire.ShortHeader, int, []byte, bool) {
+// place (or, for bulk data a reader is behind on, into the stream's receive
+// ring: rxring.go). A packet that does not open is counted (drop reason
+// "auth") and touches nothing else of the session.
+func (s *Session) openShortLocked(b []byte, now time.Time, fp *wire.FrameParser) (wire.ShortHeader, int, []byte, bool) {
+	s.rxIn = rxIn{}
 	switch {
 	case s.prot.keys != nil:
-		h, hl, p, err := s.prot.keys.openShort(b)
+		t := s.rxTargetLocked()
+		h, hl, p, err := s.prot.keys.openShortInto(b, t)
+		if err == nil && t != nil && t.out != nil {
+			s.rxLandLocked(t, b[hl:hl+len(p)], fp)
+		}
 		if err != nil {
 			s.stats.inc(CounterDropsAuth)
 			if s.prot.keys.integrityExceeded() {

@@ -232,11 +232,22 @@ func unprotectHeader(hp *hpKey, pkt []byte, pnOff int, firstMask byte) (int, uin
 // openPayload authenticates and decrypts pkt[hdrLen:] in place and returns the
 // plaintext payload.
 func openPayload(k *aeadKey, pkt []byte, hdrLen int, pn uint64) ([]byte, error) {
+	return openPayloadInto(k, pkt, hdrLen, pn, nil)
+}
+
+// openPayloadInto is openPayload writing the plaintext to where t says
+// (rxTarget.dst), or in place when t has no room for it or is nil.
+func openPayloadInto(k *aeadKey, pkt []byte, hdrLen int, pn uint64, t *rxTarget) ([]byte, error) {
 	if len(pkt)-hdrLen < aeadTagLen {
 		return nil, errOpen
 	}
-	p, err := k.aead.Open(pkt[hdrLen:hdrLen], k.nonceFor(pn), pkt[hdrLen:], pkt[:hdrLen])
+	dst := pkt[hdrLen:hdrLen]
+	if d := t.dst(len(pkt) - hdrLen - aeadTagLen); d != nil {
+		dst = d
+	}
+	p, err := k.aead.Open(dst, k.nonceFor(pn), pkt[hdrLen:], pkt[:hdrLen])
 	if err != nil {
+		t.undo() // the AEAD may have cleared what it wrote
 		return nil, errOpen
 	}
 	return p, nil
@@ -335,6 +346,12 @@ func (k *appKeys) updateSeal() {
 // largest packet number received so far; nothing in k changes unless the
 // packet is genuine.
 func (k *appKeys) openShort(pkt []byte) (wire.ShortHeader, int, []byte, error) {
+	return k.openShortInto(pkt, nil)
+}
+
+// openShortInto is openShort writing the plaintext payload where t says
+// (rxTarget.dst) instead of in place, if t is not nil and has room for it.
+func (k *appKeys) openShortInto(pkt []byte, t *rxTarget) (wire.ShortHeader, int, []byte, error) {
 	var h wire.ShortHeader
 	hdrLen, pn, err := unprotectHeader(&k.openHP, pkt, wire.ShortPNOffset, 0x1f)
 	if err != nil {
@@ -346,7 +363,7 @@ func (k *appKeys) openShort(pkt []byte) (wire.ShortHeader, int, []byte, error) {
 	}
 	switch {
 	case h.KeyPhase == k.openPhase:
-		p, err := openPayload(&k.openCur, pkt, hdrLen, pn)
+		p, err := openPayloadInto(&k.openCur, pkt, hdrLen, pn, t)
 		if err != nil {
 			return h, 0, nil, k.fail()
 		}
@@ -354,14 +371,14 @@ func (k *appKeys) openShort(pkt []byte) (wire.ShortHeader, int, []byte, error) {
 		k.noteOpened()
 		return h, hdrLen, p, nil
 	case k.hasPrev && pn < k.curFirst:
-		p, err := openPayload(&k.openPrev, pkt, hdrLen, pn)
+		p, err := openPayloadInto(&k.openPrev, pkt, hdrLen, pn, t)
 		if err != nil {
 			return h, 0, nil, k.fail()
 		}
 		return h, hdrLen, p, nil
 	}
 	// A new key phase: the peer updated its keys.
-	p, err := openPayload(&k.openNext, pkt, hdrLen, pn)
+	p, err := openPayloadInto(&k.openNext, pkt, hdrLen, pn, t)
 	if err != nil {
 		return h, 0, nil, k.fail()
 	}

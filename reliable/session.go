@@ -136,9 +136,18 @@ type Session struct {
 	tailSave [tailPrefix]byte // ring bytes sealTailLocked borrows
 	// sealedFromRing counts packets sealed straight from a send ring (tests).
 	sealedFromRing uint64
-	outBufs        [][]byte
-	outAddrs       []netip.AddrPort
-	outPool        []*[]byte
+	// Opening into the receive ring (rxring.go): the guess from the last
+	// packet, the target it gives the next one, and the frame whose data
+	// is there; openedInRing and rxMisses count the packets whose guess
+	// held and missed (tests).
+	rxGuess      rxGuess
+	rxT          rxTarget
+	rxIn         rxIn
+	openedInRing uint64
+	rxMisses     uint64
+	outBufs      [][]byte
+	outAddrs     []netip.AddrPort
+	outPool      []*[]byte
 }
 
 func newSession(ep *endpoint, isClient bool, localID wire.ConnID, peer netip.AddrPort) *Session {

@@ -19,21 +19,36 @@ func (s *Session) handleShortLocked(h wire.ShortHeader, hdrLen int, pkt []byte, 
 	// Validate every frame before acting on any: a malformed packet is dropped
 	// whole. Each frame costs O(its size) here and in handleFrameLocked.
 	eliciting := false
+	// The shape of the packet, for the next one's guess (rxNoteLocked):
+	// whether its last frame is STREAM data after frames that touch no
+	// stream data.
+	shapeOK, lastID, lastOff, lastK, lastN := true, uint64(0), uint64(0), 0, 0
 	for b := payload; len(b) > 0; {
 		f, n, err := fp.ParseNext(b)
 		if err != nil {
 			s.stats.inc(CounterDropsMalformed)
 			return
 		}
-		if f != nil {
-			switch f.(type) {
-			case *wire.AckFrame, *wire.NakFrame, *wire.CloseFrame:
-			default:
-				eliciting = true
+		lastN = 0
+		switch f := f.(type) {
+		case nil, *wire.AckFrame, *wire.NakFrame:
+		case *wire.PingFrame, *wire.MaxDataFrame, *wire.MaxStreamDataFrame:
+			eliciting = true
+		case *wire.StreamFrame:
+			eliciting = true
+			if lastK != 0 || len(f.Data) == 0 {
+				shapeOK = false // a second STREAM frame
 			}
+			lastID, lastOff, lastN = f.StreamID, f.Offset, len(f.Data)
+			lastK = len(payload) - len(b) + n - len(f.Data)
+		case *wire.CloseFrame:
+			shapeOK = false
+		default:
+			eliciting, shapeOK = true, false
 		}
 		b = b[n:]
 	}
+	shapeOK = shapeOK && lastN > 0
 	s.stats.inc(CounterPacketsReceived)
 	s.stats.add(CounterBytesReceived, uint64(len(pkt)))
 	if s.state == stateClosing {
@@ -85,6 +100,7 @@ func (s *Session) handleShortLocked(h wire.ShortHeader, hdrLen int, pkt []byte, 
 		return
 	}
 	s.rcv.onPacket(pn, eliciting, len(pkt), now)
+	s.rxNoteLocked(shapeOK, lastID, lastOff, lastK, lastN)
 }
 
 func (s *Session) handleFrameLocked(f wire.Frame, now time.Time) error {

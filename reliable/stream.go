@@ -491,6 +491,8 @@ func (st *Stream) addRecvdLocked(lo, hi uint64) error {
 // the frame is taken.
 func (st *Stream) onStreamFrameLocked(off uint64, data []byte, fin bool) error {
 	s := st.s
+	// Data the AEAD decrypted into the ring is taken from there (rxring.go).
+	data, inRing := s.rxDataLocked(st, off, data)
 	end := off + uint64(len(data))
 	if fin {
 		if st.finRecv && st.finalSize != end {
@@ -579,9 +581,16 @@ func (st *Stream) onStreamFrameLocked(off uint64, data []byte, fin bool) error {
 		if n := len(st.recvd.s); n > 0 {
 			hi = max(hi, st.recvd.s[n-1].hi)
 		}
+		if inRing {
+			hi = end // the growth takes the data along (not reached: rxTargetLocked leaves room)
+		}
 		st.recvBuf, st.recvRing = s.growRingLocked(st.recvBuf, st.recvRing, st.readOff, hi, want, true)
 	}
-	ringWrite(st.recvBuf, off-st.recvRing, data)
+	if inRing {
+		s.stats.add(CounterStreamBytesOpenedInRing, uint64(len(data)))
+	} else {
+		ringWrite(st.recvBuf, off-st.recvRing, data)
+	}
 	if err := st.addRecvdLocked(off, end); err != nil {
 		return err
 	}

@@ -51,6 +51,7 @@ const (
 type LinkConfig struct {
 	Loss         float64       // probability in [0,1] that a datagram is lost
 	Duplicate    float64       // probability in [0,1] that a datagram is delivered twice
+	Corrupt      float64       // probability in [0,1] that a datagram arrives with one bit flipped (a duplicate of it too)
 	Reorder      float64       // probability in [0,1] that a datagram gets ReorderDelay extra delay
 	ReorderDelay time.Duration // extra delay of a reordered datagram; zero means Delay, or 1ms if Delay is zero
 	Delay        time.Duration // one-way propagation delay
@@ -75,7 +76,7 @@ func (l LinkConfig) validate() error {
 	for _, p := range []struct {
 		name string
 		v    float64
-	}{{"Loss", l.Loss}, {"Duplicate", l.Duplicate}, {"Reorder", l.Reorder}} {
+	}{{"Loss", l.Loss}, {"Duplicate", l.Duplicate}, {"Corrupt", l.Corrupt}, {"Reorder", l.Reorder}} {
 		if !(p.v >= 0 && p.v <= 1) {
 			return &ConfigError{"LinkConfig." + p.name, p.v}
 		}
@@ -159,6 +160,7 @@ type Stats struct {
 	Sent       uint64                 // datagrams accepted by WriteBatch
 	Delivered  uint64                 // datagrams queued at a receiver (duplicates included)
 	Duplicated uint64                 // extra copies scheduled
+	Corrupted  uint64                 // datagrams delivered with a bit flipped (LinkConfig.Corrupt)
 	Dropped    [numDropReasons]uint64 // indexed by DropReason; see Drops
 }
 
@@ -487,6 +489,11 @@ func (n *Network) send(now time.Time, from, to netip.AddrPort, b []byte) {
 	}
 	dup := cfg.Duplicate > 0 && n.rng.Float64() < cfg.Duplicate
 	data := append([]byte(nil), b...)
+	if cfg.Corrupt > 0 && len(data) > 0 && n.rng.Float64() < cfg.Corrupt {
+		bit := n.rng.IntN(8 * len(data))
+		data[bit/8] ^= 1 << (bit % 8)
+		n.stats.Corrupted++
+	}
 	n.schedule(depart.Add(n.delay(cfg)), to, datagram{data, from})
 	if dup {
 		n.stats.Duplicated++

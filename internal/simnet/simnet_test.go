@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"net"
 	"net/netip"
 	"os"
@@ -309,6 +310,36 @@ func TestDuplicateAndRecvQueue(t *testing.T) {
 			t.Fatalf("got %v", got)
 		}
 	})
+}
+
+// TestCorrupt: with LinkConfig.Corrupt 1 every datagram arrives, of its
+// size, differing from what was sent in exactly one bit.
+func TestCorrupt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n, a, b := setup(t, Config{Link: LinkConfig{Corrupt: 1}})
+		sent := []string{"abcdefgh", "x", "0123456789abcdef"}
+		send(t, a, addrB, []byte(sent[0]), []byte(sent[1]), []byte(sent[2]))
+		synctest.Wait()
+		got := drain(t, b, time.Now(), time.Second)
+		if len(got) != len(sent) || n.Stats().Corrupted != uint64(len(sent)) {
+			t.Fatalf("got %v, stats %+v", got, n.Stats())
+		}
+		for i, g := range got {
+			if len(g.data) != len(sent[i]) {
+				t.Fatalf("datagram %d: %q, sent %q", i, g.data, sent[i])
+			}
+			flipped := 0
+			for j := range g.data {
+				flipped += bits.OnesCount8(g.data[j] ^ sent[i][j])
+			}
+			if flipped != 1 {
+				t.Fatalf("datagram %d: %q, sent %q: %d bits differ", i, g.data, sent[i], flipped)
+			}
+		}
+	})
+	if _, err := New(Config{Link: LinkConfig{Corrupt: 1.5}}); err == nil {
+		t.Fatal("Corrupt 1.5 accepted")
+	}
 }
 
 func TestCloseAndNoEndpoint(t *testing.T) {
