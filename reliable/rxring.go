@@ -92,8 +92,9 @@ type rxIn struct {
 // rxTargetLocked prepares s.rxT for the next packet from s.rxGuess, or
 // returns nil when the guess cannot be used: no guess, the stream gone or
 // without a ring, a Read waiting for the bytes (they go to its buffer),
-// data received beyond the guessed place, or too few ring bytes in front
-// of it for the frames.
+// data received beyond the guessed place (the place must be where the
+// highest data held ends, after a gap or not), or too few ring bytes in
+// front of it for the frames.
 func (s *Session) rxTargetLocked() *rxTarget {
 	g := &s.rxGuess
 	if !g.valid {
@@ -101,7 +102,7 @@ func (s *Session) rxTargetLocked() *rxTarget {
 	}
 	st := s.streams[g.stream]
 	if st == nil || st.recvBuf == nil || st.direct != nil || st.readErr != nil || st.readClosed ||
-		len(st.recvd.s) != 1 || st.recvd.s[0].lo > st.readOff || st.recvd.s[0].hi != g.next {
+		st.highestHeldLocked() != g.next {
 		return nil
 	}
 	held := g.next - st.readOff
@@ -168,7 +169,8 @@ func lastStreamFrame(payload []byte, k int, fp *wire.FrameParser) *wire.StreamFr
 // one's guess: its payload's last frame was STREAM frame (id, off) with n
 // data bytes starting at k, the frames before it of the kinds
 // lastStreamFrame takes (shapeOK). The guess holds only if those bytes were
-// taken in order into the stream's ring.
+// taken into the stream's ring as the highest it holds (in order or beyond
+// a gap).
 func (s *Session) rxNoteLocked(shapeOK bool, id, off uint64, k, n int) {
 	g := &s.rxGuess
 	same := g.prevStream == id && g.prevK == k
@@ -181,7 +183,7 @@ func (s *Session) rxNoteLocked(shapeOK bool, id, off uint64, k, n int) {
 		return
 	}
 	st := s.streams[id]
-	if st == nil || st.recvBuf == nil || st.contiguousLocked() != off+uint64(n) {
+	if st == nil || st.recvBuf == nil || st.highestHeldLocked() != off+uint64(n) {
 		return
 	}
 	g.valid, g.stream, g.next, g.k = true, id, off+uint64(n), k

@@ -219,6 +219,15 @@ func (st *Stream) contiguousLocked() uint64 {
 	return st.readOff
 }
 
+// highestHeldLocked is where the highest stream data held in the receive
+// ring ends: the read offset when nothing is held.
+func (st *Stream) highestHeldLocked() uint64 {
+	if n := len(st.recvd.s); n > 0 {
+		return max(st.readOff, st.recvd.s[n-1].hi)
+	}
+	return st.readOff
+}
+
 // consumeLocked advances the read offset by n and returns credit to the peer.
 func (st *Stream) consumeLocked(n uint64) {
 	s := st.s
@@ -577,10 +586,7 @@ func (st *Stream) onStreamFrameLocked(off uint64, data []byte, fin bool) error {
 		return err
 	}
 	if cost > 0 {
-		hi := st.readOff // the held bytes end at the last received span
-		if n := len(st.recvd.s); n > 0 {
-			hi = max(hi, st.recvd.s[n-1].hi)
-		}
+		hi := st.highestHeldLocked()
 		if inRing {
 			hi = end // the growth takes the data along (not reached: rxTargetLocked leaves room)
 		}

@@ -92,10 +92,10 @@ func (r *Raptor) Close() error {
 		sum.Add(s.Stats())
 	}
 	if len(r.sessions) > 0 {
-		r.last = fmt.Sprintf("%d sessions: packets sent %d received %d, retransmits %d (spurious %d), RTOs %d (spurious %d, held %d), undos %d, window cuts %d, NAKs sent %d received %d, duplicates %d, smoothed RTT %v, cwnd %d B, datagrams %d B, stream bytes received %d (%.0f%% straight into a waiting Read)",
+		r.last = fmt.Sprintf("%d sessions: packets sent %d received %d, retransmits %d (spurious %d), RTOs %d (spurious %d, held %d), undos %d, window cuts %d, NAKs sent %d received %d, duplicates %d, smoothed RTT %v, cwnd %d B, datagrams %d B, stream bytes received %d (%.0f%% straight into a waiting Read, %.0f%% decrypted into the receive ring)",
 			len(r.sessions), sum.Get(reliable.CounterPacketsSent), sum.Get(reliable.CounterPacketsReceived), sum.Get(reliable.CounterRetransmits), sum.Get(reliable.CounterSpuriousLosses),
 			sum.Get(reliable.CounterRTOs), sum.Get(reliable.CounterSpuriousRTOs), sum.Get(reliable.CounterPTOHolds), sum.Get(reliable.CounterUndos), sum.Get(reliable.CounterCongestionEvents), sum.Get(reliable.CounterNaksSent), sum.Get(reliable.CounterNaksReceived), sum.Get(reliable.CounterDuplicates), sum.SmoothedRTT,
-			sum.CongestionWindow, sum.DatagramSize, sum.Get(reliable.CounterStreamBytesReceived), directPct(sum))
+			sum.CongestionWindow, sum.DatagramSize, sum.Get(reliable.CounterStreamBytesReceived), streamPct(sum, reliable.CounterStreamBytesDirect), streamPct(sum, reliable.CounterStreamBytesOpenedInRing))
 	}
 	r.sessions = nil
 	r.mu.Unlock()
@@ -105,11 +105,13 @@ func (r *Raptor) Close() error {
 	return d.Close()
 }
 
-// directPct is the share of the stream bytes received that went straight
-// into a waiting Read's buffer (reliable.CounterStreamBytesDirect).
-func directPct(s reliable.Stats) float64 {
+// streamPct is the share of the stream bytes received that counter c
+// counts: reliable.CounterStreamBytesDirect (straight into a waiting Read's
+// buffer) or reliable.CounterStreamBytesOpenedInRing (decrypted into the
+// receive ring).
+func streamPct(s reliable.Stats, c reliable.Counter) float64 {
 	if n := s.Get(reliable.CounterStreamBytesReceived); n > 0 {
-		return 100 * float64(s.Get(reliable.CounterStreamBytesDirect)) / float64(n)
+		return 100 * float64(s.Get(c)) / float64(n)
 	}
 	return 0
 }
