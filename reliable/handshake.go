@@ -1027,8 +1027,11 @@ func (s *Session) openShortLocked(b []byte, now time.Time, fp *wire.FrameParser)
 	case s.prot.keys != nil:
 		t := s.rxTargetLocked()
 		h, hl, p, err := s.prot.keys.openShortInto(b, t)
-		if err == nil && t != nil && t.out != nil {
-			s.rxLandLocked(t, b[hl:hl+len(p)], fp)
+		if t != nil {
+			if err == nil && t.out != nil {
+				s.rxLandLocked(t, b[hl:hl+len(p)], fp)
+			}
+			t.ring, t.out = nil, nil // hold no ring past the packet (rxIn does while it is handled)
 		}
 		if err != nil {
 			s.stats.inc(CounterDropsAuth)
