@@ -452,12 +452,7 @@ func FuzzEndpointReceive(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		// A hang inside the endpoint must fail the input, not stall the fuzzer.
-		watchdog := time.AfterFunc(10*time.Second, func() {
-			buf := make([]byte, 1<<20)
-			panic("FuzzEndpointReceive: input still running after 10s:\n" + string(buf[:runtime.Stack(buf, true)]))
-		})
-		defer watchdog.Stop()
+		defer fuzzWatchdog("FuzzEndpointReceive").Stop()
 		h := newFzHarness(t)
 		defer h.close()
 		for n := 0; len(in) >= 3 && n < 64; n++ {
@@ -467,6 +462,16 @@ func FuzzEndpointReceive(f *testing.F) {
 			h.feed(ctl, in[:size])
 			in = in[size:]
 		}
+	})
+}
+
+// fuzzWatchdog makes a hang inside the endpoint fail the input instead of
+// stalling the fuzzer: it panics with every goroutine's stack if not stopped
+// within 10 s.
+func fuzzWatchdog(target string) *time.Timer {
+	return time.AfterFunc(10*time.Second, func() {
+		buf := make([]byte, 1<<20)
+		panic(target + ": input still running after 10s:\n" + string(buf[:runtime.Stack(buf, true)]))
 	})
 }
 

@@ -5,9 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"fmt"
-	"runtime"
 	"testing"
-	"time"
 
 	"github.com/raptormq/raptor/wire"
 )
@@ -192,11 +190,7 @@ func FuzzOpenIntoRing(f *testing.F) {
 	f.Add(bytes.Join([][]byte{rec(0x07, ping, []byte{0, 5}), rec(0x06, stream(1300, 10, true), stream(1310, 10, true))}, nil))
 	f.Add(bytes.Join([][]byte{rec(0x0e, stream(5000, 10, true)), rec(0x06, ping)}, nil))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		watchdog := time.AfterFunc(10*time.Second, func() {
-			buf := make([]byte, 1<<20)
-			panic("FuzzOpenIntoRing: input still running after 10s:\n" + string(buf[:runtime.Stack(buf, true)]))
-		})
-		defer watchdog.Stop()
+		defer fuzzWatchdog("FuzzOpenIntoRing").Stop()
 		tw := newFzTwins(t)
 		defer tw.close()
 		// Three packets of one shape: the protected twin guesses from here.

@@ -47,17 +47,7 @@ func TestSimOpenIntoRing(t *testing.T) {
 						want[i] = byte(i*131 + i>>12)
 					}
 					werr := make(chan error, 1)
-					go func() {
-						for rest := want; len(rest) > 0; {
-							n := min(len(rest), 20000)
-							if _, err := w.Write(rest[:n]); err != nil {
-								werr <- err
-								return
-							}
-							rest = rest[n:]
-						}
-						werr <- w.CloseWrite()
-					}()
+					go func() { werr <- writeChunks(w, want, 20000) }()
 					got, err := slowRead(r, 8<<10)
 					if err != nil {
 						t.Fatal(err)
@@ -93,6 +83,19 @@ func TestSimOpenIntoRing(t *testing.T) {
 			})
 		}
 	}
+}
+
+// writeChunks writes data to w in writes of chunk bytes, then closes w's
+// write side.
+func writeChunks(w *Stream, data []byte, chunk int) error {
+	for rest := data; len(rest) > 0; {
+		n := min(len(rest), chunk)
+		if _, err := w.Write(rest[:n]); err != nil {
+			return err
+		}
+		rest = rest[n:]
+	}
+	return w.CloseWrite()
 }
 
 // slowRead reads r to EOF in reads of size bytes, a millisecond of virtual
@@ -136,15 +139,7 @@ func TestSimOpenIntoRingStreams(t *testing.T) {
 			wg.Add(2)
 			go func() {
 				defer wg.Done()
-				for rest := want; len(rest) > 0; {
-					n := min(len(rest), 3000)
-					if _, err := w.Write(rest[:n]); err != nil {
-						errs <- err
-						return
-					}
-					rest = rest[n:]
-				}
-				errs <- w.CloseWrite()
+				errs <- writeChunks(w, want, 3000)
 			}()
 			go func() {
 				defer wg.Done()
