@@ -120,6 +120,22 @@ go test -json -count=1 -timeout 15m -run 'TestSim|TestSteadyStateAllocs' ./relia
 log "every benchmark once (-benchtime 1x): a benchmark body that breaks fails here"
 go test -json -count=1 -timeout 10m -run '^$' -bench . -benchtime 1x ./... | "${TF[@]}" -label "benchmarks"
 
+# fuzz_engine_timeout OUT TARGET: the fuzz run whose output is in OUT failed only by
+# the engine's shutdown time-out: "context deadline exceeded", no input written, and
+# the target's FAIL line at or after the whole -fuzztime budget.
+fuzz_engine_timeout() {
+  grep -q 'context deadline exceeded' "$1" || return 1
+  ! grep -q 'Failing input written' "$1" || return 1
+  local secs budget
+  case "$FUZZTIME" in
+    *[0-9]s) budget=${FUZZTIME%s} ;;
+    *[0-9]m) budget=$(( ${FUZZTIME%m} * 60 )) ;;
+    *) return 1 ;; # a count budget (Nx) has no deadline to race
+  esac
+  secs=$(sed -n "s/^--- FAIL: $2 (\([0-9.]*\)s)\$/\1/p" "$1" | head -1)
+  [ -n "$secs" ] && awk -v a="$secs" -v b="$budget" 'BEGIN { exit !(a + 0 >= b + 0) }'
+}
+
 log "fuzz targets (${FUZZTIME} each)"
 for pkg in $(go list ./...); do
   dir=$(go list -f '{{.Dir}}' "$pkg")
@@ -127,12 +143,24 @@ for pkg in $(go list ./...); do
     echo "-- $pkg $fz"
     out=$(mktemp)
     if ! go test -run='^$' -fuzz="^${fz}\$" -fuzztime="$FUZZTIME" -fuzzminimizetime=100x "$pkg" 2>&1 | tee "$out"; then
-      # On a loaded machine the fuzzing engine itself can time out ("context deadline
-      # exceeded") without finding anything: retry that once. A real crasher is written
-      # to testdata/fuzz and fails the run as usual.
-      if grep -q 'context deadline exceeded' "$out" && ! grep -q 'Failing input written' "$out"; then
+      # On a loaded machine the fuzzing engine itself can fail at the end of -fuzztime
+      # with "context deadline exceeded" and no finding: Go 1.26's coordinator lets a
+      # worker's shutdown error through when the deadline passes mid-execution
+      # (go.dev/issue/75804, fixed in Go 1.27); targets whose executions take a
+      # millisecond (whole sessions) hit it most. Retry that once; if the retry ends the
+      # same way after its whole budget, the target fuzzed its budget twice without a
+      # finding: say so and go on. A real finding (a crash, a failed check, a hang the
+      # target's watchdog turns into a panic) writes its input to testdata/fuzz and
+      # fails the run as usual.
+      if fuzz_engine_timeout "$out" "$fz"; then
         echo "-- $pkg $fz: the fuzzing engine timed out without a finding; running it again"
-        go test -run='^$' -fuzz="^${fz}\$" -fuzztime="$FUZZTIME" -fuzzminimizetime=100x "$pkg"
+        if ! go test -run='^$' -fuzz="^${fz}\$" -fuzztime="$FUZZTIME" -fuzzminimizetime=100x "$pkg" 2>&1 | tee "$out"; then
+          if fuzz_engine_timeout "$out" "$fz"; then
+            echo "-- $pkg $fz: NOTICE: the engine's shutdown time-out again (go.dev/issue/75804), after fuzzing the whole ${FUZZTIME} without a finding; counted as passed"
+          else
+            rm -f "$out"; exit 1
+          fi
+        fi
       else
         rm -f "$out"; exit 1
       fi
