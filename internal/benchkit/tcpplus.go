@@ -32,26 +32,35 @@ const BufferedWriteSize = 64 << 10
 // reads.
 const BufferedFlushDelay = 500 * time.Microsecond
 
-// Name returns "tcp-buffered".
-func (TCPBuffered) Name() string { return "tcp-buffered" }
-
-// Listen opens a TCP listener whose conns have TCP_NODELAY set and a write
-// buffer.
-func (TCPBuffered) Listen(ctx context.Context, addr string) (net.Listener, error) {
-	ln, err := TCP{}.Listen(ctx, addr)
+// bufferedListener wraps a listener (or passes its error on) so that its
+// conns have a write buffer (newBufferedConn).
+func bufferedListener(ln net.Listener, err error) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
 	return wrapListener{ln, newBufferedConn}, nil
 }
 
-// Dial opens a TCP conn with TCP_NODELAY set and a write buffer.
-func (TCPBuffered) Dial(ctx context.Context, addr string) (net.Conn, error) {
-	c, err := TCP{}.Dial(ctx, addr)
+// bufferedDialed gives a dialed conn (or passes its error on) a write buffer.
+func bufferedDialed(c net.Conn, err error) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
 	return newBufferedConn(c), nil
+}
+
+// Name returns "tcp-buffered".
+func (TCPBuffered) Name() string { return "tcp-buffered" }
+
+// Listen opens a TCP listener whose conns have TCP_NODELAY set and a write
+// buffer.
+func (TCPBuffered) Listen(ctx context.Context, addr string) (net.Listener, error) {
+	return bufferedListener(TCP{}.Listen(ctx, addr))
+}
+
+// Dial opens a TCP conn with TCP_NODELAY set and a write buffer.
+func (TCPBuffered) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	return bufferedDialed(TCP{}.Dial(ctx, addr))
 }
 
 type wrapListener struct {
@@ -231,18 +240,10 @@ func (TCPTLSBuffered) Name() string { return "tcp+tls-buffered" }
 
 // Listen opens a TLS 1.3 listener whose conns have a write buffer.
 func (TCPTLSBuffered) Listen(ctx context.Context, addr string) (net.Listener, error) {
-	ln, err := TCPTLS{}.Listen(ctx, addr)
-	if err != nil {
-		return nil, err
-	}
-	return wrapListener{ln, newBufferedConn}, nil
+	return bufferedListener(TCPTLS{}.Listen(ctx, addr))
 }
 
 // Dial opens a TLS 1.3 client conn with a write buffer.
 func (TCPTLSBuffered) Dial(ctx context.Context, addr string) (net.Conn, error) {
-	c, err := TCPTLS{}.Dial(ctx, addr)
-	if err != nil {
-		return nil, err
-	}
-	return newBufferedConn(c), nil
+	return bufferedDialed(TCPTLS{}.Dial(ctx, addr))
 }
