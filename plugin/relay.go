@@ -540,23 +540,30 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Close stops the relay at once: listeners and every connection are closed
-// (busy ones counted in ForceClosed, Raptor streams reset with
+// Close stops the relay at once: every connection and the listeners are
+// closed (live ones counted in ForceClosed, Raptor streams reset with
 // [CodeDraining]) and Close waits for its goroutines. It is idempotent.
+// Connections go before the listeners: closing a Raptor listener ends its
+// sessions, and the streams it ended would count as completed, their
+// clients seeing a lost session instead of CodeDraining.
 func (r *Relay) Close() error {
 	r.closing.Do(func() {
 		r.mu.Lock()
-		r.closed = true
-		for ln := range r.lns {
-			ln.Close()
-		}
+		r.closed = true // no connection is added from now on
 		conns := make([]*relayConn, 0, len(r.conns))
 		for rc := range r.conns {
 			conns = append(conns, rc)
 		}
+		lns := make([]net.Listener, 0, len(r.lns))
+		for ln := range r.lns {
+			lns = append(lns, ln)
+		}
 		r.mu.Unlock()
 		for _, rc := range conns {
 			rc.closeWith(&r.forced, CodeDraining)
+		}
+		for _, ln := range lns {
+			ln.Close()
 		}
 		r.cancel()
 		r.wg.Wait()

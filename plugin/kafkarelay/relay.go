@@ -372,7 +372,10 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 }
 
 // Close stops the relay at once and closes every listener. It is
-// idempotent.
+// idempotent. Live connections are cut by the relay first, so they count
+// in ForceClosed (and their Raptor streams are reset with CodeDraining);
+// closing a broker's listener first used to end them as failed streams,
+// counted nowhere.
 func (r *Relay) Close() error {
 	r.mu.Lock()
 	if r.closed {
@@ -380,11 +383,13 @@ func (r *Relay) Close() error {
 		return nil
 	}
 	r.closed = true
+	r.mu.Unlock()
+	r.relay.Close() // the listeners it serves, the brokers' among them, then every connection
+	r.mu.Lock()
 	for _, n := range r.nodes {
-		n.ln.Close()
+		n.ln.Close() // a broker listener not served yet
 	}
 	r.mu.Unlock()
-	r.relay.Close()
 	r.wg.Wait()
 	r.closeTransport()
 	return nil
