@@ -172,3 +172,26 @@ func TestRaptorDrainRefusesNewStreamsAndTripsBreaker(t *testing.T) {
 	roundTrip(t, c2, "ok")
 	c2.Close()
 }
+
+// TestRaptorCloseCutsLiveStreams: Close on a Raptor gateway with a request
+// in flight resets the client's stream with CodeDraining and counts it in
+// ForceClosed. Closing the listener first ended the session under the
+// stream: the client saw a lost session, and the cut was counted nowhere.
+func TestRaptorCloseCutsLiveStreams(t *testing.T) {
+	up := gatedKafkaServer(t, make(chan struct{})) // never answers
+	gw, gwAddr, _ := startRelay(t, RelayConfig{Upstreams: []string{"tcp://" + up.Addr().String()}, Framing: FramingKafka}, "raptor://127.0.0.1:0")
+	tr := New()
+	defer tr.Close()
+	c, err := tr.Dial(t.Context(), "raptor://"+gwAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(append(binary.BigEndian.AppendUint32(nil, 2), "hi"...))
+	waitUntil(t, "gateway forwarded the request", func() bool { return gw.Stats().BytesUp >= 6 })
+	gw.Close()
+	expectReset(t, c, CodeDraining)
+	if st := gw.Stats(); st.ForceClosed != 1 || st.Completed != 0 || st.Active != 0 {
+		t.Fatalf("stats after Close %+v, want the live stream counted in ForceClosed", st)
+	}
+}

@@ -138,7 +138,7 @@ func expectReset(t *testing.T, c net.Conn, code reliable.ErrorCode) {
 	n, err := io.Copy(io.Discard, c)
 	var se *reliable.StreamError
 	if !errors.As(err, &se) || !se.Remote || se.Code != code {
-		t.Fatalf("after %d bytes: %v; want a reset by the peer with code %#x", n, err, code)
+		t.Fatalf("after %d bytes: %v; want a reset by the peer with code %#x (%v)", n, err, uint64(code), code)
 	}
 	if n != 0 {
 		t.Fatalf("relay wrote %d bytes into a stream it refused", n)
