@@ -42,13 +42,7 @@ func TestGatewayAndProxyOverRaptor(t *testing.T) {
 
 func TestGatewayUnreachableUpstreamOverRaptor(t *testing.T) {
 	_, gwAddr, _ := startRelay(t, RelayConfig{Upstreams: []string{"tcp://" + deadAddr(t)}}, "raptor://127.0.0.1:0")
-	tr := New()
-	defer tr.Close()
-	c, err := tr.Dial(t.Context(), "raptor://"+gwAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialRaptor(t, gwAddr)
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	c.Write([]byte("hello")) // the gateway dials its upstream on the first bytes
 	expectReset(t, c, CodeUpstreamUnreachable)
@@ -180,13 +174,7 @@ func TestRaptorDrainRefusesNewStreamsAndTripsBreaker(t *testing.T) {
 func TestRaptorCloseCutsLiveStreams(t *testing.T) {
 	up := gatedKafkaServer(t, make(chan struct{})) // never answers
 	gw, gwAddr, _ := startRelay(t, RelayConfig{Upstreams: []string{"tcp://" + up.Addr().String()}, Framing: FramingKafka}, "raptor://127.0.0.1:0")
-	tr := New()
-	defer tr.Close()
-	c, err := tr.Dial(t.Context(), "raptor://"+gwAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialRaptor(t, gwAddr)
 	c.Write(append(binary.BigEndian.AppendUint32(nil, 2), "hi"...))
 	waitUntil(t, "gateway forwarded the request", func() bool { return gw.Stats().BytesUp >= 6 })
 	gw.Close()
@@ -194,4 +182,18 @@ func TestRaptorCloseCutsLiveStreams(t *testing.T) {
 	if st := gw.Stats(); st.ForceClosed != 1 || st.Completed != 0 || st.Active != 0 {
 		t.Fatalf("stats after Close %+v, want the live stream counted in ForceClosed", st)
 	}
+}
+
+// dialRaptor opens a stream to the Raptor listener at addr on a transport of
+// its own; both are closed when the test ends.
+func dialRaptor(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	tr := New()
+	t.Cleanup(func() { tr.Close() })
+	c, err := tr.Dial(t.Context(), "raptor://"+addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
