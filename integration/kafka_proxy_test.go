@@ -281,6 +281,7 @@ func TestProxyFollowsLeaderMovesAndNewBroker(t *testing.T) {
 	var acked atomic.Int64
 	var moved, added sync.Once
 	var movers sync.WaitGroup // the leadership moves finish before the checks
+	rotated := make(chan struct{})
 	var newNode atomic.Int32
 	newNode.Store(-1)
 	c := b.Cluster()
@@ -289,6 +290,7 @@ func TestProxyFollowsLeaderMovesAndNewBroker(t *testing.T) {
 		case a == n/3:
 			moved.Do(func() {
 				movers.Go(func() { // rotate every leader to the next broker
+					defer close(rotated)
 					for p := 0; p < parts; p++ {
 						c.MoveTopicPartition(topic, int32(p), int32((p+1)%3))
 					}
@@ -297,6 +299,10 @@ func TestProxyFollowsLeaderMovesAndNewBroker(t *testing.T) {
 		case a == 2*n/3:
 			added.Do(func() {
 				movers.Go(func() {
+					// After the rotation: on a fast run both moves start
+					// within milliseconds, and CI saw the rotation move
+					// partition 4 off the new broker after this had moved it on.
+					<-rotated
 					id, _, err := c.AddNode(-1, 0)
 					if err != nil {
 						t.Errorf("AddNode: %v", err)
@@ -310,8 +316,12 @@ func TestProxyFollowsLeaderMovesAndNewBroker(t *testing.T) {
 			})
 		}
 	}
+	// At most n/30 records wait for their acknowledgement, so that the
+	// producer still sends when the leaders move and its next requests meet
+	// the old leaders (whose answers carry the KIP-951 endpoints the proxy
+	// rewrites); unbounded, it could have sent everything by then.
 	res := kxWorkload{Seed: px.Addr(), Topic: topic, Partitions: parts, N: n, OnAck: onAck,
-		Opts: []kgo.Opt{kgo.MetadataMinAge(100 * time.Millisecond)}}.run(t, ctx)
+		Opts: []kgo.Opt{kgo.MetadataMinAge(100 * time.Millisecond), kgo.MaxBufferedRecords(n / 30)}}.run(t, ctx)
 	// The moves run beside the workload, which can finish first on a fast
 	// run (CI once checked partition 4's leader before its move): wait.
 	movers.Wait()
