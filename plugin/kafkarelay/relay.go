@@ -384,7 +384,7 @@ func (r *Relay) Close() error {
 	}
 	r.closed = true
 	r.mu.Unlock()
-	r.relay.Close() // the listeners it serves, the brokers' among them, then every connection
+	r.relay.Close() // every connection, then the listeners it serves (the brokers' among them)
 	r.mu.Lock()
 	for _, n := range r.nodes {
 		n.ln.Close() // a broker listener not served yet
