@@ -22,6 +22,12 @@
 // bufs[i] at the datagram inside the Conn's receive slots instead of copying
 // it into the caller's buffer (see ReadBatch).
 //
+// On Linux a batch of one datagram goes to sendto(2), and a read that
+// follows a wait for an empty socket (sparse traffic, a request/response
+// exchange) takes the datagram that woke it with recvfrom(2): the vector calls
+// cost the kernel a message header and an iovec to copy in and check per
+// call, which is measurable on a round trip of a few µs (Stats.SingleSyscalls).
+//
 // On Linux every datagram leaves with the IP don't-fragment bit and is never
 // fragmented locally (IP_PMTUDISC_PROBE): one too large for the device fails
 // with EMSGSIZE, one too large for a later link is dropped there, which is
@@ -67,6 +73,7 @@ type Stats struct {
 	DatagramsRead    uint64 // datagrams returned by ReadBatch
 	BytesRead        uint64 // bytes returned by ReadBatch (after truncation)
 	ReadSyscalls     uint64 // successful receive system calls
+	SingleSyscalls   uint64 // of ReadSyscalls and WriteSyscalls, those that moved one datagram with recvfrom or sendto (Linux)
 	Truncated        uint64 // datagrams larger than their buffer
 	DatagramsWritten uint64 // datagrams accepted by the kernel
 	BytesWritten     uint64 // bytes accepted by the kernel
@@ -253,6 +260,7 @@ func (c *Conn) Stats() Stats {
 		GSOMessages:      gsoMsgs,
 		GRO:              gro,
 		GROMessages:      groMsgs,
+		SingleSyscalls:   c.raw.singleStats(),
 		DatagramsRead:    c.datagramsRead.Load(),
 		BytesRead:        c.bytesRead.Load(),
 		ReadSyscalls:     c.readSyscalls.Load(),

@@ -41,6 +41,9 @@ func dialPath(tb testing.TB, peer netip.AddrPort, p path) *Conn {
 	if p.nogso {
 		c.raw.setGSO(false)
 	}
+	if p.single {
+		c.raw.setSingleReads(true)
+	}
 	switch {
 	case p.nogro || p.xnet:
 		if err := c.raw.setGROMode(c.rc, false); err != nil {

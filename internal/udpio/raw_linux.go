@@ -50,6 +50,14 @@ type mmsgState struct {
 	ready int
 	err   error
 	fn    func(fd uintptr) bool
+	// one: readCopy's syscalls take one datagram with recvfrom(2) (a send
+	// with sendto(2)) instead of a vector with recvmmsg: see oneFn.
+	one     bool
+	waited  bool // this rc.Read found the socket empty at least once
+	always  bool // every readCopy takes one datagram (tests and comparisons)
+	oneFn   func(fd uintptr) bool
+	singles atomic.Uint64 // successful recvfrom/sendto calls
+	empties atomic.Uint64 // readCopy calls that found the socket empty (tests)
 }
 
 func newRawIO(rc syscall.RawConn) *rawIO {
@@ -59,7 +67,9 @@ func newRawIO(rc syscall.RawConn) *rawIO {
 	r.gr.avail = detectGRO(rc)
 	r.gr.auto = r.gr.avail
 	r.r.fn = r.r.recvmmsg
+	r.r.oneFn = r.r.recvCopy
 	r.w.fn = r.w.sendmmsg
+	r.w.oneFn = r.w.sendto
 	return r
 }
 
@@ -139,6 +149,89 @@ func (s *mmsgState) sendmmsg(fd uintptr) bool {
 	}
 }
 
+// recvCopy is readCopy's receive callback. A vector system call costs the
+// kernel more than a plain one: it copies in and checks a message header and
+// an iovec per attempt (copy_msghdr_from_user, import_iovec; about 0.2 µs of
+// a 64-byte loopback round trip on the test VM, see docs/ARCHITECTURE.md
+// "One datagram, one plain call"). So once a read has found the socket
+// empty, traffic is sparse and the datagram that wakes it is most likely
+// alone: it is taken with recvfrom, and the next read starts with recvfrom
+// too (s.one) unless that first try found a datagram already queued, which
+// is what a burst looks like, and the read after it takes a vector again.
+func (s *mmsgState) recvCopy(fd uintptr) bool {
+	if !s.one && !s.waited && !s.always {
+		if s.recvmmsg(fd) {
+			return true
+		}
+	} else if s.recvfrom(fd) {
+		return true
+	}
+	if !s.waited {
+		s.waited = true
+		s.empties.Add(1)
+	}
+	return false
+}
+
+// recvfrom receives one datagram into message 0's buffer and name slot and
+// fills message 0's header as recvmmsg would (Len, MSG_TRUNC in Flags).
+func (s *mmsgState) recvfrom(fd uintptr) bool {
+	h := &s.hs[0]
+	iov := h.Hdr.Iov
+	namelen := h.Hdr.Namelen
+	var name, plen uintptr
+	if namelen > 0 {
+		name, plen = uintptr(unsafe.Pointer(h.Hdr.Name)), uintptr(unsafe.Pointer(&namelen))
+	}
+	for {
+		// MSG_TRUNC: the result is the datagram's length even when the
+		// buffer was shorter, which is how truncation is seen.
+		r, _, e := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(iov.Base)), uintptr(iov.Len), unix.MSG_TRUNC, name, plen)
+		switch e {
+		case 0:
+			h.Len, h.Hdr.Flags = uint32(r), 0
+			if uint64(r) > uint64(iov.Len) {
+				h.Len, h.Hdr.Flags = uint32(iov.Len), unix.MSG_TRUNC
+			}
+			s.n, s.err = 1, nil
+			s.singles.Add(1)
+			return true
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		default:
+			s.n, s.err = 0, os.NewSyscallError("recvfrom", e)
+			return true
+		}
+	}
+}
+
+// sendto sends message 0 (one datagram, no control message) with sendto(2):
+// send's callback when a write is a single datagram, for the reason
+// recvCopy gives.
+func (s *mmsgState) sendto(fd uintptr) bool {
+	h := &s.hs[0]
+	iov := h.Hdr.Iov
+	for {
+		r, _, e := unix.Syscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(iov.Base)), uintptr(iov.Len), 0, uintptr(unsafe.Pointer(h.Hdr.Name)), uintptr(h.Hdr.Namelen))
+		switch e {
+		case 0:
+			h.Len = uint32(r)
+			s.n, s.err = 1, nil
+			s.singles.Add(1)
+			return true
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		default:
+			s.n, s.err = 0, os.NewSyscallError("sendto", e)
+			return true
+		}
+	}
+}
+
 func (r *rawIO) read(rc syscall.RawConn, bufs [][]byte, sizes []int, addrs []netip.AddrPort) (n, nbytes, ntrunc, calls int, err error) {
 	if r.gr.on.Load() {
 		return r.readGRO(rc, bufs, sizes, addrs)
@@ -188,7 +281,11 @@ func (r *rawIO) readCopy(rc syscall.RawConn, bufs [][]byte, sizes []int, addrs [
 	}
 	s.cnt = len(bufs)
 	s.n, s.err = 0, nil
-	rerr := rc.Read(s.fn)
+	s.waited = false
+	rerr := rc.Read(s.oneFn)
+	// The next read starts with recvfrom when this one found the socket
+	// empty first and then took one datagram (see recvCopy).
+	s.one = s.waited && s.n == 1
 	if rerr != nil {
 		return 0, 0, 0, 0, rerr
 	}
@@ -449,7 +546,11 @@ func (r *rawIO) send(rc syscall.RawConn, cnt int, bufs [][]byte, addrs []netip.A
 			s.n, s.err = 0, nil
 			hs := s.hs
 			s.hs = s.hs[sent:] // point the kernel at the unsent tail
-			werr := rc.Write(s.fn)
+			fn := s.fn
+			if s.cnt == 1 && g.count[sent] == 1 {
+				fn = s.oneFn // one datagram: sendto (see recvCopy)
+			}
+			werr := rc.Write(fn)
 			s.hs = hs
 			if werr != nil {
 				return n, nbytes, calls, werr
@@ -530,6 +631,19 @@ func (r *rawIO) gsoStats() (bool, uint64) {
 	}
 	return r.g.on.Load(), r.g.msgs.Load()
 }
+
+// singleStats is the number of recvfrom and sendto calls that moved a
+// datagram.
+func (r *rawIO) singleStats() uint64 {
+	if r == nil {
+		return 0
+	}
+	return r.r.singles.Load() + r.w.singles.Load()
+}
+
+// setSingleReads makes every read without GRO take one datagram with
+// recvfrom (tests and comparisons).
+func (r *rawIO) setSingleReads(on bool) { r.r.always = on }
 
 func (r *rawIO) groStats() (bool, uint64) {
 	if r == nil {

@@ -23,6 +23,10 @@ func (*rawIO) setGSO(bool) {}
 
 func (*rawIO) groStats() (bool, uint64) { return false, 0 }
 
+func (*rawIO) singleStats() uint64 { return 0 }
+
+func (*rawIO) setSingleReads(bool) {}
+
 func (*rawIO) groAvailable() bool { return false }
 
 func (*rawIO) setGROMode(syscall.RawConn, bool) error {
