@@ -41,6 +41,7 @@ var paths = []path{
 	{name: "raw-nogro", nogro: true},
 	{name: "raw-nogso", nogso: true},
 	{name: "raw-single", nogro: true, single: true},
+	{name: "raw-gro-single", gro: true, single: true},
 	{name: "xnet", xnet: true, nogso: true, nogro: true},
 }
 

@@ -55,6 +55,7 @@ type mmsgState struct {
 	one     bool
 	waited  bool // this rc.Read found the socket empty at least once
 	always  bool // every readCopy takes one datagram (tests and comparisons)
+	gro     bool // the read is readGRO's: one datagram means recvmsg (it needs the control message)
 	oneFn   func(fd uintptr) bool
 	singles atomic.Uint64 // successful recvfrom/sendto calls
 	empties atomic.Uint64 // readCopy calls that found the socket empty (tests)
@@ -163,6 +164,10 @@ func (s *mmsgState) recvCopy(fd uintptr) bool {
 		if s.recvmmsg(fd) {
 			return true
 		}
+	} else if s.gro {
+		if s.recvmsg(fd) {
+			return true
+		}
 	} else if s.recvfrom(fd) {
 		return true
 	}
@@ -202,6 +207,32 @@ func (s *mmsgState) recvfrom(fd uintptr) bool {
 			return false
 		default:
 			s.n, s.err = 0, os.NewSyscallError("recvfrom", e)
+			return true
+		}
+	}
+}
+
+// recvmsg receives one message into message 0's buffer, name and control
+// slots (readGRO's: a coalesced run comes with its segment size in the
+// control message, which recvfrom cannot return): one header to copy in
+// and check, where recvmmsg with a vector longer than one tries a second
+// message and copies its header too before it finds the socket empty.
+func (s *mmsgState) recvmsg(fd uintptr) bool {
+	h := &s.hs[0]
+	for {
+		r, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&h.Hdr)), 0)
+		switch e {
+		case 0:
+			h.Len = uint32(r)
+			s.n, s.err = 1, nil
+			s.singles.Add(1)
+			return true
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		default:
+			s.n, s.err = 0, os.NewSyscallError("recvmsg", e)
 			return true
 		}
 	}
@@ -281,7 +312,7 @@ func (r *rawIO) readCopy(rc syscall.RawConn, bufs [][]byte, sizes []int, addrs [
 	}
 	s.cnt = len(bufs)
 	s.n, s.err = 0, nil
-	s.waited = false
+	s.waited, s.gro = false, false
 	rerr := rc.Read(s.oneFn)
 	// The next read starts with recvfrom when this one found the socket
 	// empty first and then took one datagram (see recvCopy).
@@ -641,8 +672,9 @@ func (r *rawIO) singleStats() uint64 {
 	return r.r.singles.Load() + r.w.singles.Load()
 }
 
-// setSingleReads makes every read without GRO take one datagram with
-// recvfrom (tests and comparisons).
+// setSingleReads makes every read take one message: one datagram with
+// recvfrom, or with GRO on one (possibly coalesced) message with recvmsg
+// (tests and comparisons).
 func (r *rawIO) setSingleReads(on bool) { r.r.always = on }
 
 func (r *rawIO) groStats() (bool, uint64) {
@@ -766,7 +798,10 @@ func (r *rawIO) readGRO(rc syscall.RawConn, bufs [][]byte, sizes []int, addrs []
 		}
 		s.cnt = slots
 		s.n, s.err = 0, nil
-		if rerr := rc.Read(s.fn); rerr != nil {
+		s.waited, s.gro = false, true
+		rerr := rc.Read(s.oneFn)
+		s.one, s.gro = s.waited && s.n == 1, false // as in readCopy
+		if rerr != nil {
 			return 0, 0, 0, 0, rerr
 		}
 		if s.err != nil {
