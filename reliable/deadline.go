@@ -2,6 +2,7 @@ package reliable
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -9,15 +10,28 @@ import (
 // blocked Read or Write can select on it. Setting a new deadline while a call
 // is blocked takes effect at once.
 type deadline struct {
-	mu    sync.Mutex
+	mu    sync.Mutex // serialises set and stop
 	timer *time.Timer
-	ch    chan struct{} // closed when the deadline has passed
+	// ch is the channel closed when the deadline has passed, replaced (under
+	// mu) only when a new deadline follows an expired one. wait, on every
+	// Read and Write, loads it without the mutex.
+	ch atomic.Pointer[chan struct{}]
 	// expired, when set, runs after ch is closed (it interrupts a Read
 	// that leads the socket, leader.go). Set before first use.
 	expired func()
 }
 
-func newDeadline() *deadline { return &deadline{ch: make(chan struct{})} }
+func newDeadline() *deadline {
+	d := &deadline{}
+	d.renew()
+	return d
+}
+
+// renew gives the deadline a new open channel (under mu, or before use).
+func (d *deadline) renew() {
+	c := make(chan struct{})
+	d.ch.Store(&c)
+}
 
 func closedChan(c chan struct{}) bool {
 	select {
@@ -32,21 +46,21 @@ func (d *deadline) set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.timer != nil && !d.timer.Stop() {
-		<-d.ch // the timer fired: wait until its callback closed ch
+		<-d.wait() // the timer fired: wait until its callback closed ch
 	}
 	d.timer = nil
-	expired := closedChan(d.ch)
+	expired := closedChan(d.wait())
 	if t.IsZero() {
 		if expired {
-			d.ch = make(chan struct{})
+			d.renew()
 		}
 		return
 	}
 	if dur := time.Until(t); dur > 0 {
 		if expired {
-			d.ch = make(chan struct{})
+			d.renew()
 		}
-		ch, f := d.ch, d.expired
+		ch, f := d.wait(), d.expired
 		d.timer = time.AfterFunc(dur, func() {
 			close(ch)
 			if f != nil {
@@ -56,7 +70,7 @@ func (d *deadline) set(t time.Time) {
 		return
 	}
 	if !expired {
-		close(d.ch)
+		close(d.wait())
 		if d.expired != nil {
 			d.expired()
 		}
@@ -64,11 +78,7 @@ func (d *deadline) set(t time.Time) {
 }
 
 // wait returns a channel that is closed when the deadline passes.
-func (d *deadline) wait() chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.ch
-}
+func (d *deadline) wait() chan struct{} { return *d.ch.Load() }
 
 // stop cancels a pending deadline's timer (the stream is closed). Later
 // calls to set still work: the timer is forgotten once stopped, or once its
@@ -81,7 +91,7 @@ func (d *deadline) stop() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.timer != nil && !d.timer.Stop() {
-		<-d.ch // the timer fired: wait until its callback closed ch
+		<-d.wait() // the timer fired: wait until its callback closed ch
 	}
 	d.timer = nil
 }
