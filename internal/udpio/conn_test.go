@@ -560,12 +560,24 @@ func TestSingleDatagramCalls(t *testing.T) {
 	if _, err := a.WriteBatch(payloads(3, 20, 2), []netip.AddrPort{to[0], to[0], to[0]}); err != nil {
 		t.Fatal(err)
 	}
+	// New buffers, so that the single read must point its header at them
+	// (and the vector read after it every header).
+	want := payloads(3, 20, 2)
+	bufs = [][]byte{make([]byte, 64), make([]byte, 64)}
 	n, err := b.ReadBatch(bufs, sizes, addrs)
 	if n != 1 || err != nil || b.Stats().SingleSyscalls != 2 || b.raw.r.one {
 		t.Fatalf("read into a burst = %d, %v; SingleSyscalls %d, next single %v; want 1, nil, 2, false", n, err, b.Stats().SingleSyscalls, b.raw.r.one)
 	}
+	if !bytes.Equal(bufs[0][:sizes[0]], want[0]) {
+		t.Fatalf("read into a burst: %x, want %x", bufs[0][:sizes[0]], want[0])
+	}
 	n, err = b.ReadBatch(bufs, sizes, addrs)
 	if n != 2 || err != nil || b.Stats().SingleSyscalls != 2 {
 		t.Fatalf("read of the burst's rest = %d, %v; SingleSyscalls %d; want 2, nil, 2", n, err, b.Stats().SingleSyscalls)
+	}
+	for i := 0; i < 2; i++ {
+		if !bytes.Equal(bufs[i][:sizes[i]], want[i+1]) {
+			t.Fatalf("rest of the burst, datagram %d: %x, want %x", i, bufs[i][:sizes[i]], want[i+1])
+		}
 	}
 }

@@ -303,7 +303,16 @@ func bulkRun(sizes []int, addrs []netip.AddrPort) bool {
 // wrote are reset.
 func (r *rawIO) readCopy(rc syscall.RawConn, bufs [][]byte, sizes []int, addrs []netip.AddrPort) (n, nbytes, ntrunc, calls int, err error) {
 	s := &r.r
-	if !s.readyFor(bufs) {
+	switch {
+	case s.one && !s.always:
+		// Only recvfrom into the first buffer can run (recvCopy): its
+		// header is all that must be right, not the whole batch's.
+		if !s.readyFor1(bufs[0]) {
+			s.grow(len(bufs))
+			s.set(0, bufs[0], r.nameLen())
+			s.ready = 0 // a vector read sets every header again
+		}
+	case !s.readyFor(bufs):
 		s.grow(len(bufs))
 		for i, b := range bufs {
 			s.set(i, b, r.nameLen())
@@ -334,6 +343,15 @@ func (r *rawIO) readCopy(rc syscall.RawConn, bufs [][]byte, sizes []int, addrs [
 		h.Len, h.Hdr.Namelen, h.Hdr.Flags = 0, r.nameLen(), 0
 	}
 	return s.n, nbytes, ntrunc, 1, nil
+}
+
+// readyFor1 reports whether header 0 is set for b.
+func (s *mmsgState) readyFor1(b []byte) bool {
+	if len(s.hs) == 0 || s.hs[0].Hdr.Iov != &s.iovs[0] {
+		return false
+	}
+	iov := &s.iovs[0]
+	return uint64(iov.Len) == uint64(len(b)) && (len(b) == 0 || iov.Base == &b[0])
 }
 
 // readyFor reports whether the headers are set for exactly bufs.
