@@ -58,6 +58,7 @@ type mmsgState struct {
 	gro     bool // the read is readGRO's: one datagram means recvmsg (it needs the control message)
 	oneFn   func(fd uintptr) bool
 	singles atomic.Uint64 // successful recvfrom/sendto calls
+	fromLen uint32        // recvfrom's address length, in and out
 	empties atomic.Uint64 // readCopy calls that found the socket empty (tests)
 }
 
@@ -183,15 +184,17 @@ func (s *mmsgState) recvCopy(fd uintptr) bool {
 func (s *mmsgState) recvfrom(fd uintptr) bool {
 	h := &s.hs[0]
 	iov := h.Hdr.Iov
-	namelen := h.Hdr.Namelen
-	var name, plen uintptr
-	if namelen > 0 {
-		name, plen = uintptr(unsafe.Pointer(h.Hdr.Name)), uintptr(unsafe.Pointer(&namelen))
+	var name *byte
+	var plen *uint32 // in s, not on the stack: the kernel writes it, and a stack may move
+	if h.Hdr.Namelen > 0 {
+		name, plen = h.Hdr.Name, &s.fromLen
 	}
 	for {
+		s.fromLen = h.Hdr.Namelen
 		// MSG_TRUNC: the result is the datagram's length even when the
 		// buffer was shorter, which is how truncation is seen.
-		r, _, e := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(iov.Base)), uintptr(iov.Len), unix.MSG_TRUNC, name, plen)
+		r, _, e := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(iov.Base)), uintptr(iov.Len), unix.MSG_TRUNC,
+			uintptr(unsafe.Pointer(name)), uintptr(unsafe.Pointer(plen)))
 		switch e {
 		case 0:
 			h.Len, h.Hdr.Flags = uint32(r), 0
