@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -489,95 +488,6 @@ func TestReadBatchReusesHeaders(t *testing.T) {
 		}
 		if got := b.Stats().Truncated - before; got != map[bool]uint64{false: 0, true: 1}[tc.trunc] {
 			t.Errorf("read %d: %d truncated, want truncation %v", i, got, tc.trunc)
-		}
-	}
-}
-
-// TestSingleDatagramCalls: a batch of one datagram is sent with sendto; a
-// read that finds the socket empty takes the datagram that wakes it with
-// recvfrom, and so does the read after it; a read whose recvfrom finds a
-// datagram already queued (a burst) hands the next read back to recvmmsg,
-// which takes the rest of the burst at once.
-func TestSingleDatagramCalls(t *testing.T) {
-	a, b := listenPath(t, "127.0.0.1:0", path{nogro: true}), listenPath(t, "127.0.0.1:0", path{nogro: true})
-	if a.raw == nil {
-		t.Skip("raw path only on Linux")
-	}
-	to := []netip.AddrPort{b.LocalAddr()}
-	if _, err := a.WriteBatch([][]byte{[]byte("one")}, to); err != nil {
-		t.Fatal(err)
-	}
-	if got := a.Stats().SingleSyscalls; got != 1 {
-		t.Fatalf("after a WriteBatch of one: SingleSyscalls = %d, want 1 (sendto)", got)
-	}
-	// A run of three is one sendmmsg (GSO or not), no single call.
-	if _, err := a.WriteBatch(payloads(3, 20, 1), []netip.AddrPort{to[0], to[0], to[0]}); err != nil {
-		t.Fatal(err)
-	}
-	if st := a.Stats(); st.SingleSyscalls != 1 || st.WriteSyscalls != 2 {
-		t.Fatalf("after a WriteBatch of three: SingleSyscalls = %d, WriteSyscalls = %d; want 1 and 2", st.SingleSyscalls, st.WriteSyscalls)
-	}
-	// Queued datagrams, nothing waited for: one recvmmsg takes all four.
-	got, from := readN(t, b, 4, 64)
-	if string(got[0]) != "one" || from[0] != a.LocalAddr() {
-		t.Fatalf("first datagram %q from %v, want \"one\" from %v", got[0], from[0], a.LocalAddr())
-	}
-	if st := b.Stats(); st.ReadSyscalls != 1 || st.SingleSyscalls != 0 {
-		t.Fatalf("reading a queued burst: ReadSyscalls = %d, SingleSyscalls = %d; want 1 and 0", st.ReadSyscalls, st.SingleSyscalls)
-	}
-
-	// A read that waits: the datagram is sent only after the reader's
-	// first recvmmsg has found the socket empty (empties).
-	bufs := [][]byte{make([]byte, 64), make([]byte, 64)}
-	sizes, addrs := make([]int, 2), make([]netip.AddrPort, 2)
-	done := make(chan error, 1)
-	b.uc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	go func() {
-		_, err := b.ReadBatch(bufs, sizes, addrs)
-		done <- err
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for b.raw.r.empties.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the reader never found the socket empty")
-		}
-		runtime.Gosched()
-	}
-	if _, err := a.WriteBatch([][]byte{[]byte("wake")}, to); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if string(bufs[0][:sizes[0]]) != "wake" || addrs[0] != a.LocalAddr() {
-		t.Fatalf("woken read: %q from %v", bufs[0][:sizes[0]], addrs[0])
-	}
-	if st := b.Stats(); st.SingleSyscalls != 1 || !b.raw.r.one {
-		t.Fatalf("after the woken read: SingleSyscalls = %d, next read single = %v; want 1 and true", st.SingleSyscalls, b.raw.r.one)
-	}
-	// The next read starts with recvfrom; it finds a burst of three queued,
-	// takes one, and the read after takes the other two with one recvmmsg.
-	if _, err := a.WriteBatch(payloads(3, 20, 2), []netip.AddrPort{to[0], to[0], to[0]}); err != nil {
-		t.Fatal(err)
-	}
-	// New buffers, so that the single read must point its header at them
-	// (and the vector read after it every header).
-	want := payloads(3, 20, 2)
-	bufs = [][]byte{make([]byte, 64), make([]byte, 64)}
-	n, err := b.ReadBatch(bufs, sizes, addrs)
-	if n != 1 || err != nil || b.Stats().SingleSyscalls != 2 || b.raw.r.one {
-		t.Fatalf("read into a burst = %d, %v; SingleSyscalls %d, next single %v; want 1, nil, 2, false", n, err, b.Stats().SingleSyscalls, b.raw.r.one)
-	}
-	if !bytes.Equal(bufs[0][:sizes[0]], want[0]) {
-		t.Fatalf("read into a burst: %x, want %x", bufs[0][:sizes[0]], want[0])
-	}
-	n, err = b.ReadBatch(bufs, sizes, addrs)
-	if n != 2 || err != nil || b.Stats().SingleSyscalls != 2 {
-		t.Fatalf("read of the burst's rest = %d, %v; SingleSyscalls %d; want 2, nil, 2", n, err, b.Stats().SingleSyscalls)
-	}
-	for i := 0; i < 2; i++ {
-		if !bytes.Equal(bufs[i][:sizes[i]], want[i+1]) {
-			t.Fatalf("rest of the burst, datagram %d: %x, want %x", i, bufs[i][:sizes[i]], want[i+1])
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
-	"runtime"
 	"testing"
 	"time"
 	"unsafe"
@@ -387,67 +386,5 @@ func TestBulkRun(t *testing.T) {
 				t.Fatalf("bulkRun = %v, want %v", got, tc.want)
 			}
 		})
-	}
-}
-
-// TestGROWokenReadTakesOneMessage: with GRO on, a read that found the socket
-// empty takes the message that wakes it with recvmsg (which returns the
-// segment size that recvfrom could not), and the next read starts with
-// recvmsg too: a coalesced run queued by then still arrives whole, split
-// into its datagrams, from that one call.
-func TestGROWokenReadTakesOneMessage(t *testing.T) {
-	a := listenPath(t, "127.0.0.1:0", path{})
-	b := listenPath(t, "127.0.0.1:0", path{gro: true})
-	if !b.Stats().GRO {
-		t.Skip("no UDP_GRO here")
-	}
-	to := b.LocalAddr()
-	bufs := make([][]byte, 64)
-	for i := range bufs {
-		bufs[i] = make([]byte, 1500)
-	}
-	sizes, addrs := make([]int, 64), make([]netip.AddrPort, 64)
-	done := make(chan error, 1)
-	b.SetReadDeadline(time.Now().Add(10 * time.Second))
-	go func() {
-		_, err := b.ReadBatch(bufs, sizes, addrs)
-		done <- err
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for b.raw.r.empties.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the reader never found the socket empty")
-		}
-		runtime.Gosched()
-	}
-	if _, err := a.WriteBatch([][]byte{[]byte("wake")}, []netip.AddrPort{to}); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if string(bufs[0][:sizes[0]]) != "wake" || addrs[0] != a.LocalAddr() {
-		t.Fatalf("woken read: %q from %v", bufs[0][:sizes[0]], addrs[0])
-	}
-	if st := b.Stats(); st.SingleSyscalls != 1 || !b.raw.r.one {
-		t.Fatalf("after the woken read: SingleSyscalls = %d, next read single = %v; want 1 and true", st.SingleSyscalls, b.raw.r.one)
-	}
-	run := make([][]byte, 8)
-	dst := make([]netip.AddrPort, 8)
-	for i := range run {
-		run[i] = bytes.Repeat([]byte{byte(i)}, 1000)
-		dst[i] = to
-	}
-	if _, err := a.WriteBatch(run, dst); err != nil {
-		t.Fatal(err)
-	}
-	got, _ := readN(t, b, 8, 1500)
-	for i, g := range got {
-		if !bytes.Equal(g, run[i]) {
-			t.Fatalf("datagram %d of the run: %d bytes, want %d of %d", i, len(g), len(run[i]), i)
-		}
-	}
-	if st := b.Stats(); st.SingleSyscalls != 2 || st.GROMessages == 0 {
-		t.Fatalf("after the run: SingleSyscalls = %d, GROMessages = %d; want 2 (the run in one recvmsg) and > 0", st.SingleSyscalls, st.GROMessages)
 	}
 }

@@ -115,20 +115,28 @@ func (s *mmsgState) clear(n int) {
 	}
 }
 
+// settle records the outcome of one system call of an rc.Read or rc.Write
+// callback that moved n messages (when e is 0) and reports whether the
+// callback is done: false on EAGAIN, when the poller waits for the socket
+// and calls again. (EINTR is retried by the caller, in its own loop, so that
+// its pointers are converted in the system call's argument list.)
+func (s *mmsgState) settle(op string, n int, e syscall.Errno) bool {
+	switch e {
+	case 0:
+		s.n, s.err = n, nil
+	case unix.EAGAIN:
+		return false
+	default:
+		s.n, s.err = 0, os.NewSyscallError(op, e)
+	}
+	return true
+}
+
 func (s *mmsgState) recvmmsg(fd uintptr) bool {
 	for {
 		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.hs[0])), uintptr(s.cnt), 0, 0, 0)
-		switch e {
-		case 0:
-			s.n, s.err = int(r), nil
-			return true
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		default:
-			s.n, s.err = 0, os.NewSyscallError("recvmmsg", e)
-			return true
+		if e != unix.EINTR {
+			return s.settle("recvmmsg", int(r), e)
 		}
 	}
 }
@@ -136,17 +144,8 @@ func (s *mmsgState) recvmmsg(fd uintptr) bool {
 func (s *mmsgState) sendmmsg(fd uintptr) bool {
 	for {
 		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.hs[0])), uintptr(s.cnt), 0, 0, 0)
-		switch e {
-		case 0:
-			s.n, s.err = int(r), nil
-			return true
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		default:
-			s.n, s.err = 0, os.NewSyscallError("sendmmsg", e)
-			return true
+		if e != unix.EINTR {
+			return s.settle("sendmmsg", int(r), e)
 		}
 	}
 }
@@ -195,23 +194,17 @@ func (s *mmsgState) recvfrom(fd uintptr) bool {
 		// buffer was shorter, which is how truncation is seen.
 		r, _, e := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(iov.Base)), uintptr(iov.Len), unix.MSG_TRUNC,
 			uintptr(unsafe.Pointer(name)), uintptr(unsafe.Pointer(plen)))
-		switch e {
-		case 0:
+		if e == unix.EINTR {
+			continue
+		}
+		if e == 0 {
 			h.Len, h.Hdr.Flags = uint32(r), 0
 			if uint64(r) > uint64(iov.Len) {
 				h.Len, h.Hdr.Flags = uint32(iov.Len), unix.MSG_TRUNC
 			}
-			s.n, s.err = 1, nil
 			s.singles.Add(1)
-			return true
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		default:
-			s.n, s.err = 0, os.NewSyscallError("recvfrom", e)
-			return true
 		}
+		return s.settle("recvfrom", 1, e)
 	}
 }
 
@@ -224,20 +217,14 @@ func (s *mmsgState) recvmsg(fd uintptr) bool {
 	h := &s.hs[0]
 	for {
 		r, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&h.Hdr)), 0)
-		switch e {
-		case 0:
-			h.Len = uint32(r)
-			s.n, s.err = 1, nil
-			s.singles.Add(1)
-			return true
-		case unix.EINTR:
+		if e == unix.EINTR {
 			continue
-		case unix.EAGAIN:
-			return false
-		default:
-			s.n, s.err = 0, os.NewSyscallError("recvmsg", e)
-			return true
 		}
+		if e == 0 {
+			h.Len = uint32(r)
+			s.singles.Add(1)
+		}
+		return s.settle("recvmsg", 1, e)
 	}
 }
 
@@ -249,20 +236,14 @@ func (s *mmsgState) sendto(fd uintptr) bool {
 	iov := h.Hdr.Iov
 	for {
 		r, _, e := unix.Syscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(iov.Base)), uintptr(iov.Len), 0, uintptr(unsafe.Pointer(h.Hdr.Name)), uintptr(h.Hdr.Namelen))
-		switch e {
-		case 0:
-			h.Len = uint32(r)
-			s.n, s.err = 1, nil
-			s.singles.Add(1)
-			return true
-		case unix.EINTR:
+		if e == unix.EINTR {
 			continue
-		case unix.EAGAIN:
-			return false
-		default:
-			s.n, s.err = 0, os.NewSyscallError("sendto", e)
-			return true
 		}
+		if e == 0 {
+			h.Len = uint32(r)
+			s.singles.Add(1)
+		}
+		return s.settle("sendto", 1, e)
 	}
 }
 
@@ -350,11 +331,7 @@ func (r *rawIO) readCopy(rc syscall.RawConn, bufs [][]byte, sizes []int, addrs [
 
 // readyFor1 reports whether header 0 is set for b.
 func (s *mmsgState) readyFor1(b []byte) bool {
-	if len(s.hs) == 0 || s.hs[0].Hdr.Iov != &s.iovs[0] {
-		return false
-	}
-	iov := &s.iovs[0]
-	return uint64(iov.Len) == uint64(len(b)) && (len(b) == 0 || iov.Base == &b[0])
+	return len(s.hs) > 0 && s.hs[0].Hdr.Iov == &s.iovs[0] && s.holds(0, b)
 }
 
 // readyFor reports whether the headers are set for exactly bufs.
@@ -363,12 +340,17 @@ func (s *mmsgState) readyFor(bufs [][]byte) bool {
 		return false
 	}
 	for i, b := range bufs {
-		iov := &s.iovs[i]
-		if uint64(iov.Len) != uint64(len(b)) || (len(b) > 0 && iov.Base != &b[0]) {
+		if !s.holds(i, b) {
 			return false
 		}
 	}
 	return true
+}
+
+// holds reports whether iovec i points at exactly b.
+func (s *mmsgState) holds(i int, b []byte) bool {
+	iov := &s.iovs[i]
+	return uint64(iov.Len) == uint64(len(b)) && (len(b) == 0 || iov.Base == &b[0])
 }
 
 // setPeer makes reads and writes those of a socket connected to peer.
