@@ -11,6 +11,7 @@ package integration
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net"
@@ -819,11 +820,12 @@ func TestHostileStreamBurst(t *testing.T) {
 }
 
 // Row 11: a peer that never ACKs held 8.3 MiB per session with no global
-// ceiling. Now Config.MaxMemory bounds all sessions of the listener, and a
-// session beyond half of it grows only within its fair share.
+// ceiling. Now Config.MaxMemory bounds all sessions of the listener: beyond
+// its floor (MaxMemory / (2 × MaxSessions), 256 KiB here) a session grows
+// only while they hold at most half of it, and within its fair share.
 func TestHostileNeverAck(t *testing.T) {
 	cfg := hostileConfig()
-	cfg.MaxMemory = 32 << 20
+	cfg.MaxMemory, cfg.MaxSessions = 32<<20, 64
 	v := newVictim(t, cfg, nil)
 	lg := newLegit(t, v)
 	const sessions = 16
@@ -847,6 +849,9 @@ func TestHostileNeverAck(t *testing.T) {
 			if counter(v, reliable.CounterLimitMemory) > 0 {
 				ready() // at the ceiling
 			}
+			if used := v.l.MemoryInUse(); used > cfg.MaxMemory {
+				t.Errorf("the listener holds %d bytes of stream buffers, beyond its ceiling of %d", used, cfg.MaxMemory)
+			}
 			select {
 			case <-stop:
 				return
@@ -867,6 +872,36 @@ func TestHostileNeverAck(t *testing.T) {
 	// about 8 MiB) and the sessions themselves.
 	if limit := cfg.MaxMemory + 12<<20; growth > limit {
 		t.Errorf("heap grew %d bytes with %d never-ACK sessions, ceiling %d", growth, sessions, cfg.MaxMemory)
+	}
+}
+
+// A peer that never ACKs, one session after another, each taking all it
+// may before the next comes: under the fair share alone (half the ceiling
+// divided by the sessions), the first took half the ceiling, the second a
+// quarter, the third a sixth, and the fourth left a newcomer nothing, so
+// four peers refused the listener to everyone else. Now every session
+// keeps its floor: the legitimate one that comes last does its round trips.
+func TestHostileNeverAckOneByOne(t *testing.T) {
+	cfg := hostileConfig()
+	cfg.MaxMemory, cfg.MaxSessions = 8<<20, 64 // floors of 64 KiB
+	v := newVictim(t, cfg, nil)
+	for i := range 4 {
+		held := counter(v, reliable.CounterLimitMemory)
+		a := mustAttacker(t, v, attackerConfig(), ackNever)
+		for id := uint64(2); id < 18; id += 2 { // 8 downloads of 64 MiB, never acknowledged
+			a.send(&wire.StreamFrame{StreamID: id, Data: []byte{'s'}, HasLen: true})
+		}
+		waitFor(t, 10*time.Second, fmt.Sprintf("attacker %d's writes held at the ceiling", i), func() bool {
+			return counter(v, reliable.CounterLimitMemory) > held
+		})
+		t.Logf("attacker %d: the listener holds %d KiB of its %d KiB", i, v.l.MemoryInUse()>>10, cfg.MaxMemory>>10)
+	}
+	lg := newLegit(t, v) // dials, opens a stream and does its round trips
+	p50 := lg.p50(t, 0)
+	used := v.l.MemoryInUse()
+	t.Logf("legitimate p50 %v with the listener at %d KiB of its %d KiB", p50, used>>10, cfg.MaxMemory>>10)
+	if used > cfg.MaxMemory {
+		t.Errorf("the listener holds %d bytes of stream buffers, beyond its ceiling of %d", used, cfg.MaxMemory)
 	}
 }
 

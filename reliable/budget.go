@@ -54,21 +54,65 @@ func randomSeed() uint64 {
 // buffers come in power-of-two sizes (ringSize).
 func (s *Session) recvBudget() int { return 2 * s.cfg.SessionReceiveWindow }
 
+// The memory ceiling's rules (Config.MaxMemory, docs/PROTOCOL.md §8.11).
+// Every session may hold its floor, MaxMemory / (2 × MaxSessions), whatever
+// the others hold: a session grows beyond its floor only while the
+// endpoint holds at most half the ceiling after it (and, beyond a quarter,
+// only within its fair share, half the ceiling divided by the live
+// sessions). The sessions beyond their floors therefore hold at most half
+// the ceiling together (since the last such growth they only shrank), the
+// floors of at most MaxSessions sessions the other half, and no order of
+// arrival lets the first sessions leave a newcomer nothing: the fair share
+// alone let the first take half, the second a quarter, the third a sixth
+// and the fourth the rest.
+func (s *Session) memFloor() int64 {
+	return s.ep.cfg.MaxMemory / (2 * int64(max(1, s.ep.cfg.MaxSessions)))
+}
+
 // memAllowsLocked reports whether the session may take n more bytes of
-// stream buffers: the endpoint stays under Config.MaxMemory and, once above
-// half of it, a session grows only within its fair share.
-func (s *Session) memAllowsLocked(n int) bool {
-	e := s.ep
-	limit := e.cfg.MaxMemory
-	used := e.mem.Load() + int64(n)
-	if used > limit {
+// stream buffers when the endpoint's sessions hold used bytes.
+func (s *Session) memAllowsLocked(used int64, n int) bool {
+	limit := s.ep.cfg.MaxMemory
+	after, mine := used+int64(n), int64(s.mem+n)
+	switch {
+	case after > limit:
 		return false
-	}
-	if used > limit/2 {
-		share := limit / (2 * int64(max(1, e.live.Load())))
-		return int64(s.mem+n) <= share
+	case mine <= s.memFloor():
+		return true
+	case after > limit/2:
+		return false
+	case after > limit/4:
+		return mine <= s.fairShare()
 	}
 	return true
+}
+
+// fairShare is what a session may hold beyond a quarter of the ceiling.
+func (s *Session) fairShare() int64 {
+	return s.ep.cfg.MaxMemory / (2 * int64(max(1, s.ep.live.Load())))
+}
+
+// reserveMemLocked charges n bytes of stream buffers to the session and
+// its endpoint if memAllowsLocked allows them, in one step: the check and
+// the charge are one compare-and-swap, so that the sessions of an endpoint,
+// each under its own lock, cannot all pass the check at once and together
+// overshoot the ceiling. The caller then grows a ring by exactly n
+// (growRingLocked with reserved n) or gives the charge back.
+func (s *Session) reserveMemLocked(n int) bool {
+	if s.memReleased { // the session ended: its buffers belong to nobody
+		s.mem += n
+		return true
+	}
+	for {
+		used := s.ep.mem.Load()
+		if !s.memAllowsLocked(used, n) {
+			return false
+		}
+		if s.ep.mem.CompareAndSwap(used, used+int64(n)) {
+			s.mem += n
+			return true
+		}
+	}
 }
 
 // chargeLocked adds delta bytes (negative: released) of stream buffers to
@@ -99,15 +143,15 @@ func (s *Session) releaseMemLocked() {
 	s.ep.wakeMemWaiters(math.MinInt64) // the fair shares grew: everyone looks again
 }
 
-// growRingLocked is bufPool.growRing with the change of capacity charged.
-func (s *Session) growRingLocked(buf []byte, base, lo, hi uint64, n int, recv bool) ([]byte, uint64) {
+// growRingLocked is bufPool.growRing with the change of capacity charged;
+// reserved bytes of it were charged already (reserveMemLocked).
+func (s *Session) growRingLocked(buf []byte, base, lo, hi uint64, n int, recv bool, reserved int) ([]byte, uint64) {
 	old := len(buf)
 	nb, nbase := s.ep.bufs.growRing(buf, base, lo, hi, n)
-	if d := len(nb) - old; d != 0 {
-		s.chargeLocked(d)
-		if recv {
-			s.recvMem += d
-		}
+	d := len(nb) - old
+	s.chargeLocked(d - reserved)
+	if recv {
+		s.recvMem += d
 	}
 	return nb, nbase
 }
@@ -129,13 +173,19 @@ type memWaiter struct {
 }
 
 // addMemWaiterLocked holds st's writer, which needs cost more bytes, until
-// memory is released: until the endpoint is below the ceiling by cost, or
-// below half of it when the session is beyond its fair share.
+// memory is released: until the endpoint is below the ceiling by cost (a
+// session within its floor), below a quarter of it by cost (a session
+// beyond its fair share) or else below half of it by cost.
 func (s *Session) addMemWaiterLocked(st *Stream, cost int) {
 	e := s.ep
-	at := e.cfg.MaxMemory - int64(cost)
-	if int64(s.mem+cost) > e.cfg.MaxMemory/(2*int64(max(1, e.live.Load()))) {
-		at = e.cfg.MaxMemory/2 - int64(cost)
+	limit, mine := e.cfg.MaxMemory, int64(s.mem+cost)
+	at := limit - int64(cost) // memAllowsLocked's rules, backwards
+	switch {
+	case mine <= s.memFloor():
+	case mine > s.fairShare():
+		at = limit/4 - int64(cost)
+	default:
+		at = limit/2 - int64(cost)
 	}
 	e.memMu.Lock()
 	e.memWaiters = append(e.memWaiters, memWaiter{st, at})

@@ -146,9 +146,12 @@ type Config struct {
 	// yet acknowledged. At the ceiling, stream data that would need more is
 	// not acknowledged (the peer sends it again later), Write blocks, and a
 	// listener refuses new sessions (CodeRefused); each is counted under
-	// CounterLimitMemory. Beyond half the ceiling a session may only grow
-	// while it holds less than its fair share, so a few peers cannot take it
-	// all. Default 1 GiB.
+	// CounterLimitMemory. Every session may hold its floor, MaxMemory /
+	// (2 × MaxSessions), whatever the others hold; beyond it a session grows
+	// only while all hold at most half the ceiling (beyond a quarter, only
+	// within its fair share, half the ceiling divided by the sessions), so
+	// peers that never acknowledge, in whatever number and order, cannot
+	// leave a newcomer nothing. Default 1 GiB.
 	MaxMemory int64
 	// Logger receives session events. Default: slog.Default() at Warn and above
 	// for errors only.

@@ -193,6 +193,10 @@ func (l *Listener) StatsPerLoop() []Stats {
 	return out
 }
 
+// MemoryInUse is how many bytes of stream buffers the listener's sessions
+// hold, the sum charged against Config.MaxMemory; it never exceeds it.
+func (l *Listener) MemoryInUse() int64 { return l.eps[0].mem.Load() }
+
 // SessionCount is the number of live sessions.
 func (l *Listener) SessionCount() int {
 	n := 0

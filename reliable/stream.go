@@ -292,11 +292,12 @@ func (st *Stream) Write(p []byte) (int, error) {
 		if free > 0 && len(p) > 0 {
 			n := min(free, len(p))
 			need := int(st.writeOff-st.sendBase) + n
-			if cost := growCost(st.sendBuf, need); cost > 0 && !s.memAllowsLocked(cost) {
+			cost := growCost(st.sendBuf, need)
+			if cost > 0 && !s.reserveMemLocked(cost) {
 				// At the memory ceiling: wait until some is released. Register
 				// first, then look again, so that no release is missed.
 				s.addMemWaiterLocked(st, cost)
-				if !s.memAllowsLocked(cost) {
+				if !s.reserveMemLocked(cost) {
 					s.stats.inc(CounterLimitMemory)
 					s.mu.Unlock()
 					select {
@@ -312,7 +313,7 @@ func (st *Stream) Write(p []byte) (int, error) {
 				now = time.Now()
 				st.pendingSince = now
 			}
-			st.sendBuf, st.sendRing = s.growRingLocked(st.sendBuf, st.sendRing, st.sendBase, st.writeOff, need, false)
+			st.sendBuf, st.sendRing = s.growRingLocked(st.sendBuf, st.sendRing, st.sendBase, st.writeOff, need, false, cost)
 			ringWrite(st.sendBuf, st.writeOff-st.sendRing, p[:n])
 			st.writeOff += uint64(n)
 			s.sendBuffered += n
@@ -583,6 +584,7 @@ func (st *Stream) onStreamFrameLocked(off uint64, data []byte, fin bool) error {
 	}
 	st.recvPeak = max(st.recvPeak, need)
 	if err := st.acceptFlowLocked(end, fin); err != nil {
+		s.chargeLocked(-cost) // refuseLocked reserved it
 		return err
 	}
 	if cost > 0 {
@@ -590,7 +592,7 @@ func (st *Stream) onStreamFrameLocked(off uint64, data []byte, fin bool) error {
 		if inRing {
 			hi = end // the growth takes the data along (not reached: rxTargetLocked leaves room)
 		}
-		st.recvBuf, st.recvRing = s.growRingLocked(st.recvBuf, st.recvRing, st.readOff, hi, want, true)
+		st.recvBuf, st.recvRing = s.growRingLocked(st.recvBuf, st.recvRing, st.readOff, hi, want, true, cost)
 	}
 	if inRing {
 		s.stats.add(CounterStreamBytesOpenedInRing, uint64(len(data)))
@@ -636,8 +638,12 @@ func (st *Stream) acceptFlowLocked(end uint64, fin bool) error {
 // refuseLocked decides whether data at off on st, needing cost more bytes
 // of buffer, must be refused (its packet left unacknowledged), and if so
 // sets s.refused to the counter of the limit that held it (holdLimitLocked).
+// When it is taken, the cost is charged (reserveMemLocked).
 func (s *Session) refuseLocked(st *Stream, off uint64, cost int) bool {
 	c := s.holdLimitLocked(st, off, cost)
+	if c == 0 && cost > 0 && !s.reserveMemLocked(cost) {
+		c = CounterLimitMemory // another session took the memory since
+	}
 	if c == CounterLimitMemory || (c != 0 && s.refused == 0) {
 		s.refused = c
 	}
@@ -650,7 +656,7 @@ func (s *Session) refuseLocked(st *Stream, off uint64, cost int) bool {
 // limit. Data that is readable at once is taken whenever the endpoint has
 // memory, so that the reader progresses.
 func (s *Session) holdLimitLocked(st *Stream, off uint64, cost int) Counter {
-	if cost > 0 && !s.memAllowsLocked(cost) {
+	if cost > 0 && !s.memAllowsLocked(s.ep.mem.Load(), cost) {
 		return CounterLimitMemory
 	}
 	if off <= st.contiguousLocked() {
