@@ -13,9 +13,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -216,24 +218,25 @@ func heapInUse() int64 {
 // packets with the exported wire encoders on the same UDP socket and reads
 // the victim's packets itself.
 type attacker struct {
-	t        *testing.T
-	c        *net.UDPConn
-	server   netip.AddrPort
-	sess     *reliable.Session
-	remote   wire.ConnID // the victim's connection ID, seen in the session's packets
-	pn       uint64
-	out      []byte
-	mu       sync.Mutex
-	hijacked bool
-	largest  uint64 // largest packet number received
-	anyRecv  bool
-	recvd    int // short packets received after the hijack
-	ranges   []wire.AckRange
-	closed   chan struct{}
-	closeErr *wire.CloseFrame
-	ackMode  atomic.Int32
-	ackDelay atomic.Uint64
-	fp       wire.FrameParser
+	t          *testing.T
+	c          *net.UDPConn
+	server     netip.AddrPort
+	sess       *reliable.Session
+	remote     wire.ConnID // the victim's connection ID, seen in the session's packets
+	pn         uint64
+	out        []byte
+	mu         sync.Mutex
+	hijacked   bool
+	largest    uint64 // largest packet number received
+	anyRecv    bool
+	recvd      int // short packets received after the hijack
+	ranges     []wire.AckRange
+	closed     chan struct{}
+	closeErr   *wire.CloseFrame
+	ackMode    atomic.Int32
+	sessClosed atomic.Bool // the hijacked session closed its PacketConn
+	ackDelay   atomic.Uint64
+	fp         wire.FrameParser
 }
 
 // How the attacker acknowledges what it receives.
@@ -256,6 +259,9 @@ type hijackConn struct{ a *attacker }
 func (h hijackConn) ReadBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort) (int, error) {
 	for {
 		n, from, err := h.a.c.ReadFromUDPAddrPort(bufs[0])
+		if h.a.sessClosed.Load() {
+			return 0, net.ErrClosed
+		}
 		if err != nil {
 			return 0, err
 		}
@@ -292,7 +298,22 @@ func (h hijackConn) WriteBatch(bufs [][]byte, addrs []netip.AddrPort) (int, erro
 }
 
 func (h hijackConn) LocalAddr() netip.AddrPort { return h.a.c.LocalAddr().(*net.UDPAddr).AddrPort() }
-func (h hijackConn) Close() error              { return h.a.c.Close() }
+
+// Close closes the socket of a session not hijacked yet. Once hijacked, the
+// socket is the attacker's, which still sends on it after its session has
+// ended (the session idles out: it gets no packets): Close only ends the
+// session's ReadBatch, and the attacker's close closes the socket.
+func (h hijackConn) Close() error {
+	a := h.a
+	a.mu.Lock()
+	hijacked := a.hijacked
+	a.mu.Unlock()
+	if !hijacked {
+		return a.c.Close()
+	}
+	a.sessClosed.Store(true)
+	return a.c.SetReadDeadline(time.Now())
+}
 
 // dialAttacker runs a real handshake with cfg from a new socket, then
 // hijacks the session's socket.
@@ -343,6 +364,7 @@ const (
 func (a *attacker) close() {
 	a.sess.CloseWithError(0, "test end")
 	<-a.sess.Done()
+	a.c.Close()
 }
 
 // onDatagram takes a datagram that arrived after the hijack: it notes a
@@ -902,6 +924,51 @@ func TestHostileNeverAckOneByOne(t *testing.T) {
 	t.Logf("legitimate p50 %v with the listener at %d KiB of its %d KiB", p50, used>>10, cfg.MaxMemory>>10)
 	if used > cfg.MaxMemory {
 		t.Errorf("the listener holds %d bytes of stream buffers, beyond its ceiling of %d", used, cfg.MaxMemory)
+	}
+}
+
+// A peer that keeps its session alive (a PING every 100 ms) but never
+// acknowledges held the buffers of what it was sent for as long as it
+// pleased. Now a session whose peer acknowledges nothing for the idle
+// timeout while data is in flight ends (reason unacknowledged), and its
+// memory goes back.
+func TestHostileNeverAckTimesOut(t *testing.T) {
+	cfg := hostileConfig()
+	cfg.IdleTimeout = 2 * time.Second
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	v := newVictim(t, cfg, nil)
+	a := mustAttacker(t, v, attackerConfig(), ackNever)
+	a.send(&wire.StreamFrame{StreamID: 2, Data: []byte{'s'}, HasLen: true}) // a 64 MiB download
+	waitFor(t, 10*time.Second, "the victim holding the download's buffers", func() bool {
+		return v.l.MemoryInUse() > 0
+	})
+	begin := time.Now()
+	stop := make(chan struct{})
+	pinged := make(chan struct{})
+	go func() {
+		defer close(pinged)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				a.send(&wire.PingFrame{})
+			}
+		}
+	}()
+	defer func() { close(stop); <-pinged }()
+	waitFor(t, 15*time.Second, "the never-ACK session to end", func() bool {
+		return v.l.SessionCount() == 0
+	})
+	t.Logf("session ended %v after the download began (idle timeout %v); %d bytes held",
+		time.Since(begin).Round(time.Millisecond), cfg.IdleTimeout, v.l.MemoryInUse())
+	if n := counter(v, reliable.CounterLimitUnacknowledged); n != 1 {
+		t.Errorf("%d sessions counted as ended for acknowledging nothing, want 1", n)
+	}
+	if used := v.l.MemoryInUse(); used != 0 {
+		t.Errorf("the listener still holds %d bytes of stream buffers with no session", used)
 	}
 }
 

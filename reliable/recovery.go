@@ -48,6 +48,7 @@ type recovery struct {
 	nskipped      int
 	rng           *rand.PCG
 	ptoCount      int       // consecutive timeouts without an acknowledgement
+	stalledSince  time.Time // while ptoCount > 0: when the oldest packet of the first timeout left
 	probes        int       // packets that may go regardless of the congestion window
 	lossTime      time.Time // the RACK timer: when the next packet crosses the time threshold
 	rack          rackState
@@ -622,6 +623,17 @@ func (r *recovery) holdPTO(now time.Time) bool {
 	return true
 }
 
+// stalled is when the packets now unacknowledged began to go without an
+// acknowledgement: the send time of the oldest packet of the first of the
+// consecutive probe timeouts; zero when none has fired since the last ACK
+// that acknowledged something.
+func (r *recovery) stalled() time.Time {
+	if r.ptoCount == 0 {
+		return time.Time{}
+	}
+	return r.stalledSince
+}
+
 // nextDeadline is when onTimeout must run next (zero: no deadline).
 func (r *recovery) nextDeadline() time.Time {
 	next := r.lossTime
@@ -657,6 +669,9 @@ func (r *recovery) onTimeout(now time.Time, h recoveryHandler) (probe bool) {
 		return false
 	}
 	r.openEpisode() // before the back-off, which an undo takes back
+	if r.ptoCount == 0 {
+		r.stalledSince = p.sentAt
+	}
 	r.ptoCount++
 	r.ptoHolds = 0
 	r.stats.inc(CounterRTOs)

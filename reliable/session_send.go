@@ -201,6 +201,15 @@ func (s *Session) onTimersLocked(now time.Time) {
 		s.closeLocked(&SessionError{Code: CodeIdleTimeout, Reason: fmt.Sprintf("no packet from %s for %v", s.peer, idle.Round(time.Millisecond))}, false, now)
 		return
 	}
+	if since := s.rec.stalled(); !since.IsZero() && now.Sub(since) >= s.idleLimitLocked() {
+		// A peer that keeps the session alive (any packet will do) but
+		// acknowledges nothing would hold the buffers of what it was sent,
+		// charged to Config.MaxMemory, for ever.
+		s.closeLocked(&SessionError{Code: CodeIdleTimeout, Reason: fmt.Sprintf("%s acknowledged nothing for %v (%d probe timeouts in a row, %d bytes in flight)",
+			s.peer, now.Sub(since).Round(time.Millisecond), s.rec.ptoCount, s.rec.inFlight)}, false, now)
+		s.stats.inc(CounterLimitUnacknowledged)
+		return
+	}
 	if s.graceful && s.allAckedLocked() {
 		s.closeLocked(&SessionError{Code: CodeNoError, Reason: "session closed"}, true, now)
 		return
@@ -258,6 +267,9 @@ func (s *Session) nextDeadlineLocked() time.Time {
 		return next
 	}
 	at(s.lastRecv.Add(s.idleLimitLocked()))
+	if since := s.rec.stalled(); !since.IsZero() {
+		at(since.Add(s.idleLimitLocked()))
+	}
 	at(s.rcv.deadline())
 	at(s.rec.nextDeadline())
 	if ka := s.cfg.KeepAlive; ka > 0 && len(s.streams) > 0 {

@@ -60,6 +60,7 @@ const (
 	CounterCongestionEvents                       // congestion window reductions: losses taken as congestion, persistent congestion
 	CounterStreamBytesDirect                      // stream bytes copied straight into a waiting Read's buffer (of CounterStreamBytesReceived)
 	CounterStreamBytesOpenedInRing                // stream bytes the AEAD decrypted straight into the stream's receive ring (not copied there)
+	CounterLimitUnacknowledged                    // sessions closed: the peer acknowledged nothing for the idle timeout while data was in flight
 
 	NumCounters // the number of counters, not a counter
 )
@@ -128,6 +129,7 @@ var counterTable = [NumCounters]CounterInfo{
 	CounterCongestionEvents:        {"congestion_events", "", "Congestion window reductions (losses taken as congestion, persistent congestion); random losses within the loss tolerance are none."},
 	CounterStreamBytesDirect:       {"stream_bytes_direct", "", "Stream bytes copied from the datagram straight into the buffer of a Read waiting for them (a part of stream_bytes_received)."},
 	CounterStreamBytesOpenedInRing: {"stream_bytes_opened_in_ring", "", "Stream bytes that packet protection decrypted straight into the stream's receive ring, where a reader that is behind finds them, instead of decrypting them in the datagram and copying them there."},
+	CounterLimitUnacknowledged:     {"limits", "unacknowledged", limitsHelp},
 }
 
 // Info describes c; the zero CounterInfo for a value out of range.
