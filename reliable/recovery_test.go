@@ -508,6 +508,9 @@ func TestRecoveryPTO(t *testing.T) {
 	if err := r.onAck(ack(wire.AckRange{Smallest: pns[0], Largest: pns[0]}), t0.Add(10*ms), h); err != nil {
 		t.Fatal(err)
 	}
+	if !r.stalled().IsZero() {
+		t.Errorf("stalled since %v before any timeout", r.stalled())
+	}
 	// srtt 10ms, rttvar 5ms: first PTO is the tail-loss probe 2×srtt+ack delay.
 	want := []time.Duration{21 * ms, 62 * ms, 124 * ms, 200 * ms, 200 * ms}
 	now := t0
@@ -531,6 +534,11 @@ func TestRecoveryPTO(t *testing.T) {
 	if st.c[CounterRTOs].Load() != uint64(len(want)) {
 		t.Errorf("RTO counter %d, want %d", st.c[CounterRTOs].Load(), len(want))
 	}
+	// Nothing acknowledged since the second packet left at t0 (the session
+	// ends an idle timeout after that).
+	if got := r.stalled(); !got.Equal(t0) {
+		t.Errorf("after %d timeouts in a row: stalled since %v, want t0", len(want), got.Sub(t0))
+	}
 	if r.cc.Window() != minWindowPackets*DefaultMaxDatagramSize {
 		t.Errorf("window %d after %d timeouts in a row, want the minimum", r.cc.Window(), len(want))
 	}
@@ -538,8 +546,8 @@ func TestRecoveryPTO(t *testing.T) {
 	if err := r.onAck(ack(wire.AckRange{Smallest: largest, Largest: largest}), now.Add(10*ms), h); err != nil {
 		t.Fatal(err)
 	}
-	if r.ptoCount != 0 {
-		t.Errorf("ptoCount %d after an ACK, want 0", r.ptoCount)
+	if r.ptoCount != 0 || !r.stalled().IsZero() {
+		t.Errorf("ptoCount %d, stalled since %v after an ACK, want 0 and none", r.ptoCount, r.stalled())
 	}
 }
 
