@@ -91,6 +91,7 @@ func buildStatMetrics() []statMetric {
 		statMetric{name: "raptor_srtt_seconds", help: "Smoothed round-trip time (largest among sessions).", kind: prometheus.GaugeValue, value: func(s *reliable.Stats) float64 { return s.SmoothedRTT.Seconds() }},
 		statMetric{name: "raptor_cwnd_bytes", help: "Congestion window (largest among sessions).", kind: prometheus.GaugeValue, value: func(s *reliable.Stats) float64 { return float64(s.CongestionWindow) }},
 		statMetric{name: "raptor_bytes_in_flight", help: "Bytes sent and not yet acknowledged or declared lost.", kind: prometheus.GaugeValue, value: func(s *reliable.Stats) float64 { return float64(s.BytesInFlight) }},
+		statMetric{name: "raptor_buffer_bytes", help: "Bytes the stream buffers hold, received and written, charged to Config.MaxMemory.", kind: prometheus.GaugeValue, value: func(s *reliable.Stats) float64 { return float64(s.BufferBytes) }},
 		statMetric{name: "raptor_datagram_size_bytes", help: "Largest datagram sent now, as datagram size discovery confirmed it (largest among sessions).", kind: prometheus.GaugeValue, value: func(s *reliable.Stats) float64 { return float64(s.DatagramSize) }},
 	)
 }

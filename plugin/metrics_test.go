@@ -66,6 +66,7 @@ func distinctStats() reliable.Stats {
 	st.CongestionWindow = uint64(n + 2)
 	st.BytesInFlight = uint64(n + 3)
 	st.DatagramSize = n + 4
+	st.BufferBytes = uint64(n + 5)
 	return st
 }
 
@@ -75,7 +76,7 @@ func statNames() []string {
 	for c := range reliable.NumCounters {
 		names = append(names, "counter "+c.String())
 	}
-	return append(names, "SmoothedRTT", "CongestionWindow", "BytesInFlight", "DatagramSize")
+	return append(names, "SmoothedRTT", "CongestionWindow", "BytesInFlight", "DatagramSize", "BufferBytes")
 }
 
 // TestStatNamesEveryField: distinctStats and statNames list every field of

@@ -110,6 +110,7 @@ func (s *Session) reserveMemLocked(n int) bool {
 		}
 		if s.ep.mem.CompareAndSwap(used, used+int64(n)) {
 			s.mem += n
+			s.stats.bufs.Add(int64(n))
 			return true
 		}
 	}
@@ -126,6 +127,7 @@ func (s *Session) chargeLocked(delta int) {
 	if s.memReleased {
 		return
 	}
+	s.stats.bufs.Add(int64(delta))
 	used := s.ep.mem.Add(int64(delta))
 	if delta < 0 && used <= s.ep.memWakeAt.Load() {
 		s.ep.wakeMemWaiters(used)
@@ -139,6 +141,7 @@ func (s *Session) releaseMemLocked() {
 		return
 	}
 	s.memReleased = true
+	s.stats.bufs.Store(0)
 	s.ep.mem.Add(-int64(s.mem))
 	s.ep.wakeMemWaiters(math.MinInt64) // the fair shares grew: everyone looks again
 }

@@ -82,6 +82,13 @@ func TestMemoryCeilingConcurrent(t *testing.T) {
 	if used := e.mem.Load() - other; used != sum {
 		t.Errorf("endpoint charged %d bytes, its sessions hold %d", used, sum)
 	}
+	var st Stats
+	for _, s := range ss {
+		s.stats.addTo(&st)
+	}
+	if st.BufferBytes != uint64(sum) {
+		t.Errorf("Stats.BufferBytes %d, the sessions hold %d", st.BufferBytes, sum)
+	}
 }
 
 // Sessions that come one after another, each taking all it may before the

@@ -163,6 +163,9 @@ type Stats struct {
 	// now, as datagram size discovery confirmed it (the largest among
 	// sessions for an endpoint).
 	DatagramSize int
+	// BufferBytes is what the session's stream buffers hold, received and
+	// written, as charged to Config.MaxMemory (summed over sessions).
+	BufferBytes uint64
 }
 
 // Get returns the value of counter c.
@@ -177,6 +180,7 @@ func (s *Stats) Add(o Stats) {
 	s.SmoothedRTT = max(s.SmoothedRTT, o.SmoothedRTT)
 	s.CongestionWindow = max(s.CongestionWindow, o.CongestionWindow)
 	s.BytesInFlight += o.BytesInFlight
+	s.BufferBytes += o.BufferBytes
 	s.DatagramSize = max(s.DatagramSize, o.DatagramSize)
 }
 
@@ -185,6 +189,7 @@ type counters struct {
 	c                    [NumCounters]atomic.Uint64
 	srtt, cwnd, inflight atomic.Int64
 	dgram                atomic.Int64 // DatagramSize
+	bufs                 atomic.Int64 // BufferBytes
 }
 
 // inc adds one to counter k.
@@ -201,6 +206,7 @@ func (c *counters) addTo(s *Stats) {
 	s.SmoothedRTT = max(s.SmoothedRTT, time.Duration(c.srtt.Load()))
 	s.CongestionWindow = max(s.CongestionWindow, uint64(c.cwnd.Load()))
 	s.BytesInFlight += uint64(c.inflight.Load())
+	s.BufferBytes += uint64(c.bufs.Load())
 	s.DatagramSize = max(s.DatagramSize, int(c.dgram.Load()))
 }
 
