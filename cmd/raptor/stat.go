@@ -178,6 +178,7 @@ var (
 
 const (
 	kSRTT, kCwnd, kFlight = "srtt_seconds", "cwnd_bytes", "bytes_in_flight"
+	kBufs                 = "buffer_bytes"
 	kRelayActive          = "relay_active"
 	kRelayAccepted        = "relay_accepted"
 	kRelayUp, kRelayDown  = "relay_bytes/up", "relay_bytes/down"
@@ -376,7 +377,7 @@ func (p *statTable) totals(b *strings.Builder, s *statSample) {
 }
 
 const (
-	statRaptorCols = " %8s %8s %8s %8s %7s %6s %6s %7s %5s %5s %8s %7s %8s"
+	statRaptorCols = " %8s %8s %8s %8s %7s %6s %6s %7s %5s %5s %8s %7s %8s %7s"
 	statRelayCols  = " | %5s %6s %8s %8s %7s"
 )
 
@@ -384,7 +385,7 @@ func (p *statTable) header(b *strings.Builder) {
 	fmt.Fprintf(b, "%-8s", "time")
 	if p.raptor {
 		fmt.Fprintf(b, statRaptorCols, "tx pkt/s", "rx pkt/s", "tx MB/s", "rx MB/s", "retx/s", "rto/s", "nak/s", "drop/s",
-			"sess", "strm", "srtt", "cwnd", "inflight")
+			"sess", "strm", "srtt", "cwnd", "inflight", "bufs")
 	}
 	if p.relay {
 		fmt.Fprintf(b, statRelayCols, "conns", "conn/s", "up MB/s", "dn MB/s", "uperr/s")
@@ -400,7 +401,7 @@ func (p *statTable) row(b *strings.Builder, s *statSample) {
 		fmt.Fprintf(b, statRaptorCols,
 			si(r[kPktTx]), si(r[kPktRx]), mb(r[kBytesTx]), mb(r[kBytesRx]), si(r[kRetx]), si(r[kRTO]),
 			si(r[kNakTx]+r[kNakRx]), si(dropRate),
-			si(c[kSessOpen]-c[kSessDone]), si(c[kStrmOpen]-c[kStrmDone]), rtt(g[kSRTT]), bytesSI(g[kCwnd]), bytesSI(g[kFlight]))
+			si(c[kSessOpen]-c[kSessDone]), si(c[kStrmOpen]-c[kStrmDone]), rtt(g[kSRTT]), bytesSI(g[kCwnd]), bytesSI(g[kFlight]), bytesSI(g[kBufs]))
 	}
 	if p.relay {
 		fmt.Fprintf(b, statRelayCols, si(g[kRelayActive]), si(r[kRelayAccepted]), mb(r[kRelayUp]), mb(r[kRelayDown]), si(r[kRelayUpErr]))

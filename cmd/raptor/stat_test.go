@@ -31,7 +31,7 @@ func statServer(t *testing.T) *httptest.Server {
 	var n atomic.Uint64
 	src := func() reliable.Stats {
 		k := n.Add(1)
-		st := reliable.Stats{SmoothedRTT: 2 * time.Millisecond, CongestionWindow: 64000, BytesInFlight: 1500}
+		st := reliable.Stats{SmoothedRTT: 2 * time.Millisecond, CongestionWindow: 64000, BytesInFlight: 1500, BufferBytes: 8192}
 		st.Counters[reliable.CounterPacketsSent] = 1000 * k
 		st.Counters[reliable.CounterBytesSent] = 1e6 * k
 		st.Counters[reliable.CounterDropsBadCookie] = k
@@ -152,8 +152,8 @@ func TestStatTable(t *testing.T) {
 	}
 	for _, i := range []int{5, 8} {
 		f := strings.Fields(lines[i])
-		// time, tx pkt/s, rx pkt/s, tx MB/s, rx MB/s, retx, rto, nak, drop, sess, strm, srtt, cwnd, inflight | relay...
-		if len(f) != 20 || f[2] != "0" || f[9] != "2" || f[11] != "2.00ms" || f[12] != "64.0KB" || f[13] != "1.5KB" || f[14] != "|" {
+		// time, tx pkt/s, rx pkt/s, tx MB/s, rx MB/s, retx, rto, nak, drop, sess, strm, srtt, cwnd, inflight, bufs | relay...
+		if len(f) != 21 || f[2] != "0" || f[9] != "2" || f[11] != "2.00ms" || f[12] != "64.0KB" || f[13] != "1.5KB" || f[14] != "8.2KB" || f[15] != "|" {
 			t.Errorf("row %q (%d fields)", lines[i], len(f))
 		}
 		if !strings.HasPrefix(strings.TrimSpace(lines[i+1]), "drops/s: bad_cookie=") {
