@@ -447,6 +447,21 @@ func (a *attacker) sendLocked(frames ...wire.Frame) error {
 	return err
 }
 
+// pingUntil sends a PING every so often until stop closes: alive, whatever
+// else the attacker does or leaves undone.
+func (a *attacker) pingUntil(stop <-chan struct{}, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+			a.send(&wire.PingFrame{})
+		}
+	}
+}
+
 // waitClose waits for the victim's CLOSE, at most d.
 func (a *attacker) waitClose(d time.Duration) *wire.CloseFrame {
 	select {
@@ -536,16 +551,7 @@ func TestHostileIdleTimeoutParam(t *testing.T) {
 	a := mustAttacker(t, v, p, ackHonest)
 	underAttack(t, lg, func(stop <-chan struct{}, ready func()) {
 		ready()
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				a.send(&wire.PingFrame{})
-			}
-		}
+		a.pingUntil(stop, 50*time.Millisecond)
 	})
 	if cf := a.waitClose(0); cf != nil {
 		t.Fatalf("session with idle_timeout 2^63 ns closed: code %d %q", cf.ErrorCode, cf.Reason)
@@ -947,16 +953,7 @@ func TestHostileNeverAckTimesOut(t *testing.T) {
 	pinged := make(chan struct{})
 	go func() {
 		defer close(pinged)
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				a.send(&wire.PingFrame{})
-			}
-		}
+		a.pingUntil(stop, 100*time.Millisecond)
 	}()
 	defer func() { close(stop); <-pinged }()
 	waitFor(t, 15*time.Second, "the never-ACK session to end", func() bool {

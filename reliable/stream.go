@@ -637,12 +637,13 @@ func (st *Stream) acceptFlowLocked(end uint64, fin bool) error {
 
 // refuseLocked decides whether data at off on st, needing cost more bytes
 // of buffer, must be refused (its packet left unacknowledged), and if so
-// sets s.refused to the counter of the limit that held it (holdLimitLocked).
-// When it is taken, the cost is charged (reserveMemLocked).
+// sets s.refused to the counter of the limit that held it (holdLimitLocked's
+// limits). When it is taken, the cost is charged (reserveMemLocked checks
+// the memory ceiling and charges in one step).
 func (s *Session) refuseLocked(st *Stream, off uint64, cost int) bool {
-	c := s.holdLimitLocked(st, off, cost)
+	c := s.budgetLimitLocked(st, off, cost)
 	if c == 0 && cost > 0 && !s.reserveMemLocked(cost) {
-		c = CounterLimitMemory // another session took the memory since
+		c = CounterLimitMemory
 	}
 	if c == CounterLimitMemory || (c != 0 && s.refused == 0) {
 		s.refused = c
@@ -651,14 +652,20 @@ func (s *Session) refuseLocked(st *Stream, off uint64, cost int) bool {
 }
 
 // holdLimitLocked is the limit that forbids taking cost more bytes of
-// buffer for data at off on st, or 0: the endpoint's memory ceiling, or,
-// for data that cannot be read yet, the session's receive budget or span
-// limit. Data that is readable at once is taken whenever the endpoint has
-// memory, so that the reader progresses.
+// buffer for data at off on st, or 0: the endpoint's memory ceiling, or
+// budgetLimitLocked's. It charges nothing.
 func (s *Session) holdLimitLocked(st *Stream, off uint64, cost int) Counter {
 	if cost > 0 && !s.memAllowsLocked(s.ep.mem.Load(), cost) {
 		return CounterLimitMemory
 	}
+	return s.budgetLimitLocked(st, off, cost)
+}
+
+// budgetLimitLocked is the session's receive budget or span limit when the
+// data at off on st cannot be read yet and cost more bytes would pass it,
+// or 0. Data that is readable at once is taken whenever the endpoint has
+// memory, so that the reader progresses.
+func (s *Session) budgetLimitLocked(st *Stream, off uint64, cost int) Counter {
 	if off <= st.contiguousLocked() {
 		return 0
 	}
