@@ -26,11 +26,18 @@ import (
 //     it, its deadline passes or the stream or session ends; then it frees
 //     the token again, nudging the next waiting Read if there is one.
 //   - Nobody holds a free token for long: the loop's timer takes it back when
-//     no reader took it for a whole period (bound after a release, at
+//     no reader took it for a whole period (the period after a release, at
 //     most twice that), so datagrams for sessions nobody reads (other
 //     sessions of a listener, ACKs for a writer that never reads) wait at
-//     most that long. A reader that keeps reading keeps the token and the
-//     loop stays parked; a leader blocked on an idle socket costs nothing.
+//     most that long. The period starts at bound and doubles, up to
+//     maxLeadPeriods bounds, each time the timer finds that readers took
+//     the token meanwhile; a reclaim starts it at bound again. A request/
+//     response exchange keeps the token busy, and every timer that fires
+//     can wake a second thread of the runtime (a context switch in the
+//     exchange's tail), so the timer fires a quarter as often while
+//     readers keep reading. A reader that keeps reading keeps the token and
+//     the loop stays parked; a leader blocked on an idle socket costs
+//     nothing.
 //   - A leader blocked in ReadBatch is interrupted (a read deadline in the
 //     past on the PacketConn) when its stream is closed, its session ends or
 //     its read deadline passes; the holder of the token clears that deadline
@@ -52,6 +59,12 @@ const (
 // minLeadBound is the shortest leadership.bound (the runtime's network poller
 // sleeps in whole milliseconds anyway).
 const minLeadBound = 500 * time.Microsecond
+
+// maxLeadPeriods bounds the timer's period, in bounds, while readers keep
+// taking the token: at the defaults 2 ms, so a datagram that waits for a
+// reader waits at most 4 ms (a period and the doubled one after it), under
+// the default MinRTO.
+const maxLeadPeriods = 4
 
 // readDeadliner is the capability of a PacketConn that reader leadership
 // needs: a ReadBatch blocked (or about to block) returns an error wrapping
@@ -77,7 +90,8 @@ type leadership struct {
 	wake    chan struct{}          // cap 1: the parked loop looks at the state again
 	free    chan struct{}          // cap 1: one waiting Read may take the token
 	timer   *time.Timer            // takes a free token back
-	bound   time.Duration          // timer period
+	bound   time.Duration          // shortest timer period
+	period  atomic.Int64           // timer period now, from bound to maxLeadPeriods*bound (nanoseconds)
 
 	// The holder of the token only.
 	seenGen  uint64 // the loop: gen when it last looked, while lending
@@ -91,6 +105,7 @@ func (l *leadership) init(pc PacketConn, cfg *Config) {
 		l.dl = dl
 	}
 	l.bound = max(cfg.MaxAckDelay/2, minLeadBound)
+	l.period.Store(int64(l.bound))
 	l.timer = time.NewTimer(time.Hour)
 	l.timer.Stop()
 }
@@ -111,7 +126,15 @@ func (l *leadership) take() bool {
 // arm makes sure the timer will look at a free token.
 func (l *leadership) arm() {
 	if l.armed.CompareAndSwap(false, true) {
-		l.timer.Reset(l.bound)
+		l.timer.Reset(time.Duration(l.period.Load()))
+	}
+}
+
+// readersActive lengthens the timer's period: readers took the token in the
+// period that just ended. Called by the loop when its timer fires.
+func (l *leadership) readersActive() {
+	if p := 2 * l.period.Load(); p <= maxLeadPeriods*int64(l.bound) {
+		l.period.Store(p)
 	}
 }
 
@@ -172,18 +195,25 @@ func (e *endpoint) lend() {
 	// it (a stale timer value from an earlier period only starts one).
 	l.seenGen = l.gen.Load() - 1
 	l.arm()
+	last := l.gen.Load() // for the period: readers took the token since the last fire
 	for {
 		select {
 		case <-l.wake:
 		case <-l.timer.C:
 			l.armed.Store(false)
+			if g := l.gen.Load(); g != last {
+				l.readersActive()
+				last = g
+			}
 		}
 		switch l.state.Load() {
 		case tokLoop:
+			l.period.Store(int64(l.bound))
 			return
 		case tokFree:
 			g := l.gen.Load()
 			if (g == l.seenGen || l.closed.Load()) && l.state.CompareAndSwap(tokFree, tokLoop) {
+				l.period.Store(int64(l.bound))
 				return
 			}
 			l.seenGen = g

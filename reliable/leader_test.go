@@ -176,6 +176,26 @@ func TestLeadHandBackToLoop(t *testing.T) {
 	waitFor(t, 10*time.Second, func() bool { return l.state.Load() == tokLoop }, func() string {
 		return "the receive loop never took the token back: " + tokName(l.state.Load())
 	})
+	if p := time.Duration(l.period.Load()); p != l.bound {
+		t.Errorf("the loop took the token back with the timer's period at %v, want it back at bound %v", p, l.bound)
+	}
+}
+
+// TestLeadPeriod: the lend timer's period doubles while readers keep taking
+// the token, up to maxLeadPeriods bounds, and never beyond.
+func TestLeadPeriod(t *testing.T) {
+	var l leadership
+	l.init(nil, &Config{MaxAckDelay: 3 * time.Millisecond})
+	want := []time.Duration{1500 * time.Microsecond, 3 * time.Millisecond, 6 * time.Millisecond, 6 * time.Millisecond, 6 * time.Millisecond}
+	for i, w := range want {
+		if p := time.Duration(l.period.Load()); p != w {
+			t.Fatalf("after %d busy periods the period is %v, want %v", i, p, w)
+		}
+		l.readersActive()
+	}
+	if max := maxLeadPeriods * l.bound; time.Duration(l.period.Load()) > max {
+		t.Fatalf("period %v beyond %v", time.Duration(l.period.Load()), max)
+	}
 }
 
 // TestLeadTwoReaders: two streams of one dialed session, each with its own
