@@ -497,3 +497,46 @@ func openAccepted(t *testing.T, ctx context.Context, s *Session, l *Listener, fi
 	}
 	return c, srv
 }
+
+// TestRearmInlineCadence: while Writes send inline the run loop keeps the
+// session timer at most one ACK delay ahead (so the next inline send need
+// not move it earlier); an ACK delay after the last inline send it goes
+// back to the exact deadline, and it never fires later than that deadline.
+func TestRearmInlineCadence(t *testing.T) {
+	c, srv := loopStreams(t, nil)
+	go echo(srv)
+	for range 20 {
+		echoOnce(t, c, []byte("tick"))
+	}
+	s := c.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inlineAt.IsZero() {
+		t.Fatal("no Write sent inline in a request/response exchange")
+	}
+	ack := s.cfg.MaxAckDelay
+	next := s.nextDeadlineLocked() // the idle timeout at least
+	if next.IsZero() {
+		t.Fatal("an established session has no deadline")
+	}
+	// Look from two ACK delays before the next deadline (rearmLocked
+	// takes the time it is called at; nextDeadlineLocked does not depend
+	// on it), so that the cadence comes first.
+	now := next.Add(-2 * ack)
+
+	s.inlineAt = now.Add(-ack / 2)
+	s.rearmLocked(now)
+	if want := now.Add(ack); !s.armed.Equal(want) {
+		t.Errorf("inline send %v ago: timer at now+%v, want now+%v (next deadline now+%v)", ack/2, s.armed.Sub(now), ack, next.Sub(now))
+	}
+	s.rearmLocked(next.Add(-ack / 2))
+	if !s.armed.Equal(next) && s.armed.After(next) {
+		t.Errorf("timer at %v after the next deadline", s.armed.Sub(next))
+	}
+
+	s.inlineAt = now.Add(-2 * ack)
+	s.rearmLocked(now)
+	if !s.armed.Equal(next) {
+		t.Errorf("inline send %v ago: timer at now+%v, want the exact deadline now+%v", 2*ack, s.armed.Sub(now), next.Sub(now))
+	}
+}

@@ -78,6 +78,7 @@ type Session struct {
 	// sending
 	rec              *recovery // sent history, ACK/NAK, loss, PTO, RTT, congestion, pacing
 	lastSent         time.Time
+	inlineAt         time.Time // when a Write last sent inline (and armed the timer for its reply's ACK)
 	pingQueued       bool
 	closeQueued      bool
 	closeByUs        bool // we sent CLOSE: repeat it to stragglers while lingering

@@ -35,7 +35,7 @@ func (s *Session) run() {
 		if finished {
 			s.state = stateClosed
 		}
-		s.armLocked(true)
+		s.rearmLocked(now)
 		s.mu.Unlock()
 		if n > 0 {
 			s.flush(n)
@@ -78,6 +78,25 @@ func (s *Session) armLocked(exact bool) {
 		s.timer.Reset(time.Until(next))
 		s.armed = next
 	}
+}
+
+// rearmLocked points the timer at the earliest deadline from the run loop,
+// except while Writes send inline: then it fires no later than one ACK delay
+// from now, whether or not an ACK is pending. The timer of a request/response
+// exchange keeps that cadence anyway (each inline send arms it for its
+// reply's ACK, armAtLocked), and a timer that the next send need not move
+// earlier costs no Reset there, which may wake a second thread of the
+// runtime (wakeNetPoller). Once inline sends stop for an ACK delay it fires
+// once more and goes back to the exact deadline.
+func (s *Session) rearmLocked(now time.Time) {
+	if tick := now.Add(s.cfg.MaxAckDelay); !s.inlineAt.IsZero() && now.Sub(s.inlineAt) < s.cfg.MaxAckDelay && s.state == stateEstablished {
+		if next := s.nextDeadlineLocked(); next.IsZero() || tick.Before(next) {
+			s.timer.Reset(time.Until(tick))
+			s.armed = tick
+			return
+		}
+	}
+	s.armLocked(true)
 }
 
 // armAtLocked makes the timer fire no later than t (and no later than the
@@ -142,6 +161,7 @@ func (s *Session) sendInlineUnlock(now time.Time) {
 		// interrupts the runtime's network poller (a system call and a
 		// thread wake-up per reply).
 		s.armAtLocked(now.Add(s.cfg.MaxAckDelay))
+		s.inlineAt = now
 		s.mu.Unlock()
 		if n > 0 {
 			s.flush(n)
